@@ -1,0 +1,42 @@
+# Two commands do all the setup on a fresh machine (see README.md):
+#   make run    install, migrate, load the demo and serve it on http://127.0.0.1:8000
+#   make test   install everything the tests need and run them
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+LABELER := $(VENV)/bin/labeler
+PORT ?= 8000
+
+.PHONY: run test install install-test browser npm-test bench
+
+$(VENV)/bin/activate:
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+install: $(VENV)/bin/activate
+	$(PIP) install -q -e .
+
+install-test: $(VENV)/bin/activate
+	$(PIP) install -q -e '.[test]'
+
+run: install
+	LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) db upgrade
+	LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) demo
+	@echo "labeler: open http://127.0.0.1:$(PORT) and sign in as a demo user"
+	LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) serve --port $(PORT)
+
+# Debian's chromium for the browser tests (never `playwright install`: it downloads a browser)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium chromium-driver" >&2; exit 1; fi; }
+
+npm-test:
+	npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error
+
+test: install-test browser npm-test
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install-test
+	$(PY) bench/import.py --count 100
+	$(PY) bench/metrics.py

@@ -1,0 +1,61 @@
+"""labeler: dermatologists label skin photographs; leads build trustworthy training sets."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from LABELER_* settings (and an optional .env), with explicit overrides on top."""
+    from . import cli, db, errors
+    from .api import bp as api_bp
+    from .auth import login
+    from .auth.views import bp as auth_bp
+    from .config import load_settings
+    from .images.storage import LocalStorage
+    from .images.views import bp as images_bp
+    from .projects.views import bp as projects_bp
+
+    settings = load_settings(config)
+    app = Flask(
+        __name__,
+        instance_path=settings["INSTANCE_PATH"],
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    app.extensions["labeler_storage"] = LocalStorage(Path(app.config["STORAGE_PATH"]))
+    login.init_app(app)
+    errors.register_error_handlers(app)
+    for bp in (auth_bp, projects_bp, images_bp, api_bp):
+        app.register_blueprint(bp)
+    cli.init_app(app)
+
+    @app.after_request
+    def _security_headers(resp):
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self' https:",
+        )
+        return resp
+
+    @app.context_processor
+    def _roles():
+        from .auth.models import Role
+
+        return {"Role": Role}
+
+    return app

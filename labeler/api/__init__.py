@@ -1,0 +1,7 @@
+"""JSON API v1: session (with CSRF) or bearer-token authentication, JSON errors, an OpenAPI document."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from . import openapi, projects  # noqa: E402,F401  (routes register on import)

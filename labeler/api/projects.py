@@ -1,0 +1,59 @@
+"""API: projects and image import."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+from flask_login import current_user
+
+from ..auth.models import Role
+from ..auth.permissions import can_manage_project, require, role_required
+from ..db import get_session
+from ..errors import ValidationError
+from ..images.services import import_images
+from ..images.sources import iter_uploads
+from ..images.views import storage, upload_limits
+from ..projects.services import create_project, get_project, visible_projects
+from . import bp
+
+
+def project_json(project) -> dict:
+    return {"id": project.id, "name": project.name, "protocol": project.protocol.value,
+            "settings": project.settings, "created_at": project.created_at.isoformat()}
+
+
+def json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationError("the request body must be a JSON object", status=400, code="bad_json")
+    return body
+
+
+@bp.get("/projects")
+@role_required(Role.rater, Role.lead, Role.admin)
+def list_projects():
+    return jsonify(projects=[project_json(p) for p in visible_projects(get_session(), current_user)])
+
+
+@bp.post("/projects")
+@role_required(Role.lead, Role.admin)
+def create_project_api():
+    body = json_body()
+    db = get_session()
+    project = create_project(db, current_user, str(body.get("name") or ""), str(body.get("protocol") or ""))
+    db.commit()
+    return jsonify(project_json(project)), 201
+
+
+@bp.post("/projects/<int:project_id>/images")
+@role_required(Role.lead, Role.admin)
+def upload_images_api(project_id: int):
+    db = get_session()
+    project = get_project(db, project_id)
+    require(can_manage_project(current_user, project))
+    files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
+    if not files:
+        raise ValidationError("send the images as multipart field 'files' (one or many, or a .zip)", status=400,
+                              code="no_files")
+    summary = import_images(db, current_user, project, iter_uploads(files, limits=upload_limits()),
+                            storage=storage(), source_label="api", checkpoint=db.commit)
+    return jsonify(summary.as_dict()), 201 if summary.imported else 200

@@ -1,0 +1,97 @@
+"""flask-login wiring: session and bearer-token users, timeouts, CSRF on every cookie-authenticated write."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from flask import Flask, g, redirect, request, session, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFProtect
+
+from ..db import get_session
+from ..errors import error_response, wants_json
+from .models import User
+from .services import user_for_token
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked below, except for bearer tokens
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    app.before_request(_enforce_session_rules)
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    user = get_session().get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user is not None and user.active else None
+
+
+@login_manager.request_loader
+def _load_bearer(req) -> User | None:  # noqa: ANN001
+    header = req.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    user = user_for_token(get_session(), header[7:].strip())
+    if user is not None:
+        g.bearer_auth = True
+        get_session().commit()  # last-used stamp
+    return user
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    if wants_json():
+        return error_response(401, "unauthorized", "Sign in or send 'Authorization: Bearer <token>'.")
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _enforce_session_rules() -> None:
+    """Idle/absolute timeouts for cookie sessions; CSRF on writes that did not come with a bearer token."""
+    if request.endpoint == "static":
+        return None
+    has_bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
+    if request.method not in {"GET", "HEAD", "OPTIONS"} and not has_bearer:
+        csrf.protect()
+    if "_user_id" in session and not has_bearer:
+        now = time.time()
+        from flask import current_app
+
+        idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
+        absolute = current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600
+        if now - session.get("seen_at", now) > idle or now - session.get("auth_at", now) > absolute:
+            logout_user()
+            session.clear()
+            return None
+        session["seen_at"] = now
+    return None
+
+
+def sign_in(user: User) -> None:
+    """Start a fresh session for the user (drops everything the old one carried)."""
+    session.clear()
+    login_user(user)
+    session["auth_at"] = session["seen_at"] = time.time()
+    session.permanent = True
+
+
+def sign_out() -> None:
+    logout_user()
+    session.clear()
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only paths of this app: no scheme, no host, no protocol-relative or backslash tricks."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+

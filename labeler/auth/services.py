@@ -1,0 +1,153 @@
+"""Accounts, roles, admission at sign-in, and personal API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..audit.services import record_event
+from ..db import utcnow
+from ..errors import Conflict, LabelerError, NotFound, ValidationError
+from .models import ApiToken, Role, User, UserRole
+
+TOKEN_PREFIX = "lbl_"
+APP_ROLE_CLAIMS = {"Labeler.Rater": Role.rater, "Labeler.Lead": Role.lead, "Labeler.Admin": Role.admin}
+
+
+class NotAdmitted(LabelerError):
+    status, code = 403, "not_admitted"
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
+        raise ValidationError(f"not a valid e-mail address: {email!r}")
+    return email
+
+
+def parse_roles(values: Iterable[str]) -> set[Role]:
+    roles = set()
+    for value in values:
+        try:
+            roles.add(Role(value.strip().lower()))
+        except ValueError:
+            raise ValidationError(f"unknown role {value!r}: choose rater, lead or admin") from None
+    return roles
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def add_user(session: Session, actor: User | None, email: str, name: str, roles: Iterable[Role]) -> User:
+    """Invite an account by e-mail/UPN; it is bound to the SSO object id at first sign-in."""
+    email = normalize_email(email)
+    if find_user_by_email(session, email):
+        raise Conflict(f"a user with e-mail {email} already exists")
+    user = User(email=email, name=(name or email.split("@")[0]).strip()[:200], active=True)
+    user.role_rows = [UserRole(role=r) for r in sorted(set(roles), key=lambda r: r.value)]
+    session.add(user)
+    session.flush()
+    record_event(session, actor, "user.add", "user", user.id, email=email, roles=sorted(r.value for r in roles))
+    return user
+
+
+def set_roles(session: Session, actor: User | None, user: User, roles: Iterable[Role]) -> None:
+    """Replace a user's roles (audited)."""
+    wanted = set(roles)
+    user.role_rows = [r for r in user.role_rows if r.role in wanted] + [
+        UserRole(role=r) for r in sorted(wanted - user.roles, key=lambda r: r.value)
+    ]
+    session.flush()
+    record_event(session, actor, "user.roles", "user", user.id, roles=sorted(r.value for r in wanted))
+
+
+def set_active(session: Session, actor: User | None, user: User, active: bool) -> None:
+    """Activate or deactivate an account; a deactivated user is refused at once, even mid-session."""
+    user.active = active
+    session.flush()
+    record_event(session, actor, "user.activate" if active else "user.deactivate", "user", user.id)
+
+
+@dataclass(frozen=True)
+class SignInIdentity:
+    """What a validated ID token tells us about the person signing in."""
+
+    oid: str
+    tenant_id: str
+    email: str | None
+    name: str | None
+    roles: tuple[str, ...] = ()
+
+
+def admit(session: Session, identity: SignInIdentity, *, use_role_claims: bool) -> User:
+    """Find or bind the account for a validated identity; refuse anyone not admitted."""
+    user = session.scalar(select(User).where(User.oid == identity.oid, User.tenant_id == identity.tenant_id))
+    claimed = {APP_ROLE_CLAIMS[r] for r in identity.roles if r in APP_ROLE_CLAIMS} if use_role_claims else set()
+    if user is None and identity.email:
+        invited = session.scalar(select(User).where(User.email == identity.email.strip().lower()))
+        if invited is not None:
+            if invited.oid and (invited.oid, invited.tenant_id) != (identity.oid, identity.tenant_id):
+                raise NotAdmitted("This invitation is already bound to another Microsoft account.")
+            invited.oid, invited.tenant_id = identity.oid, identity.tenant_id
+            user = invited
+            record_event(session, user, "user.bind", "user", user.id, tenant=identity.tenant_id)
+    if user is None:
+        if not claimed:
+            raise NotAdmitted("Your account has not been admitted to this labeler. Ask an administrator for an invitation.")
+        email = (identity.email or f"{identity.oid}@{identity.tenant_id}").strip().lower()
+        user = User(email=email, name=identity.name or email, oid=identity.oid, tenant_id=identity.tenant_id)
+        session.add(user)
+        session.flush()
+        record_event(session, None, "user.admit_by_role_claim", "user", user.id, roles=sorted(r.value for r in claimed))
+    if not user.active:
+        raise NotAdmitted("This account has been deactivated.")
+    if use_role_claims and claimed != user.roles and claimed:
+        set_roles(session, None, user, claimed)
+    if not user.roles:
+        raise NotAdmitted("Your account has no role in this labeler yet. Ask an administrator.")
+    user.last_login_at = utcnow()
+    session.flush()
+    return user
+
+
+def _hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_token(session: Session, actor: User, user: User, name: str) -> tuple[ApiToken, str]:
+    """Create a personal API token; the raw value is returned once and stored only hashed."""
+    name = (name or "").strip() or "token"
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name[:100], prefix=raw[:12], token_hash=_hash_token(raw))
+    session.add(token)
+    session.flush()
+    record_event(session, actor, "token.create", "api_token", token.id, user_id=user.id)
+    return token, raw
+
+
+def revoke_token(session: Session, actor: User, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None or (token.user_id != actor.id and not actor.has_role(Role.admin)):
+        raise NotFound("no such token")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        record_event(session, actor, "token.revoke", "api_token", token.id)
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, raw: str) -> User | None:
+    """The active user a bearer token belongs to (stamps last use), or None."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(raw)))
+    if token is None or token.revoked_at is not None or not token.user.active:
+        return None
+    token.last_used_at = utcnow()
+    return token.user

@@ -1,0 +1,213 @@
+"""Command line: `labeler ...` (also `flask --app labeler ...`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
+
+from .db import database
+from .errors import LabelerError
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
+users_cli = AppGroup("users", help="Accounts, roles and API tokens.")
+projects_cli = AppGroup("projects", help="Projects.")
+images_cli = AppGroup("images", help="Image import.")
+
+
+def init_app(app: Flask) -> None:
+    for group in (db_cli, users_cli, projects_cli, images_cli):
+        app.cli.add_command(group)
+    app.cli.add_command(demo_cmd)
+    app.cli.add_command(serve_cmd)
+
+
+def main() -> None:
+    from . import create_app
+
+    group = FlaskGroup(create_app=lambda: create_app(), add_default_commands=True, help="labeler command line")
+    group.main(prog_name="labeler")
+
+
+class _Session:
+    """One session per command; commit on success, roll back and report a clear error otherwise."""
+
+    def __enter__(self):
+        self.session = database().session_factory()
+        return self.session
+
+    def __exit__(self, exc_type, exc, _tb):
+        if exc_type is None:
+            self.session.commit()
+        else:
+            self.session.rollback()
+        self.session.close()
+        if isinstance(exc, LabelerError):
+            raise click.ClickException(exc.message) from exc
+        return False
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Upgrade the database schema to REVISION (default: head)."""
+    from .migrate import upgrade
+
+    upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Downgrade the database schema to REVISION ('base' drops everything)."""
+    from .migrate import downgrade
+
+    downgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@users_cli.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name.")
+@click.option("--role", "roles", multiple=True, required=True, help="rater, lead or admin (repeatable).")
+@with_appcontext
+def users_add(email: str, name: str, roles: tuple[str, ...]) -> None:
+    """Invite an account (bound to its Microsoft account at first sign-in)."""
+    from .auth.services import add_user, parse_roles
+
+    with _Session() as s:
+        parsed = parse_roles(r for value in roles for r in value.split(","))
+        user = add_user(s, None, email, name, parsed)
+        click.echo(f"user {user.id} {user.email} roles={','.join(sorted(r.value for r in parsed))}")
+
+
+@users_cli.command("token")
+@click.argument("email")
+@click.option("--name", default="cli", help="A name to recognise the token by.")
+@with_appcontext
+def users_token(email: str, name: str) -> None:
+    """Print a new personal API token for EMAIL (shown once; stored hashed)."""
+    from .auth.services import create_token, find_user_by_email
+
+    with _Session() as s:
+        user = find_user_by_email(s, email)
+        if user is None:
+            raise click.ClickException(f"no user with e-mail {email}")
+        _token, raw = create_token(s, user, user, name)
+        click.echo(raw)
+
+
+@users_cli.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List accounts with their roles."""
+    from sqlalchemy import select
+
+    from .auth.models import User
+
+    with _Session() as s:
+        for u in s.scalars(select(User).order_by(User.email)):
+            state = "" if u.active else " (deactivated)"
+            click.echo(f"{u.id}\t{u.email}\t{','.join(sorted(r.value for r in u.roles))}{state}")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+@with_appcontext
+def users_deactivate(email: str) -> None:
+    """Deactivate an account (refused at once, even in an open session)."""
+    from .auth.services import find_user_by_email, set_active
+
+    with _Session() as s:
+        user = find_user_by_email(s, email)
+        if user is None:
+            raise click.ClickException(f"no user with e-mail {email}")
+        set_active(s, None, user, False)
+        click.echo(f"deactivated {user.email}")
+
+
+@projects_cli.command("create")
+@click.argument("name")
+@click.option("--protocol", type=click.Choice(["quality", "severity"]), required=True)
+@with_appcontext
+def projects_create(name: str, protocol: str) -> None:
+    """Create a project and print its id."""
+    from .projects.services import create_project
+
+    with _Session() as s:
+        project = create_project(s, None, name, protocol)
+        s.flush()
+        click.echo(project.id)
+
+
+@images_cli.command("import")
+@click.argument("project")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with filename, case_id, body_site, fitzpatrick and any other metadata columns.")
+@with_appcontext
+def images_import(project: str, path: Path, manifest: Path | None) -> None:
+    """Import a folder or a .zip of images into PROJECT (id or name)."""
+    from .images.services import import_images, read_manifest
+    from .images.sources import iter_source
+    from .projects.services import find_project
+
+    storage = current_app.extensions["labeler_storage"]
+    with _Session() as s:
+        proj = find_project(s, project)
+        rows = read_manifest(manifest.read_bytes()) if manifest else None
+        sources = list(iter_source(path))
+        with click.progressbar(length=len(sources), label="importing", file=sys.stderr,
+                               show_pos=True) as bar:
+            summary = import_images(s, None, proj, sources, storage=storage, source_label=str(path),
+                                    manifest=rows, checkpoint=s.commit, progress=lambda _n: bar.update(1))
+    for row in summary.rejected:
+        click.echo(f"rejected {row['filename']}: {row['error']}")
+    if summary.duplicates and not summary.imported:
+        click.echo("nothing new: every image is already in the project")
+    click.echo(summary.line())
+
+
+@images_cli.command("recover")
+@with_appcontext
+def images_recover() -> None:
+    """Remove files left by an import that died before committing."""
+    from .images.services import recover_interrupted_imports
+
+    with _Session() as s:
+        n = recover_interrupted_imports(s, current_app.extensions["labeler_storage"])
+    click.echo(f"removed {n} orphan files")
+
+
+@click.command("demo")
+@click.option("--images", "count", default=24, show_default=True, help="Generated images per project.")
+@with_appcontext
+def demo_cmd(count: int) -> None:
+    """Create demo users of every role and two demo projects with generated skin-like images."""
+    from .demo import build_demo
+
+    with _Session() as s:
+        lines = build_demo(s, current_app.extensions["labeler_storage"], count, checkpoint=s.commit)
+    for line in lines:
+        click.echo(line)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve_cmd(host: str, port: int, workers: int) -> None:
+    """Serve the app with gunicorn (wsgi:app)."""
+    from . import ROOT
+
+    os.chdir(ROOT)
+    args = [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--threads", "4", "--timeout", "300", "--access-logfile", "-"]
+    os.execv(sys.executable, args)

@@ -1,0 +1,91 @@
+"""Settings: read from LABELER_* environment variables (and an optional .env) when the app is built."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+from dotenv import dotenv_values
+
+PRODUCTION_ENVS = {"production", "prod", "staging"}
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unusable; the app refuses to start."""
+
+
+def _bool(value: str | bool | None) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config dict from the environment, a .env file and explicit overrides."""
+    env: dict[str, str] = {}
+    dotenv_path = (environ or os.environ).get("LABELER_DOTENV", ".env")
+    if Path(dotenv_path).is_file():
+        env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    env.update(environ if environ is not None else os.environ)
+
+    def get(name: str, default: Any = None) -> Any:
+        return env.get(f"LABELER_{name}", default)
+
+    instance = Path(get("INSTANCE_PATH", Path.cwd() / "instance")).resolve()
+    environment = get("ENV", "development").lower()
+    cfg: dict[str, Any] = {
+        "LABELER_ENV": environment,
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": get("SECRET_KEY"),
+        "DATABASE_URL": get("DATABASE_URL", f"sqlite:///{instance / 'labeler.db'}"),
+        "STORAGE_PATH": get("STORAGE_PATH", str(instance / "files")),
+        "AUTH_MODE": get("AUTH", "sso").lower(),
+        "SSO_AUTHORITY": get("SSO_AUTHORITY"),
+        "SSO_CLIENT_ID": get("SSO_CLIENT_ID"),
+        "SSO_CLIENT_SECRET": get("SSO_CLIENT_SECRET"),
+        "SSO_REDIRECT_URI": get("SSO_REDIRECT_URI"),
+        "SSO_ALLOWED_TENANTS": tuple(t for t in str(get("SSO_ALLOWED_TENANTS", "")).split(",") if t),
+        "SSO_ROLE_CLAIMS": _bool(get("SSO_ROLE_CLAIMS", "false")),
+        "SESSION_IDLE_MINUTES": int(get("SESSION_IDLE_MINUTES", 60)),
+        "SESSION_ABSOLUTE_HOURS": int(get("SESSION_ABSOLUTE_HOURS", 12)),
+        "MAX_CONTENT_LENGTH": int(get("MAX_UPLOAD_MB", 512)) * 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": environment not in {"development", "test"},
+        "REMEMBER_COOKIE_SECURE": environment not in {"development", "test"},
+    }
+    if overrides:
+        cfg.update(overrides)
+    validate_settings(cfg)
+    return cfg
+
+
+def validate_settings(cfg: dict[str, Any]) -> None:
+    """Refuse dangerous combinations (dev sign-in in production, missing secrets)."""
+    env = cfg["LABELER_ENV"]
+    if cfg["AUTH_MODE"] not in {"sso", "dev"}:
+        raise ConfigError(f"LABELER_AUTH must be 'sso' or 'dev', not {cfg['AUTH_MODE']!r}")
+    if env in PRODUCTION_ENVS:
+        if cfg["AUTH_MODE"] == "dev":
+            raise ConfigError("LABELER_AUTH=dev (development sign-in) is refused when LABELER_ENV is production")
+        if not cfg.get("SECRET_KEY"):
+            raise ConfigError("LABELER_SECRET_KEY must be set in production")
+    if cfg["AUTH_MODE"] == "sso" and env in PRODUCTION_ENVS:
+        missing = [k for k in ("SSO_AUTHORITY", "SSO_CLIENT_ID", "SSO_REDIRECT_URI") if not cfg.get(k)]
+        if missing:
+            raise ConfigError("single sign-on needs " + ", ".join("LABELER_" + m for m in missing))
+    if not cfg.get("SECRET_KEY"):
+        # development only: a per-instance key kept in the instance folder so sessions survive restarts
+        cfg["SECRET_KEY"] = _instance_secret(Path(cfg["INSTANCE_PATH"]))
+
+
+def _instance_secret(instance: Path) -> str:
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,87 @@
+"""Demo data: users of every role, a quality and a severity project with generated skin-like images."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageFilter
+from sqlalchemy.orm import Session
+
+from .auth.models import Role
+from .auth.services import add_user, find_user_by_email
+from .images.services import import_images
+from .images.storage import Storage
+from .projects.models import MemberRole, Project
+from .projects.services import add_member, create_project
+
+DEMO_USERS = [
+    ("admin@demo.test", "Ada Admin", {Role.admin}),
+    ("lead@demo.test", "Lena Lead", {Role.lead}),
+    ("rater1@demo.test", "Dr. Rosa Rater", {Role.rater}),
+    ("rater2@demo.test", "Dr. Ravi Rater", {Role.rater}),
+    ("rater3@demo.test", "Dr. Rui Rater", {Role.rater}),
+]
+SKIN_TONES = [(241, 194, 167), (224, 172, 138), (198, 134, 100), (161, 102, 69), (117, 72, 45), (84, 52, 36)]
+
+
+@dataclass
+class MemorySource:
+    name: str
+    data: bytes
+
+    def read(self) -> bytes:
+        return self.data
+
+
+def skin_image(rng: np.random.Generator, size: tuple[int, int] = (640, 480), lesions: int = 3,
+               blur: float = 0.0, darken: float = 1.0) -> bytes:
+    """A photograph-like skin patch: tone, texture, pores and a few reddish lesions."""
+    w, h = size
+    tone = np.array(SKIN_TONES[rng.integers(len(SKIN_TONES))], dtype=np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    shade = 0.85 + 0.15 * np.sin(xx / w * np.pi * rng.uniform(0.5, 1.5) + rng.uniform(0, 6))[..., None]
+    img = tone * shade + rng.normal(0, 6, (h, w, 3)).astype(np.float32)
+    for _ in range(lesions):
+        cx, cy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h
+        r = rng.uniform(0.02, 0.08) * min(w, h)
+        mask = np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)))[..., None]
+        img = img * (1 - 0.6 * mask) + np.array([180, 60, 60], np.float32) * 0.6 * mask
+    img = np.clip(img * darken, 0, 255).astype(np.uint8)
+    pil = PILImage.fromarray(img, "RGB")
+    if blur:
+        pil = pil.filter(ImageFilter.GaussianBlur(blur))
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=88)
+    return buf.getvalue()
+
+
+def build_demo(session: Session, storage: Storage, count: int, *, checkpoint: Callable[[], None]) -> list[str]:
+    """Create (idempotently) the demo users and projects; returns lines to print."""
+    lines = []
+    users = {}
+    for email, name, roles in DEMO_USERS:
+        user = find_user_by_email(session, email) or add_user(session, None, email, name, roles)
+        users[email] = user
+    lead = users["lead@demo.test"]
+    rng = np.random.default_rng(7)
+    for name, protocol in (("Demo: image quality", "quality"), ("Demo: acne severity", "severity")):
+        project = session.query(Project).filter_by(name=name).one_or_none()
+        if project is None:
+            project = create_project(session, lead, name, protocol)
+        for email in ("rater1@demo.test", "rater2@demo.test", "rater3@demo.test"):
+            add_member(session, None, project, users[email], MemberRole.rater)
+        sources = []
+        for i in range(count):
+            kind = i % 4
+            data = skin_image(rng, lesions=0 if kind == 1 else int(rng.integers(1, 5)),
+                              blur=4.0 if kind == 3 else 0.0, darken=0.35 if kind == 2 else 1.0)
+            sources.append(MemorySource(f"demo_{protocol}_{i:03d}.jpg", data))
+        summary = import_images(session, None, project, sources, storage=storage,
+                                source_label="demo", checkpoint=checkpoint)
+        lines.append(f"{project.name} (id {project.id}): {summary.line()}")
+    lines.append("demo users: " + ", ".join(e for e, _n, _r in DEMO_USERS))
+    return lines

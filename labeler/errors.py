@@ -1,0 +1,74 @@
+"""Domain errors and the HTTP error handlers (JSON for the API, pages elsewhere)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .db import get_session
+
+log = logging.getLogger(__name__)
+
+
+class LabelerError(Exception):
+    """A business rule refused the request; carries an HTTP status and a machine-readable code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, **extra: object) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.extra = extra
+
+
+class NotFound(LabelerError):
+    status, code = 404, "not_found"
+
+
+class Forbidden(LabelerError):
+    status, code = 403, "forbidden"
+
+
+class Conflict(LabelerError):
+    status, code = 409, "conflict"
+
+
+class ValidationError(LabelerError):
+    status, code = 422, "invalid"
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def error_response(status: int, code: str, message: str, **extra: object) -> tuple[Response | str, int]:
+    if wants_json():
+        body: dict[str, object] = {"code": code, "message": message}
+        body.update(extra)
+        return jsonify(error=body), status
+    return render_template("errors/error.html", status=status, code=code, message=message), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(LabelerError)
+    def _domain_error(exc: LabelerError):
+        get_session().rollback()
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        get_session().rollback()
+        return error_response(500, "internal_error", "Something went wrong on our side; nothing was saved.")

@@ -1,0 +1,264 @@
+"""Image import: one service for the CLI, the upload page and the API.
+
+Crash safety: every key an import is about to write is first listed in a journal file; the
+files are written (atomically, content-addressed), then the rows are committed by the caller's
+checkpoint, then the journal is removed. A journal left behind by a crash is replayed by
+`recover_interrupted_imports` (run before every import and by `labeler images recover`): it
+deletes the listed files that no row refers to. So no row exists without its files, and no
+file survives without its row.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ..audit.services import record_event
+from ..auth.models import User
+from ..errors import ValidationError
+from ..projects.models import Project
+from .models import Image, ImportBatch
+from .processing import DEFAULT_LIMITS, ImageLimits, ImageRejected, process_image
+from .storage import LocalStorage, Storage, content_key
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 25
+MANIFEST_COLUMNS = {"filename", "case_id", "body_site", "fitzpatrick"}
+
+
+@dataclass
+class ImportSummary:
+    batch_id: int | None = None
+    imported: list[dict] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"batch_id": self.batch_id, "imported": self.imported, "duplicates": self.duplicates, "rejected": self.rejected}
+
+    def line(self) -> str:
+        return f"{len(self.imported)} imported, {len(self.duplicates)} duplicates, {len(self.rejected)} rejected"
+
+
+class Journal:
+    """A file listing keys being written; it exists only while an import is in flight.
+
+    The running import holds an exclusive lock on it, so recovery never touches a live import.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root / ".journal"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / f"{uuid.uuid4().hex}.jsonl"
+        self._fh = open(self.path, "a", encoding="utf-8")
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def add(self, keys: Iterable[str]) -> None:
+        self._fh.write(json.dumps(list(keys)) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def finish(self) -> None:
+        """Everything listed is committed: drop the journal."""
+        self.path.unlink(missing_ok=True)
+        self._fh.close()
+
+    def abandon(self) -> None:
+        """Leave the journal for recovery (uncommitted files may exist) and release the lock."""
+        self._fh.close()
+
+
+def read_manifest(data: bytes | str) -> dict[str, dict]:
+    """Parse a metadata CSV (filename, case_id, body_site, fitzpatrick, any other column -> meta)."""
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "filename" not in reader.fieldnames:
+        raise ValidationError("the manifest must be a CSV with a 'filename' column")
+    rows: dict[str, dict] = {}
+    for lineno, row in enumerate(reader, start=2):
+        name = (row.get("filename") or "").strip()
+        if not name:
+            raise ValidationError(f"manifest line {lineno}: empty filename")
+        fitz = (row.get("fitzpatrick") or "").strip()
+        if fitz and fitz.upper() not in {"I", "II", "III", "IV", "V", "VI", "1", "2", "3", "4", "5", "6"}:
+            raise ValidationError(f"manifest line {lineno}: Fitzpatrick type must be I-VI or 1-6, not {fitz!r}")
+        rows[name] = {
+            "case_id": (row.get("case_id") or "").strip() or None,
+            "body_site": (row.get("body_site") or "").strip() or None,
+            "fitzpatrick": _fitzpatrick(fitz),
+            "meta": {k: v for k, v in row.items() if k and k not in MANIFEST_COLUMNS and v not in (None, "")},
+        }
+    return rows
+
+
+def _fitzpatrick(value: str) -> int | None:
+    if not value:
+        return None
+    roman = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
+    return roman.get(value.upper()) or int(value)
+
+
+def _manifest_row(manifest: dict[str, dict], name: str) -> dict:
+    return manifest.get(name) or manifest.get(os.path.basename(name)) or {}
+
+
+def import_images(
+    session: Session,
+    actor: User | None,
+    project: Project,
+    sources: Iterable,
+    *,
+    storage: Storage,
+    source_label: str,
+    manifest: dict[str, dict] | None = None,
+    limits: ImageLimits = DEFAULT_LIMITS,
+    checkpoint: Callable[[], None],
+    progress: Callable[[str], None] | None = None,
+) -> ImportSummary:
+    """Import files (objects with .name and .read()) into a project: dedupe, derive, store, record.
+
+    `checkpoint` is the caller's commit. An import is the one long-running write: it is called every
+    CHECKPOINT_EVERY images and at the end, so a long import keeps what it finished and the journal
+    is dropped only after the last commit. The service itself never commits.
+    """
+    manifest = manifest or {}
+    recover_interrupted_imports(session, storage)
+    known = set(session.scalars(select(Image.sha256).where(Image.project_id == project.id)))
+    batch = ImportBatch(project_id=project.id, created_by_id=actor.id if actor else None, source=source_label[:500])
+    session.add(batch)
+    session.flush()
+    summary = ImportSummary(batch_id=batch.id)
+    journal = Journal(storage.root) if isinstance(storage, LocalStorage) else None
+    pending = 0
+    ok = False
+    try:
+        for src in sources:
+            name = src.name
+            try:
+                data = src.read()
+                result = process_image(data, name, limits=limits)
+            except ImageRejected as exc:
+                summary.rejected.append({"filename": name, "error": exc.reason})
+                _tick(progress, name)
+                continue
+            if result.sha256 in known:
+                summary.duplicates.append({"filename": name, "sha256": result.sha256})
+                _tick(progress, name)
+                continue
+            keys = _store(storage, journal, data, result)
+            meta = _manifest_row(manifest, name)
+            image = Image(
+                project_id=project.id, import_batch_id=batch.id, sha256=result.sha256, filename=name[:500],
+                width=result.width, height=result.height, format=result.format, byte_size=len(data),
+                original_key=keys[0], display_key=keys[1], thumb_key=keys[2],
+                case_id=meta.get("case_id"), body_site=meta.get("body_site"),
+                fitzpatrick=meta.get("fitzpatrick"), meta=meta.get("meta") or {},
+            )
+            session.add(image)
+            known.add(result.sha256)
+            summary.imported.append({"filename": name, "sha256": result.sha256})
+            pending += 1
+            _tick(progress, name)
+            if pending >= CHECKPOINT_EVERY:
+                _flush_batch(session, batch, summary, checkpoint)
+                pending = 0
+        record_event(session, actor, "images.import", "import_batch", batch.id, project_id=project.id,
+                     source=source_label, imported=len(summary.imported), duplicates=len(summary.duplicates),
+                     rejected=len(summary.rejected))
+        _flush_batch(session, batch, summary, checkpoint)
+        ok = True
+    finally:
+        if journal is not None:
+            journal.finish() if ok else journal.abandon()
+    ids = dict(session.execute(select(Image.sha256, Image.id).where(Image.import_batch_id == batch.id)).all())
+    for row in summary.imported:
+        row["id"] = ids.get(row["sha256"])
+    return summary
+
+
+def _tick(progress: Callable[[str], None] | None, name: str) -> None:
+    if progress is not None:
+        progress(name)
+
+
+def _flush_batch(session: Session, batch: ImportBatch, summary: ImportSummary, checkpoint) -> None:
+    batch.imported_count = len(summary.imported)
+    batch.duplicate_count = len(summary.duplicates)
+    batch.rejected = list(summary.rejected)
+    session.flush()
+    checkpoint()
+
+
+def _store(storage: Storage, journal: Journal | None, data: bytes, result) -> tuple[str, str, str]:
+    ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif"}.get(result.format, "bin")
+    disp_ext = "png" if result.display_mime == "image/png" else "jpg"
+    keys = (
+        content_key("originals", result.sha256, ext),
+        content_key("display", result.sha256, disp_ext),
+        content_key("thumbs", result.sha256, "jpg"),
+    )
+    if journal is not None:
+        journal.add(keys)
+    storage.put(keys[0], data)
+    storage.put(keys[1], result.display_bytes)
+    storage.put(keys[2], result.thumb_bytes)
+    return keys
+
+
+def recover_interrupted_imports(session: Session, storage: Storage) -> int:
+    """Delete files written by imports that died before their rows were committed."""
+    if not isinstance(storage, LocalStorage):
+        return 0
+    jdir = storage.root / ".journal"
+    if not jdir.is_dir():
+        return 0
+    removed = 0
+    for journal in sorted(jdir.glob("*.jsonl")):
+        if _journal_in_use(journal):
+            continue
+        keys: set[str] = set()
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            try:
+                keys.update(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line: the crash happened while writing it
+        referenced = set()
+        if keys:
+            referenced = set(
+                session.execute(
+                    select(Image.original_key, Image.display_key, Image.thumb_key).where(
+                        or_(Image.original_key.in_(keys), Image.display_key.in_(keys), Image.thumb_key.in_(keys))
+                    )
+                ).all()
+            )
+            referenced = {k for row in referenced for k in row}
+        for key in keys - referenced:
+            storage.delete(key)
+            removed += 1
+        journal.unlink(missing_ok=True)
+    if removed:
+        log.warning("removed %d files left by an interrupted import", removed)
+    return removed
+
+
+def _journal_in_use(path: Path) -> bool:
+    """True while another import holds the journal's lock."""
+    with open(path, "a", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return False

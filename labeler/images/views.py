@@ -1,0 +1,94 @@
+"""Lead pages: project images (paginated thumbnails), upload; image bytes for leads."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from ..auth.models import Role
+from ..auth.permissions import can_manage_project, require, role_required
+from ..db import get_session
+from ..projects.services import get_project
+from .models import Image
+from .processing import ImageLimits
+from .services import import_images
+from .sources import iter_uploads
+from .storage import LocalStorage
+
+bp = Blueprint("images", __name__)
+PAGE_SIZE = 48
+
+
+def storage() -> LocalStorage:
+    return current_app.extensions["labeler_storage"]
+
+
+def upload_limits() -> ImageLimits:
+    return ImageLimits()
+
+
+@bp.get("/projects/<int:project_id>/images")
+@role_required(Role.lead, Role.admin)
+def project_images(project_id: int):
+    db = get_session()
+    project = get_project(db, project_id)
+    require(can_manage_project(current_user, project))
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    total = db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) or 0
+    images = db.scalars(
+        select(Image).where(Image.project_id == project.id).order_by(Image.id)
+        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    ).all()
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    return render_template("images/image_list.html", project=project, images=images, page=page,
+                           pages=pages, total=total)
+
+
+@bp.get("/projects/<int:project_id>/upload")
+@role_required(Role.lead, Role.admin)
+def upload_form(project_id: int):
+    project = get_project(get_session(), project_id)
+    require(can_manage_project(current_user, project))
+    return render_template("images/image_upload.html", project=project, summary=None)
+
+
+@bp.post("/projects/<int:project_id>/upload")
+@role_required(Role.lead, Role.admin)
+def upload(project_id: int):
+    db = get_session()
+    project = get_project(db, project_id)
+    require(can_manage_project(current_user, project))
+    files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
+    if not files:
+        return render_template("images/image_upload.html", project=project, summary=None,
+                               error="Choose one or more image files or a .zip."), 400
+    summary = import_images(db, current_user, project, iter_uploads(files, limits=upload_limits()),
+                            storage=storage(), source_label="upload", checkpoint=db.commit)
+    return render_template("images/image_upload.html", project=project, summary=summary)
+
+
+@bp.get("/images/<int:image_id>/<any(thumb, display, original):kind>")
+@role_required(Role.lead, Role.admin)
+def image_file(image_id: int, kind: str):
+    db = get_session()
+    image = db.get(Image, image_id)
+    if image is None:
+        abort(404)
+    require(can_manage_project(current_user, get_project(db, image.project_id)))
+    key = {"thumb": image.thumb_key, "display": image.display_key, "original": image.original_key}[kind]
+    path = storage().path(key)
+    if path is None or not path.exists():
+        abort(404, "the file for this image is missing from storage")
+    resp = send_file(path, mimetype=_mime(key), conditional=True, max_age=3600)
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    if kind == "original":
+        resp.headers["Content-Disposition"] = f'attachment; filename="image-{image.id}.{key.rsplit(".", 1)[-1]}"'
+    return resp
+
+
+def _mime(key: str) -> str:
+    ext = key.rsplit(".", 1)[-1]
+    return {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "tif": "image/tiff"}.get(
+        ext, "application/octet-stream")
+

@@ -1,0 +1,71 @@
+"""Projects, their protocol settings and members."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..auth.models import User
+from ..db import Base, utcnow
+
+
+class Protocol(str, enum.Enum):
+    quality = "quality"
+    severity = "severity"
+
+
+class MemberRole(str, enum.Enum):
+    lead = "lead"
+    rater = "rater"
+
+
+DEFAULT_SEVERITY_SCALE = [
+    {"value": 1, "name": "Clear"},
+    {"value": 2, "name": "Almost clear"},
+    {"value": 3, "name": "Mild"},
+    {"value": 4, "name": "Moderate"},
+    {"value": 5, "name": "Severe"},
+]
+
+
+def default_settings(protocol: Protocol) -> dict[str, Any]:
+    """Protocol and fusion settings a new project starts with."""
+    fusion = {"tie_policy": "unresolved", "precedence": [], "explanation_k": 1}
+    if protocol is Protocol.severity:
+        return {"scale": DEFAULT_SEVERITY_SCALE, "allow_non_graded": False, "fusion": fusion}
+    return {"fusion": fusion}
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    protocol: Mapped[Protocol] = mapped_column(Enum(Protocol, native_enum=False, length=16, validate_strings=True))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    members: Mapped[list[ProjectMember]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+    def member_ids(self, role: MemberRole) -> set[int]:
+        return {m.user_id for m in self.members if m.role is role}
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[MemberRole] = mapped_column(Enum(MemberRole, native_enum=False, length=16, validate_strings=True))
+
+    project: Mapped[Project] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()

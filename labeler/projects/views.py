@@ -1,0 +1,62 @@
+"""Pages: home (by role), project list, project page, new project."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from ..auth.models import Role
+from ..auth.permissions import can_manage_project, can_view_project, require, role_required, signed_in
+from ..db import get_session
+from ..errors import LabelerError
+from ..images.models import Image
+from .models import Protocol
+from .services import create_project, get_project, visible_projects
+
+bp = Blueprint("projects", __name__)
+
+
+@bp.get("/")
+@signed_in
+def home():
+    return render_template("projects/home.html", projects=visible_projects(get_session(), current_user))
+
+
+@bp.get("/projects")
+@role_required(Role.lead, Role.admin)
+def project_list():
+    db = get_session()
+    projects = visible_projects(db, current_user)
+    counts = dict(db.execute(select(Image.project_id, func.count(Image.id)).group_by(Image.project_id)).all())
+    return render_template("projects/project_list.html", projects=projects, counts=counts)
+
+
+@bp.get("/projects/new")
+@role_required(Role.lead, Role.admin)
+def project_new():
+    return render_template("projects/project_new.html", protocols=list(Protocol), error=None)
+
+
+@bp.post("/projects/new")
+@role_required(Role.lead, Role.admin)
+def project_create():
+    db = get_session()
+    try:
+        project = create_project(db, current_user, request.form.get("name", ""), request.form.get("protocol", ""))
+    except LabelerError as exc:
+        db.rollback()
+        return render_template("projects/project_new.html", protocols=list(Protocol), error=exc.message), exc.status
+    db.commit()
+    return redirect(url_for("projects.project_page", project_id=project.id))
+
+
+@bp.get("/projects/<int:project_id>")
+@role_required(Role.lead, Role.admin)
+def project_page(project_id: int):
+    db = get_session()
+    project = get_project(db, project_id)
+    require(can_view_project(current_user, project) and can_manage_project(current_user, project))
+    total = db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) or 0
+    recent = db.scalars(select(Image).where(Image.project_id == project.id).order_by(Image.id.desc()).limit(12)).all()
+    return render_template("projects/project_page.html", project=project, total=total, recent=recent)

@@ -1,0 +1,50 @@
+"""Alembic environment: the URL comes from the caller (labeler db upgrade) or LABELER_DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+
+from labeler.db import make_engine
+from labeler.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("LABELER_DATABASE_URL")
+    if not url:
+        raise RuntimeError("no database URL: run through `labeler db upgrade` or set LABELER_DATABASE_URL")
+    return url
+
+
+def run_offline() -> None:
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(_url())
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()
+
+
+def _run(connection) -> None:  # noqa: ANN001
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                      compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()
