@@ -163,10 +163,9 @@ def images_import(project: str, path: Path, manifest: Path | None) -> None:
     with _Session() as s:
         proj = find_project(s, project)
         rows = read_manifest(manifest.read_bytes()) if manifest else None
-        sources = list(iter_source(path))
-        with click.progressbar(length=len(sources), label="importing", file=sys.stderr,
-                               show_pos=True) as bar:
-            summary = import_images(s, None, proj, sources, storage=storage, source_label=str(path),
+        total = sum(1 for _ in iter_source(path))  # names only: files are read lazily during the import
+        with click.progressbar(length=total, label="importing", file=sys.stderr, show_pos=True) as bar:
+            summary = import_images(s, None, proj, iter_source(path), storage=storage, source_label=str(path),
                                     manifest=rows, checkpoint=s.commit, progress=lambda _n: bar.update(1))
     for row in summary.rejected:
         click.echo(f"rejected {row['filename']}: {row['error']}")

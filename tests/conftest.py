@@ -24,19 +24,29 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    """A database migrated to head with Alembic (so every run exercises the migrations)."""
-    if PG_URL:
-        engine = make_engine(PG_URL)
-        with engine.begin() as conn:  # start from an empty schema: earlier runs must not leak in
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-        url = PG_URL
-    else:
+def database_url(tmp_path_factory):
+    """A fresh database migrated to head with Alembic (so every run exercises the migrations).
+
+    On PostgreSQL each run creates its own database next to LABELER_TEST_DATABASE_URL's and drops it
+    afterwards, so runs never see each other's rows.
+    """
+    if not PG_URL:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    upgrade(url)
-    return url
+        upgrade(url)
+        yield url
+        return
+    name = f"labeler_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -71,18 +81,23 @@ def make_config(tmp_path: Path, database_url: str, **extra) -> dict:
 
 @pytest.fixture()
 def app(tmp_path, database_url, connection):
+    """The app, its sessions bound to the test's connection (each one a savepoint inside the test's transaction).
+
+    No app context stays pushed: every request gets its own, as in production (a shared context would
+    leak flask.g, e.g. the signed-in user, from one request to the next).
+    """
     application = create_app(make_config(tmp_path, database_url))
     application.extensions["labeler_db"].bind(connection)
-    with application.app_context():
-        yield application
+    yield application
+    application.extensions["labeler_db"].engine.dispose()
 
 
 @pytest.fixture()
 def db(app):
-    """The same session the request code uses (flask.g), so objects are shared with views."""
-    from labeler.db import get_session
-
-    return get_session()
+    """A session for the test body; requests use their own sessions on the same connection."""
+    session = app.extensions["labeler_db"].session_factory()
+    yield session
+    session.close()
 
 
 @pytest.fixture()

@@ -40,7 +40,6 @@ def _load_bearer(req) -> User | None:  # noqa: ANN001
         return None
     user = user_for_token(get_session(), header[7:].strip())
     if user is not None:
-        g.bearer_auth = True
         get_session().commit()  # last-used stamp
     return user
 
@@ -76,6 +75,7 @@ def _enforce_session_rules() -> None:
 def sign_in(user: User) -> None:
     """Start a fresh session for the user (drops everything the old one carried)."""
     session.clear()
+    g.pop("csrf_token", None)  # the cached CSRF token belonged to the old session
     login_user(user)
     session["auth_at"] = session["seen_at"] = time.time()
     session.permanent = True

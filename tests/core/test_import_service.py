@@ -1,0 +1,202 @@
+"""Import service: dedupe, hostile files per-file, manifest metadata, crash safety."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import create_engine, func, select
+
+from labeler.audit.models import AuditEvent
+from labeler.demo import MemorySource
+from labeler.images.models import Image, ImportBatch
+from labeler.images.services import import_images, read_manifest
+from labeler.images.sources import iter_source
+from labeler.errors import ValidationError
+
+
+def jpeg(seed: int, size=(320, 240), exif=None) -> bytes:
+    im = PILImage.new("RGB", size, (seed % 256, (seed * 7) % 256, (seed * 13) % 256))
+    im.putpixel((0, 0), (seed % 251, 1, 2))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90, **({"exif": exif} if exif else {}))
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def storage(app):
+    return app.extensions["labeler_storage"]
+
+
+def run_import(db, project, sources, storage, **kw):
+    return import_images(db, None, project, sources, storage=storage, source_label="test", checkpoint=db.flush, **kw)
+
+
+def test_import_dedupes_and_reports(db, make_project, storage):
+    project = make_project()
+    first = run_import(db, project, [MemorySource(f"a{i}.jpg", jpeg(i)) for i in range(5)], storage)
+    assert len(first.imported) == 5 and not first.duplicates and not first.rejected
+    again = run_import(db, project, [MemorySource(f"b{i}.jpg", jpeg(i)) for i in range(6)], storage)
+    assert [d["filename"] for d in again.duplicates] == [f"b{i}.jpg" for i in range(5)]
+    assert len(again.imported) == 1
+    assert db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) == 6
+    # the same image twice in one batch is one image
+    third = run_import(db, project, [MemorySource("c.jpg", jpeg(99)), MemorySource("d.jpg", jpeg(99))], storage)
+    assert len(third.imported) == 1 and len(third.duplicates) == 1
+    batch = db.get(ImportBatch, third.batch_id)
+    assert (batch.imported_count, batch.duplicate_count) == (1, 1)
+    assert db.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "images.import")) == 3
+
+
+def test_files_on_disk_and_exif_stripped(db, make_project, storage):
+    project = make_project()
+    exif = PILImage.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0)}  # GPS IFD
+    summary = run_import(db, project, [MemorySource("gps.jpg", jpeg(1, exif=exif))], storage)
+    image = db.get(Image, summary.imported[0]["id"])
+    original = storage.path(image.original_key).read_bytes()
+    assert b"PhoneMaker" in original  # leads keep the original bytes
+    for key in (image.display_key, image.thumb_key):
+        served = storage.path(key).read_bytes()
+        assert b"PhoneMaker" not in served
+        assert not PILImage.open(io.BytesIO(served)).getexif()
+
+
+def test_hostile_files_rejected_rest_imported(db, make_project, storage):
+    project = make_project()
+    good = jpeg(1)
+    sources = [
+        MemorySource("ok.jpg", good),
+        MemorySource("notes.jpg", b"this is not an image"),
+        MemorySource("cut.jpg", jpeg(2, size=(800, 600))[:600]),
+        MemorySource("photo.png", jpeg(3)),
+        MemorySource("empty.jpg", b""),
+    ]
+    summary = run_import(db, project, sources, storage)
+    assert [r["filename"] for r in summary.imported] == ["ok.jpg"]
+    reasons = {r["filename"]: r["error"] for r in summary.rejected}
+    assert set(reasons) == {"notes.jpg", "cut.jpg", "photo.png", "empty.jpg"}
+    assert all(reasons.values())
+    assert "png" in reasons["photo.png"].lower() or "extension" in reasons["photo.png"].lower()
+    assert db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) == 1
+
+
+def test_manifest_metadata(db, make_project, storage, tmp_path):
+    folder = tmp_path / "batch"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "one.jpg").write_bytes(jpeg(1))
+    (folder / "sub" / "two.jpg").write_bytes(jpeg(2))
+    manifest = read_manifest(b"filename,case_id,body_site,fitzpatrick,camera\none.jpg,P1,cheek,IV,phone\n"
+                             b"sub/two.jpg,P1,forehead,2,\n")
+    project = make_project()
+    summary = run_import(db, project, list(iter_source(folder)), storage, manifest=manifest)
+    rows = {im.filename: im for im in db.scalars(select(Image).where(Image.project_id == project.id))}
+    assert len(summary.imported) == 2
+    assert rows["one.jpg"].case_id == "P1" and rows["one.jpg"].fitzpatrick == 4
+    assert rows["one.jpg"].meta == {"camera": "phone"}
+    assert rows["sub/two.jpg"].body_site == "forehead" and rows["sub/two.jpg"].fitzpatrick == 2
+
+
+@pytest.mark.parametrize("text", [b"name,case\nx,1\n", b"filename,fitzpatrick\nx.jpg,VII\n", b"filename\n,\n"])
+def test_bad_manifest(text):
+    with pytest.raises(ValidationError):
+        read_manifest(text)
+
+
+def test_zip_import(db, make_project, storage, tmp_path):
+    path = tmp_path / "batch.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.jpg", jpeg(1))
+        zf.writestr("dir/b.jpg", jpeg(2))
+        zf.writestr("../evil.jpg", jpeg(3))
+    project = make_project()
+    summary = run_import(db, project, iter_source(path), storage)
+    names = sorted(r["filename"] for r in summary.imported)
+    assert "a.jpg" in names and any(n.endswith("b.jpg") for n in names)
+    assert not (tmp_path.parent / "evil.jpg").exists()
+
+
+CRASHER = textwrap.dedent(
+    """
+    import io, os, sys
+    from PIL import Image as PILImage
+    from labeler import create_app
+    from labeler.db import get_session
+    from labeler.demo import MemorySource
+    from labeler.images.services import import_images
+    from labeler.migrate import upgrade
+    from labeler.projects.services import create_project
+
+    url, root, stop_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": root + "/instance", "STORAGE_PATH": root + "/files",
+                      "LABELER_ENV": "test", "AUTH_MODE": "dev", "SECRET_KEY": "x"})
+
+    def jpeg(i):
+        buf = io.BytesIO()
+        PILImage.new("RGB", (64, 48), (i % 256, i // 256, 7)).save(buf, "JPEG")
+        return buf.getvalue()
+
+    seen = 0
+    def progress(_name):
+        global seen
+        seen += 1
+        if seen == stop_after:
+            os._exit(3)   # the process dies: no cleanup, no rollback handlers
+
+    with app.app_context():
+        s = get_session()
+        p = create_project(s, None, "crash", "quality")
+        s.commit()
+        import_images(s, None, p, [MemorySource(f"i{i}.jpg", jpeg(i)) for i in range(60)],
+                      storage=app.extensions["labeler_storage"], source_label="t", checkpoint=s.commit,
+                      progress=progress)
+    """
+)
+
+
+def _consistency(url: str, files_root: Path) -> tuple[set[str], set[str]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Image.original_key, Image.display_key, Image.thumb_key)).all()
+    engine.dispose()
+    referenced = {k for row in rows for k in row}
+    on_disk = {str(p.relative_to(files_root)) for p in files_root.rglob("*") if p.is_file()
+               and ".journal" not in p.parts}
+    return referenced, on_disk
+
+
+def test_crash_mid_import_leaves_no_orphans(tmp_path):
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    script = tmp_path / "crash.py"
+    script.write_text(CRASHER)
+    proc = subprocess.run([sys.executable, str(script), url, str(tmp_path), "40"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    files = tmp_path / "files"
+    referenced, on_disk = _consistency(url, files)
+    assert len(referenced) == 25 * 3  # the first checkpoint was committed
+    assert referenced <= on_disk  # no row without its files
+    assert on_disk - referenced  # the crash left files of uncommitted images behind ...
+    assert list((files / ".journal").glob("*.jsonl"))  # ... and the journal that lists them
+    # the next import (or `labeler images recover`) removes them
+    from labeler import create_app
+    from labeler.db import get_session
+    from labeler.images.services import recover_interrupted_imports
+
+    app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path / "instance"),
+                      "STORAGE_PATH": str(files), "LABELER_ENV": "test", "AUTH_MODE": "dev", "SECRET_KEY": "x"})
+    with app.app_context():
+        removed = recover_interrupted_imports(get_session(), app.extensions["labeler_storage"])
+    app.extensions["labeler_db"].engine.dispose()
+    referenced, on_disk = _consistency(url, files)
+    assert removed > 0
+    assert referenced == on_disk  # no file without its row
+    assert not list((files / ".journal").glob("*.jsonl"))
