@@ -1,0 +1,135 @@
+"""Benchmark: cost of importing a 12 MP JPEG versus one plain full-size decode of it.
+
+    .venv/bin/python bench/import.py --count 100
+
+Generates skin-like 4000x3000 JPEGs once (cached in bench/out/, git-ignored), then,
+image by image and alternating which goes first, times
+  (a) decode: Image.open(BytesIO(data)).load() on bytes already in memory;
+  (b) import: read the file + process_image (which hashes) + write original, display and
+      thumbnail to a LocalStorage in a temp dir (fsync on, as in production).
+The goal is import/decode <= 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from labeler.images.processing import ImageLimits, process_image
+from labeler.images.storage import LocalStorage, content_key
+
+OUT = Path(__file__).resolve().parent / "out" / "import"
+W, H = 4000, 3000
+
+
+def make_photo(seed: int) -> Path:
+    """A skin-like photo: smooth colour fields, a darker lesion, sensor noise."""
+    path = OUT / f"skin2-{W}x{H}-{seed:04d}.jpg"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    # Colour fields and the lesion at 1/4 scale, upsampled in C; noise is added at full size.
+    w, h = W // 4, H // 4
+    base = np.array([205, 160, 135], np.float32) + rng.normal(0, 12, 3)
+    coarse = rng.normal(0, 14, (6, 8, 3)).astype(np.float32) + 128
+    field = np.asarray(
+        Image.fromarray(coarse.clip(0, 255).astype(np.uint8)).resize((w, h), Image.BICUBIC),
+        np.float32,
+    )
+    img = base + (field - 128)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy, r = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h, rng.uniform(40, 120)
+    lesion = np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)))[..., None]
+    img = img * (1 - 0.55 * lesion) + np.array([90, 50, 35], np.float32) * 0.55 * lesion
+    small = Image.fromarray(img.clip(0, 255).astype(np.uint8), "RGB")
+    full = np.asarray(small.resize((W, H), Image.BICUBIC), np.int16)
+    tile = rng.normal(0, 4, (500, 500, 3)).astype(np.int16)
+    noise = np.tile(tile, (H // 500, W // 500, 1))
+    im = Image.fromarray((full + noise).clip(0, 255).astype(np.uint8), "RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "BenchCam"
+    if seed % 3 == 0:
+        exif[0x0112] = 6  # portrait photo held sideways
+    tmp = path.with_suffix(".tmp")
+    im.save(tmp, "JPEG", quality=90, exif=exif.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def decode(data: bytes) -> float:
+    t = time.perf_counter()
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+    return time.perf_counter() - t
+
+
+def import_one(path: Path, storage: LocalStorage, limits: ImageLimits) -> float:
+    t = time.perf_counter()
+    data = path.read_bytes()
+    p = process_image(data, path.name, limits=limits)
+    keys = (
+        content_key("originals", p.sha256, p.original_ext),
+        content_key("display", p.sha256, p.display_ext),
+        content_key("thumbs", p.sha256, "jpg"),
+    )
+    storage.put(keys[0], data)
+    storage.put(keys[1], p.display_bytes)
+    storage.put(keys[2], p.thumb_bytes)
+    elapsed = time.perf_counter() - t
+    for key in keys:  # untimed: the next round must write again, not find it stored
+        storage.delete(key)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=1, help="passes over all images")
+    parser.add_argument("--no-fsync", action="store_true")
+    parser.add_argument(
+        "--exact-display", action="store_true", help="display_min_fraction=1.0 (exactly 2048)"
+    )
+    args = parser.parse_args()
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    with Pool() as pool:
+        paths = pool.map(make_photo, range(args.count), chunksize=4)
+    print(f"{len(paths)} images ready in {time.perf_counter() - t:.1f} s ({OUT})")
+
+    limits = ImageLimits(display_min_fraction=1.0) if args.exact_display else ImageLimits()
+    decode_s: list[float] = []
+    import_s: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = LocalStorage(Path(tmp), fsync=not args.no_fsync)
+        import_one(paths[0], storage, limits)  # warm up imports and caches
+        decode(paths[0].read_bytes())
+        for r in range(args.rounds):
+            for i, path in enumerate(paths):
+                data = path.read_bytes()  # also warms the page cache for the import
+                if (i + r) % 2:
+                    decode_s.append(decode(data))
+                    import_s.append(import_one(path, storage, limits))
+                else:
+                    import_s.append(import_one(path, storage, limits))
+                    decode_s.append(decode(data))
+
+    d, m = statistics.fmean(decode_s) * 1000, statistics.fmean(import_s) * 1000
+    dm, mm = statistics.median(decode_s) * 1000, statistics.median(import_s) * 1000
+    print(f"images: {len(paths)} x {args.rounds} rounds, {W}x{H} JPEG q90")
+    print(f"decode (full size): mean {d:7.1f} ms  median {dm:7.1f} ms")
+    print(f"import (whole):     mean {m:7.1f} ms  median {mm:7.1f} ms")
+    print(f"ratio import/decode: mean {m / d:.2f}  median {mm / dm:.2f}  (goal <= 1.0)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+"""Validate an uploaded photo and derive its display image and thumbnail.
+
+Pure: bytes in, a ProcessedImage out. No Flask, no database, no file system.
+
+Policy decisions (documented here because the import service relies on them):
+
+* Formats: JPEG (including MPO, reported as JPEG), PNG, WEBP and TIFF.
+* Animated or multi-frame files (APNG, animated WebP, multi-page TIFF, MPO) are
+  accepted and the first frame is used.
+* The display image is RGB JPEG, or RGBA PNG when the source has real
+  transparency; the thumbnail is always JPEG (alpha flattened onto white).
+* Derivatives carry no EXIF, GPS or XMP. An ICC profile is kept when it
+  describes the colour space of the output (RGB); a CMYK profile is dropped
+  because the pixels are converted.
+* For JPEG the decoder scales by 1/2, 1/4 or 1/8 while decoding (libjpeg DCT
+  scaling). When that lands within ``display_min_fraction`` of ``display_max``
+  the scaled decode is used as is, so a 4000x3000 photo gives a 2000x1500
+  display image from a half-size decode instead of a full decode plus resize.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+# Errors Pillow raises for malformed or unsupported data while parsing or decoding.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+_EXTENSIONS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+# Canonical file extension for each accepted format.
+FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif"}
+
+# EXIF orientation -> the transposition that displays the image upright
+# (the same table as PIL.ImageOps.exif_transpose).
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+class ImageRejected(Exception):
+    """The file cannot be imported; ``reason`` says why in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Limits and output settings for process_image (and the archive readers)."""
+
+    max_file_bytes: int = 50 * MiB
+    max_pixels: int = 100_000_000
+    max_exif_bytes: int = 64 * 1024
+    max_icc_bytes: int = 1 * MiB
+    allowed_formats: frozenset[str] = field(
+        default_factory=lambda: frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
+    )
+    display_max: int = 2048
+    thumb_max: int = 256
+    display_quality: int = 88
+    thumb_quality: int = 80
+    # JPEG only: accept a DCT-scaled decode whose long edge is at least this
+    # fraction of display_max rather than decoding larger and resizing.
+    # 1.0 always gives exactly display_max for images larger than it.
+    display_min_fraction: float = 0.9
+    # Archive (zip) guards used by labeler.images.sources.
+    max_archive_bytes: int = 20 * 1024 * MiB
+    max_archive_entries: int = 100_000
+
+
+DEFAULT_LIMITS = ImageLimits()
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """A validated image: hash and size of the original plus its derivatives."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    display_bytes: bytes
+    display_size: tuple[int, int]
+    display_mime: str
+    thumb_bytes: bytes
+    thumb_size: tuple[int, int]
+
+    @property
+    def original_ext(self) -> str:
+        """Canonical extension of the original, e.g. "jpg"."""
+        return FORMAT_EXTENSIONS[self.format]
+
+    @property
+    def display_ext(self) -> str:
+        """Extension of the display image: "jpg" or "png"."""
+        return "png" if self.display_mime == "image/png" else "jpg"
+
+
+def process_image(
+    data: bytes, filename: str, *, limits: ImageLimits = DEFAULT_LIMITS
+) -> ProcessedImage:
+    """Validate ``data`` (named ``filename``) and build its display image and thumbnail."""
+    if not data:
+        raise ImageRejected("empty file")
+    if len(data) > limits.max_file_bytes:
+        raise ImageRejected(
+            f"file too large: {_mb(len(data))} exceeds the {_mb(limits.max_file_bytes)} limit"
+        )
+    sha256 = hashlib.sha256(data).hexdigest()
+    _check_header_size(data, limits)
+
+    # Pillow warns (DecompressionBombWarning) above its own global MAX_IMAGE_PIXELS and
+    # about odd metadata. We enforce our own pixel limit before decoding instead of
+    # changing the global, so those warnings are only noise here. catch_warnings is
+    # process-wide before Python 3.14; the worst a concurrent thread can see is these
+    # same warnings ignored.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        try:
+            return _process(data, filename, sha256, limits)
+        except Image.DecompressionBombError as e:
+            # Only reachable when limits.max_pixels is above Pillow's own hard limit.
+            raise ImageRejected(
+                f"image too large: exceeds the {limits.max_pixels / 1e6:g} megapixel limit"
+            ) from e
+
+
+def _process(data: bytes, filename: str, sha256: str, limits: ImageLimits) -> ProcessedImage:
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # Someone flipped the global; truncated uploads would be silently padded.
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must be False")
+    formats = sorted(limits.allowed_formats)
+    try:
+        im = Image.open(io.BytesIO(data), formats=formats)
+    except UnidentifiedImageError as e:
+        known = _sniff_unsupported(data)
+        raise ImageRejected(f"unsupported format {known}" if known else "not an image") from e
+    except _DECODE_ERRORS as e:
+        raise ImageRejected(f"corrupt image header: {e}") from e
+
+    with im:
+        fmt = "JPEG" if im.format == "MPO" else im.format
+        if fmt not in limits.allowed_formats:
+            raise ImageRejected(f"unsupported format {im.format}")
+        _check_extension(filename, fmt)
+        width, height = im.size
+        if width * height > limits.max_pixels:
+            raise _too_large(im.size, limits)
+        if fmt == "JPEG":
+            _draft(im, limits)
+        try:
+            im.load()
+        except _DECODE_ERRORS as e:
+            if "truncated" in str(e):
+                raise ImageRejected("truncated image") from e
+            raise ImageRejected(f"corrupt image data: {e}") from e
+
+        # Metadata is read after load(): PNG may carry eXIf/iCCP chunks after IDAT.
+        exif_len = len(im.info.get("exif") or b"")
+        if exif_len > limits.max_exif_bytes:
+            raise ImageRejected(
+                f"EXIF block too large ({exif_len} bytes, limit {limits.max_exif_bytes})"
+            )
+        icc = im.info.get("icc_profile") or None
+        if icc is not None and len(icc) > limits.max_icc_bytes:
+            raise ImageRejected(
+                f"ICC profile too large ({len(icc)} bytes, limit {limits.max_icc_bytes})"
+            )
+        transpose = _ORIENTATION.get(_orientation(im))
+        if transpose in (
+            Image.Transpose.TRANSPOSE,
+            Image.Transpose.TRANSVERSE,
+            Image.Transpose.ROTATE_90,
+            Image.Transpose.ROTATE_270,
+        ):
+            width, height = height, width
+
+        display = _to_display_mode(im)
+
+        if icc is not None and _icc_colour_space(icc) != b"RGB ":
+            icc = None
+        # Resize first, then transpose: the orientation is the same at any scale and
+        # transposing the smaller image is cheaper.
+        display = _fit(display, limits.display_max, Image.Resampling.BICUBIC)
+        if transpose is not None:
+            display = display.transpose(transpose)
+        display.info = {}
+
+        has_alpha = display.mode == "RGBA"
+        thumb_src = _flatten(display) if has_alpha else display
+        thumb = _fit(thumb_src, limits.thumb_max, Image.Resampling.BILINEAR)
+
+        if has_alpha:
+            display_bytes = _encode(display, "PNG", icc, compress_level=3)
+            display_mime = "image/png"
+        else:
+            display_bytes = _encode(display, "JPEG", icc, quality=limits.display_quality)
+            display_mime = "image/jpeg"
+        thumb_bytes = _encode(thumb, "JPEG", icc, quality=limits.thumb_quality)
+
+    return ProcessedImage(
+        sha256=sha256,
+        width=width,
+        height=height,
+        format=fmt,
+        display_bytes=display_bytes,
+        display_size=display.size,
+        display_mime=display_mime,
+        thumb_bytes=thumb_bytes,
+        thumb_size=thumb.size,
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / MiB:.1f} MB"
+
+
+def _check_extension(filename: str, fmt: str) -> None:
+    suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+    if not suffix:
+        return
+    if _EXTENSIONS.get(suffix) != fmt:
+        raise ImageRejected(f"extension {suffix} does not match the {fmt} content")
+
+
+def _too_large(size: tuple[int, int], limits: ImageLimits) -> ImageRejected:
+    return ImageRejected(
+        f"image too large: {size[0]}x{size[1]} pixels exceeds the "
+        f"{limits.max_pixels / 1e6:g} megapixel limit"
+    )
+
+
+def _check_header_size(data: bytes, limits: ImageLimits) -> None:
+    """Check the canvas size of PNG and WebP before Pillow sees them.
+
+    Pillow's WebP plugin allocates the canvas while opening; for PNG this gives
+    a precise message for headers beyond Pillow's own hard limit. JPEG and TIFF
+    headers are only parsed (nothing allocated) by Image.open, so their size is
+    checked on the opened image.
+    """
+    size = None
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        size = struct.unpack_from(">II", data, 16)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+            w, h = struct.unpack_from("<HH", data, 26)
+            size = w & 0x3FFF, h & 0x3FFF
+        elif chunk == b"VP8X":
+            size = (
+                int.from_bytes(data[24:27], "little") + 1,
+                int.from_bytes(data[27:30], "little") + 1,
+            )
+        elif chunk == b"VP8L" and data[20] == 0x2F:
+            bits = int.from_bytes(data[21:25], "little")
+            size = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if size is not None and size[0] * size[1] > limits.max_pixels:
+        raise _too_large(size, limits)
+
+
+_OTHER_MAGIC = {
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"%PDF": "PDF",
+}
+_FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"avif": "AVIF"}
+
+
+def _sniff_unsupported(data: bytes) -> str | None:
+    """Name a common but unsupported format, for a more helpful rejection."""
+    for magic, name in _OTHER_MAGIC.items():
+        if data.startswith(magic):
+            return name
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12])
+    return None
+
+
+def _draft(im: ImageFile.ImageFile, limits: ImageLimits) -> None:
+    """Ask libjpeg to scale by 1/2, 1/4 or 1/8 while decoding, when that is enough."""
+    w, h = im.size
+    long_edge = max(w, h)
+    if long_edge <= limits.display_max:
+        return
+    floor = limits.display_max * limits.display_min_fraction
+    for scale in (8, 4, 2):
+        if math.ceil(long_edge / scale) >= floor:
+            break
+    else:
+        return
+    im.draft("RGB", (max(1, w // scale), max(1, h // scale)))
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except _DECODE_ERRORS as e:
+        # Unreadable EXIF is common in otherwise fine phone photos: treat as upright.
+        logger.info("ignoring unreadable EXIF: %s", e)
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _to_display_mode(im: Image.Image) -> Image.Image:
+    """Convert any decoded mode to RGB, or RGBA when there is real transparency."""
+    mode = im.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        im = _to_8bit_gray(im)
+        mode = "L"
+    try:
+        if mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+            im = im.convert("RGBA")
+        elif mode != "RGB":
+            im = im.convert("RGB")
+        # RGB is used as is: a copy of a 12 MP image costs more than the thumbnail.
+    except ValueError as e:
+        raise ImageRejected(f"unsupported colour mode {mode}") from e
+    if im.mode == "RGBA" and im.getextrema()[3][0] == 255:
+        im = im.convert("RGB")  # fully opaque: the alpha channel carries nothing
+    return im
+
+
+def _to_8bit_gray(im: Image.Image) -> Image.Image:
+    """Map 16-bit (or 32-bit int/float) grayscale onto 0..255."""
+    arr = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        out = (arr.astype(np.uint16) >> 8).astype(np.uint8)
+    else:
+        arr = arr.astype(np.float64)
+        lo, hi = (
+            (0.0, 65535.0)
+            if im.mode == "I" and arr.min() >= 0 and arr.max() <= 65535
+            else (float(arr.min()), float(arr.max()))
+        )
+        span = hi - lo or 1.0
+        out = np.clip((arr - lo) * (255.0 / span), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "L")
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    background = Image.new("RGB", im.size, (255, 255, 255))
+    background.paste(im, mask=im.getchannel("A"))
+    return background
+
+
+def _fit(im: Image.Image, max_edge: int, resample: Image.Resampling) -> Image.Image:
+    """Downscale to fit max_edge; Pillow's resize filters are antialiased at any scale and
+    reducing_gap lets it box-reduce by an integer factor first, which is much faster."""
+    w, h = im.size
+    if max(w, h) <= max_edge:
+        return im
+    scale = max_edge / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return im.resize(size, resample, reducing_gap=2.0)
+
+
+def _icc_colour_space(icc: bytes) -> bytes:
+    return icc[16:20]
+
+
+def _encode(im: Image.Image, fmt: str, icc: bytes | None, **params: object) -> bytes:
+    out = io.BytesIO()
+    if icc is not None:
+        params["icc_profile"] = icc
+    im.save(out, fmt, **params)
+    return out.getvalue()

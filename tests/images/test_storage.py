@@ -1,0 +1,124 @@
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from labeler.images.storage import InvalidKey, LocalStorage, Storage, content_key, validate_key
+
+SHA = hashlib.sha256(b"x").hexdigest()
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "blobs")
+
+
+def all_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_local_storage_is_a_storage(storage: LocalStorage) -> None:
+    s: Storage = storage
+    assert s.path("a/b") is not None
+
+
+def test_put_open_size_exists_delete(storage: LocalStorage) -> None:
+    storage.put("originals/ab/x.jpg", b"hello")
+    assert storage.exists("originals/ab/x.jpg")
+    assert storage.size("originals/ab/x.jpg") == 5
+    with storage.open("originals/ab/x.jpg") as f:
+        assert f.read() == b"hello"
+    assert storage.path("originals/ab/x.jpg").read_bytes() == b"hello"
+    storage.delete("originals/ab/x.jpg")
+    assert not storage.exists("originals/ab/x.jpg")
+    storage.delete("originals/ab/x.jpg")  # missing is fine
+
+
+def test_missing_key(storage: LocalStorage) -> None:
+    assert not storage.exists("nope")
+    with pytest.raises(FileNotFoundError):
+        storage.open("nope")
+    with pytest.raises(FileNotFoundError):
+        storage.size("nope")
+
+
+def test_put_leaves_no_temp_files(storage: LocalStorage) -> None:
+    for i in range(5):
+        storage.put(f"d/{i}", b"data" * i)
+    storage.put("d/1", b"other")  # overwrite
+    assert all_files(storage.root) == [f"d/{i}" for i in range(5)]
+    assert storage.path("d/1").read_bytes() == b"other"
+    assert oct(storage.path("d/1").stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_put_is_idempotent(storage: LocalStorage) -> None:
+    storage.put("k", b"same")
+    before = storage.path("k").stat()
+    storage.put("k", b"same")
+    after = storage.path("k").stat()
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+
+
+def test_failed_write_leaves_old_content_and_no_temp(storage: LocalStorage, monkeypatch) -> None:
+    storage.put("k", b"old")
+
+    def boom(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        storage.put("k", b"new")
+    assert storage.path("k").read_bytes() == b"old"
+    assert all_files(storage.root) == ["k"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "/etc/passwd",
+        "../x",
+        "a/../../x",
+        "a/./b",
+        "a//b",
+        "a/",
+        ".hidden",
+        "a/.tmp-123",
+        "UPPER",
+        "a b",
+        "a\\b",
+        "a\0b",
+        "é",
+        "x" * 600,
+    ],
+)
+def test_invalid_keys(storage: LocalStorage, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        validate_key(key)
+    with pytest.raises(InvalidKey):
+        storage.put(key, b"x")
+    with pytest.raises(InvalidKey):
+        storage.exists(key)
+
+
+def test_content_key() -> None:
+    assert content_key("originals", SHA, "jpg") == f"originals/{SHA[:2]}/{SHA[2:4]}/{SHA}.jpg"
+    assert content_key("thumbs", SHA, ".JPG") == f"thumbs/{SHA[:2]}/{SHA[2:4]}/{SHA}.jpg"
+    assert content_key("originals", SHA) == f"originals/{SHA[:2]}/{SHA[2:4]}/{SHA}"
+    with pytest.raises(InvalidKey):
+        content_key("originals", "ABC", "jpg")
+    with pytest.raises(InvalidKey):
+        content_key("../x", SHA, "jpg")
+
+
+def test_iter_keys(storage: LocalStorage) -> None:
+    keys = [content_key(k, SHA, "jpg") for k in ("thumbs", "display", "originals")]
+    for key in keys:
+        storage.put(key, b"x")
+    (storage.path(keys[0]).parent / ".tmp-crashed").write_bytes(b"partial")
+    assert list(storage.iter_keys()) == sorted(keys)
+    assert list(storage.iter_keys("thumbs/")) == [keys[0]]
+    assert list(storage.iter_keys("missing")) == []
+    with pytest.raises(InvalidKey):
+        list(storage.iter_keys("../"))
