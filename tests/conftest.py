@@ -14,7 +14,7 @@ from labeler import create_app
 from labeler.db import make_engine
 from labeler.migrate import upgrade
 
-# pytest_plugins = ["sso_support.fixtures"]  # enabled once the SSO fixtures land
+pytest_plugins = ["sso_support.fixtures"]
 
 PG_URL = os.environ.get("LABELER_TEST_DATABASE_URL")
 

@@ -23,7 +23,9 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.session_protection = "strong"
+    # "basic": "strong" drops the user whenever a cookie session lacks flask-login's identifier, which also
+    # refuses a valid bearer token sent along with an anonymous session cookie
+    login_manager.session_protection = "basic"
     app.before_request(_enforce_session_rules)
 
 
