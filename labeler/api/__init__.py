@@ -5,3 +5,4 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 from . import openapi, projects  # noqa: E402,F401  (routes register on import)
+from . import labeling  # noqa: E402,F401  (labels, skips, ICD-10 search)

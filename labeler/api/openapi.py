@@ -34,6 +34,43 @@ def _path_id(name: str) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
+_PUBLIC_ID = {"name": "public_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_LABEL_BODY = {
+    "type": "object",
+    "properties": {
+        "decision": {"enum": ["lesion", "no_skin", "healthy_skin", "poor_quality", "graded", "not_acne",
+                              "cannot_assess"]},
+        "icd10": {"type": ["string", "null"], "description": "an ICD-10-CM code (quality protocol, lesion)"},
+        "icd10_missing_text": {"type": ["string", "null"], "description": "free-text diagnosis when the code is "
+                               "not in the list ('ICD-10 missing')"},
+        "explanations": {"type": "array", "items": {"enum": [
+            "too_far_away", "bad_framing", "lesion_covered", "blurry", "bad_light", "low_resolution"]}},
+        "grade": {"type": ["number", "null"], "description": "a value of the project's severity scale"},
+        "base_version": {"type": ["integer", "null"], "description": "the label version the edit started from "
+                         "(0 or null for a first label); a stale one gets 409 with the current label"},
+        "submission_id": {"type": ["string", "null"], "description": "client-made id; a retry with the same id "
+                          "does not create a second revision"},
+        "time_spent_ms": {"type": ["integer", "null"], "minimum": 0},
+    },
+}
+LABELING_PATHS: dict[str, dict] = {
+    "/api/v1/items/{public_id}/label": {
+        "get": _op("The caller's own label of a queue item, its history and the queue position",
+                   params=[_PUBLIC_ID]),
+        "put": _op("Save the caller's label of a queue item (validated; 409 on a stale base_version)",
+                   params=[_PUBLIC_ID], body=_LABEL_BODY),
+    },
+    "/api/v1/items/{public_id}/skip": {
+        "post": _op("Skip a queue item for now, with an optional reason (a skip is not a label)",
+                    params=[_PUBLIC_ID], body={"type": "object", "properties": {"reason": {"type": "string"}}}),
+    },
+    "/api/v1/icd10": {
+        "get": _op("Search ICD-10-CM by code prefix or words of the name", params=[
+            {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
+            {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "maximum": 50}}]),
+    },
+}
+
 PATHS: dict[str, dict] = {
     "/api/v1/projects": {
         "get": _op("Projects the caller may see"),
@@ -47,6 +84,7 @@ PATHS: dict[str, dict] = {
                     body={"type": "object", "properties": {"files": {"type": "array", "items": {
                         "type": "string", "format": "binary"}}}}),
     },
+    **LABELING_PATHS,
     "/api/v1/openapi.json": {"get": _op("This document")},
 }
 

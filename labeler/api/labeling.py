@@ -1,0 +1,69 @@
+"""API: a rater's label of a queue item (read, write, skip) and the ICD-10-CM search."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+from flask_login import current_user
+
+from ..auth.models import Role
+from ..auth.permissions import role_required, signed_in
+from ..db import get_session
+from ..labeling import icd10
+from ..labeling.services import (
+    current_label,
+    label_dict,
+    label_history,
+    own_item,
+    queue_context,
+    revision_dict,
+    skip_item,
+    submit_label,
+)
+from . import bp
+from .projects import json_body
+
+LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade")
+
+
+@bp.get("/items/<public_id>/label")
+@role_required(Role.rater)
+def get_label(public_id: str):
+    db = get_session()
+    item = own_item(db, current_user, public_id)
+    return jsonify(item=item.public_id, status=item.status.value,
+                   label=label_dict(current_label(db, current_user, item)),
+                   history=[revision_dict(r) for r in label_history(db, current_user, item)],
+                   queue=queue_context(db, current_user, item).as_dict())
+
+
+@bp.put("/items/<public_id>/label")
+@role_required(Role.rater)
+def put_label(public_id: str):
+    body = json_body()
+    db = get_session()
+    item = own_item(db, current_user, public_id)
+    label = submit_label(db, current_user, item, {k: body.get(k) for k in LABEL_FIELDS},
+                         base_version=body.get("base_version"), submission_id=body.get("submission_id"),
+                         time_spent_ms=body.get("time_spent_ms"))
+    result = {"item": item.public_id, **label_dict(label)}
+    db.commit()
+    return jsonify(result)
+
+
+@bp.post("/items/<public_id>/skip")
+@role_required(Role.rater)
+def post_skip(public_id: str):
+    body = request.get_json(silent=True) or {}
+    db = get_session()
+    item = own_item(db, current_user, public_id)
+    skip_item(db, current_user, item, reason=body.get("reason") if isinstance(body, dict) else None)
+    nxt = queue_context(db, current_user, item).next
+    db.commit()
+    return jsonify(item=item.public_id, status=item.status.value, next=nxt)
+
+
+@bp.get("/icd10")
+@signed_in
+def icd10_search():
+    limit = request.args.get("limit", 20, type=int) or 20
+    return jsonify(results=[c.as_dict() for c in icd10.search(request.args.get("q", ""), limit)])

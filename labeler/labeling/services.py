@@ -1,0 +1,259 @@
+"""Labels: submit (validated, versioned, idempotent), skip, history, the rater's own list.
+
+Services take the session and an explicit rater, flush and never commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..allocation.models import ItemStatus, QueueItem
+from ..audit.services import record_event
+from ..auth.models import User
+from ..db import utcnow
+from ..errors import Conflict, NotFound, ValidationError
+from ..projects.models import Project
+from . import icd10
+from .models import Label, LabelRevision
+from .protocols import MAX_TEXT, CleanLabel, validate_submission
+
+log = logging.getLogger(__name__)
+MAX_TIME_SPENT_MS = 24 * 3600 * 1000  # a day: anything longer is a forgotten tab, clipped
+
+
+def known_code(code: str) -> str | None:
+    entry = icd10.lookup(code)
+    return entry.code if entry else None
+
+
+def own_item(session: Session, rater: User, public_id: str) -> QueueItem:
+    """The rater's own queue item, or NotFound (another rater's item is indistinguishable from none)."""
+    item = session.scalar(select(QueueItem).where(QueueItem.public_id == str(public_id),
+                                                  QueueItem.rater_id == rater.id))
+    if item is None:
+        raise NotFound("no such item in your queue")
+    return item
+
+
+def _check_owner(rater: User, item: QueueItem) -> None:
+    if item.rater_id != rater.id:
+        raise NotFound("no such item in your queue")
+
+
+def current_label(session: Session, rater: User, item: QueueItem, *, for_update: bool = False) -> Label | None:
+    """The rater's current label of the item's image, if any."""
+    stmt = select(Label).where(Label.rater_id == rater.id, Label.image_id == item.image_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def label_dict(label: Label | None) -> dict[str, Any] | None:
+    """The JSON form of a label (its owner's view)."""
+    if label is None:
+        return None
+    entry = icd10.lookup(label.icd10) if label.icd10 else None
+    return {
+        "decision": label.decision,
+        "icd10": label.icd10,
+        "icd10_name": entry.name if entry else None,
+        "icd10_missing_text": label.icd10_missing_text,
+        "explanations": list(label.explanations or []),
+        "grade": label.grade,
+        "version": label.version,
+        "time_spent_ms": label.time_spent_ms,
+        "updated_at": label.updated_at.isoformat(),
+    }
+
+
+def revision_dict(rev: LabelRevision) -> dict[str, Any]:
+    return {"version": rev.version, "decision": rev.decision, "icd10": rev.icd10,
+            "icd10_missing_text": rev.icd10_missing_text, "explanations": list(rev.explanations or []),
+            "grade": rev.grade, "time_spent_ms": rev.time_spent_ms, "author_id": rev.author_id,
+            "created_at": rev.created_at.isoformat()}
+
+
+def _clean_time(time_spent_ms: Any) -> int:
+    if time_spent_ms is None:
+        return 0
+    if isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, (int, float)) or time_spent_ms < 0:
+        raise ValidationError("'time_spent_ms' must be a non-negative number of milliseconds", field="time_spent_ms")
+    return int(min(time_spent_ms, MAX_TIME_SPENT_MS))
+
+
+def _clean_submission_id(submission_id: Any) -> str | None:
+    if submission_id is None:
+        return None
+    if not isinstance(submission_id, str) or not 1 <= len(submission_id) <= 64:
+        raise ValidationError("'submission_id' must be text of 1 to 64 characters", field="submission_id")
+    return submission_id
+
+
+def _clean_base_version(base_version: Any) -> int | None:
+    if base_version is None:
+        return None
+    if isinstance(base_version, bool) or not isinstance(base_version, int) or base_version < 0:
+        raise ValidationError("'base_version' must be the label version you started from (0 for a new label)",
+                              field="base_version")
+    return base_version
+
+
+def _conflict(label: Label, message: str) -> Conflict:
+    return Conflict(message, current=label_dict(label))
+
+
+def submit_label(session: Session, rater: User, item: QueueItem, data: Mapping[str, Any], *,
+                 base_version: int | None, submission_id: str | None, time_spent_ms: int | None) -> Label:
+    """Save the rater's label of the item: validated, one current label, the change kept as a new revision.
+
+    A retry with a submission_id already recorded returns the label unchanged. A base_version other than the
+    current version (0 or None for "no label yet") is refused with 409 carrying the current value.
+    """
+    _check_owner(rater, item)
+    project = session.get(Project, item.project_id)
+    clean = validate_submission(project.protocol.value, project.settings or {}, data, known_code)
+    base_version = _clean_base_version(base_version)
+    submission_id = _clean_submission_id(submission_id)
+    spent = _clean_time(time_spent_ms)
+
+    label = current_label(session, rater, item, for_update=True)
+    if label is not None and submission_id is not None and session.scalar(
+            select(LabelRevision.id).where(LabelRevision.label_id == label.id,
+                                           LabelRevision.submission_id == submission_id)) is not None:
+        return label  # a retried submit: already recorded
+    if label is None:
+        if base_version:
+            log.info("label of item %s: base_version %s but no label yet", item.public_id, base_version)
+        label = Label(project_id=item.project_id, rater_id=rater.id, image_id=item.image_id, version=1,
+                      time_spent_ms=spent, explanations=[])
+        _apply(label, clean, submission_id)
+        try:
+            with session.begin_nested():
+                session.add(label)
+                session.flush()
+        except IntegrityError:  # another tab created it between our read and our insert
+            existing = current_label(session, rater, item)
+            if existing is None:
+                raise
+            raise _conflict(existing, "this image was labeled meanwhile (another tab?); review the saved answer")
+    else:
+        if base_version != label.version:
+            raise _conflict(label, f"this label was changed meanwhile (now version {label.version}, you started "
+                                   f"from {base_version or 'no label'}); review the saved answer and submit again")
+        old = {"decision": label.decision, "icd10": label.icd10, "grade": label.grade,
+               "explanations": list(label.explanations or []), "icd10_missing_text": label.icd10_missing_text}
+        label.version += 1
+        label.time_spent_ms = (label.time_spent_ms or 0) + spent
+        label.updated_at = utcnow()
+        _apply(label, clean, submission_id)
+        record_event(session, rater, "label.change", "label", label.id, project_id=item.project_id,
+                     item=item.public_id, version=label.version, before=old, after=clean.as_dict())
+    session.add(LabelRevision(label_id=label.id, version=label.version, author_id=rater.id, decision=clean.decision,
+                              icd10=clean.icd10, icd10_missing_text=clean.icd10_missing_text,
+                              explanations=list(clean.explanations), grade=clean.grade, time_spent_ms=spent,
+                              submission_id=submission_id))
+    item.status = ItemStatus.done
+    item.skip_reason = None
+    session.flush()
+    return label
+
+
+def _apply(label: Label, clean: CleanLabel, submission_id: str | None) -> None:
+    label.decision = clean.decision
+    label.icd10 = clean.icd10
+    label.icd10_missing_text = clean.icd10_missing_text
+    label.explanations = list(clean.explanations)
+    label.grade = clean.grade
+    label.submission_id = submission_id
+
+
+def skip_item(session: Session, rater: User, item: QueueItem, *, reason: str | None = None) -> QueueItem:
+    """Put the item aside (served again after the unlabeled ones). A skip is not a label; a labeled item stays done."""
+    _check_owner(rater, item)
+    if reason is not None and not isinstance(reason, str):
+        raise ValidationError("'reason' must be text", field="reason")
+    reason = " ".join((reason or "").split()) or None
+    if reason and len(reason) > MAX_TEXT:
+        raise ValidationError(f"the reason is too long (at most {MAX_TEXT} characters)", field="reason")
+    if item.status is ItemStatus.done:
+        return item
+    item.status = ItemStatus.skipped
+    item.skip_reason = reason
+    record_event(session, rater, "item.skip", "queue_item", item.public_id, project_id=item.project_id,
+                 reason=reason)
+    session.flush()
+    return item
+
+
+def label_history(session: Session, rater: User, item: QueueItem) -> list[LabelRevision]:
+    """Every version of the rater's label of the item, oldest first."""
+    _check_owner(rater, item)
+    label = current_label(session, rater, item)
+    if label is None:
+        return []
+    return list(session.scalars(select(LabelRevision).where(LabelRevision.label_id == label.id)
+                                .order_by(LabelRevision.version)))
+
+
+@dataclass(frozen=True)
+class LabeledItem:
+    item: QueueItem
+    label: Label
+    project: Project
+
+
+def my_labels(session: Session, rater: User, project: Project | None = None) -> list[LabeledItem]:
+    """The rater's labeled items (most recently changed first), each with its current label."""
+    stmt = (select(QueueItem, Label, Project)
+            .join(Label, and_(Label.rater_id == QueueItem.rater_id, Label.image_id == QueueItem.image_id))
+            .join(Project, Project.id == QueueItem.project_id)
+            .where(QueueItem.rater_id == rater.id)
+            .order_by(Label.updated_at.desc(), QueueItem.id.desc()))
+    if project is not None:
+        stmt = stmt.where(QueueItem.project_id == project.id)
+    return [LabeledItem(i, lbl, p) for i, lbl, p in session.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class QueueContext:
+    position: int  # 1-based place of the item in the rater's queue
+    total: int
+    done: int
+    previous: str | None  # public ids
+    next: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "total": self.total, "done": self.done,
+                "previous": self.previous, "next": self.next}
+
+
+def queue_context(session: Session, rater: User, item: QueueItem) -> QueueContext:
+    """Where the item sits in the rater's queue, the item before it, and the one to show after it.
+
+    "Next" follows the queue rule: the first unlabeled item after this one by position, then the unlabeled
+    ones before it, skipped items last.
+    """
+    _check_owner(rater, item)
+    mine = (QueueItem.rater_id == rater.id, QueueItem.project_id == item.project_id)
+    total, done, before = session.execute(
+        select(func.count(QueueItem.id),
+               func.count(QueueItem.id).filter(QueueItem.status == ItemStatus.done),
+               func.count(QueueItem.id).filter(QueueItem.position < item.position))
+        .where(*mine)).one()
+    previous = session.scalar(select(QueueItem.public_id).where(*mine, QueueItem.position < item.position)
+                              .order_by(QueueItem.position.desc()).limit(1))
+    nxt = None
+    for status in (ItemStatus.pending, ItemStatus.skipped):
+        base = select(QueueItem.public_id).where(*mine, QueueItem.status == status, QueueItem.id != item.id)
+        nxt = (session.scalar(base.where(QueueItem.position > item.position).order_by(QueueItem.position).limit(1))
+               or session.scalar(base.order_by(QueueItem.position).limit(1)))
+        if nxt:
+            break
+    return QueueContext(position=before + 1, total=total, done=done, previous=previous, next=nxt)

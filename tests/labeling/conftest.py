@@ -1,0 +1,44 @@
+"""Labeling fixtures: queue items made directly (images need no files for the label rules)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+
+@pytest.fixture()
+def make_item(db):
+    """A queue item of `rater` in `project` for a fresh image (position: after the rater's last item)."""
+    from sqlalchemy import func, select
+
+    from labeler.allocation.models import QueueItem
+    from labeler.images.models import Image
+
+    def _make(rater, project, *, position: int | None = None, image=None):
+        if image is None:
+            digest = uuid.uuid4().hex * 2
+            image = Image(project_id=project.id, sha256=digest, filename=f"{digest[:8]}.jpg", width=64,
+                          height=48, format="JPEG", byte_size=100, display_key=f"d/{digest}.jpg",
+                          thumb_key=f"t/{digest}.jpg", original_key=f"o/{digest}.jpg")
+            db.add(image)
+            db.flush()
+        if position is None:
+            position = (db.scalar(select(func.max(QueueItem.position)).where(
+                QueueItem.rater_id == rater.id, QueueItem.project_id == project.id)) or 0) + 1
+        item = QueueItem(public_id=uuid.uuid4().hex[:20], project_id=project.id, rater_id=rater.id,
+                         image_id=image.id, position=position)
+        db.add(item)
+        db.flush()
+        return item
+
+    return _make
+
+
+@pytest.fixture()
+def severity_project(db, make_project):
+    """A severity project with the default 1-5 scale and the non-graded answers enabled."""
+    project = make_project(None, protocol="severity")
+    project.settings = {**project.settings, "allow_non_graded": True}
+    db.flush()
+    return project
