@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from LABELER_* settings (and an optional .env), with explicit overrides on top."""
     from . import cli, db, errors
+    from .allocation.views import bp as allocation_bp
     from .api import bp as api_bp
     from .auth import login
     from .auth.views import bp as auth_bp
@@ -36,7 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["labeler_storage"] = LocalStorage(Path(app.config["STORAGE_PATH"]))
     login.init_app(app)
     errors.register_error_handlers(app)
-    for bp in (auth_bp, projects_bp, images_bp, api_bp):
+    for bp in (auth_bp, projects_bp, images_bp, allocation_bp, api_bp):
         app.register_blueprint(bp)
     cli.init_app(app)
 

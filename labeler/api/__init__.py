@@ -6,3 +6,4 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 from . import openapi, projects  # noqa: E402,F401  (routes register on import)
 from . import labeling  # noqa: E402,F401  (labels, skips, ICD-10 search)
+from . import allocation  # noqa: E402,F401  (allocation, rater queue, items)

@@ -71,6 +71,48 @@ LABELING_PATHS: dict[str, dict] = {
     },
 }
 
+_ALLOCATION_BODY = {
+    "type": "object", "required": ["raters"],
+    "properties": {
+        "raters": {"type": "array", "items": {"type": "string", "format": "email"}},
+        "golden_size": {"type": "integer", "minimum": 0, "description": "golden images drawn at random "
+                        "(whole cases); give this or golden_image_ids"},
+        "golden_image_ids": {"type": "array", "items": {"type": "integer"}},
+        "overlap": {"type": "integer", "minimum": 1, "default": 1, "description": "raters per non-golden image"},
+        "seed": {"type": "integer", "minimum": 0, "description": "same inputs and seed, same allocation"},
+    },
+}
+_ITEM_ID = {"name": "public_id", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "the rater's opaque item id"}
+ALLOCATION_PATHS: dict[str, dict] = {
+    "/api/v1/projects/{project_id}/allocation": {
+        "get": _op("Allocation summary: fold sizes, items per rater, golden share, progress (leads, admins)",
+                   params=[_path_id("project_id")]),
+        "post": _op("Allocate the project's images to raters (once per project; 409 if allocated)", ok=201,
+                    params=[_path_id("project_id")], body=_ALLOCATION_BODY),
+    },
+    "/api/v1/projects/{project_id}/allocation/raters": {
+        "post": _op("Add a rater later: golden set plus unlabeled work moved from the most loaded", ok=201,
+                    params=[_path_id("project_id")],
+                    body={"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}}),
+    },
+    "/api/v1/projects/{project_id}/allocation/raters/remove": {
+        "post": _op("Remove a rater: their labels stay, their unlabeled work moves to others",
+                    params=[_path_id("project_id")],
+                    body={"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}}),
+    },
+    "/api/v1/projects/{project_id}/queue/next": {
+        "get": _op("The caller's next item {item: {id, image_url, position, total}} or {item: null}",
+                   params=[_path_id("project_id")]),
+    },
+    "/api/v1/items/{public_id}": {
+        "get": _op("One of the caller's own queue items (404 for anything else)", params=[_ITEM_ID]),
+    },
+    "/api/v1/items/{public_id}/image": {
+        "get": _op("The display image of one of the caller's own items (never cached)", params=[_ITEM_ID]),
+    },
+}
+
 PATHS: dict[str, dict] = {
     "/api/v1/projects": {
         "get": _op("Projects the caller may see"),
@@ -85,6 +127,7 @@ PATHS: dict[str, dict] = {
                         "type": "string", "format": "binary"}}}}),
     },
     **LABELING_PATHS,
+    **ALLOCATION_PATHS,
     "/api/v1/openapi.json": {"get": _op("This document")},
 }
 

@@ -53,6 +53,17 @@ def add_member(session: Session, actor: User | None, project: Project, user: Use
                  user_id=user.id, role=role.value)
 
 
+def remove_member(session: Session, actor: User | None, project: Project, user: User, role: MemberRole) -> None:
+    """Take a user's lead or rater role in a project away (idempotent, audited); their labels stay."""
+    member = next((m for m in project.members if m.user_id == user.id and m.role is role), None)
+    if member is None:
+        return
+    project.members.remove(member)
+    session.flush()
+    record_event(session, actor, "project.member_remove", "project", project.id, project_id=project.id,
+                 user_id=user.id, role=role.value)
+
+
 def visible_projects(session: Session, user: User) -> list[Project]:
     """Projects the user may open: all for admins, otherwise those they lead or label."""
     stmt = select(Project).order_by(Project.name)

@@ -6,6 +6,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from ..allocation.queue import rater_progress
+from ..allocation.views import item_url
 from ..auth.models import Role
 from ..auth.permissions import can_manage_project, can_view_project, require, role_required, signed_in
 from ..db import get_session
@@ -20,7 +22,11 @@ bp = Blueprint("projects", __name__)
 @bp.get("/")
 @signed_in
 def home():
-    return render_template("projects/home.html", projects=visible_projects(get_session(), current_user))
+    db = get_session()
+    queues = rater_progress(db, current_user)  # projects the user labels: done/total and where to resume
+    continue_urls = {pid: item_url(q.next_public_id) for pid, q in queues.items() if q.next_public_id}
+    return render_template("projects/home.html", projects=visible_projects(db, current_user), queues=queues,
+                           continue_urls=continue_urls)
 
 
 @bp.get("/projects")

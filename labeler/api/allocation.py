@@ -1,0 +1,146 @@
+"""API: allocation (leads of the project, admins) and the rater's own queue and items.
+
+Rater-facing responses are built by one code path for golden and fold items alike: the same keys,
+the same URL scheme (per-rater opaque ids) and the same headers, so nothing tells them apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, url_for
+from flask_login import current_user
+
+from ..allocation import services
+from ..allocation.models import QueueItem
+from ..allocation.queue import get_item_for_rater, is_project_rater, next_item, queue_total
+from ..auth.models import Role
+from ..auth.permissions import can_allocate, require, role_required, signed_in
+from ..db import get_session
+from ..errors import NotFound, ValidationError
+from ..images.models import Image
+from ..images.storage import InvalidKey
+from ..projects.services import get_project
+from . import bp
+from .projects import json_body
+
+DISPLAY_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+def _int(value: Any, name: str, *, default: int | None = None) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{name} must be an integer", code="invalid_" + name)
+    return value
+
+
+def allocation_params(body: dict) -> dict[str, Any]:
+    """Validate {raters, golden_size | golden_image_ids, overlap, seed} into service arguments."""
+    raters = body.get("raters")
+    if not isinstance(raters, list) or not all(isinstance(r, str) for r in raters):
+        raise ValidationError("raters must be a list of e-mail addresses", code="invalid_raters")
+    golden_ids = body.get("golden_image_ids")
+    if golden_ids is not None and (not isinstance(golden_ids, list)
+                                   or not all(isinstance(i, int) and not isinstance(i, bool) for i in golden_ids)):
+        raise ValidationError("golden_image_ids must be a list of image ids", code="invalid_golden_image_ids")
+    golden_size = _int(body.get("golden_size"), "golden_size")
+    if golden_size is None and golden_ids is None:
+        golden_size = 0
+    return {"raters": raters, "golden_size": golden_size, "golden_image_ids": golden_ids,
+            "overlap": _int(body.get("overlap"), "overlap", default=1), "seed": _int(body.get("seed"), "seed")}
+
+
+def _email(body: dict) -> str:
+    email = body.get("email")
+    if not isinstance(email, str) or not email.strip():
+        raise ValidationError('send {"email": "<the rater\'s e-mail>"}', code="invalid_email")
+    return email
+
+
+def _managed_project(project_id: int):
+    db = get_session()
+    project = get_project(db, project_id)
+    require(can_allocate(current_user, project), "Only the project's leads and admins manage its allocation.")
+    return db, project
+
+
+@bp.post("/projects/<int:project_id>/allocation")
+@role_required(Role.lead, Role.admin)
+def create_allocation_api(project_id: int):
+    db, project = _managed_project(project_id)
+    params = allocation_params(json_body())
+    services.allocate(db, current_user, project, params.pop("raters"), **params)
+    db.commit()
+    return jsonify(services.summary(db, project)), 201
+
+
+@bp.get("/projects/<int:project_id>/allocation")
+@role_required(Role.lead, Role.admin)
+def get_allocation_api(project_id: int):
+    db, project = _managed_project(project_id)
+    return jsonify(services.summary(db, project))
+
+
+@bp.post("/projects/<int:project_id>/allocation/raters")
+@role_required(Role.lead, Role.admin)
+def add_rater_api(project_id: int):
+    db, project = _managed_project(project_id)
+    change = services.add_rater(db, current_user, project, _email(json_body()))
+    db.commit()
+    return jsonify(change=change, summary=services.summary(db, project)), 201
+
+
+@bp.post("/projects/<int:project_id>/allocation/raters/remove")
+@role_required(Role.lead, Role.admin)
+def remove_rater_api(project_id: int):
+    db, project = _managed_project(project_id)
+    change = services.remove_rater(db, current_user, project, _email(json_body()))
+    db.commit()
+    return jsonify(change=change, summary=services.summary(db, project))
+
+
+def item_json(item: QueueItem, total: int) -> dict[str, Any]:
+    """What a rater learns about one of their items (identical keys for every item)."""
+    return {"id": item.public_id, "image_url": url_for("api.item_image", public_id=item.public_id),
+            "position": item.position, "total": total}
+
+
+@bp.get("/projects/<int:project_id>/queue/next")
+@signed_in
+def queue_next_api(project_id: int):
+    db = get_session()
+    project = get_project(db, project_id)
+    if not is_project_rater(db, current_user, project):
+        raise NotFound(f"no project with id {project_id}")
+    item = next_item(db, current_user, project)
+    return jsonify(item=item_json(item, queue_total(db, item)) if item else None)
+
+
+@bp.get("/items/<public_id>")
+@signed_in
+def item_api(public_id: str):
+    db = get_session()
+    item = get_item_for_rater(db, current_user, public_id)
+    body = item_json(item, queue_total(db, item))
+    body["status"] = item.status.value
+    return jsonify(item=body)
+
+
+@bp.get("/items/<public_id>/image")
+@signed_in
+def item_image(public_id: str):
+    """The display image; no ETag, no Last-Modified, no file name, never cached (blinding)."""
+    db = get_session()
+    item = get_item_for_rater(db, current_user, public_id)
+    image = db.get(Image, item.image_id)
+    storage = current_app.extensions["labeler_storage"]
+    try:
+        with storage.open(image.display_key) as fh:
+            data = fh.read()
+    except (FileNotFoundError, InvalidKey):
+        raise NotFound("the image of this item is missing from storage") from None
+    ext = image.display_key.rsplit(".", 1)[-1].lower()
+    resp = Response(data, mimetype=DISPLAY_TYPES.get(ext, "application/octet-stream"))
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
