@@ -17,11 +17,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .allocation.views import bp as allocation_bp
     from .api import bp as api_bp
     from .auth import login
+    from .auth.admin_views import bp as admin_bp
     from .auth.views import bp as auth_bp
     from .config import load_settings
     from .images.storage import LocalStorage
     from .images.views import bp as images_bp
+    from .labeling.views import bp as labeling_bp
     from .projects.views import bp as projects_bp
+    from .reports.views import bp as reports_bp
 
     settings = load_settings(config)
     app = Flask(
@@ -39,6 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     for bp in (auth_bp, projects_bp, images_bp, allocation_bp, api_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(labeling_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(admin_bp)
     cli.init_app(app)
 
     @app.after_request

@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(group)
     app.cli.add_command(allocate_cmd)
     app.cli.add_command(demo_cmd)
+    app.cli.add_command(export_cmd)
     app.cli.add_command(serve_cmd)
 
 
@@ -237,6 +238,31 @@ def demo_cmd(count: int) -> None:
         lines = build_demo(s, current_app.extensions["labeler_storage"], count, checkpoint=s.commit)
     for line in lines:
         click.echo(line)
+
+
+@click.command("export")
+@click.argument("project")
+@click.option("--kind", type=click.Choice(["fused", "raw", "manifest"]), default="fused", show_default=True,
+              help="fused label set, raw labels, or the training manifest the ML module reads")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--revisions", is_flag=True, help="raw: every revision, not only current labels")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@with_appcontext
+def export_cmd(project: str, kind: str, fmt: str, revisions: bool, output: Path) -> None:
+    """Export PROJECT's labels to a file (streamed, constant memory)."""
+    from .projects.services import find_project
+    from .reports.export import export_chunks, training_manifest
+
+    with _Session() as s:
+        proj = find_project(s, project)
+        chunks = (training_manifest(s, proj, current_app.extensions["labeler_storage"]) if kind == "manifest"
+                  else export_chunks(s, proj, kind, fmt, revisions=revisions))
+        tmp = output.with_name(output.name + ".part")
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        tmp.replace(output)  # a half-written export never carries the final name
+    click.echo(f"wrote {output}")
 
 
 @click.command("serve")

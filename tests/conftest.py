@@ -14,7 +14,7 @@ from labeler import create_app
 from labeler.db import make_engine
 from labeler.migrate import upgrade
 
-pytest_plugins = ["sso_support.fixtures"]
+pytest_plugins = ["sso_support.fixtures", "browser_support.fixtures"]
 
 PG_URL = os.environ.get("LABELER_TEST_DATABASE_URL")
 
@@ -146,6 +146,8 @@ def csrf_from(client) -> str:
 
 def login(client, user) -> str:
     """Sign in through the development sign-in form (with its CSRF token); returns a fresh CSRF token."""
+    if getattr(client, "csrf", None):  # switching users: sign the previous one out first
+        client.post("/auth/logout", data={"csrf_token": client.csrf})
     token = csrf_from(client)
     resp = client.post("/auth/dev-login", data={"email": user.email, "csrf_token": token})
     assert resp.status_code == 302, resp.get_data(as_text=True)

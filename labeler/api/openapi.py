@@ -113,6 +113,29 @@ ALLOCATION_PATHS: dict[str, dict] = {
     },
 }
 
+_SCOPE = {"name": "scope", "in": "query", "schema": {"enum": ["all", "golden", "fold"]}}
+REPORT_PATHS: dict[str, dict] = {
+    "/api/v1/projects/{project_id}/agreement": {
+        "get": _op("Agreement figures (domain.md section 5) for a scope", params=[_path_id("project_id"), _SCOPE]),
+    },
+    "/api/v1/projects/{project_id}/export": {
+        "get": _op("Stream the fused or raw label set as CSV or JSON Lines", params=[
+            _path_id("project_id"),
+            {"name": "kind", "in": "query", "schema": {"enum": ["fused", "raw"]}},
+            {"name": "format", "in": "query", "schema": {"enum": ["csv", "jsonl"]}},
+            {"name": "revisions", "in": "query", "schema": {"type": "boolean"}}]),
+    },
+    "/api/v1/projects/{project_id}/ties": {
+        "get": _op("Images whose fused class is tied, with votes and adjudications", params=[_path_id("project_id")]),
+    },
+    "/api/v1/projects/{project_id}/adjudications": {
+        "post": _op("Adjudicate a tied image", params=[_path_id("project_id")], body={
+            "type": "object", "required": ["image_id", "decision"],
+            "properties": {"image_id": {"type": "integer"}, "decision": {"type": "string"},
+                           "note": {"type": "string"}}}),
+    },
+}
+
 PATHS: dict[str, dict] = {
     "/api/v1/projects": {
         "get": _op("Projects the caller may see"),
@@ -128,6 +151,7 @@ PATHS: dict[str, dict] = {
     },
     **LABELING_PATHS,
     **ALLOCATION_PATHS,
+    **REPORT_PATHS,
     "/api/v1/openapi.json": {"get": _op("This document")},
 }
 

@@ -1,0 +1,48 @@
+"""API: agreement figures, exports and adjudications (leads of the project and admins)."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+from flask_login import current_user
+
+from ..auth.models import Role
+from ..auth.permissions import role_required
+from ..db import get_session
+from ..errors import ValidationError
+from ..reports.services import adjudicate, check_scope, project_agreement, tie_list
+from ..reports.views import export_response, managed_project
+from . import bp
+from .projects import json_body
+
+
+@bp.get("/projects/<int:project_id>/agreement")
+@role_required(Role.lead, Role.admin)
+def agreement_api(project_id: int):
+    project = managed_project(project_id)
+    return jsonify(project_agreement(get_session(), project, check_scope(request.args.get("scope"))))
+
+
+@bp.get("/projects/<int:project_id>/export")
+@role_required(Role.lead, Role.admin)
+def export_api(project_id: int):
+    return export_response(managed_project(project_id))
+
+
+@bp.get("/projects/<int:project_id>/ties")
+@role_required(Role.lead, Role.admin)
+def ties_api(project_id: int):
+    return jsonify(ties=tie_list(get_session(), managed_project(project_id)))
+
+
+@bp.post("/projects/<int:project_id>/adjudications")
+@role_required(Role.lead, Role.admin)
+def adjudicate_api(project_id: int):
+    db = get_session()
+    project = managed_project(project_id)
+    body = json_body()
+    if not isinstance(body.get("image_id"), int):
+        raise ValidationError("image_id must be an integer")
+    adj = adjudicate(db, current_user, project, body["image_id"], str(body.get("decision") or ""), body.get("note"))
+    db.commit()
+    return jsonify(image_id=adj.image_id, decision=adj.decision, note=adj.note,
+                   decided_at=adj.decided_at.isoformat()), 200

@@ -1,0 +1,186 @@
+"""Exports, streamed row by row: the fused label set, the raw labels, and the training manifest.
+
+One service for the download buttons, `labeler export` and `GET /api/v1/projects/{id}/export`.
+
+Training manifest (read by `labeler.ml.manifest`): JSON Lines. The first line is a header
+`{"manifest": "labeler-training", "version": 1, "project_id": .., "protocol": ..}`; then one object
+per image: `image_id`, `sha256`, `path` (absolute path of the display image), `case_id`,
+`split` ("golden" | "fold"), `quality` (null, or `{"class": fused class or null for an unresolved
+tie, "tie": bool, "explanations": [relevant explanations]}`), `severity` (null, or
+`{"mean", "median", "std", "count", "grade"}`). Images nobody labeled are left out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import metrics
+from ..auth.models import User
+from ..errors import ValidationError
+from ..images.models import Image
+from ..labeling.models import Label, LabelRevision
+from ..labeling.protocols import EXPLANATION_CODES, NON_GRADED, QUALITY_DECISIONS
+from ..projects.models import Project
+from .figures import explanation_k, fuse, num
+from .matrix import load_label_matrix
+
+KINDS = ("fused", "raw")
+FORMATS = ("csv", "jsonl")
+RESOLUTION_NAMES = {int(r): r.name.lower() for r in metrics.Resolution}
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+def check_export_args(kind: str, fmt: str) -> None:
+    if kind not in KINDS:
+        raise ValidationError(f"kind must be one of {', '.join(KINDS)}", status=400, code="bad_kind")
+    if fmt not in FORMATS:
+        raise ValidationError(f"format must be one of {', '.join(FORMATS)}", status=400, code="bad_format")
+
+
+def _images(session: Session, project: Project):
+    return session.execute(
+        select(Image.id, Image.sha256, Image.filename, Image.case_id, Image.display_key)
+        .where(Image.project_id == project.id).order_by(Image.id)
+        .execution_options(yield_per=2000)
+    )
+
+
+def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+    """One record per image with the fused values and the votes behind them."""
+    m = load_label_matrix(session, project)
+    settings = project.settings or {}
+    quality = project.protocol.value == "quality"
+    if quality:
+        fusion = fuse(m, settings)
+        labeled = m.classes >= 0
+        relevance = metrics.explanation_relevance(m.explanations, labeled, k=explanation_k(settings))
+        diag = metrics.fuse_diagnoses(m.diagnosis)
+    else:
+        consensus = metrics.severity_consensus(m.grades)
+        labeled = m.labeled
+        relevance = metrics.explanation_relevance(m.explanations, labeled, k=explanation_k(settings))
+        ng_counts = [(m.non_graded == i).sum(axis=1) for i in range(len(NON_GRADED))]
+    for i, img in enumerate(_images(session, project)):
+        rec: dict[str, Any] = {
+            "image_id": img.id, "sha256": img.sha256, "filename": img.filename, "case_id": img.case_id,
+            "split": "golden" if m.golden[i] else "fold", "rater_count": int(m.labeled[i].sum()),
+        }
+        counts = relevance.counts[i]
+        rec["explanation_counts"] = {e: int(counts[k]) for k, e in enumerate(EXPLANATION_CODES)}
+        rec["relevant_explanations"] = [e for k, e in enumerate(EXPLANATION_CODES) if relevance.relevant[i, k]]
+        if quality:
+            code = int(fusion.fused[i])
+            rec.update({
+                "fused_class": QUALITY_DECISIONS[code] if code >= 0 else None,
+                "tie": bool(fusion.is_tie[i]),
+                "tied_classes": [c for k, c in enumerate(QUALITY_DECISIONS) if fusion.tied[i, k]],
+                "resolution": RESOLUTION_NAMES[int(fusion.resolution[i])],
+                "votes": {c: int(fusion.votes[i, k]) for k, c in enumerate(QUALITY_DECISIONS)},
+                "diagnosis": m.diagnosis_codes[diag.code[i]] if diag.code[i] >= 0 else None,
+                "diagnosis_votes": int(diag.votes[i]),
+                "diagnosis_tie": bool(diag.is_tie[i]),
+                "adjudication": QUALITY_DECISIONS[m.adjudication[i]] if m.adjudication[i] >= 0 else None,
+            })
+        else:
+            rec["severity"] = {
+                "mean": num(consensus.mean[i]), "median": num(consensus.median[i]), "std": num(consensus.std[i]),
+                "count": int(consensus.count[i]), "grade": int(consensus.grade[i]) if consensus.grade[i] > 0 else None,
+            }
+            rec["non_graded"] = {name: int(ng_counts[k][i]) for k, name in enumerate(NON_GRADED)}
+        yield rec
+
+
+def raw_records(session: Session, project: Project, *, revisions: bool = False) -> Iterator[dict[str, Any]]:
+    """One record per current label (or per revision, oldest first, when revisions=True)."""
+    if revisions:
+        stmt = (
+            select(LabelRevision, Label.image_id, Label.rater_id, Image.sha256, Image.filename, User.email)
+            .join(Label, Label.id == LabelRevision.label_id).join(Image, Image.id == Label.image_id)
+            .join(User, User.id == Label.rater_id).where(Label.project_id == project.id)
+            .order_by(LabelRevision.label_id, LabelRevision.version)
+        )
+    else:
+        stmt = (
+            select(Label, Label.image_id, Label.rater_id, Image.sha256, Image.filename, User.email)
+            .join(Image, Image.id == Label.image_id).join(User, User.id == Label.rater_id)
+            .where(Label.project_id == project.id).order_by(Label.image_id, Label.rater_id)
+        )
+    for row, image_id, rater_id, sha, filename, email in session.execute(stmt.execution_options(yield_per=2000)):
+        yield {
+            "label_id": row.label_id if revisions else row.id, "version": row.version,
+            "image_id": image_id, "sha256": sha, "filename": filename, "rater_id": rater_id, "rater_email": email,
+            "decision": row.decision, "icd10": row.icd10, "icd10_missing_text": row.icd10_missing_text,
+            "explanations": list(row.explanations or ()), "grade": row.grade, "time_spent_ms": row.time_spent_ms,
+            "at": (row.created_at if revisions else row.updated_at).isoformat(),
+        }
+
+
+def training_manifest(session: Session, project: Project, storage) -> Iterator[str]:  # noqa: ANN001
+    """The training manifest as JSON lines (see the module docstring)."""
+    yield json.dumps({"manifest": "labeler-training", "version": 1, "project_id": project.id,
+                      "protocol": project.protocol.value}) + "\n"
+    keys = {}
+    for img in _images(session, project):
+        keys[img.id] = img.display_key
+    for rec in fused_records(session, project):
+        if not rec["rater_count"]:
+            continue
+        path = storage.path(keys[rec["image_id"]])
+        out = {"image_id": rec["image_id"], "sha256": rec["sha256"], "path": str(path) if path else None,
+               "case_id": rec["case_id"], "split": rec["split"], "quality": None, "severity": None}
+        if "fused_class" in rec:
+            out["quality"] = {"class": rec["fused_class"], "tie": rec["tie"] and rec["resolution"] != "adjudicated",
+                              "explanations": rec["relevant_explanations"]}
+        else:
+            out["severity"] = rec["severity"]
+        yield json.dumps(out) + "\n"
+
+
+def _flat(rec: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in rec.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                flat[f"{key}_{sub}" if key != "votes" else f"votes_{sub}"] = v
+        elif isinstance(value, list):
+            flat[key] = ";".join(map(str, value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def serialize(records: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
+    """CSV (flattened, header from the first record) or JSON Lines, one chunk per record."""
+    if fmt == "jsonl":
+        for rec in records:
+            yield json.dumps(rec, ensure_ascii=False) + "\n"
+        return
+    buf = io.StringIO()
+    writer = None
+    for rec in records:
+        flat = _flat(rec)
+        if writer is None:
+            writer = csv.DictWriter(buf, fieldnames=list(flat), extrasaction="ignore")
+            writer.writeheader()
+        writer.writerow(flat)
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+
+
+def export_chunks(session: Session, project: Project, kind: str, fmt: str, *, revisions: bool = False) -> Iterator[str]:
+    """The export as text chunks (streamed by pages, API and CLI alike)."""
+    check_export_args(kind, fmt)
+    records = fused_records(session, project) if kind == "fused" else raw_records(session, project, revisions=revisions)
+    return serialize(records, fmt)
+
+
+def export_filename(project: Project, kind: str, fmt: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in project.name)[:60]
+    return f"{safe}-{kind}.{fmt}"

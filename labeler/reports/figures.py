@@ -1,0 +1,139 @@
+"""Agreement figures of a project (domain.md sections 4-5), computed by the pure metrics module."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from .. import metrics
+from ..labeling.protocols import EXPLANATION_CODES, QUALITY_DECISIONS, severity_scale
+from .matrix import LabelMatrix
+
+N_CLASSES = len(QUALITY_DECISIONS)
+
+
+def num(x: Any) -> float | None:
+    """A JSON-safe float (NaN -> None)."""
+    x = float(x)
+    return None if math.isnan(x) else round(x, 6)
+
+
+def nums(arr: np.ndarray) -> list:
+    return [nums(a) if np.ndim(a) else num(a) for a in np.asarray(arr, dtype=float)]
+
+
+def tie_policy(settings: Mapping[str, Any]) -> Any:
+    """The project's tie policy for metrics.fuse_quality: 'unresolved' or a precedence order of codes."""
+    fusion = settings.get("fusion") or {}
+    if fusion.get("tie_policy", "unresolved") == "precedence":
+        return [QUALITY_DECISIONS.index(c) for c in fusion.get("precedence") or () if c in QUALITY_DECISIONS]
+    return "unresolved"
+
+
+def explanation_k(settings: Mapping[str, Any]) -> int:
+    return int((settings.get("fusion") or {}).get("explanation_k", 1))
+
+
+def fuse(m: LabelMatrix, settings: Mapping[str, Any]) -> metrics.QualityFusion:
+    """Plurality fusion of every image with the project's tie policy and the leads' adjudications."""
+    return metrics.fuse_quality(m.classes, N_CLASSES, tie_policy=tie_policy(settings), adjudications=m.adjudication)
+
+
+def quality_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all",
+                    min_co_labeled: int = 1) -> dict[str, Any]:
+    """Seed 003 Tables 1-2 and the rest: distribution, pairwise F1, explanations, per rater, kappas, alpha."""
+    rows = m.scope_rows(scope)
+    labels = m.classes[rows]
+    labeled = labels >= 0
+    fusion = fuse(m, settings)
+    fused = fusion.fused[rows]
+    f1 = metrics.pairwise_f1(labels, N_CLASSES, min_co_labeled=min_co_labeled)
+    relevance = metrics.explanation_relevance(m.explanations[rows], labeled, k=explanation_k(settings))
+    ef1 = metrics.pairwise_explanation_f1(m.explanations[rows], labeled, min_co_labeled=min_co_labeled)
+    golden_rows = m.golden[rows]
+    vs_fused = metrics.rater_vs_fused(labels, fusion.plurality[rows], N_CLASSES, golden=golden_rows)
+    confusion = metrics.rater_vs_fused(labels, fusion.plurality[rows], N_CLASSES).confusion
+    kappa = metrics.pairwise_kappa(labels, N_CLASSES, min_co_labeled=min_co_labeled)
+    fleiss = metrics.fleiss_kappa(m.classes, N_CLASSES, golden=m.golden)
+    alpha = metrics.krippendorff_alpha(labels, "nominal")
+    return {
+        "classes": list(QUALITY_DECISIONS),
+        "images": int(rows.sum()),
+        "labeled_images": int(labeled.any(axis=1).sum()),
+        "distribution": [
+            {"class": c, "count": int((fused == i).sum()), "f1_mean": num(f1.mean[i]), "f1_std": num(f1.std[i]),
+             "pairs": int(f1.n_pairs[i])}
+            for i, c in enumerate(QUALITY_DECISIONS)
+        ],
+        "ties_unresolved": int((fusion.resolution[rows] == metrics.Resolution.UNRESOLVED).sum()),
+        "ties_adjudicated": int((fusion.resolution[rows] == metrics.Resolution.ADJUDICATED).sum()),
+        "macro_f1": {"mean": num(f1.macro_mean), "std": num(f1.macro_std), "pairs": f1.macro_n_pairs,
+                     "excluded_pairs": f1.n_excluded_pairs, "min_co_labeled": f1.min_co_labeled},
+        "pair_macro_f1": nums(f1.macro),
+        "explanations": [
+            {"explanation": e, "relevant_images": int(relevance.relevant[:, i].sum()),
+             "f1_mean": num(ef1.mean[i]), "f1_std": num(ef1.std[i]), "pairs": int(ef1.n_pairs[i])}
+            for i, e in enumerate(EXPLANATION_CODES)
+        ],
+        "explanation_k": relevance.k,
+        "raters": [
+            {"rater_id": int(rid), "name": m.rater_names[j], "labels": int(labeled[:, j].sum()),
+             "golden_macro_f1": num(vs_fused.macro_f1[j]), "golden_images": int(vs_fused.n_images[j])}
+            for j, rid in enumerate(m.rater_ids)
+        ],
+        "confusion": confusion.tolist(),
+        "kappa": {"mean": num(kappa.mean), "std": num(kappa.std), "pairs": kappa.n_pairs, "matrix": nums(kappa.kappa)},
+        "fleiss_kappa_golden": {"kappa": num(fleiss.kappa), "images": fleiss.n_images,
+                                "dropped_incomplete": fleiss.n_images_dropped},
+        "krippendorff_alpha_nominal": {"alpha": num(alpha.alpha), "images": alpha.n_images},
+    }
+
+
+def severity_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all",
+                     min_co_labeled: int = 1) -> dict[str, Any]:
+    """Seed 001's consensus and per-rater RMSE table with the bar, plus kappas and alpha."""
+    rows = m.scope_rows(scope)
+    grades = m.grades[rows]
+    scale = [float(s["value"]) for s in severity_scale(settings)]
+    consensus = metrics.severity_consensus(grades)
+    rmse = metrics.rater_rmse(m.grades, golden=m.golden)
+    kappa = metrics.pairwise_severity_kappa(grades, scale, min_co_labeled=min_co_labeled)
+    codes = metrics.grade_codes(grades, scale)
+    fleiss = metrics.fleiss_kappa(metrics.grade_codes(m.grades, scale), len(scale), golden=m.golden)
+    ordinal = metrics.krippendorff_alpha(grades, "ordinal", value_domain=scale)
+    interval = metrics.krippendorff_alpha(grades, "interval")
+    graded = ~np.isnan(grades)
+    cons_code = np.where(consensus.count > 0, consensus.grade - 1, -1)
+    confusion = metrics.rater_vs_fused(codes, cons_code.astype(np.int64), len(scale)).confusion
+    return {
+        "scale": scale,
+        "images": int(rows.sum()),
+        "graded_images": int((consensus.count > 0).sum()),
+        "grade_distribution": [{"grade": int(g), "count": int((consensus.grade == g).sum())}
+                               for g in range(1, len(scale) + 1)],
+        "non_graded": int((m.non_graded[rows] >= 0).sum()),
+        "raters": [
+            {"rater_id": int(rid), "name": m.rater_names[j], "grades": int(graded[:, j].sum()),
+             "golden_images": int(rmse.n_images[j]), "rmse": num(rmse.rmse[j]), "rmse_loo": num(rmse.rmse_loo[j])}
+            for j, rid in enumerate(m.rater_ids)
+        ],
+        "bar": num(rmse.bar),
+        "bar_rater_id": int(m.rater_ids[rmse.bar_rater]) if rmse.bar_rater >= 0 else None,
+        "bar_loo": num(rmse.bar_loo),
+        "kappa_quadratic": {"mean": num(kappa.mean), "std": num(kappa.std), "pairs": kappa.n_pairs,
+                            "matrix": nums(kappa.kappa)},
+        "confusion": confusion.tolist(),
+        "fleiss_kappa_golden": {"kappa": num(fleiss.kappa), "images": fleiss.n_images,
+                                "dropped_incomplete": fleiss.n_images_dropped},
+        "krippendorff_alpha": {"ordinal": num(ordinal.alpha), "interval": num(interval.alpha),
+                               "images": ordinal.n_images},
+    }
+
+
+def agreement_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all") -> dict[str, Any]:
+    """All agreement figures of the project's protocol for a scope (all / golden / fold)."""
+    body = (quality_figures if m.protocol.value == "quality" else severity_figures)(m, settings, scope)
+    return {"project_id": m.project_id, "protocol": m.protocol.value, "scope": scope,
+            "n_raters": len(m.rater_ids), **body}

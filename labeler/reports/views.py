@@ -1,0 +1,84 @@
+"""Lead pages: the agreement dashboard, the tie list with adjudication, export downloads."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_login import current_user
+
+from ..auth.models import Role
+from ..auth.permissions import can_manage_project, require, role_required
+from ..db import get_session
+from ..errors import LabelerError
+from ..labeling.protocols import QUALITY_DECISIONS
+from ..projects.services import get_project
+from .export import MEDIA_TYPES, check_export_args, export_chunks, export_filename
+from .services import adjudicate, check_scope, project_agreement, rater_progress, tie_list
+
+bp = Blueprint("reports", __name__)
+
+
+def managed_project(project_id: int):
+    project = get_project(get_session(), project_id)
+    require(can_manage_project(current_user, project), "Only the project's leads and admins see its reports.")
+    return project
+
+
+@bp.get("/projects/<int:project_id>/dashboard")
+@role_required(Role.lead, Role.admin)
+def dashboard(project_id: int):
+    db = get_session()
+    project = managed_project(project_id)
+    scope = check_scope(request.args.get("scope"))
+    return render_template(
+        "reports/dashboard.html", project=project, scope=scope, figures=project_agreement(db, project, scope),
+        progress=rater_progress(db, project), ties=len(tie_list(db, project)),
+    )
+
+
+@bp.get("/projects/<int:project_id>/ties")
+@role_required(Role.lead, Role.admin)
+def ties(project_id: int):
+    project = managed_project(project_id)
+    return render_template("reports/ties.html", project=project, ties=tie_list(get_session(), project),
+                           classes=QUALITY_DECISIONS)
+
+
+@bp.post("/projects/<int:project_id>/ties/<int:image_id>")
+@role_required(Role.lead, Role.admin)
+def adjudicate_tie(project_id: int, image_id: int):
+    db = get_session()
+    project = managed_project(project_id)
+    try:
+        adjudicate(db, current_user, project, image_id, request.form.get("decision", ""), request.form.get("note"))
+    except LabelerError as exc:
+        db.rollback()
+        flash(f"Image {image_id}: {exc.message}")
+        return redirect(url_for("reports.ties", project_id=project.id)), 303
+    db.commit()
+    flash(f"Image {image_id} adjudicated.")
+    return redirect(url_for("reports.ties", project_id=project.id)), 303
+
+
+@bp.get("/projects/<int:project_id>/export")
+@role_required(Role.lead, Role.admin)
+def download(project_id: int):
+    project = managed_project(project_id)
+    return export_response(project)
+
+
+def export_response(project) -> Response:  # noqa: ANN001
+    """Stream an export as a download (used by the page and the API)."""
+    kind, fmt = request.args.get("kind", "fused"), request.args.get("format", "csv")
+    check_export_args(kind, fmt)
+    revisions = request.args.get("revisions") in {"1", "true", "yes"}
+    project_id, filename = project.id, export_filename(project, kind, fmt)
+
+    def generate():
+        # The request's session is closed once the view returns; the stream reads with its own.
+        db = get_session()
+        yield from export_chunks(db, get_project(db, project_id), kind, fmt, revisions=revisions)
+
+    resp = Response(stream_with_context(generate()), mimetype=MEDIA_TYPES[fmt])
+    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
