@@ -25,6 +25,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,6 @@ def write_model(
     extra: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Move a freshly exported ONNX file and its metadata into a new versioned folder."""
-    import onnxruntime
-    import torch
-
     root = Path(models_dir)
     root.mkdir(parents=True, exist_ok=True)
     model_id = new_model_id(kind)
@@ -96,7 +94,7 @@ def write_model(
             "size_bytes": size,
             "size_mb": round(size / 1e6, 2),
             "format": "onnx fp32, backbone + heads in one graph",
-            "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+            "versions": {p: version(p) for p in ("torch", "onnxruntime", "onnx")},
             **(extra or {}),
         }
         _dump(tmp / "model.json", meta)
