@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -45,20 +47,29 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         "SSO_AUTHORITY": get("SSO_AUTHORITY"),
         "SSO_CLIENT_ID": get("SSO_CLIENT_ID"),
         "SSO_CLIENT_SECRET": get("SSO_CLIENT_SECRET"),
+        # a PEM file holding the private key and the certificate uploaded to the app registration
+        "SSO_CLIENT_CERTIFICATE": get("SSO_CLIENT_CERTIFICATE"),
         "SSO_REDIRECT_URI": get("SSO_REDIRECT_URI"),
-        "SSO_ALLOWED_TENANTS": tuple(t for t in str(get("SSO_ALLOWED_TENANTS", "")).split(",") if t),
+        "SSO_POST_LOGOUT_REDIRECT_URI": get("SSO_POST_LOGOUT_REDIRECT_URI"),
+        "SSO_ALLOWED_TENANTS": tuple(
+            t.strip() for t in str(get("SSO_ALLOWED_TENANTS", "")).split(",") if t.strip()
+        ),
         "SSO_ROLE_CLAIMS": _bool(get("SSO_ROLE_CLAIMS", "false")),
         "SESSION_IDLE_MINUTES": int(get("SESSION_IDLE_MINUTES", 60)),
         "SESSION_ABSOLUTE_HOURS": int(get("SESSION_ABSOLUTE_HOURS", 12)),
         "MAX_CONTENT_LENGTH": int(get("MAX_UPLOAD_MB", 512)) * 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,
+        # the cookie itself expires with the absolute timeout (the server checks both timeouts too)
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(get("SESSION_ABSOLUTE_HOURS", 12))),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": environment not in {"development", "test"},
-        "REMEMBER_COOKIE_SECURE": environment not in {"development", "test"},
     }
     if overrides:
         cfg.update(overrides)
+    # Secure cookies everywhere but on a developer's http://localhost (also when overrides set the env)
+    secure = str(cfg["LABELER_ENV"]).lower() not in {"development", "test"}
+    for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        cfg.setdefault(name, secure)
     validate_settings(cfg)
     return cfg
 
@@ -77,6 +88,11 @@ def validate_settings(cfg: dict[str, Any]) -> None:
         missing = [k for k in ("SSO_AUTHORITY", "SSO_CLIENT_ID", "SSO_REDIRECT_URI") if not cfg.get(k)]
         if missing:
             raise ConfigError("single sign-on needs " + ", ".join("LABELER_" + m for m in missing))
+    sso_configured = cfg["AUTH_MODE"] == "sso" and (cfg.get("SSO_AUTHORITY") or env in PRODUCTION_ENVS)
+    if sso_configured and bool(cfg.get("SSO_CLIENT_SECRET")) == bool(cfg.get("SSO_CLIENT_CERTIFICATE")):
+        raise ConfigError(
+            "single sign-on needs exactly one of LABELER_SSO_CLIENT_SECRET and LABELER_SSO_CLIENT_CERTIFICATE"
+        )
     if not cfg.get("SECRET_KEY"):
         # development only: a per-instance key kept in the instance folder so sessions survive restarts
         cfg["SECRET_KEY"] = _instance_secret(Path(cfg["INSTANCE_PATH"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Flask, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -16,6 +16,7 @@ from .services import user_for_token
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
+clock = time.time  # seconds; the session-timeout tests replace it
 
 
 def init_app(app: Flask) -> None:
@@ -36,7 +37,7 @@ def _load_user(user_id: str) -> User | None:
 
 
 @login_manager.request_loader
-def _load_bearer(req) -> User | None:  # noqa: ANN001
+def _load_bearer(req) -> User | None:
     header = req.headers.get("Authorization", "")
     if not header.lower().startswith("bearer "):
         return None
@@ -56,22 +57,21 @@ def _unauthorized():
 def _enforce_session_rules() -> None:
     """Idle/absolute timeouts for cookie sessions; CSRF on writes that did not come with a bearer token."""
     if request.endpoint == "static":
-        return None
+        return
     has_bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
     if request.method not in {"GET", "HEAD", "OPTIONS"} and not has_bearer:
         csrf.protect()
     if "_user_id" in session and not has_bearer:
-        now = time.time()
-        from flask import current_app
-
+        now = clock()
         idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
         absolute = current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600
-        if now - session.get("seen_at", now) > idle or now - session.get("auth_at", now) > absolute:
+        # a session without the stamps sign_in() sets did not come from sign_in(): treat it as expired
+        expired = now - session.get("seen_at", 0) > idle or now - session.get("auth_at", 0) > absolute
+        if expired or not current_user.is_authenticated:  # not authenticated: the user was deactivated
             logout_user()
             session.clear()
-            return None
+            return
         session["seen_at"] = now
-    return None
 
 
 def sign_in(user: User) -> None:
@@ -79,7 +79,7 @@ def sign_in(user: User) -> None:
     session.clear()
     g.pop("csrf_token", None)  # the cached CSRF token belonged to the old session
     login_user(user)
-    session["auth_at"] = session["seen_at"] = time.time()
+    session["auth_at"] = session["seen_at"] = clock()
     session.permanent = True
 
 
@@ -90,10 +90,12 @@ def sign_out() -> None:
 
 def safe_next(target: str | None) -> str | None:
     """Only paths of this app: no scheme, no host, no protocol-relative or backslash tricks."""
-    if not target:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    # browsers drop tabs and newlines inside URLs ("/\t/evil" becomes "//evil"): refuse all controls
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if parts.scheme or parts.netloc:
         return None
     return target
-

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
 from ..db import utcnow
-from ..errors import Conflict, LabelerError, NotFound, ValidationError
+from ..errors import Conflict, Forbidden, LabelerError, NotFound, ValidationError
 from .models import ApiToken, Role, User, UserRole
 
 TOKEN_PREFIX = "lbl_"
@@ -58,8 +58,10 @@ def add_user(session: Session, actor: User | None, email: str, name: str, roles:
 
 
 def set_roles(session: Session, actor: User | None, user: User, roles: Iterable[Role]) -> None:
-    """Replace a user's roles (audited)."""
+    """Replace a user's roles (audited); admins cannot take their own admin role away."""
     wanted = set(roles)
+    if actor is not None and actor.id == user.id and Role.admin in user.roles and Role.admin not in wanted:
+        raise Forbidden("You cannot remove your own admin role; ask another admin.")
     user.role_rows = [r for r in user.role_rows if r.role in wanted] + [
         UserRole(role=r) for r in sorted(wanted - user.roles, key=lambda r: r.value)
     ]
@@ -69,6 +71,8 @@ def set_roles(session: Session, actor: User | None, user: User, roles: Iterable[
 
 def set_active(session: Session, actor: User | None, user: User, active: bool) -> None:
     """Activate or deactivate an account; a deactivated user is refused at once, even mid-session."""
+    if actor is not None and actor.id == user.id and not active:
+        raise Forbidden("You cannot deactivate your own account; ask another admin.")
     user.active = active
     session.flush()
     record_event(session, actor, "user.activate" if active else "user.deactivate", "user", user.id)

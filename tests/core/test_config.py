@@ -38,10 +38,19 @@ def test_production_needs_secret_and_sso(tmp_path):
 
 def test_production_cookies_are_secure(tmp_path):
     cfg = load_settings({"SECRET_KEY": "s", "INSTANCE_PATH": str(tmp_path), "SSO_AUTHORITY": "https://x/t",
-                         "SSO_CLIENT_ID": "c", "SSO_REDIRECT_URI": "https://app/auth/redirect"},
+                         "SSO_CLIENT_ID": "c", "SSO_REDIRECT_URI": "https://app/auth/redirect",
+                         "SSO_CLIENT_SECRET": "x"},
                         environ={"LABELER_ENV": "production"})
     assert cfg["SESSION_COOKIE_SECURE"] and cfg["SESSION_COOKIE_HTTPONLY"]
     assert cfg["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+@pytest.mark.parametrize("credentials", [{}, {"SSO_CLIENT_SECRET": "x", "SSO_CLIENT_CERTIFICATE": "/k.pem"}])
+def test_sso_needs_one_client_credential(tmp_path, credentials):
+    with pytest.raises(ConfigError, match="exactly one of"):
+        load_settings({"SECRET_KEY": "s", "INSTANCE_PATH": str(tmp_path), "SSO_AUTHORITY": "https://x/t",
+                       "SSO_CLIENT_ID": "c", "SSO_REDIRECT_URI": "https://app/auth/redirect", **credentials},
+                      environ={"LABELER_ENV": "production"})
 
 
 def test_unknown_auth_mode(tmp_path):

@@ -42,7 +42,8 @@ def world(app, db, make_user, make_project):
         tokens[role] = (target, raw)
     extra = _allocation_args(db, project, users["rater"])
     db.flush()
-    args = {"project_id": project.id, "image_id": summary.imported[0]["id"], "kind": "thumb", **extra}
+    args = {"project_id": project.id, "image_id": summary.imported[0]["id"], "kind": "thumb", **extra,
+            "user_id": users["rater"].id}  # admin pages act on the rater, never on the caller
     return users, tokens, args
 
 
