@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
@@ -160,6 +160,13 @@ def allocate(session: Session, actor: User | None, project: Project, raters: Ite
     except IntegrityError:
         raise Conflict("this project already has an allocation (created concurrently)",
                        code="already_allocated") from None
+    except OperationalError as exc:
+        # SQLite: another writer committed after this transaction's first read, so its snapshot can't
+        # be upgraded to a write (SQLITE_BUSY_SNAPSHOT); PostgreSQL waits on the constraint instead.
+        if session.get_bind().dialect.name == "sqlite" and "locked" in str(exc.orig):
+            raise Conflict("the project changed while this allocation was prepared (another allocation?); "
+                           "reload and try again", code="concurrent_change") from None
+        raise
     for user in users:
         add_member(session, actor, project, user, MemberRole.rater)
     if plan.golden:

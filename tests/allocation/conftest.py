@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import secrets
 
 import pytest
@@ -18,6 +19,12 @@ def image_row(project_id: int, *, case_id: str | None = None, filename: str | No
                  format="JPEG", byte_size=1, display_key=content_key("display", sha, "jpg"),
                  thumb_key=content_key("thumbs", sha, "jpg"), original_key=content_key("originals", sha, "jpg"),
                  case_id=case_id)
+
+
+@pytest.fixture(name="image_row")
+def image_row_fixture():
+    """The ``image_row(project_id, case_id=None)`` factory, for tests that use their own sessions."""
+    return image_row
 
 
 @pytest.fixture()
@@ -55,3 +62,21 @@ def team(make_user, make_project):
             return [make_user(None, "rater") for _ in range(k)]
 
     return Team
+
+
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+@pytest.fixture()
+def client_for(app):
+    """A separate signed-in test client per user (two raters side by side); ``.csrf`` holds its token."""
+
+    def _client(user):
+        c = app.test_client()
+        page = c.get("/auth/login").get_data(as_text=True)
+        resp = c.post("/auth/dev-login", data={"email": user.email, "csrf_token": _CSRF_META.search(page).group(1)})
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        c.csrf = _CSRF_META.search(c.get("/").get_data(as_text=True)).group(1)
+        return c
+
+    return _client
