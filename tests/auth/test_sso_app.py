@@ -17,6 +17,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sso_support.fixtures import app_sso_config
 from sso_support.provider import DEFAULT_TENANT, OTHER_TENANT, OIDCProvider
 
 from conftest import CSRF_META, make_config
@@ -30,19 +31,6 @@ from labeler.auth.views import SSO_ERROR_MESSAGES
 HOME = "/"
 
 
-def sso_config(provider: OIDCProvider, **extra: object) -> dict[str, object]:
-    """The LABELER_SSO_* settings for the local provider (as for Entra, only the authority differs)."""
-    return {
-        "AUTH_MODE": "sso",
-        "SSO_AUTHORITY": provider.authority,
-        "SSO_CLIENT_ID": provider.client_id,
-        "SSO_CLIENT_SECRET": provider.client_secret,
-        "SSO_REDIRECT_URI": provider.redirect_uris[0],
-        "SSO_POST_LOGOUT_REDIRECT_URI": provider.post_logout_redirect_uris[0],
-        **extra,
-    }
-
-
 @pytest.fixture()
 def app_settings() -> dict[str, object]:
     """Extra settings for the app under test; tests override it through indirect use or by mutation."""
@@ -52,7 +40,7 @@ def app_settings() -> dict[str, object]:
 @pytest.fixture()
 def app(tmp_path, database_url, connection, oidc_provider, app_settings) -> Iterator[object]:
     """The app in single sign-on mode against the local provider (overrides conftest's dev-mode app)."""
-    application = create_app(make_config(tmp_path, database_url, **sso_config(oidc_provider, **app_settings)))
+    application = create_app(make_config(tmp_path, database_url, **app_sso_config(oidc_provider, **app_settings)))
     application.extensions["labeler_db"].bind(connection)
     yield application
     application.extensions["labeler_db"].engine.dispose()
@@ -412,7 +400,7 @@ def test_session_cookie_flags_in_test_environment(client, make_user, sign_in):
 
 
 def test_session_cookie_is_secure_outside_development(tmp_path, database_url, oidc_provider):
-    cfg = make_config(tmp_path, database_url, **sso_config(oidc_provider), LABELER_ENV="production")
+    cfg = make_config(tmp_path, database_url, **app_sso_config(oidc_provider), LABELER_ENV="production")
     cfg.pop("TESTING")
     production = create_app(cfg)
     try:

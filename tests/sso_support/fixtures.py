@@ -57,6 +57,19 @@ def default_users() -> dict[str, dict[str, Any]]:
     return users
 
 
+def app_sso_config(provider: OIDCProvider, **extra: Any) -> dict[str, Any]:
+    """The app's LABELER_SSO_* settings for a provider (as with Entra, only the authority differs)."""
+    return {
+        "AUTH_MODE": "sso",
+        "SSO_AUTHORITY": provider.authority,
+        "SSO_CLIENT_ID": provider.client_id,
+        "SSO_CLIENT_SECRET": provider.client_secret,
+        "SSO_REDIRECT_URI": provider.redirect_uris[0],
+        "SSO_POST_LOGOUT_REDIRECT_URI": (provider.post_logout_redirect_uris or (None,))[0],
+        **extra,
+    }
+
+
 @pytest.fixture(scope="session")
 def sso_tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     """A fresh EC test CA, a server cert for 127.0.0.1/localhost, and a system + test CA bundle."""
