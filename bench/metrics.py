@@ -142,11 +142,95 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
+def write_database(p: Project, url: str) -> int:
+    """Store the synthetic project as real rows (images, golden set, labels) through the app's schema."""
+    from sqlalchemy import insert
+
+    from labeler.allocation.models import GoldenImage
+    from labeler.auth.models import User
+    from labeler.db import make_engine
+    from labeler.images.models import Image
+    from labeler.labeling.models import Label
+    from labeler.labeling.protocols import EXPLANATION_CODES, QUALITY_DECISIONS
+    from labeler.migrate import upgrade
+    from labeler.projects.models import Project as ProjectRow
+    from labeler.projects.models import Protocol, default_settings
+
+    upgrade(url)
+    engine = make_engine(url)
+    n, r = p.labels.shape
+    with engine.begin() as conn:
+        conn.execute(insert(User), [{"id": j + 1, "email": f"r{j}@bench.test", "name": f"Rater {j + 1}"}
+                                    for j in range(r)])
+        conn.execute(insert(ProjectRow), [{"id": 1, "name": "bench", "protocol": Protocol.quality,
+                                           "settings": default_settings(Protocol.quality)}])
+        conn.execute(insert(Image), [{"id": i + 1, "project_id": 1, "sha256": f"{i:064x}", "filename": f"img{i}.jpg",
+                                      "width": 1, "height": 1, "format": "JPEG", "byte_size": 1, "display_key": "d",
+                                      "thumb_key": "t", "original_key": "o", "case_id": f"case{i // 2}"}
+                                     for i in range(n)])
+        conn.execute(insert(GoldenImage), [{"project_id": 1, "image_id": int(i) + 1}
+                                           for i in np.flatnonzero(p.golden)])
+        rows = []
+        for i, j in zip(*np.nonzero(p.labels >= 0)):
+            c = int(p.labels[i, j])
+            rows.append({"project_id": 1, "rater_id": int(j) + 1, "image_id": int(i) + 1,
+                         "decision": QUALITY_DECISIONS[c],
+                         "icd10": f"L{int(p.codes[i, j]):02d}" if p.codes[i, j] >= 0 else None,
+                         "explanations": [EXPLANATION_CODES[e] for e in np.flatnonzero(p.expl[i, j])],
+                         "time_spent_ms": 4000})
+        conn.execute(insert(Label), rows)
+    engine.dispose()
+    return len(rows)
+
+
+def export_worker(url: str, kind: str, fmt: str) -> None:
+    """Run one streamed export to /dev/null in this (child) process; print seconds and bytes."""
+    from labeler.db import make_engine
+    from labeler.reports.export import export_chunks
+    from sqlalchemy.orm import Session
+
+    from labeler.projects.models import Project as ProjectRow
+
+    engine = make_engine(url)
+    with Session(engine) as session:
+        project = session.get(ProjectRow, 1)
+        start = time.perf_counter()
+        size = 0
+        for chunk in export_chunks(session, project, kind, fmt):
+            size += len(chunk)
+        # VmHWM, not ru_maxrss: the latter keeps the forked parent's pages from before exec
+        hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
+        print(f"{time.perf_counter() - start:.3f} {size} {int(hwm.split()[1]) / 1024:.0f}")
+
+
+def export_figures(p: Project) -> None:
+    """Time and peak memory (child process max RSS) of full fused and raw exports from a real database."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        start = time.perf_counter()
+        n_rows = write_database(p, url)
+        print(f"export database (SQLite, {n_rows} label rows) written in {time.perf_counter() - start:.1f} s")
+        for kind in ("fused", "raw"):
+            for fmt in ("csv", "jsonl"):
+                out = subprocess.run([sys.executable, __file__, "--export-worker", url, kind, fmt],
+                                     capture_output=True, text=True, check=True)
+                secs, size, peak = out.stdout.split()
+                print(f"export {kind} {fmt}: {float(secs):.2f} s streamed, {int(size) / 1e6:.1f} MB, "
+                      f"peak RSS of the whole exporting process {peak} MB (goals: < 5 s, < 300 MB)")
+
+
 def main() -> None:
     """Build the project, time the figures and the scikit-learn loop, print both plainly."""
+    if len(sys.argv) == 5 and sys.argv[1] == "--export-worker":
+        export_worker(*sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-export", action="store_true", help="skip the database export figures")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -199,6 +283,8 @@ def main() -> None:
     print(f"Fleiss' kappa (golden): {figures['fleiss_golden'].kappa:.3f}")
     for key in ("alpha_nominal_golden", "alpha_nominal_all", "alpha_ordinal", "alpha_interval"):
         print(f"Krippendorff's alpha {key[6:]}: {figures[key].alpha:.3f}")
+    if not args.no_export:
+        export_figures(project)
 
 
 if __name__ == "__main__":

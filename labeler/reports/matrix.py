@@ -60,12 +60,10 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
         session.scalars(select(GoldenImage.image_id).where(GoldenImage.project_id == project.id)).all(),
         dtype=np.int64,
     )
-    rows = session.execute(
-        select(Label.image_id, Label.rater_id, Label.decision, Label.icd10, Label.explanations, Label.grade)
-        .where(Label.project_id == project.id)
-        .order_by(Label.id)
-    ).all()
-    rater_ids = np.array(sorted({r.rater_id for r in rows}), dtype=np.int64)
+    rater_ids = np.array(
+        session.scalars(select(Label.rater_id).where(Label.project_id == project.id).distinct()).all(), dtype=np.int64
+    )
+    rater_ids.sort()
     names = dict(session.execute(select(User.id, User.name).where(User.id.in_(rater_ids.tolist()))).all())
     n, r, e = image_ids.size, rater_ids.size, len(EXPLANATION_CODES)
 
@@ -76,25 +74,29 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
     non_graded = np.full((n, r), -1, dtype=np.int64)
     diagnosis = np.full((n, r), -1, dtype=np.int64)
     codes: dict[str, int] = {}
-    if rows:
-        img_idx = np.searchsorted(image_ids, np.array([x.image_id for x in rows]))
-        rat_idx = np.searchsorted(rater_ids, np.array([x.rater_id for x in rows]))
+    class_of = {d: i for i, d in enumerate(QUALITY_DECISIONS)}
+    ng_of = {d: i for i, d in enumerate(NON_GRADED)}
+    expl_of = {c: i for i, c in enumerate(EXPLANATION_CODES)}
+    result = session.execute(
+        select(Label.image_id, Label.rater_id, Label.decision, Label.icd10, Label.explanations, Label.grade)
+        .where(Label.project_id == project.id).execution_options(yield_per=10_000)
+    )
+    for chunk in result.partitions():  # streamed in chunks: memory stays flat at any project size
+        img_idx = np.searchsorted(image_ids, np.fromiter((x[0] for x in chunk), np.int64, len(chunk)))
+        rat_idx = np.searchsorted(rater_ids, np.fromiter((x[1] for x in chunk), np.int64, len(chunk)))
         labeled[img_idx, rat_idx] = True
-        class_of = {d: i for i, d in enumerate(QUALITY_DECISIONS)}
-        ng_of = {d: i for i, d in enumerate(NON_GRADED)}
-        expl_of = {c: i for i, c in enumerate(EXPLANATION_CODES)}
-        for i, j, row in zip(img_idx, rat_idx, rows):
-            if row.decision in class_of:
-                classes[i, j] = class_of[row.decision]
-            elif row.decision == GRADED and row.grade is not None:
-                grades[i, j] = row.grade
-            elif row.decision in ng_of:
-                non_graded[i, j] = ng_of[row.decision]
-            for code in row.explanations or ():
+        for i, j, (_img, _rat, decision, icd10, explanations, grade) in zip(img_idx, rat_idx, chunk):
+            if decision in class_of:
+                classes[i, j] = class_of[decision]
+            elif decision == GRADED and grade is not None:
+                grades[i, j] = grade
+            elif decision in ng_of:
+                non_graded[i, j] = ng_of[decision]
+            for code in explanations or ():
                 if code in expl_of:
                     expl[i, j, expl_of[code]] = True
-            if row.icd10:
-                diagnosis[i, j] = codes.setdefault(row.icd10, len(codes))
+            if icd10:
+                diagnosis[i, j] = codes.setdefault(icd10, len(codes))
 
     adjudication = np.full(n, -1, dtype=np.int64)
     for image_id, decision in session.execute(
