@@ -33,6 +33,7 @@ browser:
 
 npm-test:
 	npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/browser_support --no-audit --no-fund --loglevel=error
 
 test: install-test browser npm-test
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)

@@ -1,0 +1,49 @@
+"""Rater pages: the labeling page of one queue item, and the rater's own labels."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, url_for
+from flask_login import current_user
+
+from ..auth.models import Role
+from ..auth.permissions import role_required
+from ..db import get_session
+from ..projects.models import Project
+from .protocols import form_spec
+from .services import current_label, label_dict, my_labels, own_item, queue_context
+
+bp = Blueprint("labeling", __name__)
+ID = "__ID__"  # placeholder the page script replaces with an item's public id
+
+
+@bp.get("/items/<public_id>")
+@role_required(Role.rater)
+def item_page(public_id: str):
+    db = get_session()
+    item = own_item(db, current_user, public_id)
+    project = db.get(Project, item.project_id)
+    spec = form_spec(project.protocol.value, project.settings or {})
+    state = {
+        "item": item.public_id,
+        "status": item.status.value,
+        "label": label_dict(current_label(db, current_user, item)),
+        "queue": queue_context(db, current_user, item).as_dict(),
+        "protocol": project.protocol.value,
+        "urls": {
+            "page": url_for("labeling.item_page", public_id=ID),
+            "label": url_for("api.get_label", public_id=ID),
+            "skip": url_for("api.post_skip", public_id=ID),
+            "image": url_for("api.item_image", public_id=ID),
+            "icd10": url_for("api.icd10_search"),
+            "done": url_for("labeling.my_labels_page"),
+        },
+    }
+    return render_template("labeling/item_page.html", project=project, spec=spec, state=state,
+                           queue=state["queue"])
+
+
+@bp.get("/my-labels")
+@role_required(Role.rater)
+def my_labels_page():
+    rows = my_labels(get_session(), current_user)
+    return render_template("labeling/my_labels.html", rows=rows)

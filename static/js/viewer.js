@@ -1,0 +1,123 @@
+// Image viewer: fit to the stage, zoom (wheel, buttons, keys) around a point, pan (drag, keys),
+// brightness and contrast as a CSS filter. Everything here changes the view only, never the image.
+
+const MIN_SCALE = 0.05;
+const MAX_SCALE = 16;
+
+export class Viewer {
+  constructor(stage, img, controls) {
+    this.stage = stage;
+    this.img = img;
+    this.c = controls;
+    this.scale = 1;
+    this.x = 0;
+    this.y = 0;
+    this.fitted = true;
+    this.bindPointer();
+    this.bindControls();
+    new ResizeObserver(() => { if (this.fitted) this.fit(); }).observe(stage);
+  }
+
+  // Show a new image (URL); resolves once it is decoded and fitted.
+  async show(src, alt) {
+    if (alt) this.img.alt = alt;
+    if (this.img.src !== src) {
+      this.img.src = src;
+      try { await this.img.decode(); } catch { /* a broken image still gets laid out */ }
+    }
+    this.fit();
+  }
+
+  get natural() {
+    return { w: this.img.naturalWidth || 1, h: this.img.naturalHeight || 1 };
+  }
+
+  fit() {
+    const { w, h } = this.natural;
+    const sw = this.stage.clientWidth, sh = this.stage.clientHeight;
+    this.scale = Math.min(sw / w, sh / h) || 1;
+    this.x = (sw - w * this.scale) / 2;
+    this.y = (sh - h * this.scale) / 2;
+    this.fitted = true;
+    this.apply();
+  }
+
+
+  zoomTo(scale, cx = this.stage.clientWidth / 2, cy = this.stage.clientHeight / 2) {
+    const s = Math.min(MAX_SCALE, Math.max(MIN_SCALE, scale));
+    this.x = cx - (cx - this.x) * (s / this.scale);
+    this.y = cy - (cy - this.y) * (s / this.scale);
+    this.scale = s;
+    this.fitted = false;
+    this.apply();
+  }
+
+  zoomBy(factor, cx, cy) {
+    this.zoomTo(this.scale * factor, cx, cy);
+  }
+
+  panBy(dx, dy) {
+    this.x += dx;
+    this.y += dy;
+    this.fitted = false;
+    this.apply();
+  }
+
+  setFilter(brightness, contrast) {
+    this.img.style.filter = `brightness(${brightness}%) contrast(${contrast}%)`;
+  }
+
+  resetView() {
+    this.c.brightness.value = 100;
+    this.c.contrast.value = 100;
+    this.setFilter(100, 100);
+    this.fit();
+  }
+
+  apply() {
+    this.img.style.transform = `translate(${this.x}px, ${this.y}px) scale(${this.scale})`;
+    this.img.classList.toggle("pixelated", this.scale >= 3);
+    this.c.level.value = this.fitted ? `fit ${Math.round(this.scale * 100)}%` : `${Math.round(this.scale * 100)}%`;
+    this.stage.dataset.scale = this.scale.toFixed(4);
+    this.stage.dataset.offset = `${Math.round(this.x)},${Math.round(this.y)}`;
+  }
+
+  bindPointer() {
+    let drag = null;
+    this.stage.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      const r = this.stage.getBoundingClientRect();
+      this.zoomBy(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
+    }, { passive: false });
+    this.stage.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      drag = { x: e.clientX, y: e.clientY };
+      this.stage.setPointerCapture(e.pointerId);
+      this.stage.classList.add("dragging");
+    });
+    this.stage.addEventListener("pointermove", (e) => {
+      if (!drag) return;
+      this.panBy(e.clientX - drag.x, e.clientY - drag.y);
+      drag = { x: e.clientX, y: e.clientY };
+    });
+    const end = () => { drag = null; this.stage.classList.remove("dragging"); };
+    this.stage.addEventListener("pointerup", end);
+    this.stage.addEventListener("pointercancel", end);
+    this.stage.addEventListener("dblclick", (e) => {
+      const r = this.stage.getBoundingClientRect();
+      if (this.fitted) this.zoomTo(1, e.clientX - r.left, e.clientY - r.top); else this.fit();
+    });
+  }
+
+  bindControls() {
+    const c = this.c;
+    c.zoomIn.addEventListener("click", () => this.zoomBy(1.25));
+    c.zoomOut.addEventListener("click", () => this.zoomBy(0.8));
+    c.fit.addEventListener("click", () => this.fit());
+    c.one.addEventListener("click", () => this.zoomTo(1));
+    c.reset.addEventListener("click", () => this.resetView());
+    const filter = () => this.setFilter(c.brightness.value, c.contrast.value);
+    c.brightness.addEventListener("input", filter);
+    c.contrast.addEventListener("input", filter);
+  }
+}
