@@ -6,13 +6,11 @@ from flask import jsonify, request
 from flask_login import current_user
 
 from ..auth.models import Role
-from ..auth.permissions import can_manage_project, require, role_required
+from ..auth.permissions import authorized_project, role_required
 from ..db import get_session
 from ..errors import ValidationError
-from ..images.services import import_images
-from ..images.sources import iter_uploads
-from ..images.views import storage, upload_limits
-from ..projects.services import create_project, get_project, visible_projects
+from ..images.views import import_request_files
+from ..projects.services import create_project, visible_projects
 from . import bp
 
 
@@ -47,13 +45,8 @@ def create_project_api():
 @bp.post("/projects/<int:project_id>/images")
 @role_required(Role.lead, Role.admin)
 def upload_images_api(project_id: int):
-    db = get_session()
-    project = get_project(db, project_id)
-    require(can_manage_project(current_user, project))
-    files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
-    if not files:
+    summary = import_request_files(authorized_project(project_id), "api")
+    if summary is None:
         raise ValidationError("send the images as multipart field 'files' (one or many, or a .zip)", status=400,
                               code="no_files")
-    summary = import_images(db, current_user, project, iter_uploads(files, limits=upload_limits()),
-                            storage=storage(), source_label="api", checkpoint=db.commit)
     return jsonify(summary.as_dict()), 201 if summary.imported else 200

@@ -61,3 +61,14 @@ def can_manage_project(user: User, project: Project) -> bool:
 def can_allocate(user: User, project: Project) -> bool:
     """Admins create and change allocations; a project's lead may as well."""
     return user.has_role(Role.admin) or can_manage_project(user, project)
+
+
+def authorized_project(project_id: int, allowed: Callable[[User, Project], bool] | None = None,
+                       message: str = "Only the project's leads and admins may do this.") -> Project:
+    """The request's project: 404 if it does not exist, 403 unless `allowed(current_user, project)`."""
+    from ..db import get_session
+    from ..projects.services import get_project
+
+    project = get_project(get_session(), project_id)
+    require((allowed or can_manage_project)(current_user, project), message)
+    return project

@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from ..auth.models import Role
-from ..auth.permissions import can_manage_project, require, role_required
+from ..auth.permissions import authorized_project, can_manage_project, require, role_required
 from ..db import get_session
 from ..projects.services import get_project
 from .models import Image
@@ -32,8 +32,7 @@ def upload_limits() -> ImageLimits:
 @role_required(Role.lead, Role.admin)
 def project_images(project_id: int):
     db = get_session()
-    project = get_project(db, project_id)
-    require(can_manage_project(current_user, project))
+    project = authorized_project(project_id)
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     total = db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) or 0
     images = db.scalars(
@@ -48,24 +47,28 @@ def project_images(project_id: int):
 @bp.get("/projects/<int:project_id>/upload")
 @role_required(Role.lead, Role.admin)
 def upload_form(project_id: int):
-    project = get_project(get_session(), project_id)
-    require(can_manage_project(current_user, project))
-    return render_template("images/image_upload.html", project=project, summary=None)
+    return render_template("images/image_upload.html", project=authorized_project(project_id), summary=None)
 
 
 @bp.post("/projects/<int:project_id>/upload")
 @role_required(Role.lead, Role.admin)
 def upload(project_id: int):
-    db = get_session()
-    project = get_project(db, project_id)
-    require(can_manage_project(current_user, project))
-    files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
-    if not files:
+    project = authorized_project(project_id)
+    summary = import_request_files(project, "upload")
+    if summary is None:
         return render_template("images/image_upload.html", project=project, summary=None,
                                error="Choose one or more image files or a .zip."), 400
-    summary = import_images(db, current_user, project, iter_uploads(files, limits=upload_limits()),
-                            storage=storage(), source_label="upload", checkpoint=db.commit)
     return render_template("images/image_upload.html", project=project, summary=summary)
+
+
+def import_request_files(project, source_label: str):  # noqa: ANN001
+    """Import the request's multipart `files` (images or zips) for page and API; None when none were sent."""
+    files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
+    if not files:
+        return None
+    db = get_session()
+    return import_images(db, current_user, project, iter_uploads(files, limits=upload_limits()),
+                         storage=storage(), source_label=source_label, checkpoint=db.commit)
 
 
 @bp.get("/images/<int:image_id>/<any(thumb, display, original):kind>")

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_login import current_user
 
 from ..auth.models import Role
-from ..auth.permissions import can_manage_project, require, role_required
+from ..auth.permissions import authorized_project, role_required
 from ..db import get_session
 from ..errors import LabelerError
 from ..labeling.protocols import QUALITY_DECISIONS
@@ -18,9 +18,7 @@ bp = Blueprint("reports", __name__)
 
 
 def managed_project(project_id: int):
-    project = get_project(get_session(), project_id)
-    require(can_manage_project(current_user, project), "Only the project's leads and admins see its reports.")
-    return project
+    return authorized_project(project_id, message="Only the project's leads and admins see its reports.")
 
 
 @bp.get("/projects/<int:project_id>/dashboard")
