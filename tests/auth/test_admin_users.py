@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from conftest import login
+from sqlalchemy import select
 
 from labeler.audit.models import AuditEvent
 from labeler.auth.models import Role, User

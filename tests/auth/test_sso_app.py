@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import copy
 import re
-from html import unescape as html_unescape
 from collections.abc import Callable, Iterator
+from html import unescape as html_unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from conftest import CSRF_META, make_config
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sso_support.fixtures import app_sso_config
 from sso_support.provider import DEFAULT_TENANT, OTHER_TENANT, OIDCProvider
 
-from conftest import CSRF_META, make_config
 from labeler import create_app
 from labeler.auth import login as login_module
 from labeler.auth import sso
 from labeler.auth.models import Role, User
 from labeler.auth.services import create_token, set_active
 from labeler.auth.views import SSO_ERROR_MESSAGES
+from labeler.errors import LabelerError
 
 HOME = "/"
 
@@ -510,3 +511,41 @@ def test_sign_out_needs_the_csrf_token(client, make_user, sign_in):
     sign_in("alice")
     assert client.post("/auth/logout").status_code == 400
     assert client.get(HOME).status_code == 200
+
+
+def test_client_certificate_setting(tmp_path, database_url, oidc_provider):
+    """LABELER_SSO_CLIENT_CERTIFICATE: a PEM with key and certificate becomes MSAL's certificate credential."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    from labeler.auth.views import sso_settings
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "labeler")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    pem = tmp_path / "entra.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
+    cfg = app_sso_config(oidc_provider, SSO_CLIENT_SECRET=None, SSO_CLIENT_CERTIFICATE=str(pem))
+    application = create_app(make_config(tmp_path, database_url, **cfg))
+    try:
+        with application.test_request_context():
+            settings = sso_settings()
+        assert settings.client_secret is None
+        credential = settings.client_credential
+        assert "PRIVATE KEY" in credential["private_key"]
+        assert credential["public_certificate"].startswith("-----BEGIN CERTIFICATE-----")
+        sso._msal_app(settings)  # MSAL accepts it (and computes the thumbprint)
+
+        pem.write_text("not a key")
+        with application.test_request_context(), pytest.raises(LabelerError, match="private key and the certificate"):
+            sso_settings()
+    finally:
+        application.extensions["labeler_db"].engine.dispose()

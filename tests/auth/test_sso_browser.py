@@ -87,7 +87,7 @@ def test_chromium_signs_in_through_the_provider_and_signs_out(sso_live, sso_page
 
     page.click("#signout")  # the app clears its session, then the provider's end-session page
     assert page.url.startswith(f"{provider.issuer}/session/end")
-    page.get_by_role("button", name=re.compile("Yes", re.I)).click()
+    page.get_by_role("button", name=re.compile("Yes", re.IGNORECASE)).click()
     expect(page).to_have_url(f"{server.url}/auth/login")
     expect(page.locator("#sso-signin")).to_be_visible()
 
