@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base, utcnow
@@ -41,7 +41,11 @@ class ItemStatus(str, enum.Enum):
 
 class QueueItem(Base):
     __tablename__ = "queue_items"
-    __table_args__ = (UniqueConstraint("rater_id", "image_id"),)
+    __table_args__ = (
+        UniqueConstraint("rater_id", "image_id"),
+        # a rater's next item: WHERE rater_id, project_id, status ORDER BY position LIMIT 1
+        Index("ix_queue_items_queue_order", "rater_id", "project_id", "status", "position"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)

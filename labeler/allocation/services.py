@@ -6,6 +6,7 @@ Services flush and never commit. The rules are in docs/domain.md section 2; the 
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import secrets
@@ -41,9 +42,19 @@ __all__ = [
 MAX_SEED = 2**31 - 1  # the seed column is a 32-bit integer
 
 
+PUBLIC_ID_BYTES = 18  # 144 random bits; 18 bytes encode to exactly 24 URL-safe characters, no padding
+
+
 def new_public_id() -> str:
     """An opaque per-rater item id: random, never derived from the image id, name or hash."""
-    return secrets.token_urlsafe(16)
+    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
+
+
+def new_public_ids(n: int) -> list[str]:
+    """``n`` ids like ``new_public_id``, drawn in one call (allocation makes ~10^5 at once)."""
+    text = base64.urlsafe_b64encode(secrets.token_bytes(PUBLIC_ID_BYTES * n)).decode()
+    size = PUBLIC_ID_BYTES * 4 // 3
+    return [text[i:i + size] for i in range(0, len(text), size)]
 
 
 def new_seed() -> int:
@@ -173,14 +184,15 @@ def allocate(session: Session, actor: User | None, project: Project, raters: Ite
         session.execute(insert(GoldenImage), [{"project_id": project.id, "image_id": i} for i in plan.golden])
     golden = set(plan.golden)
     now = utcnow()
+    ids = iter(new_public_ids(sum(len(q) for q in plan.queues.values())))
     rows = [
-        {"public_id": new_public_id(), "project_id": project.id, "rater_id": rater_id, "image_id": image_id,
+        {"public_id": next(ids), "project_id": project.id, "rater_id": rater_id, "image_id": image_id,
          "position": pos, "is_golden": image_id in golden, "status": ItemStatus.pending, "created_at": now}
         for rater_id, queue in plan.queues.items()
         for pos, image_id in enumerate(queue, start=1)
     ]
-    if rows:
-        session.execute(insert(QueueItem), rows)
+    if rows:  # Core executemany: the ORM's per-row bookkeeping would double the time at 10^5 rows
+        session.execute(insert(QueueItem.__table__), rows)
     record_event(session, actor, "allocation.create", "allocation", allocation.id, project_id=project.id,
                  seed=seed, overlap=overlap, golden=len(plan.golden), raters=[u.id for u in users],
                  items=len(rows), golden_source="list" if golden_image_ids is not None else "size")

@@ -13,7 +13,7 @@ from labeler.allocation.models import ItemStatus, QueueItem
 from labeler.allocation.planning import plan_allocation
 from labeler.images.models import Image
 
-ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")
+ID_RE = re.compile(r"[A-Za-z0-9_-]{24}")
 VOLATILE_HEADERS = {"content-length"}  # differs with each picture, golden or not
 
 
