@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..allocation.models import ItemStatus, QueueItem
+from ..allocation.queue import get_item_for_rater
 from ..audit.services import record_event
 from ..auth.models import User
 from ..db import utcnow
@@ -35,11 +36,7 @@ def known_code(code: str) -> str | None:
 
 def own_item(session: Session, rater: User, public_id: str) -> QueueItem:
     """The rater's own queue item, or NotFound (another rater's item is indistinguishable from none)."""
-    item = session.scalar(select(QueueItem).where(QueueItem.public_id == str(public_id),
-                                                  QueueItem.rater_id == rater.id))
-    if item is None:
-        raise NotFound("no such item in your queue")
-    return item
+    return get_item_for_rater(session, rater, public_id)
 
 
 def _check_owner(rater: User, item: QueueItem) -> None:

@@ -1,4 +1,4 @@
-"""Labeling fixtures: queue items made directly (images need no files for the label rules)."""
+"""Labeling fixtures (imported by the test modules: a conftest.py here would shadow the root one)."""
 
 from __future__ import annotations
 

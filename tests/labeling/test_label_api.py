@@ -1,10 +1,12 @@
 """PUT/GET /api/v1/items/{id}/label, POST .../skip, GET /api/v1/icd10."""
 
+# ruff: noqa: F811  (fixtures imported from labeling_fixtures are used as arguments)
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from labeling_fixtures import make_item, severity_project  # noqa: F401  (fixtures)
 
 LESION = {"decision": "lesion", "icd10": "L70.0"}
 

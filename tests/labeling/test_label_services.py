@@ -1,8 +1,10 @@
 """submit_label / skip_item / label_history / my_labels: versions, retries, conflicts, ownership."""
 
+# ruff: noqa: F811  (fixtures imported from labeling_fixtures are used as arguments)
 from __future__ import annotations
 
 import pytest
+from labeling_fixtures import make_item, severity_project  # noqa: F401  (fixtures)
 from sqlalchemy import func, select
 
 from labeler.allocation.models import ItemStatus

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from browser_support.fixtures import axe_scan, sign_in
 from sqlalchemy import select
 
-from browser_support.fixtures import axe_scan, sign_in
 from labeler.allocation.models import ItemStatus, QueueItem
 from labeler.auth.models import User
 from labeler.demo import build_demo
