@@ -145,3 +145,26 @@ def test_icd10_search_api(rater_item):
     assert resp.status_code == 200 and resp.json["results"][0] == {"code": "L70.0", "name": "Acne vulgaris"}
     assert client.get("/api/v1/icd10?q=L70&limit=3").json["results"][2]["code"] == "L70.1"
     assert client.get("/api/v1/icd10?q=").json["results"] == []
+
+
+def test_the_labeling_page_is_the_raters_own(make_user, make_project, make_item, login_as):
+    owner, other = make_user(None, "rater"), make_user(None, "rater")
+    item = make_item(owner, make_project())
+    client = login_as(owner)
+    page = client.get(f"/items/{item.public_id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'type="module"' in html and "<script>" not in html and "style=" not in html  # CSP: no inline code
+    client = login_as(other)
+    assert client.get(f"/items/{item.public_id}").status_code == 404
+    client = login_as(make_user(None, "lead"))
+    assert client.get(f"/items/{item.public_id}").status_code == 403
+
+
+def test_my_labels_page_lists_own_labels_with_links(rater_item, make_item):
+    client, rater, project, item = rater_item
+    make_item(rater, project)
+    assert "not labeled any image" in client.get("/my-labels").get_data(as_text=True)
+    put(client, item, {"decision": "poor_quality", "explanations": ["blurry", "bad_light"]})
+    html = client.get("/my-labels").get_data(as_text=True)
+    assert f"/items/{item.public_id}" in html and "Poor quality (blurry, bad light)" in html
