@@ -62,6 +62,8 @@ def load_image(image: ImageInput, *, max_side: int | None = None) -> Image.Image
                 im.draft("RGB", (max_side, max_side))
             im.load()
             im = ImageOps.exif_transpose(im)
+    except Image.DecompressionBombError as exc:
+        raise BadImage(f"the image is too large (at most {MAX_PIXELS:,} pixels)") from exc
     except UnidentifiedImageError as exc:
         raise BadImage("the file is not an image Pillow can read") from exc
     except _DECODE_ERRORS as exc:
