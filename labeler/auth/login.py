@@ -41,9 +41,10 @@ def _load_bearer(req) -> User | None:
     header = req.headers.get("Authorization", "")
     if not header.lower().startswith("bearer "):
         return None
-    user = user_for_token(get_session(), header[7:].strip())
-    if user is not None:
-        get_session().commit()  # last-used stamp
+    db = get_session()
+    user = user_for_token(db, header[7:].strip())
+    if user is not None and db.dirty:
+        db.commit()  # the last-used stamp
     return user
 
 

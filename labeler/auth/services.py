@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta, timezone
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from ..errors import Conflict, Forbidden, LabelerError, NotFound, ValidationErro
 from .models import ApiToken, Role, User, UserRole
 
 TOKEN_PREFIX = "lbl_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 APP_ROLE_CLAIMS = {"Labeler.Rater": Role.rater, "Labeler.Lead": Role.lead, "Labeler.Admin": Role.admin}
 
 
@@ -153,5 +155,10 @@ def user_for_token(session: Session, raw: str) -> User | None:
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(raw)))
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
-    token.last_used_at = utcnow()
+    now = utcnow()
+    last = token.last_used_at
+    if last is not None and last.tzinfo is None:  # SQLite keeps no time zone; we store UTC
+        last = last.replace(tzinfo=timezone.utc)
+    if last is None or now - last > LAST_USED_RESOLUTION:
+        token.last_used_at = now  # a minute's resolution: no write on every scripted request
     return token.user
