@@ -17,7 +17,7 @@ install: $(VENV)/bin/activate
 	$(PIP) install -q -e .
 
 install-test: $(VENV)/bin/activate
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,ml]'
 
 run: install
 	LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) db upgrade

@@ -16,6 +16,8 @@ from .auth.services import add_user, find_user_by_email
 from .images.services import import_images
 from .images.storage import Storage
 from .projects.models import MemberRole, Project
+from .allocation.services import allocate, current_allocation
+from .labeling.services import submit_label
 from .projects.services import add_member, create_project
 
 DEMO_USERS = [
@@ -67,8 +69,8 @@ def build_demo(session: Session, storage: Storage, count: int, *, checkpoint: Ca
         user = find_user_by_email(session, email) or add_user(session, None, email, name, roles)
         users[email] = user
     lead = users["lead@demo.test"]
-    rng = np.random.default_rng(7)
-    for name, protocol in (("Demo: image quality", "quality"), ("Demo: acne severity", "severity")):
+    for seed, (name, protocol) in enumerate((("Demo: image quality", "quality"), ("Demo: acne severity", "severity"))):
+        rng = np.random.default_rng(7 + seed)  # per project, so a rerun regenerates the same (duplicate) images
         project = session.query(Project).filter_by(name=name).one_or_none()
         if project is None:
             project = create_project(session, lead, name, protocol)
@@ -83,5 +85,43 @@ def build_demo(session: Session, storage: Storage, count: int, *, checkpoint: Ca
         summary = import_images(session, None, project, sources, storage=storage,
                                 source_label="demo", checkpoint=checkpoint)
         lines.append(f"{project.name} (id {project.id}): {summary.line()}")
+        if current_allocation(session, project) is None:
+            raters = [users[e] for e in ("rater1@demo.test", "rater2@demo.test", "rater3@demo.test")]
+            allocate(session, users["admin@demo.test"], project, raters, golden_size=max(count // 6, 1),
+                     overlap=2, seed=1)
+            labeled = _prelabel(session, project, raters[1:], rng)
+            lines.append(f"  allocated to 3 raters (overlap 2); {labeled} labels pre-filled by rater2 and rater3 "
+                         "so the dashboards have data; rater1 starts fresh")
+        checkpoint()
     lines.append("demo users: " + ", ".join(e for e, _n, _r in DEMO_USERS))
     return lines
+
+
+def _prelabel(session: Session, project: Project, raters: list, rng: np.random.Generator) -> int:
+    """Label the whole queue of some demo raters with plausible, partly disagreeing answers."""
+    from sqlalchemy import select
+
+    from .allocation.models import QueueItem
+
+    count = 0
+    for rater in raters:
+        items = session.scalars(select(QueueItem).where(QueueItem.project_id == project.id,
+                                                        QueueItem.rater_id == rater.id)).all()
+        for item in items:
+            submit_label(session, rater, item, _demo_answer(project, item.image_id, rng), base_version=None,
+                         submission_id=None, time_spent_ms=int(rng.integers(2000, 20000)))
+            count += 1
+    return count
+
+
+def _demo_answer(project: Project, image_id: int, rng: np.random.Generator) -> dict:
+    kind = image_id % 4  # matches how the demo images were drawn: lesion, healthy, dark, blurry
+    if project.protocol.value == "severity":
+        return {"decision": "graded", "grade": int(np.clip(1 + image_id % 5 + rng.integers(-1, 2), 1, 5))}
+    if rng.random() < 0.2:
+        kind = int(rng.integers(0, 4))
+    if kind == 0:
+        return {"decision": "lesion", "icd10": str(rng.choice(["L70.0", "L20.9", "L40.0", "D22.9"]))}
+    if kind == 1:
+        return {"decision": "healthy_skin"}
+    return {"decision": "poor_quality", "explanations": ["bad_light"] if kind == 2 else ["blurry"]}

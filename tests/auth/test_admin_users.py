@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import login
+from helpers import login
 from sqlalchemy import select
 
 from labeler.audit.models import AuditEvent

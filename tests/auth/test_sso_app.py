@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from conftest import CSRF_META, make_config
+from helpers import CSRF_META, make_config
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sso_support.fixtures import app_sso_config
