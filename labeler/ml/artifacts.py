@@ -120,12 +120,19 @@ def read_info(folder: str | Path) -> ModelInfo:
     try:
         meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
         metrics_path = folder / "metrics.json"
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+        metrics = (
+            json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+        )
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelNotFound(f"no usable model in {folder}") from exc
     return ModelInfo(
-        meta["id"], meta["kind"], str(folder), meta["size_bytes"], meta["created"],
-        meta["manifest_sha256"], metrics,
+        meta["id"],
+        meta["kind"],
+        str(folder),
+        meta["size_bytes"],
+        meta["created"],
+        meta["manifest_sha256"],
+        metrics,
     )
 
 
@@ -139,4 +146,8 @@ def list_models(models_dir: str | Path, kind: str | None = None) -> list[ModelIn
         for p in root.iterdir()
         if MODEL_ID.match(p.name) and all((p / f).is_file() for f in REQUIRED)
     ]
-    return sorted((m for m in out if kind in (None, m.kind)), key=lambda m: m.id.split("-", 1)[1], reverse=True)
+    return sorted(
+        (m for m in out if kind in (None, m.kind)),
+        key=lambda m: m.id.split("-", 1)[1],
+        reverse=True,
+    )

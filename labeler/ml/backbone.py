@@ -60,8 +60,13 @@ def export_onnx(
         warnings.simplefilter("ignore", UserWarning)
         with torch.no_grad():
             torch.onnx.export(
-                module, (example,), str(tmp), input_names=input_names,
-                output_names=output_names, dynamic_axes=axes, opset_version=OPSET,
+                module,
+                (example,),
+                str(tmp),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=axes,
+                opset_version=OPSET,
                 dynamo=False,
             )
     tmp.replace(path)

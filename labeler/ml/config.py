@@ -39,7 +39,9 @@ class _Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
         known = {f.name for f in fields(cls)}
-        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+        kwargs = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known
+        }
         return cls(**kwargs)
 
 

@@ -18,10 +18,16 @@ from typing import Any
 import numpy as np
 
 from .errors import NotEnoughData
-from .images import load_image, to_input
+from .images import DECODE_SIDE, load_image, to_input
+from .inference import LoadedModel, load_model, predict_severity, run_quality
 from .manifest import read_manifest
-from .metrics import aggregate_runs, quality_figures, quality_verdict, severity_figures, severity_verdict
-from .inference import DECODE_SIDE, LoadedModel, load_model, predict_severity, run_quality
+from .metrics import (
+    aggregate_runs,
+    quality_figures,
+    quality_verdict,
+    severity_figures,
+    severity_verdict,
+)
 
 
 def evaluate(
@@ -40,13 +46,19 @@ def evaluate(
     model = model_dir if isinstance(model_dir, LoadedModel) else load_model(model_dir)
     manifest = read_manifest(manifest_path)
     if model.kind == "quality":
-        rows = [r for r in manifest.rows if r.split == split and r.quality and r.quality.cls and not r.quality.tie]
+        rows = [
+            r
+            for r in manifest.rows
+            if r.split == split and r.quality and r.quality.cls and not r.quality.tie
+        ]
         if not rows:
             raise NotEnoughData(f"no {split} images with a resolved quality class in the manifest")
         cfg = model.config
         probs, expl = [], []
         for b in range(0, len(rows), batch):
-            x = np.stack([to_input(load_image(r.path, max_side=DECODE_SIDE)) for r in rows[b : b + batch]])
+            x = np.stack(
+                [to_input(load_image(r.path, max_side=DECODE_SIDE)) for r in rows[b : b + batch]]
+            )
             p, e, _ = run_quality(model, x)
             probs.append(p)
             expl.append(e)
@@ -65,7 +77,9 @@ def evaluate(
         if not rows:
             raise NotEnoughData(f"no {split} images with a severity consensus in the manifest")
         pred = np.array([predict_severity(model, r.path)["score"] for r in rows])
-        figures = severity_figures(np.array([r.severity.mean for r in rows]), pred, model.config.edges)
+        figures = severity_figures(
+            np.array([r.severity.mean for r in rows]), pred, model.config.edges
+        )
         verdict = severity_verdict(figures["rmse"], rater_figures["bar"]) if rater_figures else None
     result = {
         "model_id": model.id,
@@ -98,8 +112,11 @@ def evaluate_runs(
     verdict = None
     if rater_figures and runs:
         if runs[0]["kind"] == "quality":
-            verdict = quality_verdict(summary["macro_f1"]["mean"], rater_figures["macro_f1_mean"],
-                                      rater_figures["macro_f1_std"])
+            verdict = quality_verdict(
+                summary["macro_f1"]["mean"],
+                rater_figures["macro_f1_mean"],
+                rater_figures["macro_f1_std"],
+            )
         else:
             verdict = severity_verdict(summary["rmse"]["mean"], rater_figures["bar"])
     return {"runs": runs, "summary": summary, "verdict": verdict, "seeds": len(runs)}

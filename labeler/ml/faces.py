@@ -44,7 +44,9 @@ def _dlib():
     spec = importlib.util.find_spec("face_recognition_models")  # its __init__ needs pkg_resources
     if spec is None or spec.origin is None:
         raise ImportError("face-recognition-models is not installed: pip install -e .[ml]")
-    model = os.path.join(os.path.dirname(spec.origin), "models", "shape_predictor_5_face_landmarks.dat")
+    model = os.path.join(
+        os.path.dirname(spec.origin), "models", "shape_predictor_5_face_landmarks.dat"
+    )
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(model)
 
 
@@ -52,7 +54,7 @@ def _dlib():
 def _haar():
     import cv2
 
-    load = lambda name: cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, name))  # noqa: E731
+    load = lambda name: cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, name))
     return (
         load("haarcascade_frontalface_default.xml"),
         load("haarcascade_profileface.xml"),
@@ -134,7 +136,9 @@ def _detect_haar(gray: np.ndarray):
     if len(found) == 0:
         found = profile.detectMultiScale(gray, 1.1, 5, minSize=(40, 40))
     if len(found) == 0:
-        flipped = profile.detectMultiScale(np.ascontiguousarray(gray[:, ::-1]), 1.1, 5, minSize=(40, 40))
+        flipped = profile.detectMultiScale(
+            np.ascontiguousarray(gray[:, ::-1]), 1.1, 5, minSize=(40, 40)
+        )
         found = [(gray.shape[1] - x - w, y, w, h) for x, y, w, h in flipped]
     if len(found) == 0:
         return None
@@ -142,7 +146,9 @@ def _detect_haar(gray: np.ndarray):
     box = (int(x), int(y), int(x + w), int(y + h))
     upper = gray[y : y + h * 6 // 10, x : x + w]
     eyes = eye_cascade.detectMultiScale(upper, 1.1, 5, minSize=(max(w // 10, 8),) * 2)
-    centres = sorted(((x + ex + ew / 2, y + ey + eh / 2) for ex, ey, ew, eh in eyes), key=lambda c: c[0])
+    centres = sorted(
+        ((x + ex + ew / 2, y + ey + eh / 2) for ex, ey, ew, eh in eyes), key=lambda c: c[0]
+    )
     if len(centres) >= 2:
         return box, patches_from_eyes(centres[0], centres[-1]), "haar"
     if len(centres) == 1:
@@ -157,7 +163,11 @@ def find_patches(rgb: np.ndarray, method: str = "dlib5") -> PatchSet:
 
     H, W = rgb.shape[:2]
     scale = min(1.0, DETECT_SIDE / max(H, W))
-    small = rgb if scale == 1.0 else cv2.resize(rgb, (round(W * scale), round(H * scale)), interpolation=cv2.INTER_AREA)
+    small = (
+        rgb
+        if scale == 1.0
+        else cv2.resize(rgb, (round(W * scale), round(H * scale)), interpolation=cv2.INTER_AREA)
+    )
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     if method not in ("dlib5", "haar"):
         raise ValueError(f"unknown landmark method {method!r}")

@@ -18,11 +18,9 @@ from .artifacts import REQUIRED, ModelInfo, read_info
 from .config import QualityConfig, SeverityConfig
 from .errors import BadImage, ModelNotFound
 from .faces import find_patches
-from .images import ImageInput, crop_input, load_image, to_input
+from .images import DECODE_SIDE, ImageInput, crop_input, load_image, to_input
 from .metrics import discretize
 from .runtime import session
-
-DECODE_SIDE = 448  # quality: JPEGs decode at reduced scale, the model sees 224x224
 
 
 @dataclass
@@ -49,11 +47,14 @@ def load_model(folder: str | Path, *, threads: int | None = None) -> LoadedModel
     if missing:
         raise ModelNotFound(f"no complete model in {folder} (missing {', '.join(missing)})")
     info = read_info(folder)
-    read = lambda name: json.loads((folder / name).read_text(encoding="utf-8"))  # noqa: E731
+    read = lambda name: json.loads((folder / name).read_text(encoding="utf-8"))
     cfg_cls = QualityConfig if info.kind == "quality" else SeverityConfig
     return LoadedModel(
-        info, cfg_cls.from_dict(read("config.json")), read("labels.json"),
-        read("thresholds.json"), session(folder / "model.onnx", threads),
+        info,
+        cfg_cls.from_dict(read("config.json")),
+        read("labels.json"),
+        read("thresholds.json"),
+        session(folder / "model.onnx", threads),
     )
 
 
@@ -67,7 +68,9 @@ def predict(model: LoadedModel, image: ImageInput, *, cams: bool | str = True) -
     return predict_severity(model, image)
 
 
-def run_quality(model: LoadedModel, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_quality(
+    model: LoadedModel, inputs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw outputs (class probs, explanation probs, CAMs) for a float32 [N, 224, 224, 3] batch."""
     return tuple(model.session.run(["class_probs", "expl_probs", "cams"], {"image": inputs}))
 
@@ -88,8 +91,12 @@ def predict_quality(
     for i in range(len(batch)):
         k = int(np.argmax(probs[i]))
         issues = [
-            {"name": e, "probability": round(float(expl[i, j]), 4), "threshold": model.thresholds[e],
-             "text": texts.get(e, e)}
+            {
+                "name": e,
+                "probability": round(float(expl[i, j]), 4),
+                "threshold": model.thresholds[e],
+                "text": texts.get(e, e),
+            }
             for j, e in enumerate(names)
             if expl[i, j] >= model.thresholds[e]
         ]

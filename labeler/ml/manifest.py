@@ -152,8 +152,11 @@ def _quality(q: dict[str, Any] | None, where: str) -> QualityLabel | None:
 def _severity(s: dict[str, Any] | None) -> SeverityLabel | None:
     if s is None:
         return None
-    opt = lambda k, t: None if s.get(k) is None else t(s[k])  # noqa: E731
+    opt = lambda k, t: None if s.get(k) is None else t(s[k])
     return SeverityLabel(
-        float(s["mean"]), opt("median", float), opt("std", float), int(s.get("count", 0)),
+        float(s["mean"]),
+        opt("median", float),
+        opt("std", float),
+        int(s.get("count", 0)),
         opt("grade", int),
     )

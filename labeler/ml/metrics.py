@@ -28,7 +28,10 @@ def binary_figures(truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
         "precision": _ratio(tp, tp + fp),
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "support": tp + fn,
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
     }
 
 
@@ -57,7 +60,7 @@ def quality_figures(
     k = len(classes)
     confusion = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": _ratio(float(np.sum(y_true == y_pred)), len(y_true)),
         "macro_f1": _macro(per_class),
         "per_class": per_class,
@@ -84,7 +87,7 @@ def severity_figures(
     gt, gp = discretize(t, edges) - 1, discretize(p, edges) - 1
     confusion = np.bincount(gt * k + gp, minlength=k * k).reshape(k, k)
     return {
-        "n": int(len(t)),
+        "n": len(t),
         "rmse": float(np.sqrt(np.mean((t - p) ** 2))) if len(t) else None,
         "mae": float(np.mean(np.abs(t - p))) if len(t) else None,
         "pearson_r": r,
@@ -93,7 +96,9 @@ def severity_figures(
     }
 
 
-def quality_verdict(model_macro_f1: float | None, rater_mean: float, rater_std: float) -> dict[str, Any]:
+def quality_verdict(
+    model_macro_f1: float | None, rater_mean: float, rater_std: float
+) -> dict[str, Any]:
     """Expert level: the model's macro F1 is at least the raters' pairwise mean minus one std."""
     ok = model_macro_f1 is not None and model_macro_f1 >= rater_mean - rater_std
     return {
@@ -126,7 +131,9 @@ def aggregate_runs(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         first = next((x for x in items if x is not None), None)
         if isinstance(first, Mapping):
             keys = {k for x in items if isinstance(x, Mapping) for k in x}
-            out = {k: walk([x.get(k) if isinstance(x, Mapping) else None for x in items]) for k in keys}
+            out = {
+                k: walk([x.get(k) if isinstance(x, Mapping) else None for x in items]) for k in keys
+            }
             return {k: v for k, v in out.items() if v is not None} or None
         vals = [float(x) for x in items if isinstance(x, (int, float)) and not isinstance(x, bool)]
         if not vals:

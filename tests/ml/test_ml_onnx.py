@@ -9,10 +9,10 @@ from labeler.ml.runtime import session
 
 
 def _heads_and_images():
+    import synth
     import torch
     from PIL import Image
 
-    import synth
     from labeler.ml.heads import QualityHeads
 
     torch.manual_seed(0)
@@ -24,7 +24,11 @@ def _heads_and_images():
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.uniform_(-0.3, 0.3)
     rng = np.random.default_rng(0)
-    ims = [Image.fromarray(synth.photo("coffee")), synth.skin(rng, lesion=True), synth.skin(rng, lesion=False)]
+    ims = [
+        Image.fromarray(synth.photo("coffee")),
+        synth.skin(rng, lesion=True),
+        synth.skin(rng, lesion=False),
+    ]
     return heads.eval(), np.stack([to_input(im) for im in ims])
 
 

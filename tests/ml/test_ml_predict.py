@@ -24,8 +24,13 @@ def test_saved_model_predicts_in_a_fresh_process(quality_model, quality_manifest
         "m = load_model(sys.argv[1]); r = predict(m, open(sys.argv[2], 'rb').read(), cams=False); "
         "print(json.dumps(r)); assert 'torch' not in sys.modules"
     )
-    out = subprocess.run([sys.executable, "-c", code, quality_model.path, first["path"]],
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, quality_model.path, first["path"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     res = json.loads(out.stdout)
     assert res["model_id"] == quality_model.id and "cams" not in res
     here = predict(load_model(quality_model.path), Path(first["path"]), cams=False)
@@ -83,6 +88,8 @@ def test_known_model_id_resolves(quality_model, models_dir, tmp_path):
 
 
 def test_web_app_imports_without_torch():
-    code = ("import sys, labeler, labeler.ml, labeler.ml.inference, labeler.ml.evaluation; "
-            "bad = {'torch', 'onnxruntime'} & set(sys.modules); assert not bad, bad")
+    code = (
+        "import sys, labeler, labeler.ml, labeler.ml.inference, labeler.ml.evaluation; "
+        "bad = {'torch', 'onnxruntime'} & set(sys.modules); assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

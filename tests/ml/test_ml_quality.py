@@ -13,7 +13,9 @@ from labeler.ml.config import EXPLANATIONS, QUALITY_CLASSES, QualityConfig
 
 
 def test_held_out_explanations_beat_the_trivial_baseline(quality_model, quality_manifest):
-    result = evaluate(quality_model.path, quality_manifest, {"macro_f1_mean": 0.77, "macro_f1_std": 0.07})
+    result = evaluate(
+        quality_model.path, quality_manifest, {"macro_f1_mean": 0.77, "macro_f1_std": 0.07}
+    )
     figures = result["figures"]
     assert figures["n"] >= 150
     for name in EXPLANATIONS:
@@ -31,7 +33,14 @@ def test_held_out_explanations_beat_the_trivial_baseline(quality_model, quality_
 
 def test_model_folder_holds_everything_and_is_small(quality_model, models_dir):
     folder = Path(quality_model.path)
-    for name in ("model.onnx", "config.json", "labels.json", "thresholds.json", "model.json", "metrics.json"):
+    for name in (
+        "model.onnx",
+        "config.json",
+        "labels.json",
+        "thresholds.json",
+        "model.json",
+        "metrics.json",
+    ):
         assert (folder / name).is_file(), name
     assert quality_model.size_bytes < 15_000_000
     cfg = QualityConfig.from_dict(json.loads((folder / "config.json").read_text()))
@@ -55,15 +64,21 @@ def test_training_reuses_cached_features(quality_model, quality_manifest, tmp_pa
 def test_predict_reports_issues_in_plain_language(quality_model, quality_manifest):
     model = load_model(quality_model.path)
     rows = [json.loads(line) for line in quality_manifest.read_text().splitlines()[1:]]
-    blurry = next(r for r in rows if r["split"] == "golden" and r["quality"]["explanations"] == ["blurry"])
+    blurry = next(
+        r for r in rows if r["split"] == "golden" and r["quality"]["explanations"] == ["blurry"]
+    )
     res = predict(model, Path(blurry["path"]).read_bytes())
     assert res["class"] in QUALITY_CLASSES
     assert abs(sum(res["probabilities"].values()) - 1) < 1e-3
     json.dumps(res)  # JSON-able
     for issue in res["issues"]:
-        assert issue["probability"] >= issue["threshold"] and issue["text"].endswith(issue["text"].split(":")[-1])
+        assert issue["probability"] >= issue["threshold"] and issue["text"].endswith(
+            issue["text"].split(":")[-1]
+        )
     if any(i["name"] == "blurry" for i in res["issues"]):
-        assert "hold the camera steady" in next(i["text"] for i in res["issues"] if i["name"] == "blurry")
+        assert "hold the camera steady" in next(
+            i["text"] for i in res["issues"] if i["name"] == "blurry"
+        )
     cam = np.array(res["cams"][res["class"]])
     assert cam.shape == (7, 7) and cam.max() == pytest.approx(1.0, abs=1e-3) and cam.min() >= 0
     full = predict(model, Path(blurry["path"]), cams="all")

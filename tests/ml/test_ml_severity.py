@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 import synth
+
 from labeler.ml import evaluate, load_model, predict
 from labeler.ml.config import SeverityConfig
 from labeler.ml.faces import Patch, find_patches, patches_one_eye
@@ -15,7 +15,12 @@ from labeler.ml.faces import Patch, find_patches, patches_one_eye
 
 def _inside(box, region, slack=4):
     x0, y0, x1, y1 = box
-    return x0 >= region[0] - slack and y0 >= region[1] - slack and x1 <= region[2] + slack and y1 <= region[3] + slack
+    return (
+        x0 >= region[0] - slack
+        and y0 >= region[1] - slack
+        and x1 <= region[2] + slack
+        and y1 <= region[3] + slack
+    )
 
 
 @pytest.mark.parametrize("method", ["dlib5", "haar"])
@@ -51,7 +56,9 @@ def test_rolling_balances_grades_on_the_training_side_only():
     base = [(i, Patch("p", (0, 0, 40, 40)), (0, 0)) for i in range(9)]
     items = rolling_items(base, targets, SeverityConfig(max_rolls=4), np.random.default_rng(0))
     grades = [targets[i] for i, _, _ in items]
-    assert grades.count(1.0) == 6 and grades.count(3.0) == 6 and grades.count(5.0) == 5  # capped at 4 rolls
+    assert (
+        grades.count(1.0) == 6 and grades.count(3.0) == 6 and grades.count(5.0) == 5
+    )  # capped at 4 rolls
     rolled = [r for _, _, r in items if r != (0, 0)]
     assert len(rolled) == 8 and all(6 <= dx <= 34 and 6 <= dy <= 34 for dx, dy in rolled)
 

@@ -9,18 +9,49 @@ import pytest
 from sklearn.metrics import f1_score
 
 from labeler.ml import ManifestError, read_manifest
-from labeler.ml.metrics import (aggregate_runs, binary_figures, discretize, quality_figures,
-                                quality_verdict, severity_figures, severity_verdict)
+from labeler.ml.metrics import (
+    aggregate_runs,
+    binary_figures,
+    discretize,
+    quality_figures,
+    quality_verdict,
+    severity_figures,
+    severity_verdict,
+)
 from labeler.ml.splits import assert_grouped, group_split
 
 ROWS = [
-    {"image_id": 1, "sha256": "a" * 64, "path": "/x/1.jpg", "case_id": "c1", "split": "fold",
-     "quality": {"class": "lesion", "tie": False, "explanations": []}, "severity": None},
-    {"image_id": 2, "sha256": "b" * 64, "path": "/x/2.jpg", "case_id": None, "split": "fold",
-     "quality": {"class": None, "tie": True, "explanations": []}, "severity": None},
-    {"image_id": 3, "sha256": "c" * 64, "path": "/x/3.jpg", "case_id": "c1", "split": "golden",
-     "quality": {"class": "poor_quality", "tie": False, "explanations": ["blurry", "lesion_covered"]},
-     "severity": {"mean": 2.5, "median": 2.0, "std": 0.5, "count": 4, "grade": None}},
+    {
+        "image_id": 1,
+        "sha256": "a" * 64,
+        "path": "/x/1.jpg",
+        "case_id": "c1",
+        "split": "fold",
+        "quality": {"class": "lesion", "tie": False, "explanations": []},
+        "severity": None,
+    },
+    {
+        "image_id": 2,
+        "sha256": "b" * 64,
+        "path": "/x/2.jpg",
+        "case_id": None,
+        "split": "fold",
+        "quality": {"class": None, "tie": True, "explanations": []},
+        "severity": None,
+    },
+    {
+        "image_id": 3,
+        "sha256": "c" * 64,
+        "path": "/x/3.jpg",
+        "case_id": "c1",
+        "split": "golden",
+        "quality": {
+            "class": "poor_quality",
+            "tie": False,
+            "explanations": ["blurry", "lesion_covered"],
+        },
+        "severity": {"mean": 2.5, "median": 2.0, "std": 0.5, "count": 4, "grade": None},
+    },
 ]
 HEADER = {"manifest": "labeler-training", "version": 1, "project_id": 7, "protocol": "quality"}
 
@@ -44,8 +75,14 @@ def test_manifest_with_and_without_header(tmp_path, header):
     [
         (["{not json"], "line 1: not JSON"),
         ([json.dumps(ROWS[0]), json.dumps(HEADER)], "header must be the first line"),
-        ([json.dumps({**ROWS[0], "quality": {"class": "cat", "tie": False}})], "unknown quality class"),
-        ([json.dumps({k: v for k, v in ROWS[0].items() if k != "sha256"})], "missing field 'sha256'"),
+        (
+            [json.dumps({**ROWS[0], "quality": {"class": "cat", "tie": False}})],
+            "unknown quality class",
+        ),
+        (
+            [json.dumps({k: v for k, v in ROWS[0].items() if k != "sha256"})],
+            "missing field 'sha256'",
+        ),
         ([json.dumps({**ROWS[0], "split": "test"})], "split must be"),
         ([json.dumps({**HEADER, "version": 2})], "unsupported manifest header"),
     ],
@@ -87,12 +124,22 @@ def test_severity_figures_and_verdicts():
     assert discretize([1.49, 1.5, 2.6, 4.5, 9]).tolist() == [1, 2, 3, 5, 5]
     assert np.trace(f["confusion"]["matrix"]) == 5  # +0.4 keeps every grade
     assert np.trace(severity_figures(t, t + 0.6)["confusion"]["matrix"]) == 1  # only 5.6 -> 5 stays
-    assert severity_verdict(0.482, 0.517)["expert_level"] and not severity_verdict(0.6, 0.517)["expert_level"]
-    assert quality_verdict(0.71, 0.77, 0.07)["expert_level"] and not quality_verdict(0.69, 0.77, 0.07)["expert_level"]
+    assert (
+        severity_verdict(0.482, 0.517)["expert_level"]
+        and not severity_verdict(0.6, 0.517)["expert_level"]
+    )
+    assert (
+        quality_verdict(0.71, 0.77, 0.07)["expert_level"]
+        and not quality_verdict(0.69, 0.77, 0.07)["expert_level"]
+    )
 
 
 def test_aggregate_runs_mean_and_std():
-    s = aggregate_runs([{"rmse": 0.4, "per": {"x": {"f1": 0.5}}, "conf": [[1]]},
-                        {"rmse": 0.6, "per": {"x": {"f1": None}}, "conf": [[2]]}])
+    s = aggregate_runs(
+        [
+            {"rmse": 0.4, "per": {"x": {"f1": 0.5}}, "conf": [[1]]},
+            {"rmse": 0.6, "per": {"x": {"f1": None}}, "conf": [[2]]},
+        ]
+    )
     assert s["rmse"] == {"mean": pytest.approx(0.5), "std": pytest.approx(0.1), "n": 2}
     assert s["per"]["x"]["f1"]["n"] == 1 and "conf" not in s
