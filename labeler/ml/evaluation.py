@@ -46,11 +46,7 @@ def evaluate(
     model = model_dir if isinstance(model_dir, LoadedModel) else load_model(model_dir)
     manifest = read_manifest(manifest_path)
     if model.kind == "quality":
-        rows = [
-            r
-            for r in manifest.rows
-            if r.split == split and r.quality and r.quality.cls and not r.quality.tie
-        ]
+        rows = manifest.quality_rows(split)
         if not rows:
             raise NotEnoughData(f"no {split} images with a resolved quality class in the manifest")
         cfg = model.config
@@ -73,7 +69,7 @@ def evaluate(
                 figures["macro_f1"], rater_figures["macro_f1_mean"], rater_figures["macro_f1_std"]
             )
     else:
-        rows = [r for r in manifest.rows if r.split == split and r.severity is not None]
+        rows = manifest.severity_rows(split)
         if not rows:
             raise NotEnoughData(f"no {split} images with a severity consensus in the manifest")
         pred = np.array([predict_severity(model, r.path)["score"] for r in rows])

@@ -11,7 +11,10 @@ Format: JSON Lines (UTF-8), one object per image::
 * ``quality.class`` is the fused class; null means an unresolved tie (``tie`` is then true).
   ``explanations`` lists the explanations that are relevant after fusion; names the model does
   not predict (``lesion_covered``) are ignored by the trainer.
-* ``severity.mean`` is the consensus (mean of the raters' grades) and the training target.
+* ``severity.mean`` is the consensus (mean of the raters' grades) and the training target; a
+  null mean (every rater chose a non-graded answer) reads as "no severity label".
+* ``path`` may be null (the display file is missing from storage): such rows are read but left
+  out of training and evaluation.
 * ``case_id`` groups images of one patient/lesion: splits never put one case on both sides.
   A null case is its own group (keyed by the image sha256).
 * The first line MAY be a header ``{"manifest": "labeler-training", "version": 1,
@@ -53,7 +56,7 @@ class SeverityLabel:
 class ManifestRow:
     image_id: int
     sha256: str
-    path: str
+    path: str | None
     case_id: str | None
     split: str
     quality: QualityLabel | None
@@ -76,18 +79,21 @@ class Manifest:
         """Rows the quality model trains on: a resolved fused class, not a tie, not golden."""
         return [r for r in self.rows if r.split != "golden" and _resolved(r)]
 
-    def quality_golden_rows(self) -> list[ManifestRow]:
-        return [r for r in self.rows if r.split == "golden" and _resolved(r)]
+    def quality_rows(self, split: str) -> list[ManifestRow]:
+        """Rows of one split with a resolved quality class and an image file."""
+        return [r for r in self.rows if r.split == split and _resolved(r)]
 
     def severity_training_rows(self) -> list[ManifestRow]:
-        return [r for r in self.rows if r.split != "golden" and r.severity is not None]
+        return self.severity_rows("fold")
 
-    def severity_golden_rows(self) -> list[ManifestRow]:
-        return [r for r in self.rows if r.split == "golden" and r.severity is not None]
+    def severity_rows(self, split: str) -> list[ManifestRow]:
+        """Rows of one split with a severity consensus and an image file."""
+        return [r for r in self.rows if r.split == split and r.severity is not None and r.path]
 
 
 def _resolved(r: ManifestRow) -> bool:
-    return r.quality is not None and r.quality.cls is not None and not r.quality.tie
+    q = r.quality
+    return q is not None and q.cls is not None and not q.tie and bool(r.path)
 
 
 def read_manifest(path: str | Path) -> Manifest:
@@ -128,7 +134,7 @@ def _row(obj: dict[str, Any], where: str) -> ManifestRow:
         return ManifestRow(
             image_id=int(obj["image_id"]),
             sha256=str(obj["sha256"]),
-            path=str(obj["path"]),
+            path=None if obj["path"] is None else str(obj["path"]),
             case_id=None if case is None else str(case),
             split=split,
             quality=_quality(obj.get("quality"), where),
@@ -150,7 +156,7 @@ def _quality(q: dict[str, Any] | None, where: str) -> QualityLabel | None:
 
 
 def _severity(s: dict[str, Any] | None) -> SeverityLabel | None:
-    if s is None:
+    if s is None or s.get("mean") is None:
         return None
     opt = lambda k, t: None if s.get(k) is None else t(s[k])
     return SeverityLabel(

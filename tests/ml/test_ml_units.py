@@ -63,11 +63,27 @@ def test_manifest_with_and_without_header(tmp_path, header):
     m = read_manifest(p)
     assert m.header == (HEADER if header else {})
     assert [r.image_id for r in m.quality_training_rows()] == [1]  # tie and golden left out
-    assert [r.image_id for r in m.quality_golden_rows()] == [3]
+    assert [r.image_id for r in m.quality_rows("golden")] == [3]
+    assert [r.image_id for r in m.severity_rows("golden")] == [3]
     assert m.rows[2].quality.explanations == ("blurry", "lesion_covered")
     assert m.rows[2].severity.mean == 2.5 and m.rows[2].severity.grade is None
     assert m.rows[0].group == m.rows[2].group != m.rows[1].group
     assert len(m.sha256) == 64
+
+
+def test_manifest_rows_without_file_or_consensus_are_left_out(tmp_path):
+    p = tmp_path / "m.jsonl"
+    no_file = {**ROWS[0], "path": None}
+    no_mean = {
+        **ROWS[2],
+        "split": "fold",
+        "quality": None,
+        "severity": {"mean": None, "median": None, "std": None, "count": 0, "grade": None},
+    }
+    p.write_text(json.dumps(no_file) + "\n" + json.dumps(no_mean) + "\n")
+    m = read_manifest(p)
+    assert m.rows[0].path is None and m.rows[1].severity is None
+    assert m.quality_training_rows() == [] and m.severity_training_rows() == []
 
 
 @pytest.mark.parametrize(
