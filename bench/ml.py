@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import sys
 import tempfile
 import time
@@ -42,7 +43,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--features", type=int, default=30_000)
     args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    tmp = Path(tempfile.mkdtemp(prefix="labeler-bench-"))
+    try:
+        _run(args, tmp, rng)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
+
+def _run(args: argparse.Namespace, tmp: Path, rng: np.random.Generator) -> None:
     import torch
 
     from labeler.ml.artifacts import write_model
@@ -54,8 +63,7 @@ def main() -> None:
     from labeler.ml.runtime import FeatureExtractor
 
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)
-    tmp = Path(tempfile.mkdtemp(prefix="labeler-bench-"))
+
     print(f"threads={args.threads}  torch {torch.__version__}  tmp={tmp}")
 
     t = time.perf_counter()
