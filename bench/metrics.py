@@ -171,7 +171,7 @@ def write_database(p: Project, url: str) -> int:
         conn.execute(insert(GoldenImage), [{"project_id": 1, "image_id": int(i) + 1}
                                            for i in np.flatnonzero(p.golden)])
         rows = []
-        for i, j in zip(*np.nonzero(p.labels >= 0)):
+        for i, j in zip(*np.nonzero(p.labels >= 0), strict=True):
             c = int(p.labels[i, j])
             rows.append({"project_id": 1, "rater_id": int(j) + 1, "image_id": int(i) + 1,
                          "decision": QUALITY_DECISIONS[c],

@@ -139,7 +139,7 @@ def submit_label(session: Session, rater: User, item: QueueItem, data: Mapping[s
             existing = current_label(session, rater, item)
             if existing is None:
                 raise
-            raise _conflict(existing, "this image was labeled meanwhile (another tab?); review the saved answer")
+            raise _conflict(existing, "this image was labeled meanwhile (another tab?); review the saved answer") from None
     else:
         if base_version != label.version:
             raise _conflict(label, f"this label was changed meanwhile (now version {label.version}, you started "

@@ -184,7 +184,7 @@ def train_quality(
         "n_val_images": len(va),
         "n_train_samples": len(Xtr),
         "class_weights": dict(
-            zip(cfg.classes, class_weights(ytr, 4, cfg.max_class_weight).tolist())
+            zip(cfg.classes, class_weights(ytr, 4, cfg.max_class_weight).tolist(), strict=True)
         ),
         "timing_s": {
             "features": round(feature_s, 2),

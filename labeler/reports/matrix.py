@@ -85,7 +85,7 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
         img_idx = np.searchsorted(image_ids, np.fromiter((x[0] for x in chunk), np.int64, len(chunk)))
         rat_idx = np.searchsorted(rater_ids, np.fromiter((x[1] for x in chunk), np.int64, len(chunk)))
         labeled[img_idx, rat_idx] = True
-        for i, j, (_img, _rat, decision, icd10, explanations, grade) in zip(img_idx, rat_idx, chunk):
+        for i, j, (_img, _rat, decision, icd10, explanations, grade) in zip(img_idx, rat_idx, chunk, strict=True):
             if decision in class_of:
                 classes[i, j] = class_of[decision]
             elif decision == GRADED and grade is not None:
