@@ -41,3 +41,5 @@ test: install-test browser npm-test
 bench: install-test
 	$(PY) bench/import.py --count 100
 	$(PY) bench/metrics.py
+	$(PY) bench/allocation.py
+	$(PY) bench/labeling.py

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -48,7 +49,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE takes the write lock up front (waiting out the busy timeout): a deferred transaction
+            # that reads and then writes fails at once if another writer committed since its read
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate")
+                                 else "BEGIN")
 
     return engine
 
@@ -59,10 +63,15 @@ class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # sessions of requests that write (PUT, POST...); on SQLite their transactions begin IMMEDIATE
+        self.write_session_factory = self.session_factory
+        if self.engine.dialect.name == "sqlite":
+            self.write_session_factory = sessionmaker(
+                bind=self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
 
     def bind(self, bind: Any) -> None:
         """Point new sessions at a connection (tests: one transaction per test)."""
-        self.session_factory = sessionmaker(
+        self.session_factory = self.write_session_factory = sessionmaker(
             bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
 
@@ -79,7 +88,9 @@ def database(app: Flask | None = None) -> Database:
 def get_session() -> Session:
     """The request's session: services flush, the view commits once."""
     if "db_session" not in g:
-        g.db_session = database().session_factory()
+        db = database()
+        writes = has_request_context() and request.method not in SAFE_METHODS
+        g.db_session = (db.write_session_factory if writes else db.session_factory)()
     return g.db_session
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import OperationalError
 
 from ..db import get_session
 from ..errors import error_response, wants_json
 from .models import User
 from .services import user_for_token
 
+log = logging.getLogger(__name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 clock = time.time  # seconds; the session-timeout tests replace it
@@ -44,7 +47,15 @@ def _load_bearer(req) -> User | None:
     db = get_session()
     user = user_for_token(db, header[7:].strip())
     if user is not None and db.dirty:
-        db.commit()  # the last-used stamp
+        try:
+            db.commit()  # the last-used stamp
+        except OperationalError as exc:
+            # SQLite: a reading request's transaction cannot take the write lock once another writer has
+            # committed since its first read; the stamp (a minute's resolution) waits for a later request
+            if db.get_bind().dialect.name != "sqlite" or "locked" not in str(exc.orig):
+                raise
+            db.rollback()
+            log.info("token last-use stamp deferred: the SQLite database was busy")
     return user
 
 

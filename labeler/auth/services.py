@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..audit.services import record_event
 from ..db import utcnow
@@ -152,7 +152,9 @@ def user_for_token(session: Session, raw: str) -> User | None:
     """The active user a bearer token belongs to (stamps last use), or None."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(raw)))
+    # token, user and roles in one round trip: this runs on every scripted request
+    token = session.scalars(select(ApiToken).where(ApiToken.token_hash == _hash_token(raw))
+                            .options(joinedload(ApiToken.user).joinedload(User.role_rows))).unique().one_or_none()
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     now = utcnow()

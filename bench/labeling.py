@@ -1,0 +1,426 @@
+"""Benchmark the labeling loop over HTTP: gunicorn serving the app, simulated raters, SQLite then PostgreSQL.
+
+Run: .venv/bin/python bench/labeling.py [--duration 30] [--raters 16] [--images N] [--pg URL] [--only DB]
+(--pg defaults to LABELER_TEST_DATABASE_URL, whose database is only the admin connection: a scratch
+database is created next to it and dropped; without it only SQLite runs.)
+
+For each database: a project of generated small JPEGs is set up through the CLI (db upgrade, projects
+create, images import, users add, users token, allocate with every rater on every image), then
+``gunicorn wsgi:app`` serves it on 127.0.0.1 (4 workers x 4 threads by default). One rater, then
+``--raters`` raters at once (separate processes, one requests.Session and bearer token each), loop
+next -> image -> submit for ``--duration`` seconds:
+
+    GET /api/v1/projects/{id}/queue/next   GET /api/v1/items/{id}/image   PUT /api/v1/items/{id}/label
+
+Printed per phase: p50/p95 of each call, p95 of submit + the following next (what a rater waits for
+between images), labels/s and errors. Goal: submit+next p95 < 25 ms with 16 raters on PostgreSQL.
+Any error (a non-2xx answer, a wrong body, a failed connection) makes the exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"  # requests go here only
+ANSWERS = (  # valid quality-protocol bodies, cycled
+    {"decision": "healthy_skin"},
+    {"decision": "lesion", "icd10": "L70.0"},
+    {"decision": "no_skin"},
+    {"decision": "poor_quality", "explanations": ["blurry", "bad_light"]},
+    {"decision": "lesion", "icd10_missing_text": "naevus, atypical"},
+)
+WARMUP_LOOPS = 3
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+# -- simulated rater (runs in its own process; imports nothing of the app) ---------------------------
+
+
+def rater_loop(base: str, project_id: int, token: str, duration: float, barrier, results) -> None:
+    """Label items until ``duration`` seconds after the barrier; put latencies (ms) and errors on ``results``."""
+    import requests
+
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {token}"
+    out = {
+        "next": [],
+        "image": [],
+        "submit": [],
+        "submit_next": [],
+        "labels": 0,
+        "errors": 0,
+        "samples": [],
+        "exhausted": False,
+    }
+
+    def fail(what: str) -> None:
+        out["errors"] += 1
+        if len(out["samples"]) < 5:
+            out["samples"].append(what)
+
+    def call(method: str, path: str, **kw):
+        t0 = time.perf_counter()
+        try:
+            resp = http.request(method, base + path, timeout=10, **kw)
+        except requests.RequestException as exc:
+            fail(f"{method} {path}: {exc.__class__.__name__}: {exc}")
+            return None, (time.perf_counter() - t0) * 1000
+        ms = (time.perf_counter() - t0) * 1000
+        if resp.status_code != 200:
+            fail(f"{method} {path}: {resp.status_code} {resp.text[:200]}")
+            return None, ms
+        return resp, ms
+
+    def one_loop(record: bool, after_submit_ms: float | None) -> float | None | bool:
+        """next -> image -> submit; returns the submit's ms (None after an error, False when the queue is done)."""
+        resp, ms = call("GET", f"/api/v1/projects/{project_id}/queue/next")
+        if resp is None:
+            return None
+        if record:
+            out["next"].append(ms)
+            if after_submit_ms is not None:
+                out["submit_next"].append(after_submit_ms + ms)
+        item = resp.json().get("item")
+        if item is None:
+            return False
+        resp, ms = call("GET", item["image_url"])
+        if resp is None:
+            return None
+        if not resp.headers.get("Content-Type", "").startswith("image/") or not resp.content:
+            fail(f"GET {item['image_url']}: not an image ({resp.headers.get('Content-Type')})")
+            return None
+        if record:
+            out["image"].append(ms)
+        body = dict(
+            ANSWERS[(item["position"] + len(out["submit"])) % len(ANSWERS)],
+            base_version=0,
+            submission_id=uuid.uuid4().hex,
+            time_spent_ms=1500,
+        )
+        resp, ms = call("PUT", f"/api/v1/items/{item['id']}/label", json=body)
+        if resp is None:
+            return None
+        if resp.json().get("version") != 1:
+            fail(f"PUT label of {item['id']}: unexpected answer {resp.text[:200]}")
+            return None
+        if record:
+            out["submit"].append(ms)
+            out["labels"] += 1
+        return ms
+
+    try:
+        for _ in range(WARMUP_LOOPS):  # connections and caches, not timed
+            one_loop(False, None)
+        barrier.wait(timeout=120)
+        end = time.perf_counter() + duration
+        last = None
+        while time.perf_counter() < end:
+            last = one_loop(True, last)
+            if last is False:
+                out["exhausted"] = True
+                break
+    finally:
+        http.close()
+        results.put(out)
+
+
+# -- setup through the CLI ----------------------------------------------------------------------------
+
+
+def make_jpegs(folder: Path, count: int) -> None:
+    """Small distinct JPEGs (a colour field with noise; every file has a different hash)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    folder.mkdir(parents=True)
+    for i in range(count):
+        base = rng.integers(90, 220, size=3)
+        pixels = np.clip(base + rng.normal(0, 12, size=(96, 128, 3)), 0, 255).astype("uint8")
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "JPEG", quality=85)
+        (folder / f"img{i:05d}.jpg").write_bytes(buf.getvalue())
+
+
+def server_env(url: str, instance: Path) -> dict[str, str]:
+    return {
+        "LABELER_DATABASE_URL": url,
+        "LABELER_INSTANCE_PATH": str(instance),
+        "LABELER_AUTH": "dev",
+        "LABELER_SECRET_KEY": secrets.token_hex(16),
+        "LABELER_ENV": "development",
+        "LABELER_DOTENV": str(instance / "no.env"),
+    }
+
+
+def setup_project(
+    env: dict[str, str], images: int, n_raters: int, tmp: Path
+) -> tuple[int, list[str]]:
+    """db upgrade, projects create, images import, users add + token, allocate: the CLI, in this process."""
+    from labeler import create_app
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        app = create_app()
+        runner = app.test_cli_runner()
+
+        def cli(*args: str) -> str:
+            result = runner.invoke(args=list(args))
+            if result.exit_code != 0:
+                raise SystemExit(
+                    f"labeler {' '.join(args)} failed: {result.output}{result.exception or ''}"
+                )
+            return result.output
+
+        cli("db", "upgrade")
+        project_id = int(
+            cli("projects", "create", "bench-labeling", "--protocol", "quality").split()[-1]
+        )
+        make_jpegs(tmp / "src", images)
+        t0 = time.perf_counter()
+        print(
+            "  "
+            + cli("images", "import", str(project_id), str(tmp / "src")).strip().splitlines()[-1]
+            + f" ({time.perf_counter() - t0:.1f} s)"
+        )
+        emails = [f"rater{i:02d}@bench.test" for i in range(n_raters)]
+        tokens = []
+        for email in emails:
+            cli("users", "add", email, "--name", email.split("@")[0], "--role", "rater")
+            tokens.append(cli("users", "token", email, "--name", "bench").strip().splitlines()[-1])
+        out = cli(
+            "allocate",
+            str(project_id),
+            "--raters",
+            ",".join(emails),
+            "--golden-size",
+            str(images // 20),
+            "--overlap",
+            str(n_raters),
+            "--seed",
+            "2024",
+        )
+        print("  " + out.splitlines()[0])
+        app.extensions["labeler_db"].engine.dispose()
+        return project_id, tokens
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# -- server and phases --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_server(
+    env: dict[str, str], port: int, workers: int, threads: int, log: Path
+) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "wsgi:app",
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--log-level",
+        "warning",
+        "--timeout",
+        "60",
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+
+
+def wait_ready(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    import requests
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with status {server.returncode}")
+        try:
+            if requests.get(base + "/auth/login", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:  # workers still starting
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not answer within 60 s")
+
+
+def run_phase(base: str, project_id: int, tokens: list[str], duration: float) -> dict:
+    """Run one simulated rater per token at once; merged latencies and counts."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context(
+        "spawn"
+    )  # children import only requests, not the app or the parent's connections
+    barrier = ctx.Barrier(len(tokens) + 1)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=rater_loop, args=(base, project_id, t, duration, barrier, results), daemon=True
+        )
+        for t in tokens
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=120)
+    outs = [results.get(timeout=duration + 120) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+    merged = {
+        k: [v for o in outs for v in o[k]]
+        for k in ("next", "image", "submit", "submit_next", "samples")
+    }
+    merged.update(
+        labels=sum(o["labels"] for o in outs),
+        errors=sum(o["errors"] for o in outs),
+        exhausted=sum(o["exhausted"] for o in outs),
+        duration=duration,
+    )
+    return merged
+
+
+def report(label: str, n: int, r: dict) -> None:
+    def fmt(ms: list[float]) -> str:
+        return f"p50 {statistics.median(ms) if ms else float('nan'):6.2f} ms  p95 {pct(ms, 0.95):6.2f} ms"
+
+    print(
+        f"[{label}] {n:2d} rater(s): {r['labels'] / r['duration']:7.1f} labels/s ({r['labels']} labels), "
+        f"errors {r['errors']}" + (f", {r['exhausted']} queue(s) ran out" if r["exhausted"] else "")
+    )
+    for name in ("next", "image", "submit"):
+        print(f"[{label}]     {name:<11} {fmt(r[name])}  (n={len(r[name])})")
+    goal = "  (goal p95 < 25 ms at 16 raters on PostgreSQL)" if n > 1 else ""
+    print(f"[{label}]     submit+next {fmt(r['submit_next'])}{goal}")
+    for sample in r["samples"]:
+        print(f"[{label}]     error: {sample}")
+
+
+def run(label: str, url: str, args: argparse.Namespace) -> int:
+    n_raters = (
+        args.raters + 1
+    )  # one more for the single-rater phase, so both phases start on fresh queues
+    with tempfile.TemporaryDirectory(prefix="labeler-bench-") as tmp:
+        tmp_path = Path(tmp)
+        env = server_env(url, tmp_path / "instance")
+        print(f"[{label}] setting up {args.images} images, {n_raters} raters (all on every image)")
+        project_id, tokens = setup_project(env, args.images, n_raters, tmp_path)
+        port = free_port()
+        base = f"http://{HOST}:{port}"
+        log = tmp_path / "gunicorn.log"
+        server = start_server(env, port, args.workers, args.threads, log)
+        errors = 0
+        try:
+            wait_ready(base, server)
+            print(
+                f"[{label}] gunicorn wsgi:app on {base}, {args.workers} workers x {args.threads} threads, "
+                f"{args.duration:g} s per phase"
+            )
+            for tokens_now in ([tokens[0]], tokens[1:]):
+                result = run_phase(base, project_id, tokens_now, args.duration)
+                report(label, len(tokens_now), result)
+                errors += result["errors"]
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            if errors or server.returncode not in (0, -15):
+                print(
+                    f"[{label}] gunicorn log (last lines):\n"
+                    + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                )
+    return errors
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=30, help="seconds per phase (default 30)")
+    ap.add_argument(
+        "--raters", type=int, default=16, help="concurrent raters in the second phase (default 16)"
+    )
+    ap.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help="images in the project, every rater gets all of them (default: 120 per second of --duration)",
+    )
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("LABELER_TEST_DATABASE_URL"),
+        help="admin URL of a PostgreSQL server (a scratch database is created next to it)",
+    )
+    ap.add_argument("--only", choices=("sqlite", "postgresql"), help="run one database only")
+    args = ap.parse_args()
+    args.images = args.images or max(200, int(args.duration * 120))  # one rater labels < 100/s here
+    sys.path.insert(0, str(ROOT))
+    import logging
+
+    logging.disable(logging.INFO)  # the CLI's and alembic's progress lines
+
+    errors = 0
+    if args.only != "postgresql":
+        with tempfile.TemporaryDirectory() as tmp:
+            errors += run("sqlite", f"sqlite:///{tmp}/bench.db", args)
+    if args.only == "sqlite":
+        pass
+    elif not args.pg:
+        print("[postgresql] skipped: pass --pg URL or set LABELER_TEST_DATABASE_URL")
+    else:
+        from sqlalchemy import text
+
+        from labeler.db import make_engine
+
+        name = f"labeler_bench_{uuid.uuid4().hex[:8]}"
+        admin = make_engine(args.pg, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            errors += run("postgresql", args.pg.rsplit("/", 1)[0] + "/" + name, args)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    if errors:
+        print(f"FAILED: {errors} errors")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
