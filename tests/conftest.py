@@ -6,13 +6,11 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import text
 
 from labeler import create_app
 from labeler.db import make_engine
-from labeler.migrate import upgrade
 
-from helpers import login, make_config
+from helpers import fresh_database, login, make_config
 
 pytest_plugins = ["sso_support.fixtures", "browser_support.fixtures"]
 
@@ -25,28 +23,9 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
-    """A fresh database migrated to head with Alembic (so every run exercises the migrations).
-
-    On PostgreSQL each run creates its own database next to LABELER_TEST_DATABASE_URL's and drops it
-    afterwards, so runs never see each other's rows.
-    """
-    if not PG_URL:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-        upgrade(url)
+    """A fresh database migrated to head with Alembic (so every run exercises the migrations)."""
+    with fresh_database(tmp_path_factory.mktemp("db"), PG_URL) as url:
         yield url
-        return
-    name = f"labeler_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+from sqlalchemy import text
+
+from labeler.db import make_engine
+from labeler.migrate import upgrade
+
+
+@contextlib.contextmanager
+def fresh_database(folder: Path, pg_url: str | None = None) -> Iterator[str]:
+    """A new database migrated to head with Alembic; yields its URL and drops it afterwards.
+
+    SQLite: a file in `folder`. PostgreSQL: a database created next to `pg_url`'s (which only serves
+    as the admin connection), so concurrent runs never see each other's rows.
+    """
+    if not pg_url:
+        url = f"sqlite:///{folder / f'test-{uuid.uuid4().hex[:8]}.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"labeler_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = make_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = pg_url.rsplit("/", 1)[0] + "/" + name
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def make_config(tmp_path: Path, database_url: str, **extra) -> dict:

@@ -1,7 +1,7 @@
 """A live labeler server for browser tests: the real app on its own database, served from a thread.
 
 The database is a file-based SQLite in a temporary folder, or, when LABELER_TEST_DATABASE_URL is set, a
-fresh schema of that PostgreSQL database (dropped afterwards): never the per-test rolled-back connection
+fresh database next to that PostgreSQL database (dropped afterwards): never the per-test rolled-back connection
 of the unit tests, because the server's threads need their own committed transactions.
 """
 
@@ -10,47 +10,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from flask import Flask
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from labeler import create_app
-from labeler.db import database, make_engine
-from labeler.migrate import upgrade
+from labeler.db import database
+
+from helpers import fresh_database, make_config
 
 
-def _pg_schema_url(base_url: str, schema: str) -> str:
-    sep = "&" if "?" in base_url else "?"
-    return f"{base_url}{sep}options={quote(f'-csearch_path={schema}')}"
-
-
-@contextlib.contextmanager
-def live_database(tmp_path: Path, pg_url: str | None = None) -> Iterator[str]:
-    """A migrated, empty database of its own; yields its URL."""
-    if not pg_url:
-        url = f"sqlite:///{tmp_path / 'live.db'}"
-        upgrade(url)
-        yield url
-        return
-    schema = f"live_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = _pg_schema_url(pg_url, schema)
-        upgrade(url)
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def live_database(tmp_path: Path, pg_url: str | None = None):
+    """A migrated, empty database of its own (see helpers.fresh_database); yields its URL."""
+    return fresh_database(tmp_path, pg_url)
 
 
 class LiveServer:
@@ -100,16 +76,7 @@ class LiveServer:
 
 
 def live_config(tmp_path: Path, database_url: str, **extra: Any) -> dict[str, Any]:
-    cfg = {
-        "LABELER_ENV": "test",
-        "SECRET_KEY": "live-" + uuid.uuid4().hex,
-        "DATABASE_URL": database_url,
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "STORAGE_PATH": str(tmp_path / "files"),
-        "AUTH_MODE": "dev",
-    }
-    cfg.update(extra)
-    return cfg
+    return make_config(tmp_path, database_url, TESTING=False, **extra)
 
 
 @contextlib.contextmanager
