@@ -25,6 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .labeling.views import bp as labeling_bp
     from .projects.views import bp as projects_bp
     from .reports.views import bp as reports_bp
+    from .training.views import bp as training_bp
 
     settings = load_settings(config)
     app = Flask(
@@ -44,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(bp)
     app.register_blueprint(labeling_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(training_bp)
     app.register_blueprint(admin_bp)
     cli.init_app(app)
 

@@ -20,7 +20,9 @@ images_cli = AppGroup("images", help="Image import.")
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, users_cli, projects_cli, images_cli):
+    from .training.cli import ml_cli
+
+    for group in (db_cli, users_cli, projects_cli, images_cli, ml_cli):
         app.cli.add_command(group)
     app.cli.add_command(allocate_cmd)
     app.cli.add_command(demo_cmd)
@@ -51,6 +53,15 @@ class _Session:
         if isinstance(exc, LabelerError):
             raise click.ClickException(exc.message) from exc
         return False
+
+
+def _user(session, email: str):  # noqa: ANN001
+    from .auth.services import find_user_by_email
+
+    user = find_user_by_email(session, email)
+    if user is None:
+        raise click.ClickException(f"no user with e-mail {email}")
+    return user
 
 
 @db_cli.command("upgrade")
@@ -96,12 +107,10 @@ def users_add(email: str, name: str, roles: tuple[str, ...]) -> None:
 @with_appcontext
 def users_token(email: str, name: str) -> None:
     """Print a new personal API token for EMAIL (shown once; stored hashed)."""
-    from .auth.services import create_token, find_user_by_email
+    from .auth.services import create_token
 
     with _Session() as s:
-        user = find_user_by_email(s, email)
-        if user is None:
-            raise click.ClickException(f"no user with e-mail {email}")
+        user = _user(s, email)
         _token, raw = create_token(s, user, user, name)
         click.echo(raw)
 
@@ -125,12 +134,10 @@ def users_list() -> None:
 @with_appcontext
 def users_deactivate(email: str) -> None:
     """Deactivate an account (refused at once, even in an open session)."""
-    from .auth.services import find_user_by_email, set_active
+    from .auth.services import set_active
 
     with _Session() as s:
-        user = find_user_by_email(s, email)
-        if user is None:
-            raise click.ClickException(f"no user with e-mail {email}")
+        user = _user(s, email)
         set_active(s, None, user, False)
         click.echo(f"deactivated {user.email}")
 
@@ -169,6 +176,9 @@ def images_import(project: str, path: Path, manifest: Path | None) -> None:
         with click.progressbar(length=total, label="importing", file=sys.stderr, show_pos=True) as bar:
             summary = import_images(s, None, proj, iter_source(path), storage=storage, source_label=str(path),
                                     manifest=rows, checkpoint=s.commit, progress=lambda _n: bar.update(1))
+        from .training.prescreen import prescreen_import
+
+        prescreen_import(s, current_app.config, proj, summary, storage)
     for row in summary.rejected:
         click.echo(f"rejected {row['filename']}: {row['error']}")
     if summary.duplicates and not summary.imported:

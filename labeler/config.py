@@ -58,6 +58,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         "SESSION_IDLE_MINUTES": int(get("SESSION_IDLE_MINUTES", 60)),
         "SESSION_ABSOLUTE_HOURS": int(get("SESSION_ABSOLUTE_HOURS", 12)),
         "MAX_CONTENT_LENGTH": int(get("MAX_UPLOAD_MB", 512)) * 1024 * 1024,
+        # trained models (<ML_DIR>/models) and the feature cache (<ML_DIR>/cache)
+        "ML_DIR": get("ML_DIR", str(instance / "ml")),
+        # start a background worker process for each training run (off: queued runs wait for `labeler ml work RUN_ID`)
+        "ML_SPAWN_WORKER": _bool(get("ML_SPAWN_WORKER", "true")),
         "WTF_CSRF_TIME_LIMIT": None,
         # the cookie itself expires with the absolute timeout (the server checks both timeouts too)
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(get("SESSION_ABSOLUTE_HOURS", 12))),

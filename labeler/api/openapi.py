@@ -136,6 +136,35 @@ REPORT_PATHS: dict[str, dict] = {
     },
 }
 
+_MODEL_ID = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "a trained model's id, e.g. quality-20261126T120000-a1b2c3"}
+_RUN_BODY = {"type": "object", "properties": {
+    "kind": {"enum": ["quality", "severity"], "description": "default: the project's protocol"},
+    "seed": {"type": "integer", "minimum": 0, "default": 0},
+    "epochs": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000, "description": "default: the model config's"}}}
+_PREDICT = _op("Predict with a trained model (leads of its project, admins; raters label blind). Send the image as "
+               "multipart field 'image' or as the raw body. Quality: class, probabilities, issues above threshold "
+               "with plain-language text (?cams=1 adds Grad-CAM maps); severity: score, grade, patch boxes. "
+               "413 past 20 MB, 422 for what is not a usable image",
+               params=[_MODEL_ID, {"name": "cams", "in": "query", "schema": {"type": "boolean"}}], multipart=True,
+               body={"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}})
+_PREDICT["responses"]["413"] = {"description": "image too large", "content": {"application/json": {"schema": ERROR}}}
+TRAINING_PATHS: dict[str, dict] = {
+    "/api/v1/projects/{project_id}/models": {
+        "get": _op("The project's trained models: id, kind, size, golden-set verdict, prescreen use (leads, admins)",
+                   params=[_path_id("project_id")]),
+    },
+    "/api/v1/projects/{project_id}/training-runs": {
+        "post": _op("Queue a training run; a background worker trains and evaluates it (409 while one is in "
+                    "progress)", ok=202, params=[_path_id("project_id")], body=_RUN_BODY),
+    },
+    "/api/v1/training-runs/{run_id}": {
+        "get": _op("A training run: status queued|running|succeeded|failed, stage, done/total, model_id, error, "
+                   "verdict", params=[_path_id("run_id")]),
+    },
+    "/api/v1/models/{model_id}/predict": {"post": _PREDICT},
+}
+
 PATHS: dict[str, dict] = {
     "/api/v1/projects": {
         "get": _op("Projects the caller may see"),
@@ -152,6 +181,7 @@ PATHS: dict[str, dict] = {
     **LABELING_PATHS,
     **ALLOCATION_PATHS,
     **REPORT_PATHS,
+    **TRAINING_PATHS,
     "/api/v1/openapi.json": {"get": _op("This document")},
 }
 

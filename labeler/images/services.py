@@ -44,12 +44,20 @@ class ImportSummary:
     imported: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    prescreen: dict | None = None  # set by the prescreen step right after the import (labeler.training)
 
     def as_dict(self) -> dict:
-        return {"batch_id": self.batch_id, "imported": self.imported, "duplicates": self.duplicates, "rejected": self.rejected}
+        return {"batch_id": self.batch_id, "imported": self.imported, "duplicates": self.duplicates, "rejected": self.rejected,
+                "prescreen": self.prescreen}
 
     def line(self) -> str:
-        return f"{len(self.imported)} imported, {len(self.duplicates)} duplicates, {len(self.rejected)} rejected"
+        line = f"{len(self.imported)} imported, {len(self.duplicates)} duplicates, {len(self.rejected)} rejected"
+        pre = self.prescreen or {}
+        if pre.get("status") == "done":
+            line += f"; prescreen flagged {pre['flagged']} of {pre['screened']} as poor quality"
+        elif pre.get("status") == "skipped":
+            line += f"; prescreen skipped: {pre['reason']}"
+        return line
 
 
 class Journal:

@@ -34,14 +34,19 @@ def project_images(project_id: int):
     db = get_session()
     project = authorized_project(project_id)
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    total = db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) or 0
+    flagged = request.args.get("flagged") == "1"  # only images the prescreen judged poor quality
+    where = [Image.project_id == project.id]
+    if flagged:
+        from ..training.prescreen import flagged_filter
+
+        where.append(flagged_filter())
+    total = db.scalar(select(func.count(Image.id)).where(*where)) or 0
     images = db.scalars(
-        select(Image).where(Image.project_id == project.id).order_by(Image.id)
-        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+        select(Image).where(*where).order_by(Image.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
     ).all()
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     return render_template("images/image_list.html", project=project, images=images, page=page,
-                           pages=pages, total=total)
+                           pages=pages, total=total, flagged=flagged)
 
 
 @bp.get("/projects/<int:project_id>/upload")
@@ -67,8 +72,13 @@ def import_request_files(project, source_label: str):  # noqa: ANN001
     if not files:
         return None
     db = get_session()
-    return import_images(db, current_user, project, iter_uploads(files, limits=upload_limits()),
-                         storage=storage(), source_label=source_label, checkpoint=db.commit)
+    summary = import_images(db, current_user, project, iter_uploads(files, limits=upload_limits()),
+                            storage=storage(), source_label=source_label, checkpoint=db.commit)
+    from ..training.prescreen import prescreen_import
+
+    prescreen_import(db, current_app.config, project, summary, storage())
+    db.commit()
+    return summary
 
 
 @bp.get("/images/<int:image_id>/<any(thumb, display, original):kind>")

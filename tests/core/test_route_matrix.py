@@ -43,7 +43,8 @@ def world(app, db, make_user, make_project):
     extra = _allocation_args(db, project, users["rater"])
     db.flush()
     args = {"project_id": project.id, "image_id": summary.imported[0]["id"], "kind": "thumb", **extra,
-            "user_id": users["rater"].id}  # admin pages act on the rater, never on the caller
+            "user_id": users["rater"].id,  # admin pages act on the rater, never on the caller
+            "model_id": "quality-20260101T000000-abcdef", "run_id": 999999}  # unknown: 404 past the role check
     return users, tokens, args
 
 

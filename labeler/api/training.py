@@ -1,0 +1,107 @@
+"""API: a project's models, training runs, and predictions with a trained model.
+
+Predict is for leads and admins, not raters: raters label blind, and a model's opinion on a photo
+would anchor theirs (the golden-set figures that set the model's bar would no longer be independent).
+"""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+from flask_login import current_user
+
+from .. import ml
+from ..auth.models import Role
+from ..auth.permissions import authorized_project, require, role_required
+from ..db import get_session
+from ..errors import LabelerError
+from ..projects.models import Project
+from ..training.prescreen import loaded_model
+from ..training.services import (
+    can_use_model,
+    get_run,
+    mark_dead_runs,
+    models_dir,
+    project_models,
+    run_dict,
+    run_for_model,
+    start_run,
+)
+from ..training.worker import start_worker
+from . import bp
+from .projects import json_body
+
+PREDICT_MAX_BYTES = 20 * 1024 * 1024
+
+
+@bp.get("/projects/<int:project_id>/models")
+@role_required(Role.lead, Role.admin)
+def project_models_api(project_id: int):
+    db = get_session()
+    models = project_models(db, current_app.config, authorized_project(project_id))
+    db.commit()
+    return jsonify(models=models)
+
+
+@bp.post("/projects/<int:project_id>/training-runs")
+@role_required(Role.lead, Role.admin)
+def start_run_api(project_id: int):
+    db = get_session()
+    project = authorized_project(project_id)
+    body = json_body()
+    run = start_run(db, current_user, project, kind=body.get("kind"), seed=body.get("seed"),
+                    epochs=body.get("epochs"))
+    db.commit()
+    start_worker(db, current_app.config, run)
+    db.commit()
+    return jsonify(run_dict(run)), 202
+
+
+@bp.get("/training-runs/<int:run_id>")
+@role_required(Role.lead, Role.admin)
+def run_api(run_id: int):
+    db = get_session()
+    run = get_run(db, run_id)
+    authorized_project(run.project_id)
+    mark_dead_runs(db, [run])
+    db.commit()
+    return jsonify(run_dict(run))
+
+
+@bp.post("/models/<model_id>/predict")
+@role_required(Role.lead, Role.admin)
+def predict_api(model_id: str):
+    db = get_session()
+    run = run_for_model(db, model_id)
+    project = db.get(Project, run.project_id) if run else None
+    if run is None and not current_user.has_role(Role.admin):
+        raise ml.ModelNotFound(f"unknown model id {model_id!r}", model_id=model_id)
+    require(can_use_model(current_user, run, project), "Only the leads of the model's project and admins may use it.")
+    model = loaded_model(ml.resolve_model(models_dir(current_app.config), model_id))
+    data = _image_bytes()
+    result = ml.predict(model, data, cams=request.args.get("cams") in ("1", "true"))
+    return jsonify(result)
+
+
+def _image_bytes() -> bytes:
+    """The image from multipart field `image`, or the raw request body; 413 past PREDICT_MAX_BYTES."""
+    if request.content_length and request.content_length > PREDICT_MAX_BYTES + 64 * 1024:
+        raise _too_large()
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            raise ml.BadImage("send the image as multipart field 'image' or as the raw request body", status=400,
+                              code="no_image")
+        data = upload.stream.read(PREDICT_MAX_BYTES + 1)
+    else:
+        data = request.stream.read(PREDICT_MAX_BYTES + 1)
+    if len(data) > PREDICT_MAX_BYTES:
+        raise _too_large()
+    if not data:
+        raise ml.BadImage("the request has no image: send multipart field 'image' or the raw image bytes",
+                          status=400, code="no_image")
+    return data
+
+
+def _too_large() -> LabelerError:
+    return LabelerError(f"the image is larger than {PREDICT_MAX_BYTES // (1024 * 1024)} MB", status=413,
+                        code="too_large")

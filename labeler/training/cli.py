@@ -1,0 +1,199 @@
+"""`labeler ml ...`: train, evaluate, predict, list."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+ml_cli = AppGroup("ml", help="Quality and severity models: train, evaluate, predict, list.")
+
+
+def _session():
+    from ..cli import _Session
+
+    return _Session()
+
+
+@ml_cli.command("train")
+@click.argument("project")
+@click.option("--kind", type=click.Choice(["quality", "severity"]), default=None,
+              help="Model kind (default: the project's protocol).")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Default: the model config's.")
+@click.option("--wait", is_flag=True, help="Train here in the foreground with a progress bar "
+              "(default: start a background worker and return).")
+@with_appcontext
+def ml_train(project: str, kind: str | None, seed: int, epochs: int | None, wait: bool) -> None:
+    """Train a model from PROJECT's labels (id or name); evaluate it on the golden set."""
+    from ..db import database
+    from ..projects.services import find_project
+    from .services import start_run
+    from .worker import execute_run, start_worker
+
+    config = current_app.config
+    with _session() as s:
+        run = start_run(s, None, find_project(s, project), kind=kind, seed=seed, epochs=epochs)
+        run_id = run.id
+    click.echo(f"training run {run_id} queued")
+    if not wait:
+        with _session() as s:
+            from .services import get_run
+
+            run = get_run(s, run_id)
+            start_worker(s, {**config, "ML_SPAWN_WORKER": True}, run)
+            click.echo(f"worker started (pid {run.pid}); log in {Path(config['ML_DIR']) / 'runs' / str(run_id)}")
+        return
+    bars: dict[str, object] = {}
+
+    def echo(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            for old in bars.values():
+                old.render_finish()
+            bar = bars[stage] = click.progressbar(length=max(total, 1), label=f"{stage:<9}", file=sys.stderr,
+                                                  show_pos=True)
+        bar.pos = 0
+        bar.update(done)
+
+    run = execute_run(database().session_factory, config, current_app.extensions["labeler_storage"], run_id,
+                      echo=echo)
+    for bar in bars.values():
+        bar.render_finish()
+    if run.error:
+        raise click.ClickException(f"training run {run_id} failed: {run.error}")
+    click.echo(f"training run {run_id} succeeded: model {run.model_id}")
+    _print_evaluation((run.metrics or {}).get("evaluation"), (run.metrics or {}).get("evaluation_note"))
+
+
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _print_evaluation(ev: dict | None, note: str | None = None) -> None:
+    if not ev:
+        click.echo(note or "not evaluated")
+        return
+    f = ev["figures"]
+    click.echo(f"golden set: {f['n']} images")
+    if ev["kind"] == "quality":
+        click.echo(f"macro F1 {_fmt(f['macro_f1'])}  accuracy {_fmt(f['accuracy'])}  "
+                   f"explanation macro F1 {_fmt(f['explanation_macro_f1'])}")
+        for name, c in {**f["per_class"], **f["per_explanation"]}.items():
+            click.echo(f"  {name:<16} recall {_fmt(c['recall'])}  specificity {_fmt(c['specificity'])}  "
+                       f"F1 {_fmt(c['f1'])}  support {c['support']}")
+    else:
+        click.echo(f"RMSE {_fmt(f['rmse'])}  Pearson r {_fmt(f['pearson_r'])}  MAE {_fmt(f['mae'])}")
+    v = ev.get("verdict")
+    if v is None:
+        click.echo(note or "no verdict: the raters' own golden-set figures are missing")
+    elif ev["kind"] == "quality":
+        click.echo(f"raters' macro F1 {_fmt(v['rater_macro_f1_mean'])} ± {_fmt(v['rater_macro_f1_std'])}")
+        click.echo(f"expert level: {'yes' if v['expert_level'] else 'no'} ({v['rule']})")
+    else:
+        click.echo(f"raters' bar (worst rater RMSE) {_fmt(v['bar'])}")
+        click.echo(f"expert level: {'yes' if v['expert_level'] else 'no'} ({v['rule']})")
+
+
+@ml_cli.command("evaluate")
+@click.argument("model_id")
+@click.option("--project", default=None, help="Project whose golden set to use (default: the one it was trained on).")
+@with_appcontext
+def ml_evaluate(model_id: str, project: str | None) -> None:
+    """Evaluate MODEL on a project's golden set next to the raters' figures; save the report in its folder."""
+    from .. import ml
+    from ..projects.models import Project
+    from ..projects.services import find_project
+    from ..reports.export import training_manifest
+    from .services import models_dir, rater_figures, run_for_model
+
+    config = current_app.config
+    with _session() as s:
+        folder = ml.resolve_model(models_dir(config), model_id)
+        if project is not None:
+            proj = find_project(s, project)
+        else:
+            run = run_for_model(s, model_id)
+            if run is None:
+                raise click.ClickException(f"model {model_id} has no training run here: name a project with --project")
+            proj = s.get(Project, run.project_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest = Path(tmp) / "manifest.jsonl"
+            with manifest.open("w", encoding="utf-8") as fh:
+                for chunk in training_manifest(s, proj, current_app.extensions["labeler_storage"]):
+                    fh.write(chunk)
+            result = ml.evaluate(folder, manifest, rater_figures(s, proj))
+    click.echo(f"model {model_id} on the golden set of project {proj.id} ({proj.name})")
+    _print_evaluation(result)
+    click.echo(f"report: {folder / ('evaluation-' + result['manifest_sha256'][:12] + '.json')}")
+
+
+@ml_cli.command("predict")
+@click.argument("model_id")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--cams", is_flag=True, help="Include the Grad-CAM maps (quality models).")
+@with_appcontext
+def ml_predict(model_id: str, images: tuple[Path, ...], cams: bool) -> None:
+    """Predict with MODEL on IMAGE files; prints one JSON object per image."""
+    from .. import ml
+    from ..errors import LabelerError
+    from .prescreen import loaded_model
+    from .services import models_dir
+
+    try:
+        model = loaded_model(ml.resolve_model(models_dir(current_app.config), model_id))
+    except LabelerError as exc:
+        raise click.ClickException(exc.message) from exc
+    failed = 0
+    for path in images:
+        try:
+            out = {"image": str(path), **ml.predict(model, path, cams=cams)}
+        except LabelerError as exc:
+            out, failed = {"image": str(path), "error": exc.message}, failed + 1
+        click.echo(json.dumps(out))
+    if failed:
+        sys.exit(1)
+
+
+@ml_cli.command("list")
+@with_appcontext
+def ml_list() -> None:
+    """List trained models: id, kind, size, project, and the verdict of their evaluation."""
+    from .. import ml
+    from .services import latest_evaluation, models_dir, run_for_model
+
+    with _session() as s:
+        models = ml.list_models(models_dir(current_app.config))
+        if not models:
+            click.echo("no trained models")
+        for m in models:
+            run = run_for_model(s, m.id)
+            ev = latest_evaluation(Path(m.path)) or {}
+            verdict = ev.get("verdict")
+            expert = "—" if not verdict else ("yes" if verdict["expert_level"] else "no")
+            where = f"project {run.project_id} run {run.id}" if run else "no run"
+            click.echo(f"{m.id}\t{m.kind}\t{m.size_bytes / 1e6:.1f} MB\t{where}\texpert level: {expert}")
+
+
+@ml_cli.command("work")
+@click.argument("run_id", type=int)
+@with_appcontext
+def ml_work(run_id: int) -> None:
+    """Execute queued training run RUN_ID here (what the background worker does; for LABELER_ML_SPAWN_WORKER=0)."""
+    from ..db import database
+    from ..errors import LabelerError
+    from .worker import execute_run
+
+    try:
+        run = execute_run(database().session_factory, current_app.config, current_app.extensions["labeler_storage"],
+                          run_id)
+    except LabelerError as exc:
+        raise click.ClickException(exc.message) from exc
+    if run.error:
+        raise click.ClickException(f"training run {run_id} failed: {run.error}")
+    click.echo(f"training run {run_id} succeeded: model {run.model_id}")

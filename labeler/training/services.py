@@ -1,0 +1,238 @@
+"""Training runs: start one, read its state, find a model's run, read a model's report.
+
+Runs are executed by ``labeler.training.worker`` (a background process the pages, the API and the
+CLI start) or in the foreground by ``labeler ml train --wait``; both call ``execute_run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..audit.services import record_event
+from ..auth.models import Role, User
+from ..db import utcnow
+from ..errors import Conflict, NotFound, ValidationError
+from ..projects.models import Project
+from .models import ModelKind, RunStatus, TrainingRun
+
+MAX_EPOCHS = 1000
+MAX_SEED = 2**31 - 1
+
+
+def models_dir(config: Mapping[str, Any]) -> Path:
+    """Where trained model folders live (``<ML_DIR>/models``)."""
+    return Path(config.get("ML_MODELS_DIR") or Path(config["ML_DIR"]) / "models")
+
+
+def cache_dir(config: Mapping[str, Any]) -> Path:
+    """The feature and backbone cache (``<ML_DIR>/cache``), shared by every run."""
+    return Path(config.get("ML_CACHE_DIR") or Path(config["ML_DIR"]) / "cache")
+
+
+def run_dir(config: Mapping[str, Any], run_id: int) -> Path:
+    """A run's working folder: its training manifest and the worker's log."""
+    return Path(config["ML_DIR"]) / "runs" / str(run_id)
+
+
+def _int(value: Any, name: str, lo: int, hi: int, default: int | None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number") from None
+    if not lo <= number <= hi:
+        raise ValidationError(f"{name} must be between {lo} and {hi}")
+    return number
+
+
+def start_run(session: Session, actor: User | None, project: Project, *, kind: str | None = None,
+              seed: Any = None, epochs: Any = None) -> TrainingRun:
+    """Queue a training run of the project's model kind (one run in flight per project)."""
+    kind = (kind or project.protocol.value).strip().lower()
+    if kind not in {k.value for k in ModelKind}:
+        raise ValidationError("kind must be 'quality' or 'severity'")
+    if kind != project.protocol.value:
+        raise ValidationError(f"a {project.protocol.value} project trains {project.protocol.value} models, "
+                              f"not {kind} models")
+    seed = _int(seed, "seed", 0, MAX_SEED, 0)
+    epochs = _int(epochs, "epochs", 1, MAX_EPOCHS, None)
+    busy = session.scalar(select(TrainingRun.id).where(
+        TrainingRun.project_id == project.id,
+        TrainingRun.status.in_([RunStatus.queued, RunStatus.running])))
+    if busy is not None:
+        mark_dead_runs(session, [session.get(TrainingRun, busy)])
+        if session.get(TrainingRun, busy).status in (RunStatus.queued, RunStatus.running):
+            raise Conflict(f"training run {busy} of this project is still in progress", code="run_in_progress",
+                           run_id=busy)
+    run = TrainingRun(project_id=project.id, kind=ModelKind(kind), status=RunStatus.queued, seed=seed,
+                      epochs=epochs, done=0, total=0, created_by_id=actor.id if actor else None)
+    session.add(run)
+    session.flush()
+    record_event(session, actor, "training.start", "training_run", run.id, project_id=project.id, kind=kind,
+                 seed=seed, epochs=epochs)
+    return run
+
+
+def get_run(session: Session, run_id: int) -> TrainingRun:
+    run = session.get(TrainingRun, run_id)
+    if run is None:
+        raise NotFound(f"no training run with id {run_id}")
+    return run
+
+
+def project_runs(session: Session, project: Project) -> list[TrainingRun]:
+    """The project's runs, newest first (runs whose worker died are marked failed)."""
+    runs = list(session.scalars(select(TrainingRun).where(TrainingRun.project_id == project.id)
+                                .order_by(TrainingRun.id.desc())))
+    mark_dead_runs(session, runs)
+    return runs
+
+
+def run_for_model(session: Session, model_id: str) -> TrainingRun | None:
+    return session.scalar(select(TrainingRun).where(TrainingRun.model_id == model_id))
+
+
+def process_alive(pid: int) -> bool:
+    """True while a process with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in {"Z", "X"}
+
+
+def mark_dead_runs(session: Session, runs: list[TrainingRun]) -> None:
+    """Runs in flight whose worker (on this host) is gone are failed: say so instead of spinning forever."""
+    from .worker import reap_children
+
+    reap_children()
+    here = socket.gethostname()
+    for run in runs:
+        if run.status not in (RunStatus.queued, RunStatus.running) or not run.pid or run.host != here:
+            continue
+        if not process_alive(run.pid):
+            run.status = RunStatus.failed
+            run.finished_at = utcnow()
+            run.error = (f"the worker process (pid {run.pid}) ended without finishing the run; "
+                         "see the worker log and start a new run")
+    session.flush()
+
+
+def can_use_model(user: User, run: TrainingRun | None, project: Project | None) -> bool:
+    """Admins use any model; a project's leads use the models trained from that project."""
+    from ..auth.permissions import can_manage_project
+
+    if user.has_role(Role.admin):
+        return True
+    return run is not None and project is not None and can_manage_project(user, project)
+
+
+def rater_figures(session: Session, project: Project) -> dict[str, float] | None:
+    """The raters' own golden-set figures that set the "expert level" bar (None without enough labels)."""
+    from ..reports.services import project_agreement
+
+    figures = project_agreement(session, project, "golden")
+    if project.protocol.value == "quality":
+        macro = figures.get("macro_f1") or {}
+        if macro.get("mean") is None:
+            return None
+        return {"macro_f1_mean": float(macro["mean"]), "macro_f1_std": float(macro.get("std") or 0.0)}
+    bar = figures.get("bar")
+    return None if bar is None else {"bar": float(bar)}
+
+
+def run_dict(run: TrainingRun) -> dict[str, Any]:
+    evaluation = (run.metrics or {}).get("evaluation") or {}
+    return {
+        "id": run.id, "project_id": run.project_id, "kind": run.kind.value, "status": run.status.value,
+        "stage": run.stage, "done": run.done, "total": run.total, "seed": run.seed, "epochs": run.epochs,
+        "model_id": run.model_id, "error": run.error, "created_by_id": run.created_by_id,
+        "created_at": run.created_at.isoformat(), "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at), "verdict": evaluation.get("verdict"),
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def latest_evaluation(folder: Path) -> dict[str, Any] | None:
+    """The newest evaluation-*.json that evaluate() wrote into a model folder."""
+    files = sorted(folder.glob("evaluation-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in files:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def model_report(folder: Path, run: TrainingRun | None) -> dict[str, Any]:
+    """Everything the report page shows: model metadata, validation and golden-set figures, verdict."""
+    def read(name: str) -> Any:
+        path = folder / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    meta = read("model.json") or {}
+    evaluation = latest_evaluation(folder) or ((run.metrics or {}).get("evaluation") if run else None)
+    return {
+        "model": meta,
+        "config": read("config.json"),
+        "thresholds": read("thresholds.json"),
+        "validation": (read("metrics.json") or {}).get("validation"),
+        "evaluation": evaluation,
+        "evaluation_note": (run.metrics or {}).get("evaluation_note") if run else None,
+        "run": run_dict(run) if run else None,
+    }
+
+
+def project_models(session: Session, config: Mapping[str, Any], project: Project) -> list[dict[str, Any]]:
+    """The project's trained models (from its succeeded runs whose folder still exists), newest first."""
+    from ..ml.artifacts import MODEL_ID, REQUIRED
+
+    root = models_dir(config)
+    out = []
+    for run in project_runs(session, project):
+        if run.status is not RunStatus.succeeded or not run.model_id or not MODEL_ID.match(run.model_id):
+            continue
+        folder = root / run.model_id
+        if not all((folder / f).is_file() for f in REQUIRED):
+            continue
+        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        out.append({"id": run.model_id, "kind": run.kind.value, "run_id": run.id, "created": meta.get("created"),
+                    "size_bytes": meta.get("size_bytes"), "size_mb": meta.get("size_mb"),
+                    "verdict": (run.metrics or {}).get("evaluation", {}).get("verdict") if run.metrics else None,
+                    "prescreen": (project.settings or {}).get("prescreen_model_id") == run.model_id})
+    return out
+
+
+def set_prescreen_model(session: Session, actor: User | None, project: Project, model_id: str | None,
+                        config: Mapping[str, Any]) -> None:
+    """Use one of the project's quality models to prescreen imports (None or "" turns it off)."""
+    model_id = (model_id or "").strip() or None
+    if model_id is not None:
+        if project.protocol.value != "quality":
+            raise ValidationError("prescreen on import uses a quality model: only quality projects have one")
+        if model_id not in {m["id"] for m in project_models(session, config, project) if m["kind"] == "quality"}:
+            raise ValidationError(f"{model_id!r} is not a trained quality model of this project")
+    settings = dict(project.settings or {})
+    settings["prescreen_model_id"] = model_id
+    project.settings = settings
+    session.flush()
+    record_event(session, actor, "training.prescreen", "project", project.id, project_id=project.id,
+                 model_id=model_id)

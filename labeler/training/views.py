@@ -1,0 +1,117 @@
+"""Lead pages: a project's models (start training, runs with progress, prescreen), a model's report."""
+
+from __future__ import annotations
+
+import json
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from ..auth.models import Role
+from ..auth.permissions import authorized_project, role_required
+from ..db import get_session
+from ..errors import LabelerError, NotFound, ValidationError
+from ..projects.models import Project
+from .models import ModelKind
+from .services import (
+    model_report,
+    models_dir,
+    project_models,
+    project_runs,
+    run_dict,
+    run_for_model,
+    set_prescreen_model,
+    start_run,
+)
+from .worker import start_worker
+
+bp = Blueprint("training", __name__)
+
+
+def project_model(project: Project, model_id: str):
+    """(folder, run) of a model trained from this project; 404 for anything else."""
+    from .. import ml
+
+    run = run_for_model(get_session(), model_id)
+    if run is None or run.project_id != project.id:
+        raise NotFound(f"no model {model_id!r} in this project", code="model_not_found")
+    return ml.resolve_model(models_dir(current_app.config), model_id), run
+
+
+def _models_page(project: Project, error: str | None = None, status: int = 200):
+    db = get_session()
+    runs = project_runs(db, project)
+    page = render_template("training/models_page.html", project=project, runs=[run_dict(r) for r in runs],
+                           models=project_models(db, current_app.config, project), kinds=list(ModelKind),
+                           prescreen=(project.settings or {}).get("prescreen_model_id"), error=error)
+    db.commit()  # runs whose worker died were just marked failed
+    return page, status
+
+
+@bp.get("/projects/<int:project_id>/models")
+@role_required(Role.lead, Role.admin)
+def models_page(project_id: int):
+    return _models_page(authorized_project(project_id))
+
+
+@bp.post("/projects/<int:project_id>/models/train")
+@role_required(Role.lead, Role.admin)
+def train(project_id: int):
+    db = get_session()
+    project = authorized_project(project_id)
+    try:
+        if not request.form.get("kind"):
+            raise ValidationError("choose the kind of model to train")
+        run = start_run(db, current_user, project, kind=request.form.get("kind"), seed=request.form.get("seed"),
+                        epochs=request.form.get("epochs"))
+    except LabelerError as exc:
+        db.rollback()
+        return _models_page(project, exc.message, exc.status)
+    db.commit()
+    start_worker(db, current_app.config, run)
+    db.commit()
+    flash(f"Training run {run.id} started.")
+    return redirect(url_for("training.models_page", project_id=project.id))
+
+
+@bp.post("/projects/<int:project_id>/models/prescreen")
+@role_required(Role.lead, Role.admin)
+def prescreen(project_id: int):
+    db = get_session()
+    project = authorized_project(project_id)
+    try:
+        set_prescreen_model(db, current_user, project, request.form.get("model_id"), current_app.config)
+    except LabelerError as exc:
+        db.rollback()
+        return _models_page(project, exc.message, exc.status)
+    db.commit()
+    model_id = (project.settings or {}).get("prescreen_model_id")
+    flash(f"Imports are prescreened with {model_id}." if model_id else "Prescreen on import is off.")
+    return redirect(url_for("training.models_page", project_id=project.id))
+
+
+@bp.get("/projects/<int:project_id>/models/<model_id>")
+@role_required(Role.lead, Role.admin)
+def model_report_page(project_id: int, model_id: str):
+    project = authorized_project(project_id)
+    folder, run = project_model(project, model_id)
+    return render_template("training/model_report.html", project=project, report=model_report(folder, run))
+
+
+@bp.get("/projects/<int:project_id>/models/<model_id>/report.json")
+@role_required(Role.lead, Role.admin)
+def model_report_json(project_id: int, model_id: str):
+    project = authorized_project(project_id)
+    folder, run = project_model(project, model_id)
+    body = json.dumps(model_report(folder, run), indent=2)
+    return Response(body, mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{model_id}-report.json"'})

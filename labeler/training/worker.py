@@ -1,0 +1,188 @@
+"""The training worker: ``python -m labeler.training.worker RUN_ID`` runs one queued training run.
+
+The pages, the API and ``labeler ml train`` queue a run and start this module as a detached
+process (``spawn_worker``); ``labeler ml train --wait`` calls ``execute_run`` in the foreground.
+The worker claims the run (queued -> running, only once), writes the training manifest with the
+export service, trains (torch is imported here, never in the web process), evaluates the model
+on the golden set next to the raters' own figures and records the result. Progress goes to the
+run's row in short transactions of their own, so pages polling it see it move.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..db import utcnow
+from ..errors import LabelerError
+from .models import RunStatus, TrainingRun
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 0.5
+_CHILDREN: list[subprocess.Popen] = []
+# settings the worker must share with the process that queued the run (tests build apps from overrides)
+_ENV_KEYS = {"DATABASE_URL": "DATABASE_URL", "INSTANCE_PATH": "INSTANCE_PATH", "STORAGE_PATH": "STORAGE_PATH",
+             "ML_DIR": "ML_DIR", "LABELER_ENV": "ENV", "AUTH_MODE": "AUTH"}
+
+
+def reap_children() -> None:
+    """Collect workers this process started that have exited (no zombies in a long-lived server)."""
+    _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
+
+
+def spawn_worker(config: Mapping[str, Any], run_id: int) -> int:
+    """Start the worker for a run as a detached process; returns its pid. Output goes to the run's log."""
+    from .. import ROOT
+    from .services import run_dir
+
+    reap_children()
+    env = dict(os.environ)
+    for key, name in _ENV_KEYS.items():
+        if config.get(key) is not None:
+            env[f"LABELER_{name}"] = str(config[key])
+    folder = run_dir(config, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "worker.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "labeler.training.worker", str(run_id)], cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    _CHILDREN.append(proc)
+    return proc.pid
+
+
+def start_worker(session: Session, config: Mapping[str, Any], run: TrainingRun) -> None:
+    """After the run is committed: start its worker (if the app does that) and record the pid."""
+    if not config.get("ML_SPAWN_WORKER", True):
+        return
+    try:
+        pid = spawn_worker(config, run.id)
+    except OSError as exc:
+        run.status, run.finished_at = RunStatus.failed, utcnow()
+        run.error = f"could not start the training worker: {exc}"
+    else:
+        if run.status is RunStatus.queued:  # the worker may already have claimed it
+            run.pid, run.host = pid, socket.gethostname()
+    session.flush()
+
+
+class _Progress:
+    """progress(stage, done, total) -> the run's row, at most every PROGRESS_EVERY_S (and on a new stage)."""
+
+    def __init__(self, factory: sessionmaker, run_id: int, echo: Callable[[str, int, int], None] | None) -> None:
+        self.factory, self.run_id, self.echo = factory, run_id, echo
+        self.last, self.stage = 0.0, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.echo:
+            self.echo(stage, done, total)
+        now = time.monotonic()
+        if stage == self.stage and now - self.last < PROGRESS_EVERY_S and done < total:
+            return
+        self.last, self.stage = now, stage
+        _update(self.factory, self.run_id, stage=stage, done=done, total=total)
+
+
+def _update(factory: sessionmaker, run_id: int, **values: Any) -> None:
+    with factory() as s:
+        s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(**values))
+        s.commit()
+
+
+def execute_run(factory: sessionmaker, config: Mapping[str, Any], storage: Any, run_id: int, *,
+                echo: Callable[[str, int, int], None] | None = None) -> TrainingRun:
+    """Claim a queued run, train, evaluate, and record success or a clear failure; returns the final row."""
+    with factory() as s:
+        claimed = s.execute(
+            update(TrainingRun).where(TrainingRun.id == run_id, TrainingRun.status == RunStatus.queued)
+            .values(status=RunStatus.running, started_at=utcnow(), pid=os.getpid(), host=socket.gethostname(),
+                    stage="manifest", done=0, total=0)
+        ).rowcount
+        s.commit()
+    if not claimed:
+        with factory() as s:
+            run = s.get(TrainingRun, run_id)
+        if run is None:
+            raise LabelerError(f"no training run with id {run_id}", status=404, code="not_found")
+        raise LabelerError(f"training run {run_id} is {run.status.value}, not queued", status=409, code="conflict")
+    try:
+        values = _train(factory, config, storage, run_id, echo)
+        values.update(status=RunStatus.succeeded)
+    except LabelerError as exc:
+        log.warning("training run %s failed: %s", run_id, exc.message)
+        values = {"status": RunStatus.failed, "error": exc.message}
+    except Exception as exc:  # the row must say the run failed, whatever went wrong
+        log.exception("training run %s failed", run_id)
+        values = {"status": RunStatus.failed, "error": f"unexpected error: {type(exc).__name__}: {exc}"}
+    _update(factory, run_id, finished_at=utcnow(), **values)
+    with factory() as s:
+        return s.get(TrainingRun, run_id)
+
+
+def _train(factory: sessionmaker, config: Mapping[str, Any], storage: Any, run_id: int,
+           echo: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    from .. import ml
+    from ..projects.models import Project
+    from ..reports.export import training_manifest
+    from .services import cache_dir, models_dir, rater_figures, run_dir
+
+    folder = run_dir(config, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "manifest.jsonl"
+    with factory() as s:
+        run = s.get(TrainingRun, run_id)
+        project = s.get(Project, run.project_id)
+        kind, seed, epochs = run.kind.value, run.seed, run.epochs
+        with manifest.open("w", encoding="utf-8") as fh:
+            for chunk in training_manifest(s, project, storage):
+                fh.write(chunk)
+        raters = rater_figures(s, project)
+        s.commit()
+    progress = _Progress(factory, run_id, echo)
+    train = ml.train_quality if kind == "quality" else ml.train_severity
+    info = train(manifest, models_dir(config), cache_dir(config), seed=seed, epochs=epochs, progress=progress)
+    _update(factory, run_id, model_id=info.id, stage="evaluate", done=0, total=1)
+    progress("evaluate", 0, 1)
+    metrics: dict[str, Any] = {"size_bytes": info.size_bytes, "validation": info.metrics.get("validation"),
+                               "evaluation": None, "evaluation_note": None}
+    try:
+        metrics["evaluation"] = ml.evaluate(info.path, manifest, raters)
+    except ml.NotEnoughData as exc:
+        metrics["evaluation_note"] = f"not evaluated: {exc.message} (label the golden set to get the verdict)"
+    if metrics["evaluation"] is not None and raters is None:
+        metrics["evaluation_note"] = "no verdict: the raters' own golden-set figures need two raters per image"
+    progress("evaluate", 1, 1)
+    return {"metrics": metrics}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the worker process."""
+    from .. import create_app
+    from ..db import database
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m labeler.training.worker RUN_ID", file=sys.stderr)
+        return 2
+    app = create_app()
+    with app.app_context():
+        try:
+            run = execute_run(database(app).session_factory, app.config, app.extensions["labeler_storage"],
+                              int(args[0]))
+        except LabelerError as exc:
+            log.error("%s", exc.message)
+            return 1
+    log.info("training run %s %s%s", run.id, run.status.value, f": {run.error}" if run.error else "")
+    return 0 if run.status is RunStatus.succeeded else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
