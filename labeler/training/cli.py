@@ -101,11 +101,15 @@ def _print_evaluation(ev: dict | None, note: str | None = None) -> None:
 
 
 @ml_cli.command("evaluate")
-@click.argument("model_id")
+@click.argument("model_ids", nargs=-1, required=True)
 @click.option("--project", default=None, help="Project whose golden set to use (default: the one it was trained on).")
 @with_appcontext
-def ml_evaluate(model_id: str, project: str | None) -> None:
-    """Evaluate MODEL on a project's golden set next to the raters' figures; save the report in its folder."""
+def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
+    """Evaluate MODEL(s) on a project's golden set next to the raters' figures; save the report in each folder.
+
+    Several models (e.g. the same training with different seeds) are also summarised as mean ± std, as in
+    seed 003, with the verdict taken on the mean.
+    """
     from .. import ml
     from ..projects.models import Project
     from ..projects.services import find_project
@@ -114,23 +118,38 @@ def ml_evaluate(model_id: str, project: str | None) -> None:
 
     config = current_app.config
     with _session() as s:
-        folder = ml.resolve_model(models_dir(config), model_id)
+        folders = [ml.resolve_model(models_dir(config), model_id) for model_id in model_ids]
         if project is not None:
             proj = find_project(s, project)
         else:
-            run = run_for_model(s, model_id)
+            run = run_for_model(s, model_ids[0])
             if run is None:
-                raise click.ClickException(f"model {model_id} has no training run here: name a project with --project")
+                raise click.ClickException(f"model {model_ids[0]} has no training run here: name a project with --project")
             proj = s.get(Project, run.project_id)
         with tempfile.TemporaryDirectory() as tmp:
             manifest = Path(tmp) / "manifest.jsonl"
             with manifest.open("w", encoding="utf-8") as fh:
                 for chunk in training_manifest(s, proj, current_app.extensions["labeler_storage"]):
                     fh.write(chunk)
-            result = ml.evaluate(folder, manifest, rater_figures(s, proj))
-    click.echo(f"model {model_id} on the golden set of project {proj.id} ({proj.name})")
-    _print_evaluation(result)
-    click.echo(f"report: {folder / ('evaluation-' + result['manifest_sha256'][:12] + '.json')}")
+            figures = rater_figures(s, proj)
+            combined = ml.evaluate_runs(folders, manifest, figures)
+    for model_id, folder, result in zip(model_ids, folders, combined["runs"], strict=True):
+        click.echo(f"model {model_id} on the golden set of project {proj.id} ({proj.name})")
+        _print_evaluation(result)
+        click.echo(f"report: {folder / ('evaluation-' + result['manifest_sha256'][:12] + '.json')}")
+    if len(folders) > 1:
+        _print_summary(combined)
+
+
+def _print_summary(combined: dict) -> None:
+    """Mean ± population std over several models' headline figures, and the verdict on the mean."""
+    summary, verdict = combined["summary"], combined["verdict"]
+    click.echo(f"over {combined['seeds']} models (mean ± std):")
+    for key in ("macro_f1", "accuracy", "rmse", "pearson_r"):
+        if isinstance(summary.get(key), dict) and "mean" in summary[key]:
+            click.echo(f"  {key}: {summary[key]['mean']:.3f} ± {summary[key]['std']:.3f}")
+    if verdict:
+        click.echo(f"expert level on the mean: {'yes' if verdict['expert_level'] else 'no'} ({verdict['rule']})")
 
 
 @ml_cli.command("predict")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from training_fixtures import build_quality_project, dark_blurry_jpeg, good_jpeg, ml_app, ml_root  # noqa: F401
 
@@ -48,6 +49,27 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
 
     res = runner.invoke(args=["ml", "list"])
     assert res.exit_code == 0 and run.model_id in res.output and f"project {project.id}" in res.output
+
+    # a second seed, then both evaluated together: mean ± std over the seeds, as in seed 003
+    res = runner.invoke(args=["ml", "train", str(project.id), "--wait", "--epochs", "30", "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    second = db.scalars(select(TrainingRun).where(TrainingRun.project_id == project.id)
+                        .order_by(TrainingRun.id.desc())).first()
+    db.refresh(second)
+    assert second.model_id and second.model_id != run.model_id
+    res = runner.invoke(args=["ml", "evaluate", run.model_id, second.model_id])
+    assert res.exit_code == 0, res.output
+    assert "over 2 models (mean ± std):" in res.output
+    line = next(x for x in res.output.splitlines() if x.strip().startswith("macro_f1:"))
+    mean, std = (float(v) for v in line.split(":")[1].split("±"))
+
+    def saved_macro_f1(model_id: str) -> float:
+        report = sorted((Path(ml_app.config["ML_DIR"]) / "models" / model_id).glob("evaluation-*.json"))[-1]
+        return json.loads(report.read_text())["figures"]["macro_f1"]
+
+    f1s = [saved_macro_f1(m) for m in (run.model_id, second.model_id)]
+    assert mean == pytest.approx(sum(f1s) / 2, abs=1e-3) and std == pytest.approx(abs(f1s[0] - f1s[1]) / 2, abs=1e-3)
+    assert "expert level on the mean: " in res.output
 
 
 def test_a_project_without_labels_fails_with_a_clear_message(ml_app, db, runner, make_user):
