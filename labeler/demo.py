@@ -102,22 +102,25 @@ def _prelabel(session: Session, project: Project, raters: list, rng: np.random.G
     from sqlalchemy import select
 
     from .allocation.models import QueueItem
+    from .images.models import Image
 
     count = 0
     for rater in raters:
         items = session.scalars(select(QueueItem).where(QueueItem.project_id == project.id,
                                                         QueueItem.rater_id == rater.id)).all()
         for item in items:
-            submit_label(session, rater, item, _demo_answer(project, item.image_id, rng), base_version=None,
+            image = session.get(Image, item.image_id)
+            index = int(image.filename.rsplit("_", 1)[-1].split(".")[0])  # demo_<protocol>_<index>.jpg
+            submit_label(session, rater, item, _demo_answer(project, index, rng), base_version=None,
                          submission_id=None, time_spent_ms=int(rng.integers(2000, 20000)))
             count += 1
     return count
 
 
-def _demo_answer(project: Project, image_id: int, rng: np.random.Generator) -> dict:
-    kind = image_id % 4  # matches how the demo images were drawn: lesion, healthy, dark, blurry
+def _demo_answer(project: Project, index: int, rng: np.random.Generator) -> dict:
+    kind = index % 4  # how the demo image was drawn: lesions, healthy skin, dark, blurry
     if project.protocol.value == "severity":
-        return {"decision": "graded", "grade": int(np.clip(1 + image_id % 5 + rng.integers(-1, 2), 1, 5))}
+        return {"decision": "graded", "grade": int(np.clip(1 + index % 5 + rng.integers(-1, 2), 1, 5))}
     if rng.random() < 0.2:
         kind = int(rng.integers(0, 4))
     if kind == 0:
