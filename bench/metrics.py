@@ -185,11 +185,11 @@ def write_database(p: Project, url: str) -> int:
 
 def export_worker(url: str, kind: str, fmt: str) -> None:
     """Run one streamed export to /dev/null in this (child) process; print seconds and bytes."""
-    from labeler.db import make_engine
-    from labeler.reports.export import export_chunks
     from sqlalchemy.orm import Session
 
+    from labeler.db import make_engine
     from labeler.projects.models import Project as ProjectRow
+    from labeler.reports.export import export_chunks
 
     engine = make_engine(url)
     with Session(engine) as session:

@@ -55,7 +55,7 @@ class _Session:
         return False
 
 
-def _user(session, email: str):  # noqa: ANN001
+def _user(session, email: str):
     from .auth.services import find_user_by_email
 
     user = find_user_by_email(session, email)

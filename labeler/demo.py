@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageFilter
 from sqlalchemy.orm import Session
 
+from .allocation.services import allocate, current_allocation
 from .auth.models import Role
 from .auth.services import add_user, find_user_by_email
 from .images.services import import_images
 from .images.storage import Storage
-from .projects.models import MemberRole, Project
-from .allocation.services import allocate, current_allocation
 from .labeling.services import submit_label
+from .projects.models import MemberRole, Project
 from .projects.services import add_member, create_project
 
 DEMO_USERS = [

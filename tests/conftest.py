@@ -6,11 +6,10 @@ import os
 import uuid
 
 import pytest
+from helpers import fresh_database, login, make_config
 
 from labeler import create_app
 from labeler.db import make_engine
-
-from helpers import fresh_database, login, make_config
 
 pytest_plugins = ["sso_support.fixtures", "browser_support.fixtures"]
 

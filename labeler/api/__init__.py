@@ -4,8 +4,11 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import openapi, projects  # noqa: E402,F401  (routes register on import)
-from . import labeling  # noqa: E402,F401  (labels, skips, ICD-10 search)
-from . import allocation  # noqa: E402,F401  (allocation, rater queue, items)
-from . import reports  # noqa: E402,F401  (agreement, exports, adjudications)
-from . import training  # noqa: E402,F401  (models, training runs, predict)
+from . import (  # noqa: F401  (routes register on import)
+    allocation,
+    labeling,
+    openapi,
+    projects,
+    reports,
+    training,
+)

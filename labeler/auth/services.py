@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta, timezone
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -160,7 +160,7 @@ def user_for_token(session: Session, raw: str) -> User | None:
     now = utcnow()
     last = token.last_used_at
     if last is not None and last.tzinfo is None:  # SQLite keeps no time zone; we store UTC
-        last = last.replace(tzinfo=timezone.utc)
+        last = last.replace(tzinfo=UTC)
     if last is None or now - last > LAST_USED_RESOLUTION:
         token.last_used_at = now  # a minute's resolution: no write on every scripted request
     return token.user

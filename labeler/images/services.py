@@ -17,9 +17,9 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -70,7 +70,7 @@ class Journal:
         self.dir = root / ".journal"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / f"{uuid.uuid4().hex}.jsonl"
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held open: the lock lives as long as the import)
         fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def add(self, keys: Iterable[str]) -> None:

@@ -66,7 +66,7 @@ def upload(project_id: int):
     return render_template("images/image_upload.html", project=project, summary=summary)
 
 
-def import_request_files(project, source_label: str):  # noqa: ANN001
+def import_request_files(project, source_label: str):
     """Import the request's multipart `files` (images or zips) for page and API; None when none were sent."""
     files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
     if not files:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -121,7 +122,7 @@ def raw_records(session: Session, project: Project, *, revisions: bool = False) 
         }
 
 
-def training_manifest(session: Session, project: Project, storage) -> Iterator[str]:  # noqa: ANN001
+def training_manifest(session: Session, project: Project, storage) -> Iterator[str]:
     """The training manifest as JSON lines (see the module docstring)."""
     yield json.dumps({"manifest": "labeler-training", "version": 1, "project_id": project.id,
                       "protocol": project.protocol.value}) + "\n"

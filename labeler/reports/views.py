@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 
 from ..auth.models import Role
@@ -64,7 +73,7 @@ def download(project_id: int):
     return export_response(project)
 
 
-def export_response(project) -> Response:  # noqa: ANN001
+def export_response(project) -> Response:
     """Stream an export as a download (used by the page and the API)."""
     kind, fmt = request.args.get("kind", "fused"), request.args.get("format", "csv")
     check_export_args(kind, fmt)

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from helpers import CSRF_META, make_config
 from flask.testing import FlaskClient
+from helpers import CSRF_META, make_config
 from sqlalchemy import func, select
 from sso_support.fixtures import app_sso_config
 from sso_support.provider import DEFAULT_TENANT, OTHER_TENANT, OIDCProvider

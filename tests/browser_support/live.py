@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from helpers import fresh_database, make_config
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from labeler import create_app
 from labeler.db import database
-
-from helpers import fresh_database, make_config
 
 
 def live_database(tmp_path: Path, pg_url: str | None = None):

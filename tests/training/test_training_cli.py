@@ -64,7 +64,7 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
     mean, std = (float(v) for v in line.split(":")[1].split("±"))
 
     def saved_macro_f1(model_id: str) -> float:
-        report = sorted((Path(ml_app.config["ML_DIR"]) / "models" / model_id).glob("evaluation-*.json"))[-1]
+        report = max((Path(ml_app.config["ML_DIR"]) / "models" / model_id).glob("evaluation-*.json"))
         return json.loads(report.read_text())["figures"]["macro_f1"]
 
     f1s = [saved_macro_f1(m) for m in (run.model_id, second.model_id)]
