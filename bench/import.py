@@ -6,7 +6,8 @@ Generates skin-like 4000x3000 JPEGs once (cached in bench/out/, git-ignored), th
 image by image and alternating which goes first, times
   (a) decode: Image.open(BytesIO(data)).load() on bytes already in memory;
   (b) import: read the file + process_image (which hashes) + write original, display and
-      thumbnail to a LocalStorage in a temp dir (fsync on, as in production).
+      thumbnail to a LocalStorage in a temp dir, plus, as in the import service, one sync before
+      each checkpoint commit (every 25 images), its time spread over those images.
 The goal is import/decode <= 1.0.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from labeler.images.processing import ImageLimits, process_image
+from labeler.images.services import CHECKPOINT_EVERY
 from labeler.images.storage import LocalStorage, content_key
 
 OUT = Path(__file__).resolve().parent / "out" / "import"
@@ -72,7 +74,7 @@ def decode(data: bytes) -> float:
     return time.perf_counter() - t
 
 
-def import_one(path: Path, storage: LocalStorage, limits: ImageLimits) -> float:
+def import_one(path: Path, storage: LocalStorage, limits: ImageLimits, written: list[str]) -> float:
     t = time.perf_counter()
     data = path.read_bytes()
     p = process_image(data, path.name, limits=limits)
@@ -81,12 +83,22 @@ def import_one(path: Path, storage: LocalStorage, limits: ImageLimits) -> float:
         content_key("display", p.sha256, p.display_ext),
         content_key("thumbs", p.sha256, "jpg"),
     )
-    storage.put(keys[0], data)
-    storage.put(keys[1], p.display_bytes)
-    storage.put(keys[2], p.thumb_bytes)
+    storage.put(keys[0], data, durable=False)  # as the import service: one sync per checkpoint
+    storage.put(keys[1], p.display_bytes, durable=False)
+    storage.put(keys[2], p.thumb_bytes, durable=False)
     elapsed = time.perf_counter() - t
-    for key in keys:  # untimed: the next round must write again, not find it stored
+    written.extend(keys)  # deleted after the next checkpoint sync, so the sync has real data to flush
+    return elapsed
+
+
+def checkpoint(storage: LocalStorage, written: list[str]) -> float:
+    """The sync the import service makes before each commit (every CHECKPOINT_EVERY images)."""
+    t = time.perf_counter()
+    storage.make_durable()
+    elapsed = time.perf_counter() - t
+    for key in written:  # untimed: the next round must write again, not find it stored
         storage.delete(key)
+    written.clear()
     return elapsed
 
 
@@ -109,25 +121,35 @@ def main() -> None:
     limits = ImageLimits(display_min_fraction=1.0) if args.exact_display else ImageLimits()
     decode_s: list[float] = []
     import_s: list[float] = []
+    sync_s: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         storage = LocalStorage(Path(tmp), fsync=not args.no_fsync)
-        import_one(paths[0], storage, limits)  # warm up imports and caches
+        written: list[str] = []
+        import_one(paths[0], storage, limits, written)  # warm up imports and caches
+        checkpoint(storage, written)
         decode(paths[0].read_bytes())
         for r in range(args.rounds):
             for i, path in enumerate(paths):
                 data = path.read_bytes()  # also warms the page cache for the import
                 if (i + r) % 2:
                     decode_s.append(decode(data))
-                    import_s.append(import_one(path, storage, limits))
+                    import_s.append(import_one(path, storage, limits, written))
                 else:
-                    import_s.append(import_one(path, storage, limits))
+                    import_s.append(import_one(path, storage, limits, written))
                     decode_s.append(decode(data))
+                if len(import_s) % CHECKPOINT_EVERY == 0:
+                    sync_s.append(checkpoint(storage, written))
+        sync_s.append(checkpoint(storage, written))
+    # the syncs are spread over the images they made durable
+    import_s = [x + sum(sync_s) / len(import_s) for x in import_s]
 
     d, m = statistics.fmean(decode_s) * 1000, statistics.fmean(import_s) * 1000
     dm, mm = statistics.median(decode_s) * 1000, statistics.median(import_s) * 1000
     print(f"images: {len(paths)} x {args.rounds} rounds, {W}x{H} JPEG q90")
     print(f"decode (full size): mean {d:7.1f} ms  median {dm:7.1f} ms")
     print(f"import (whole):     mean {m:7.1f} ms  median {mm:7.1f} ms")
+    print(f"  of which the checkpoint syncs: {sum(sync_s) / len(import_s) * 1000:.1f} ms per image "
+          f"({len(sync_s)} syncs, one per {CHECKPOINT_EVERY} images)")
     print(f"ratio import/decode: mean {m / d:.2f}  median {mm / dm:.2f}  (goal <= 1.0)")
 
 
