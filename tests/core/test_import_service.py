@@ -200,3 +200,32 @@ def test_crash_mid_import_leaves_no_orphans(tmp_path):
     assert removed > 0
     assert referenced == on_disk  # no file without its row
     assert not list((files / ".journal").glob("*.jsonl"))
+
+
+def test_files_are_made_durable_before_each_commit(db, make_project, tmp_path):
+    """Every checkpoint (commit) comes after a sync of the files its rows refer to."""
+    from labeler.images.storage import LocalStorage
+
+    events: list[str] = []
+
+    class Recording(LocalStorage):
+        def put(self, key, data, *, durable=True):
+            events.append("put-deferred" if not durable else "put-durable")
+            super().put(key, data, durable=durable)
+
+        def make_durable(self):
+            events.append("sync")
+            super().make_durable()
+
+    project = make_project()
+    sources = [MemorySource(f"s{i}.jpg", jpeg(i)) for i in range(30)]
+    import_images(db, None, project, sources, storage=Recording(tmp_path / "files"), source_label="t",
+                  checkpoint=lambda: events.append("commit"))
+    assert "put-durable" not in events
+    commits = [i for i, e in enumerate(events) if e == "commit"]
+    assert len(commits) == 2  # after 25 images, and at the end
+    for i in commits:
+        assert events[i - 1] == "sync"
+        assert "put-deferred" not in events[i - 1:i]
+    last_put = max(i for i, e in enumerate(events) if e == "put-deferred")
+    assert events.index("sync", last_put) < commits[-1]
