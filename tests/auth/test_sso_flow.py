@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
-from sso_support.provider import OTHER_TENANT, OIDCProvider, SignInFailed
+from sso_support.provider import OTHER_TENANT, REFUSED_TOKENS, OIDCProvider, SignInFailed
 
 from labeler.auth import sso
 
@@ -163,17 +163,7 @@ def test_no_login_in_progress(sso_settings) -> None:
     assert err.value.code == "no_flow"
 
 
-@pytest.mark.parametrize(
-    ("tamper", "code"),
-    [
-        ("forged_signature", "invalid_signature"),
-        ("unknown_kid", "invalid_signature"),
-        ("wrong_audience", "wrong_audience"),
-        ("wrong_issuer", "wrong_issuer"),
-        ("expired", "expired"),
-        ("not_yet_valid", "not_yet_valid"),
-    ],
-)
+@pytest.mark.parametrize(("tamper", "code"), REFUSED_TOKENS)
 def test_bad_id_token_from_provider(login, sso_settings, tamper: str, code: str) -> None:
     store, query = login(f"tamper-{tamper}")
     with pytest.raises(sso.SSOError) as err:

@@ -35,6 +35,15 @@ TAMPER_MODES = frozenset(
         "rotated_key",
     }
 )
+# the tamper modes that must be refused, with the SSOError code each one gets (rotated_key is accepted)
+REFUSED_TOKENS = (
+    ("forged_signature", "invalid_signature"),
+    ("unknown_kid", "invalid_signature"),
+    ("wrong_audience", "wrong_audience"),
+    ("wrong_issuer", "wrong_issuer"),
+    ("expired", "expired"),
+    ("not_yet_valid", "not_yet_valid"),
+)
 _READY = re.compile(r"^OP ready (\d+)$", re.MULTILINE)
 
 
