@@ -43,3 +43,4 @@ bench: install-test
 	$(PY) bench/metrics.py
 	$(PY) bench/allocation.py
 	$(PY) bench/labeling.py
+	$(PY) bench/ml.py
