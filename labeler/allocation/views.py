@@ -9,10 +9,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 
 from ..auth.models import Role
-from ..auth.permissions import can_allocate, require, role_required
+from ..auth.permissions import authorized_project, can_allocate, role_required
 from ..db import get_session
 from ..errors import LabelerError, ValidationError
-from ..projects.services import get_project
 from . import services
 
 bp = Blueprint("allocation", __name__)
@@ -69,10 +68,11 @@ def _page(project, *, preview=None, params=None, error=None, status=200):
     ), status
 
 
+ALLOCATION_MANAGERS = "Only the project's leads and admins manage its allocation."
+
+
 def _project(project_id: int):
-    project = get_project(get_session(), project_id)
-    require(can_allocate(current_user, project), "Only the project's leads and admins manage its allocation.")
-    return project
+    return authorized_project(project_id, can_allocate, ALLOCATION_MANAGERS)
 
 
 @bp.get("/projects/<int:project_id>/allocation")

@@ -14,8 +14,9 @@ from flask_login import current_user
 from ..allocation import services
 from ..allocation.models import QueueItem
 from ..allocation.queue import get_item_for_rater, is_project_rater, next_item, queue_total
+from ..allocation.views import ALLOCATION_MANAGERS
 from ..auth.models import Role
-from ..auth.permissions import can_allocate, require, role_required, signed_in
+from ..auth.permissions import authorized_project, can_allocate, role_required, signed_in
 from ..db import get_session
 from ..errors import NotFound, ValidationError
 from ..images.models import Image
@@ -59,10 +60,7 @@ def _email(body: dict) -> str:
 
 
 def _managed_project(project_id: int):
-    db = get_session()
-    project = get_project(db, project_id)
-    require(can_allocate(current_user, project), "Only the project's leads and admins manage its allocation.")
-    return db, project
+    return get_session(), authorized_project(project_id, can_allocate, ALLOCATION_MANAGERS)
 
 
 @bp.post("/projects/<int:project_id>/allocation")
