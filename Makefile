@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 LABELER := $(VENV)/bin/labeler
 PORT ?= 8000
 
-.PHONY: run test install install-test browser npm-test bench
+.PHONY: run test install install-test browser npm-test bench lint
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -35,7 +35,11 @@ npm-test:
 	npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error
 	npm ci --prefix tests/browser_support --no-audit --no-fund --loglevel=error
 
-test: install-test browser npm-test
+lint: install-test
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+test: install-test browser npm-test lint
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install-test

@@ -53,16 +53,32 @@ def p(values: list[float], q: float) -> float:
 def seed_project(Session) -> tuple[int, list[str]]:
     with Session() as s:
         lead = add_user(s, None, "lead@bench.test", "Lead", {Role.lead})
-        raters = [add_user(s, None, f"rater{i:02d}@bench.test", f"Rater {i}", {Role.rater}) for i in range(N_RATERS)]
+        raters = [
+            add_user(s, None, f"rater{i:02d}@bench.test", f"Rater {i}", {Role.rater})
+            for i in range(N_RATERS)
+        ]
         project = create_project(s, lead, "bench", "quality")
         now = utcnow()
         rows = []
         for i in range(N_IMAGES):
             sha = secrets.token_hex(32)
-            rows.append({"project_id": project.id, "sha256": sha, "filename": f"img{i}.jpg", "width": 8,
-                         "height": 8, "format": "JPEG", "byte_size": 1, "display_key": f"display/{sha}.jpg",
-                         "thumb_key": f"thumbs/{sha}.jpg", "original_key": f"originals/{sha}.jpg",
-                         "case_id": None, "meta": {}, "created_at": now})
+            rows.append(
+                {
+                    "project_id": project.id,
+                    "sha256": sha,
+                    "filename": f"img{i}.jpg",
+                    "width": 8,
+                    "height": 8,
+                    "format": "JPEG",
+                    "byte_size": 1,
+                    "display_key": f"display/{sha}.jpg",
+                    "thumb_key": f"thumbs/{sha}.jpg",
+                    "original_key": f"originals/{sha}.jpg",
+                    "case_id": None,
+                    "meta": {},
+                    "created_at": now,
+                }
+            )
         s.execute(insert(Image), rows)
         s.commit()
         return project.id, [r.email for r in raters]
@@ -71,13 +87,31 @@ def seed_project(Session) -> tuple[int, list[str]]:
 def bulk_insert_baseline(engine, n_rows: int) -> float:
     """Seconds to insert n plain rows (same columns as a queue item, no indexes or constraints)."""
     meta = MetaData()
-    plain = Table(f"bench_plain_{uuid.uuid4().hex[:6]}", meta, Column("id", Integer, primary_key=True),
-                  Column("public_id", String(32)), Column("project_id", Integer), Column("rater_id", Integer),
-                  Column("image_id", Integer), Column("position", Integer), Column("is_golden", Integer),
-                  Column("status", String(16)))
+    plain = Table(
+        f"bench_plain_{uuid.uuid4().hex[:6]}",
+        meta,
+        Column("id", Integer, primary_key=True),
+        Column("public_id", String(32)),
+        Column("project_id", Integer),
+        Column("rater_id", Integer),
+        Column("image_id", Integer),
+        Column("position", Integer),
+        Column("is_golden", Integer),
+        Column("status", String(16)),
+    )
     meta.create_all(engine)
-    rows = [{"public_id": secrets.token_urlsafe(16), "project_id": 1, "rater_id": i % N_RATERS, "image_id": i,
-             "position": i, "is_golden": 0, "status": "pending"} for i in range(n_rows)]
+    rows = [
+        {
+            "public_id": secrets.token_urlsafe(16),
+            "project_id": 1,
+            "rater_id": i % N_RATERS,
+            "image_id": i,
+            "position": i,
+            "is_golden": 0,
+            "status": "pending",
+        }
+        for i in range(n_rows)
+    ]
     try:
         t0 = time.perf_counter()
         with engine.begin() as conn:
@@ -87,8 +121,15 @@ def bulk_insert_baseline(engine, n_rows: int) -> float:
         meta.drop_all(engine)
 
 
-def _time_api(app, project_id: int, total: int, requests: int, *, email: str | None = None,
-              headers: dict | None = None) -> list[float]:
+def _time_api(
+    app,
+    project_id: int,
+    total: int,
+    requests: int,
+    *,
+    email: str | None = None,
+    headers: dict | None = None,
+) -> list[float]:
     """Milliseconds per GET queue/next through the whole app (auth, view, JSON), after 5 warm-up calls."""
     import re
 
@@ -96,7 +137,10 @@ def _time_api(app, project_id: int, total: int, requests: int, *, email: str | N
     if email:  # development sign-in, as a browser would hold a session cookie
         page = client.get("/auth/login").get_data(as_text=True)
         token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-        assert client.post("/auth/dev-login", data={"email": email, "csrf_token": token}).status_code == 302
+        assert (
+            client.post("/auth/dev-login", data={"email": email, "csrf_token": token}).status_code
+            == 302
+        )
     out = []
     for _ in range(requests + 5):
         t0 = time.perf_counter()
@@ -116,7 +160,9 @@ def run(label: str, url: str, seed: int, requests: int) -> None:
     with Session() as s:
         project = s.get(Project, project_id)
         t0 = time.perf_counter()
-        services.allocate(s, None, project, emails, golden_size=N_GOLDEN, overlap=OVERLAP, seed=seed)
+        services.allocate(
+            s, None, project, emails, golden_size=N_GOLDEN, overlap=OVERLAP, seed=seed
+        )
         s.commit()
         t_alloc = time.perf_counter() - t0
         n_items = s.scalar(select(text("count(*)")).select_from(QueueItem))
@@ -124,9 +170,14 @@ def run(label: str, url: str, seed: int, requests: int) -> None:
 
     with Session() as s:  # one rater, first half of the queue labeled
         rater = s.scalars(select(QueueItem.rater_id).limit(1)).one()
-        total = s.scalar(select(text("count(*)")).select_from(QueueItem).where(QueueItem.rater_id == rater))
-        s.execute(update(QueueItem).where(QueueItem.rater_id == rater, QueueItem.position <= total // 2)
-                  .values(status=ItemStatus.done))
+        total = s.scalar(
+            select(text("count(*)")).select_from(QueueItem).where(QueueItem.rater_id == rater)
+        )
+        s.execute(
+            update(QueueItem)
+            .where(QueueItem.rater_id == rater, QueueItem.position <= total // 2)
+            .values(status=ItemStatus.done)
+        )
         from labeler.auth.models import User
 
         user = s.get(User, rater)
@@ -142,22 +193,41 @@ def run(label: str, url: str, seed: int, requests: int) -> None:
             s.rollback()
 
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app({"LABELER_ENV": "development", "SECRET_KEY": "bench", "DATABASE_URL": url,
-                          "INSTANCE_PATH": tmp, "STORAGE_PATH": tmp, "AUTH_MODE": "dev"})
-        api_ms = {"session cookie": _time_api(app, project_id, total, requests, email=email),
-                  "bearer token": _time_api(app, project_id, total, requests, headers={
-                      "Authorization": f"Bearer {raw}"})}
+        app = create_app(
+            {
+                "LABELER_ENV": "development",
+                "SECRET_KEY": "bench",
+                "DATABASE_URL": url,
+                "INSTANCE_PATH": tmp,
+                "STORAGE_PATH": tmp,
+                "AUTH_MODE": "dev",
+            }
+        )
+        api_ms = {
+            "session cookie": _time_api(app, project_id, total, requests, email=email),
+            "bearer token": _time_api(
+                app, project_id, total, requests, headers={"Authorization": f"Bearer {raw}"}
+            ),
+        }
         app.extensions["labeler_db"].engine.dispose()
     engine.dispose()
 
-    print(f"[{label}] allocate {N_IMAGES:,} images, {N_RATERS} raters, overlap {OVERLAP}, golden {N_GOLDEN:,}: "
-          f"{n_items:,} queue items in {t_alloc:.2f} s ({t_alloc / n_items * 1e6:.1f} us/item)")
-    print(f"[{label}] bulk insert of {n_items:,} plain rows: {t_bulk:.2f} s ({t_bulk / n_items * 1e6:.1f} us/row); "
-          f"allocation / bulk insert = {t_alloc / t_bulk:.2f}x (goal <= 3x)")
-    print(f"[{label}] queue/next for a rater with {total:,} items (half done), goal p95 < 10 ms: service p50 "
-          f"{statistics.median(service_ms):.2f} ms p95 {p(service_ms, 0.95):.2f} ms")
+    print(
+        f"[{label}] allocate {N_IMAGES:,} images, {N_RATERS} raters, overlap {OVERLAP}, golden {N_GOLDEN:,}: "
+        f"{n_items:,} queue items in {t_alloc:.2f} s ({t_alloc / n_items * 1e6:.1f} us/item)"
+    )
+    print(
+        f"[{label}] bulk insert of {n_items:,} plain rows: {t_bulk:.2f} s ({t_bulk / n_items * 1e6:.1f} us/row); "
+        f"allocation / bulk insert = {t_alloc / t_bulk:.2f}x (goal <= 3x)"
+    )
+    print(
+        f"[{label}] queue/next for a rater with {total:,} items (half done), goal p95 < 10 ms: service p50 "
+        f"{statistics.median(service_ms):.2f} ms p95 {p(service_ms, 0.95):.2f} ms"
+    )
     for how, ms in api_ms.items():
-        print(f"[{label}]   API in-process, {how}: p50 {statistics.median(ms):.2f} ms p95 {p(ms, 0.95):.2f} ms")
+        print(
+            f"[{label}]   API in-process, {how}: p50 {statistics.median(ms):.2f} ms p95 {p(ms, 0.95):.2f} ms"
+        )
 
 
 def main() -> None:

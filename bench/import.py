@@ -87,7 +87,9 @@ def import_one(path: Path, storage: LocalStorage, limits: ImageLimits, written: 
     storage.put(keys[1], p.display_bytes, durable=False)
     storage.put(keys[2], p.thumb_bytes, durable=False)
     elapsed = time.perf_counter() - t
-    written.extend(keys)  # deleted after the next checkpoint sync, so the sync has real data to flush
+    written.extend(
+        keys
+    )  # deleted after the next checkpoint sync, so the sync has real data to flush
     return elapsed
 
 
@@ -148,8 +150,10 @@ def main() -> None:
     print(f"images: {len(paths)} x {args.rounds} rounds, {W}x{H} JPEG q90")
     print(f"decode (full size): mean {d:7.1f} ms  median {dm:7.1f} ms")
     print(f"import (whole):     mean {m:7.1f} ms  median {mm:7.1f} ms")
-    print(f"  of which the checkpoint syncs: {sum(sync_s) / len(import_s) * 1000:.1f} ms per image "
-          f"({len(sync_s)} syncs, one per {CHECKPOINT_EVERY} images)")
+    print(
+        f"  of which the checkpoint syncs: {sum(sync_s) / len(import_s) * 1000:.1f} ms per image "
+        f"({len(sync_s)} syncs, one per {CHECKPOINT_EVERY} images)"
+    )
     print(f"ratio import/decode: mean {m / d:.2f}  median {mm / dm:.2f}  (goal <= 1.0)")
 
 

@@ -160,24 +160,62 @@ def write_database(p: Project, url: str) -> int:
     engine = make_engine(url)
     n, r = p.labels.shape
     with engine.begin() as conn:
-        conn.execute(insert(User), [{"id": j + 1, "email": f"r{j}@bench.test", "name": f"Rater {j + 1}"}
-                                    for j in range(r)])
-        conn.execute(insert(ProjectRow), [{"id": 1, "name": "bench", "protocol": Protocol.quality,
-                                           "settings": default_settings(Protocol.quality)}])
-        conn.execute(insert(Image), [{"id": i + 1, "project_id": 1, "sha256": f"{i:064x}", "filename": f"img{i}.jpg",
-                                      "width": 1, "height": 1, "format": "JPEG", "byte_size": 1, "display_key": "d",
-                                      "thumb_key": "t", "original_key": "o", "case_id": f"case{i // 2}"}
-                                     for i in range(n)])
-        conn.execute(insert(GoldenImage), [{"project_id": 1, "image_id": int(i) + 1}
-                                           for i in np.flatnonzero(p.golden)])
+        conn.execute(
+            insert(User),
+            [
+                {"id": j + 1, "email": f"r{j}@bench.test", "name": f"Rater {j + 1}"}
+                for j in range(r)
+            ],
+        )
+        conn.execute(
+            insert(ProjectRow),
+            [
+                {
+                    "id": 1,
+                    "name": "bench",
+                    "protocol": Protocol.quality,
+                    "settings": default_settings(Protocol.quality),
+                }
+            ],
+        )
+        conn.execute(
+            insert(Image),
+            [
+                {
+                    "id": i + 1,
+                    "project_id": 1,
+                    "sha256": f"{i:064x}",
+                    "filename": f"img{i}.jpg",
+                    "width": 1,
+                    "height": 1,
+                    "format": "JPEG",
+                    "byte_size": 1,
+                    "display_key": "d",
+                    "thumb_key": "t",
+                    "original_key": "o",
+                    "case_id": f"case{i // 2}",
+                }
+                for i in range(n)
+            ],
+        )
+        conn.execute(
+            insert(GoldenImage),
+            [{"project_id": 1, "image_id": int(i) + 1} for i in np.flatnonzero(p.golden)],
+        )
         rows = []
         for i, j in zip(*np.nonzero(p.labels >= 0), strict=True):
             c = int(p.labels[i, j])
-            rows.append({"project_id": 1, "rater_id": int(j) + 1, "image_id": int(i) + 1,
-                         "decision": QUALITY_DECISIONS[c],
-                         "icd10": f"L{int(p.codes[i, j]):02d}" if p.codes[i, j] >= 0 else None,
-                         "explanations": [EXPLANATION_CODES[e] for e in np.flatnonzero(p.expl[i, j])],
-                         "time_spent_ms": 4000})
+            rows.append(
+                {
+                    "project_id": 1,
+                    "rater_id": int(j) + 1,
+                    "image_id": int(i) + 1,
+                    "decision": QUALITY_DECISIONS[c],
+                    "icd10": f"L{int(p.codes[i, j]):02d}" if p.codes[i, j] >= 0 else None,
+                    "explanations": [EXPLANATION_CODES[e] for e in np.flatnonzero(p.expl[i, j])],
+                    "time_spent_ms": 4000,
+                }
+            )
         conn.execute(insert(Label), rows)
     engine.dispose()
     return len(rows)
@@ -199,7 +237,11 @@ def export_worker(url: str, kind: str, fmt: str) -> None:
         for chunk in export_chunks(session, project, kind, fmt):
             size += len(chunk)
         # VmHWM, not ru_maxrss: the latter keeps the forked parent's pages from before exec
-        hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
+        hwm = next(
+            line
+            for line in Path("/proc/self/status").read_text().splitlines()
+            if line.startswith("VmHWM")
+        )
         print(f"{time.perf_counter() - start:.3f} {size} {int(hwm.split()[1]) / 1024:.0f}")
 
 
@@ -212,14 +254,22 @@ def export_figures(p: Project) -> None:
         url = f"sqlite:///{tmp}/bench.db"
         start = time.perf_counter()
         n_rows = write_database(p, url)
-        print(f"export database (SQLite, {n_rows} label rows) written in {time.perf_counter() - start:.1f} s")
+        print(
+            f"export database (SQLite, {n_rows} label rows) written in {time.perf_counter() - start:.1f} s"
+        )
         for kind in ("fused", "raw"):
             for fmt in ("csv", "jsonl"):
-                out = subprocess.run([sys.executable, __file__, "--export-worker", url, kind, fmt],
-                                     capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--export-worker", url, kind, fmt],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 secs, size, peak = out.stdout.split()
-                print(f"export {kind} {fmt}: {float(secs):.2f} s streamed, {int(size) / 1e6:.1f} MB, "
-                      f"peak RSS of the whole exporting process {peak} MB (goals: < 5 s, < 300 MB)")
+                print(
+                    f"export {kind} {fmt}: {float(secs):.2f} s streamed, {int(size) / 1e6:.1f} MB, "
+                    f"peak RSS of the whole exporting process {peak} MB (goals: < 5 s, < 300 MB)"
+                )
 
 
 def main() -> None:

@@ -33,7 +33,9 @@ def init_app(app: Flask) -> None:
 def main() -> None:
     from . import create_app
 
-    group = FlaskGroup(create_app=lambda: create_app(), add_default_commands=True, help="labeler command line")
+    group = FlaskGroup(
+        create_app=lambda: create_app(), add_default_commands=True, help="labeler command line"
+    )
     group.main(prog_name="labeler")
 
 
@@ -89,7 +91,9 @@ def db_downgrade(revision: str) -> None:
 @users_cli.command("add")
 @click.argument("email")
 @click.option("--name", default="", help="Display name.")
-@click.option("--role", "roles", multiple=True, required=True, help="rater, lead or admin (repeatable).")
+@click.option(
+    "--role", "roles", multiple=True, required=True, help="rater, lead or admin (repeatable)."
+)
 @with_appcontext
 def users_add(email: str, name: str, roles: tuple[str, ...]) -> None:
     """Invite an account (bound to its Microsoft account at first sign-in)."""
@@ -159,8 +163,11 @@ def projects_create(name: str, protocol: str) -> None:
 @images_cli.command("import")
 @click.argument("project")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV with filename, case_id, body_site, fitzpatrick and any other metadata columns.")
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV with filename, case_id, body_site, fitzpatrick and any other metadata columns.",
+)
 @with_appcontext
 def images_import(project: str, path: Path, manifest: Path | None) -> None:
     """Import a folder or a .zip of images into PROJECT (id or name)."""
@@ -172,10 +179,23 @@ def images_import(project: str, path: Path, manifest: Path | None) -> None:
     with _Session() as s:
         proj = find_project(s, project)
         rows = read_manifest(manifest.read_bytes()) if manifest else None
-        total = sum(1 for _ in iter_source(path))  # names only: files are read lazily during the import
-        with click.progressbar(length=total, label="importing", file=sys.stderr, show_pos=True) as bar:
-            summary = import_images(s, None, proj, iter_source(path), storage=storage, source_label=str(path),
-                                    manifest=rows, checkpoint=s.commit, progress=lambda _n: bar.update(1))
+        total = sum(
+            1 for _ in iter_source(path)
+        )  # names only: files are read lazily during the import
+        with click.progressbar(
+            length=total, label="importing", file=sys.stderr, show_pos=True
+        ) as bar:
+            summary = import_images(
+                s,
+                None,
+                proj,
+                iter_source(path),
+                storage=storage,
+                source_label=str(path),
+                manifest=rows,
+                checkpoint=s.commit,
+                progress=lambda _n: bar.update(1),
+            )
         from .training.prescreen import prescreen_import
 
         prescreen_import(s, current_app.config, proj, summary, storage)
@@ -200,17 +220,38 @@ def images_recover() -> None:
 @click.command("allocate")
 @click.argument("project")
 @click.option("--raters", required=True, help="Comma-separated e-mails of the raters.")
-@click.option("--golden-size", type=click.IntRange(min=0), default=None, help="Golden images drawn at random.")
-@click.option("--golden-list", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File of golden images, one per line: image id, file name or sha256.")
-@click.option("--overlap", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Raters per non-golden image.")
-@click.option("--seed", type=click.IntRange(min=0, max=2**31 - 1), default=None,
-              help="Seed (default: a random one, printed and stored).")
+@click.option(
+    "--golden-size", type=click.IntRange(min=0), default=None, help="Golden images drawn at random."
+)
+@click.option(
+    "--golden-list",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File of golden images, one per line: image id, file name or sha256.",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Raters per non-golden image.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**31 - 1),
+    default=None,
+    help="Seed (default: a random one, printed and stored).",
+)
 @click.option("--preview", is_flag=True, help="Print the summary without writing anything.")
 @with_appcontext
-def allocate_cmd(project: str, raters: str, golden_size: int | None, golden_list: Path | None, overlap: int,
-                 seed: int | None, preview: bool) -> None:
+def allocate_cmd(
+    project: str,
+    raters: str,
+    golden_size: int | None,
+    golden_list: Path | None,
+    overlap: int,
+    seed: int | None,
+    preview: bool,
+) -> None:
     """Allocate PROJECT's images to raters: golden set, folds with overlap, seeded queues."""
     from .allocation import services
     from .projects.services import find_project
@@ -220,25 +261,35 @@ def allocate_cmd(project: str, raters: str, golden_size: int | None, golden_list
     emails = [e.strip() for e in raters.split(",") if e.strip()]
     with _Session() as s:
         proj = find_project(s, project)
-        golden_ids = (services.resolve_golden_refs(s, proj, golden_list.read_text().splitlines())
-                      if golden_list else None)
-        kwargs = {"golden_size": None if golden_ids is not None else (golden_size or 0),
-                  "golden_image_ids": golden_ids, "overlap": overlap,
-                  "seed": seed if seed is not None else services.new_seed()}
+        golden_ids = (
+            services.resolve_golden_refs(s, proj, golden_list.read_text().splitlines())
+            if golden_list
+            else None
+        )
+        kwargs = {
+            "golden_size": None if golden_ids is not None else (golden_size or 0),
+            "golden_image_ids": golden_ids,
+            "overlap": overlap,
+            "seed": seed if seed is not None else services.new_seed(),
+        }
         if preview:
             result = services.preview_allocation(s, proj, emails, **kwargs)
         else:
             services.allocate(s, None, proj, emails, **kwargs)
             s.flush()
             result = services.summary(s, proj)
-    click.echo(f"{'preview' if preview else 'allocated'}: {result['images']} images, {result['golden']} golden, "
-               f"overlap {result['overlap']}, seed {result['seed']}")
+    click.echo(
+        f"{'preview' if preview else 'allocated'}: {result['images']} images, {result['golden']} golden, "
+        f"overlap {result['overlap']}, seed {result['seed']}"
+    )
     for r in result["raters"]:
         click.echo(f"{r['email']}\tgolden={r['golden']}\tfold={r['fold']}\ttotal={r['total']}")
 
 
 @click.command("demo")
-@click.option("--images", "count", default=24, show_default=True, help="Generated images per project.")
+@click.option(
+    "--images", "count", default=24, show_default=True, help="Generated images per project."
+)
 @with_appcontext
 def demo_cmd(count: int) -> None:
     """Create demo users of every role and two demo projects with generated skin-like images."""
@@ -252,9 +303,16 @@ def demo_cmd(count: int) -> None:
 
 @click.command("export")
 @click.argument("project")
-@click.option("--kind", type=click.Choice(["fused", "raw", "manifest"]), default="fused", show_default=True,
-              help="fused label set, raw labels, or the training manifest the ML module reads")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["fused", "raw", "manifest"]),
+    default="fused",
+    show_default=True,
+    help="fused label set, raw labels, or the training manifest the ML module reads",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
 @click.option("--revisions", is_flag=True, help="raw: every revision, not only current labels")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @with_appcontext
@@ -265,8 +323,11 @@ def export_cmd(project: str, kind: str, fmt: str, revisions: bool, output: Path)
 
     with _Session() as s:
         proj = find_project(s, project)
-        chunks = (training_manifest(s, proj, current_app.extensions["labeler_storage"]) if kind == "manifest"
-                  else export_chunks(s, proj, kind, fmt, revisions=revisions))
+        chunks = (
+            training_manifest(s, proj, current_app.extensions["labeler_storage"])
+            if kind == "manifest"
+            else export_chunks(s, proj, kind, fmt, revisions=revisions)
+        )
         tmp = output.with_name(output.name + ".part")
         with tmp.open("w", encoding="utf-8", newline="") as fh:
             for chunk in chunks:
@@ -284,6 +345,20 @@ def serve_cmd(host: str, port: int, workers: int) -> None:
     from . import ROOT
 
     os.chdir(ROOT)
-    args = [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--threads", "4", "--timeout", "300", "--access-logfile", "-"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "wsgi:app",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        "4",
+        "--timeout",
+        "300",
+        "--access-logfile",
+        "-",
+    ]
     os.execv(sys.executable, args)

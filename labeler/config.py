@@ -24,7 +24,9 @@ def _bool(value: str | bool | None) -> bool:
     return str(value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Build the Flask config dict from the environment, a .env file and explicit overrides."""
     env: dict[str, str] = {}
     dotenv_path = (environ or os.environ).get("LABELER_DOTENV", ".env")
@@ -85,15 +87,23 @@ def validate_settings(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"LABELER_AUTH must be 'sso' or 'dev', not {cfg['AUTH_MODE']!r}")
     if env in PRODUCTION_ENVS:
         if cfg["AUTH_MODE"] == "dev":
-            raise ConfigError("LABELER_AUTH=dev (development sign-in) is refused when LABELER_ENV is production")
+            raise ConfigError(
+                "LABELER_AUTH=dev (development sign-in) is refused when LABELER_ENV is production"
+            )
         if not cfg.get("SECRET_KEY"):
             raise ConfigError("LABELER_SECRET_KEY must be set in production")
     if cfg["AUTH_MODE"] == "sso" and env in PRODUCTION_ENVS:
-        missing = [k for k in ("SSO_AUTHORITY", "SSO_CLIENT_ID", "SSO_REDIRECT_URI") if not cfg.get(k)]
+        missing = [
+            k for k in ("SSO_AUTHORITY", "SSO_CLIENT_ID", "SSO_REDIRECT_URI") if not cfg.get(k)
+        ]
         if missing:
             raise ConfigError("single sign-on needs " + ", ".join("LABELER_" + m for m in missing))
-    sso_configured = cfg["AUTH_MODE"] == "sso" and (cfg.get("SSO_AUTHORITY") or env in PRODUCTION_ENVS)
-    if sso_configured and bool(cfg.get("SSO_CLIENT_SECRET")) == bool(cfg.get("SSO_CLIENT_CERTIFICATE")):
+    sso_configured = cfg["AUTH_MODE"] == "sso" and (
+        cfg.get("SSO_AUTHORITY") or env in PRODUCTION_ENVS
+    )
+    if sso_configured and bool(cfg.get("SSO_CLIENT_SECRET")) == bool(
+        cfg.get("SSO_CLIENT_CERTIFICATE")
+    ):
         raise ConfigError(
             "single sign-on needs exactly one of LABELER_SSO_CLIENT_SECRET and LABELER_SSO_CLIENT_CERTIFICATE"
         )

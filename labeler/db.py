@@ -51,8 +51,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn):
             # IMMEDIATE takes the write lock up front (waiting out the busy timeout): a deferred transaction
             # that reads and then writes fails at once if another writer committed since its read
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate")
-                                 else "BEGIN")
+            conn.exec_driver_sql(
+                "BEGIN IMMEDIATE"
+                if conn.get_execution_options().get("sqlite_immediate")
+                else "BEGIN"
+            )
 
     return engine
 
@@ -67,7 +70,8 @@ class Database:
         self.write_session_factory = self.session_factory
         if self.engine.dialect.name == "sqlite":
             self.write_session_factory = sessionmaker(
-                bind=self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
+                bind=self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+            )
 
     def bind(self, bind: Any) -> None:
         """Point new sessions at a connection (tests: one transaction per test)."""

@@ -18,7 +18,9 @@ class LabelerError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, **extra: object) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, **extra: object
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:
@@ -48,7 +50,9 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
-def error_response(status: int, code: str, message: str, **extra: object) -> tuple[Response | str, int]:
+def error_response(
+    status: int, code: str, message: str, **extra: object
+) -> tuple[Response | str, int]:
     if wants_json():
         body: dict[str, object] = {"code": code, "message": message}
         body.update(extra)
@@ -71,4 +75,6 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         get_session().rollback()
-        return error_response(500, "internal_error", "Something went wrong on our side; nothing was saved.")
+        return error_response(
+            500, "internal_error", "Something went wrong on our side; nothing was saved."
+        )

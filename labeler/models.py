@@ -10,7 +10,24 @@ from .projects.models import MemberRole, Project, ProjectMember, Protocol
 from .training.models import TrainingRun
 
 __all__ = [
-    "Adjudication", "Allocation", "ApiToken", "AuditEvent", "Base", "GoldenImage", "Image",
-    "ImportBatch", "ItemStatus", "Label", "LabelRevision", "MemberRole", "Project",
-    "ProjectMember", "Protocol", "QueueItem", "Role", "TrainingRun", "User", "UserRole",
+    "Adjudication",
+    "Allocation",
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "GoldenImage",
+    "Image",
+    "ImportBatch",
+    "ItemStatus",
+    "Label",
+    "LabelRevision",
+    "MemberRole",
+    "Project",
+    "ProjectMember",
+    "Protocol",
+    "QueueItem",
+    "Role",
+    "TrainingRun",
+    "User",
+    "UserRole",
 ]

@@ -16,12 +16,16 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url") or os.environ.get("LABELER_DATABASE_URL")
     if not url:
-        raise RuntimeError("no database URL: run through `labeler db upgrade` or set LABELER_DATABASE_URL")
+        raise RuntimeError(
+            "no database URL: run through `labeler db upgrade` or set LABELER_DATABASE_URL"
+        )
     return url
 
 
 def run_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -37,9 +41,13 @@ def run_online() -> None:
     engine.dispose()
 
 
-def _run(connection) -> None:  # noqa: ANN001
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                      compare_type=True)
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

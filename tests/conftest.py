@@ -81,7 +81,9 @@ def make_user(db):
 
     def _make(email: str | None = None, *roles: str, name: str = "") -> object:
         email = email or f"user-{uuid.uuid4().hex[:8]}@example.org"
-        user = add_user(db, None, email, name or email.split("@")[0], {Role(r) for r in (roles or ("rater",))})
+        user = add_user(
+            db, None, email, name or email.split("@")[0], {Role(r) for r in (roles or ("rater",))}
+        )
         db.flush()
         return user
 

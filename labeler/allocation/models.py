@@ -15,7 +15,9 @@ class Allocation(Base):
     __tablename__ = "allocations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), unique=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), unique=True
+    )
     seed: Mapped[int] = mapped_column(Integer)
     overlap: Mapped[int] = mapped_column(Integer, default=1)
     golden_size: Mapped[int] = mapped_column(Integer, default=0)
@@ -29,7 +31,9 @@ class GoldenImage(Base):
     __table_args__ = (UniqueConstraint("project_id", "image_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
 
 
@@ -49,13 +53,16 @@ class QueueItem(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     rater_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     is_golden: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[ItemStatus] = mapped_column(
-        Enum(ItemStatus, native_enum=False, length=16, validate_strings=True), default=ItemStatus.pending
+        Enum(ItemStatus, native_enum=False, length=16, validate_strings=True),
+        default=ItemStatus.pending,
     )
     skip_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

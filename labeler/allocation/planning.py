@@ -56,24 +56,31 @@ def group_units(images: Mapping[int, str | None]) -> list[Unit]:
     return units
 
 
-def pick_golden(units: Sequence[Unit], rng: random.Random, *, size: int | None,
-                explicit: Iterable[int] | None) -> set[int]:
+def pick_golden(
+    units: Sequence[Unit], rng: random.Random, *, size: int | None, explicit: Iterable[int] | None
+) -> set[int]:
     """The golden set as whole units: an explicit list (which must not split a case) or ``size`` at random."""
     all_ids = {i for u in units for i in u}
     if explicit is not None:
         chosen = set(explicit)
         unknown = sorted(chosen - all_ids)
         if unknown:
-            raise ValidationError(f"golden images not in this project: {unknown[:10]}", code="unknown_images")
+            raise ValidationError(
+                f"golden images not in this project: {unknown[:10]}", code="unknown_images"
+            )
         split = [u for u in units if 0 < len(chosen.intersection(u)) < len(u)]
         if split:
             raise ValidationError(
                 f"the golden list splits {len(split)} case(s): list every image of a case or none "
-                f"(first split case holds images {list(split[0])})", code="case_split")
+                f"(first split case holds images {list(split[0])})",
+                code="case_split",
+            )
         return chosen
     size = size or 0
     if size < 0 or size > len(all_ids):
-        raise ValidationError(f"golden size must be between 0 and {len(all_ids)}", code="golden_size")
+        raise ValidationError(
+            f"golden size must be between 0 and {len(all_ids)}", code="golden_size"
+        )
     chosen = set()
     order = list(units)
     rng.shuffle(order)
@@ -85,7 +92,9 @@ def pick_golden(units: Sequence[Unit], rng: random.Random, *, size: int | None,
     return chosen
 
 
-def deal(units: Sequence[Unit], raters: Sequence[int], overlap: int, rng: random.Random) -> dict[int, list[int]]:
+def deal(
+    units: Sequence[Unit], raters: Sequence[int], overlap: int, rng: random.Random
+) -> dict[int, list[int]]:
     """Give each unit to ``overlap`` distinct raters, always the least loaded (random among ties).
 
     Cases go first, largest first, then single images: single images fill the gaps, so loads end
@@ -120,8 +129,9 @@ def plan_allocation(
     if not images:
         raise ValidationError("the project has no images to allocate", code="no_images")
     if not isinstance(overlap, int) or overlap < 1 or overlap > len(rater_ids):
-        raise ValidationError(f"overlap must be between 1 and the number of raters ({len(rater_ids)})",
-                              code="overlap")
+        raise ValidationError(
+            f"overlap must be between 1 and the number of raters ({len(rater_ids)})", code="overlap"
+        )
     if golden_size is not None and golden_ids is not None:
         raise ValidationError("give a golden size or a golden list, not both", code="golden_both")
     rng = random.Random(seed)
@@ -136,6 +146,10 @@ def plan_allocation(
         rng.shuffle(items)  # golden and fold items together: golden spread through the queue
         queues[rater] = tuple(items)
     return AllocationPlan(
-        seed=seed, overlap=overlap, image_count=len(images), golden=golden_sorted,
-        folds={r: tuple(sorted(ids)) for r, ids in folds.items()}, queues=queues,
+        seed=seed,
+        overlap=overlap,
+        image_count=len(images),
+        golden=golden_sorted,
+        folds={r: tuple(sorted(ids)) for r, ids in folds.items()},
+        queues=queues,
     )

@@ -28,16 +28,27 @@ class QueueProgress:
 
 
 def is_project_rater(session: Session, rater: User, project: Project) -> bool:
-    return session.scalar(select(ProjectMember.id).where(
-        ProjectMember.project_id == project.id, ProjectMember.user_id == rater.id,
-        ProjectMember.role == MemberRole.rater)) is not None
+    return (
+        session.scalar(
+            select(ProjectMember.id).where(
+                ProjectMember.project_id == project.id,
+                ProjectMember.user_id == rater.id,
+                ProjectMember.role == MemberRole.rater,
+            )
+        )
+        is not None
+    )
 
 
 def next_item(session: Session, rater: User, project: Project) -> QueueItem | None:
     """The first pending item by position; skipped items come back only once nothing is pending."""
-    base = select(QueueItem).where(QueueItem.rater_id == rater.id, QueueItem.project_id == project.id)
+    base = select(QueueItem).where(
+        QueueItem.rater_id == rater.id, QueueItem.project_id == project.id
+    )
     for status in (ItemStatus.pending, ItemStatus.skipped):
-        item = session.scalar(base.where(QueueItem.status == status).order_by(QueueItem.position).limit(1))
+        item = session.scalar(
+            base.where(QueueItem.status == status).order_by(QueueItem.position).limit(1)
+        )
         if item is not None:
             return item
     return None
@@ -47,8 +58,11 @@ def get_item_for_rater(session: Session, rater: User, public_id: str) -> QueueIt
     """The rater's own item; anything else (another rater's item, an unknown id) is a plain 404."""
     item = None
     if isinstance(public_id, str) and 0 < len(public_id) <= 32:
-        item = session.scalar(select(QueueItem).where(QueueItem.public_id == public_id,
-                                                      QueueItem.rater_id == rater.id))
+        item = session.scalar(
+            select(QueueItem).where(
+                QueueItem.public_id == public_id, QueueItem.rater_id == rater.id
+            )
+        )
     if item is None:
         raise NotFound("no such item in your queue")
     return item
@@ -56,21 +70,31 @@ def get_item_for_rater(session: Session, rater: User, public_id: str) -> QueueIt
 
 def queue_total(session: Session, item: QueueItem) -> int:
     """How many items the item's rater has in its project."""
-    return session.scalar(select(func.count(QueueItem.id)).where(
-        QueueItem.rater_id == item.rater_id, QueueItem.project_id == item.project_id)) or 0
+    return (
+        session.scalar(
+            select(func.count(QueueItem.id)).where(
+                QueueItem.rater_id == item.rater_id, QueueItem.project_id == item.project_id
+            )
+        )
+        or 0
+    )
 
 
 def rater_progress(session: Session, rater: User) -> dict[int, QueueProgress]:
     """Done/total and the next item for every project in which the rater has a queue."""
     done = func.sum(case((QueueItem.status == ItemStatus.done, 1), else_=0))
-    rows = session.execute(select(QueueItem.project_id, done, func.count(QueueItem.id))
-                           .where(QueueItem.rater_id == rater.id).group_by(QueueItem.project_id)).all()
+    rows = session.execute(
+        select(QueueItem.project_id, done, func.count(QueueItem.id))
+        .where(QueueItem.rater_id == rater.id)
+        .group_by(QueueItem.project_id)
+    ).all()
     out: dict[int, QueueProgress] = {}
     for project_id, n_done, n_total in rows:
         project = session.get(Project, project_id)
         if project is None or not is_project_rater(session, rater, project):
             continue
         nxt = next_item(session, rater, project)
-        out[project_id] = QueueProgress(project, int(n_done or 0), int(n_total),
-                                        nxt.public_id if nxt else None)
+        out[project_id] = QueueProgress(
+            project, int(n_done or 0), int(n_total), nxt.public_id if nxt else None
+        )
     return out

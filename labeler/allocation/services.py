@@ -34,15 +34,30 @@ from .queue import get_item_for_rater, next_item, rater_progress
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "AllocationPlan", "add_rater", "allocate", "current_allocation", "get_item_for_rater", "new_public_id",
-    "next_item", "plan_allocation", "plan_summary", "preview_allocation", "rater_candidates", "rater_progress",
-    "remove_rater", "resolve_golden_refs", "resolve_raters", "summary",
+    "AllocationPlan",
+    "add_rater",
+    "allocate",
+    "current_allocation",
+    "get_item_for_rater",
+    "new_public_id",
+    "next_item",
+    "plan_allocation",
+    "plan_summary",
+    "preview_allocation",
+    "rater_candidates",
+    "rater_progress",
+    "remove_rater",
+    "resolve_golden_refs",
+    "resolve_raters",
+    "summary",
 ]
 
 MAX_SEED = 2**31 - 1  # the seed column is a 32-bit integer
 
 
-PUBLIC_ID_BYTES = 18  # 144 random bits; 18 bytes encode to exactly 24 URL-safe characters, no padding
+PUBLIC_ID_BYTES = (
+    18  # 144 random bits; 18 bytes encode to exactly 24 URL-safe characters, no padding
+)
 
 
 def new_public_id() -> str:
@@ -54,7 +69,7 @@ def new_public_ids(n: int) -> list[str]:
     """``n`` ids like ``new_public_id``, drawn in one call (allocation makes ~10^5 at once)."""
     text = base64.urlsafe_b64encode(secrets.token_bytes(PUBLIC_ID_BYTES * n)).decode()
     size = PUBLIC_ID_BYTES * 4 // 3
-    return [text[i:i + size] for i in range(0, len(text), size)]
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def new_seed() -> int:
@@ -63,8 +78,12 @@ def new_seed() -> int:
 
 def rater_candidates(session: Session) -> list[User]:
     """Active accounts holding the rater role, by e-mail."""
-    stmt = (select(User).join(UserRole, UserRole.user_id == User.id)
-            .where(UserRole.role == Role.rater, User.active.is_(True)).order_by(User.email))
+    stmt = (
+        select(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == Role.rater, User.active.is_(True))
+        .order_by(User.email)
+    )
     return list(session.scalars(stmt).unique())
 
 
@@ -91,7 +110,9 @@ def resolve_raters(session: Session, raters: Iterable[str | User]) -> list[User]
 
 def resolve_golden_refs(session: Session, project: Project, refs: Iterable[str | int]) -> list[int]:
     """Image ids from ids, file names or sha256 digests (CLI golden lists); unknown refs are refused."""
-    rows = session.execute(select(Image.id, Image.filename, Image.sha256).where(Image.project_id == project.id)).all()
+    rows = session.execute(
+        select(Image.id, Image.filename, Image.sha256).where(Image.project_id == project.id)
+    ).all()
     by_id = {r.id: r.id for r in rows}
     by_name: dict[str, list[int]] = defaultdict(list)
     for r in rows:
@@ -111,8 +132,10 @@ def resolve_golden_refs(session: Session, project: Project, refs: Iterable[str |
         else:
             unknown.append(text)
     if unknown or ambiguous:
-        raise ValidationError(f"golden list: unknown {unknown[:10]}, ambiguous {ambiguous[:10]}",
-                              code="unknown_images")
+        raise ValidationError(
+            f"golden list: unknown {unknown[:10]}, ambiguous {ambiguous[:10]}",
+            code="unknown_images",
+        )
     return ids
 
 
@@ -126,7 +149,9 @@ def _existing_allocation(session: Session, project: Project) -> Allocation | Non
 
 
 def _project_images(session: Session, project: Project) -> dict[int, str | None]:
-    return dict(session.execute(select(Image.id, Image.case_id).where(Image.project_id == project.id)).all())
+    return dict(
+        session.execute(select(Image.id, Image.case_id).where(Image.project_id == project.id)).all()
+    )
 
 
 def _check_seed(seed: int | None) -> int:
@@ -137,20 +162,41 @@ def _check_seed(seed: int | None) -> int:
     return seed
 
 
-def preview_allocation(session: Session, project: Project, raters: Iterable[str | User], *,
-                       golden_size: int | None = None, golden_image_ids: Sequence[int] | None = None,
-                       overlap: int = 1, seed: int | None = None) -> dict[str, Any]:
+def preview_allocation(
+    session: Session,
+    project: Project,
+    raters: Iterable[str | User],
+    *,
+    golden_size: int | None = None,
+    golden_image_ids: Sequence[int] | None = None,
+    overlap: int = 1,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """The summary an allocation would have, without writing anything."""
     users = resolve_raters(session, raters)
     seed = _check_seed(seed)
-    plan = plan_allocation(_project_images(session, project), [u.id for u in users], overlap=overlap, seed=seed,
-                           golden_size=golden_size, golden_ids=golden_image_ids)
+    plan = plan_allocation(
+        _project_images(session, project),
+        [u.id for u in users],
+        overlap=overlap,
+        seed=seed,
+        golden_size=golden_size,
+        golden_ids=golden_image_ids,
+    )
     return plan_summary(plan, users)
 
 
-def allocate(session: Session, actor: User | None, project: Project, raters: Iterable[str | User], *,
-             golden_size: int | None = None, golden_image_ids: Sequence[int] | None = None,
-             overlap: int = 1, seed: int | None = None) -> Allocation:
+def allocate(
+    session: Session,
+    actor: User | None,
+    project: Project,
+    raters: Iterable[str | User],
+    *,
+    golden_size: int | None = None,
+    golden_image_ids: Sequence[int] | None = None,
+    overlap: int = 1,
+    seed: int | None = None,
+) -> Allocation:
     """Write the project's one allocation: golden set, raters' queue items, memberships, audit event.
 
     A project has at most one allocation (unique constraint); a second attempt, even a concurrent
@@ -159,48 +205,89 @@ def allocate(session: Session, actor: User | None, project: Project, raters: Ite
     users = resolve_raters(session, raters)
     seed = _check_seed(seed)
     if _existing_allocation(session, project) is not None:
-        raise Conflict("this project already has an allocation; add or remove raters instead",
-                       code="already_allocated")
-    plan = plan_allocation(_project_images(session, project), [u.id for u in users], overlap=overlap, seed=seed,
-                           golden_size=golden_size, golden_ids=golden_image_ids)
-    allocation = Allocation(project_id=project.id, seed=seed, overlap=overlap, golden_size=len(plan.golden),
-                            version=1, created_by_id=actor.id if actor else None)
+        raise Conflict(
+            "this project already has an allocation; add or remove raters instead",
+            code="already_allocated",
+        )
+    plan = plan_allocation(
+        _project_images(session, project),
+        [u.id for u in users],
+        overlap=overlap,
+        seed=seed,
+        golden_size=golden_size,
+        golden_ids=golden_image_ids,
+    )
+    allocation = Allocation(
+        project_id=project.id,
+        seed=seed,
+        overlap=overlap,
+        golden_size=len(plan.golden),
+        version=1,
+        created_by_id=actor.id if actor else None,
+    )
     session.add(allocation)
     try:  # first write of the transaction: a concurrent allocate waits here, then fails on the constraint
         session.flush()
     except IntegrityError:
-        raise Conflict("this project already has an allocation (created concurrently)",
-                       code="already_allocated") from None
+        raise Conflict(
+            "this project already has an allocation (created concurrently)",
+            code="already_allocated",
+        ) from None
     except OperationalError as exc:
         # SQLite: another writer committed after this transaction's first read, so its snapshot can't
         # be upgraded to a write (SQLITE_BUSY_SNAPSHOT); PostgreSQL waits on the constraint instead.
         if session.get_bind().dialect.name == "sqlite" and "locked" in str(exc.orig):
-            raise Conflict("the project changed while this allocation was prepared (another allocation?); "
-                           "reload and try again", code="concurrent_change") from None
+            raise Conflict(
+                "the project changed while this allocation was prepared (another allocation?); "
+                "reload and try again",
+                code="concurrent_change",
+            ) from None
         raise
     for user in users:
         add_member(session, actor, project, user, MemberRole.rater)
     if plan.golden:
-        session.execute(insert(GoldenImage), [{"project_id": project.id, "image_id": i} for i in plan.golden])
+        session.execute(
+            insert(GoldenImage), [{"project_id": project.id, "image_id": i} for i in plan.golden]
+        )
     golden = set(plan.golden)
     now = utcnow()
     ids = iter(new_public_ids(sum(len(q) for q in plan.queues.values())))
     rows = [
-        {"public_id": next(ids), "project_id": project.id, "rater_id": rater_id, "image_id": image_id,
-         "position": pos, "is_golden": image_id in golden, "status": ItemStatus.pending, "created_at": now}
+        {
+            "public_id": next(ids),
+            "project_id": project.id,
+            "rater_id": rater_id,
+            "image_id": image_id,
+            "position": pos,
+            "is_golden": image_id in golden,
+            "status": ItemStatus.pending,
+            "created_at": now,
+        }
         for rater_id, queue in plan.queues.items()
         for pos, image_id in enumerate(queue, start=1)
     ]
     if rows:  # Core executemany: the ORM's per-row bookkeeping would double the time at 10^5 rows
         session.execute(insert(QueueItem.__table__), rows)
-    record_event(session, actor, "allocation.create", "allocation", allocation.id, project_id=project.id,
-                 seed=seed, overlap=overlap, golden=len(plan.golden), raters=[u.id for u in users],
-                 items=len(rows), golden_source="list" if golden_image_ids is not None else "size")
+    record_event(
+        session,
+        actor,
+        "allocation.create",
+        "allocation",
+        allocation.id,
+        project_id=project.id,
+        seed=seed,
+        overlap=overlap,
+        golden=len(plan.golden),
+        raters=[u.id for u in users],
+        items=len(rows),
+        golden_source="list" if golden_image_ids is not None else "size",
+    )
     log.info("allocated project %s: %d items for %d raters", project.id, len(rows), len(users))
     return allocation
 
 
 # -- changing raters later ------------------------------------------------------------------------
+
 
 def _require_allocation(session: Session, project: Project) -> Allocation:
     allocation = current_allocation(session, project)
@@ -211,10 +298,17 @@ def _require_allocation(session: Session, project: Project) -> Allocation:
 
 def _active_rater_ids(session: Session, project: Project) -> list[int]:
     """Rater members of the project who hold queue items in it."""
-    stmt = (select(ProjectMember.user_id)
-            .where(ProjectMember.project_id == project.id, ProjectMember.role == MemberRole.rater,
-                   ProjectMember.user_id.in_(select(QueueItem.rater_id).where(QueueItem.project_id == project.id)))
-            .order_by(ProjectMember.user_id))
+    stmt = (
+        select(ProjectMember.user_id)
+        .where(
+            ProjectMember.project_id == project.id,
+            ProjectMember.role == MemberRole.rater,
+            ProjectMember.user_id.in_(
+                select(QueueItem.rater_id).where(QueueItem.project_id == project.id)
+            ),
+        )
+        .order_by(ProjectMember.user_id)
+    )
     return list(session.scalars(stmt))
 
 
@@ -222,12 +316,25 @@ class _Items:
     """The project's queue items in memory, with the labels that pin them."""
 
     def __init__(self, session: Session, project: Project) -> None:
-        stmt = (select(QueueItem.id, QueueItem.rater_id, QueueItem.image_id, QueueItem.position,
-                       QueueItem.is_golden, QueueItem.status, Image.case_id)
-                .join(Image, Image.id == QueueItem.image_id).where(QueueItem.project_id == project.id))
+        stmt = (
+            select(
+                QueueItem.id,
+                QueueItem.rater_id,
+                QueueItem.image_id,
+                QueueItem.position,
+                QueueItem.is_golden,
+                QueueItem.status,
+                Image.case_id,
+            )
+            .join(Image, Image.id == QueueItem.image_id)
+            .where(QueueItem.project_id == project.id)
+        )
         self.rows = session.execute(stmt).all()
-        labeled = set(session.execute(select(Label.rater_id, Label.image_id)
-                                      .where(Label.project_id == project.id)).all())
+        labeled = set(
+            session.execute(
+                select(Label.rater_id, Label.image_id).where(Label.project_id == project.id)
+            ).all()
+        )
         self.labeled = labeled
         self.by_rater: dict[int, list[Any]] = defaultdict(list)
         for row in self.rows:
@@ -243,7 +350,9 @@ class _Items:
 
     def is_movable(self, row: Any) -> bool:
         """Unlabeled work: never done, no label by this rater on this image."""
-        return row.status is not ItemStatus.done and (row.rater_id, row.image_id) not in self.labeled
+        return (
+            row.status is not ItemStatus.done and (row.rater_id, row.image_id) not in self.labeled
+        )
 
     def movable_groups(self, rater_id: int) -> list[list[Any]]:
         """The rater's unlabeled fold items grouped by case, the group reached last in the queue first."""
@@ -255,20 +364,40 @@ class _Items:
         return sorted(groups.values(), key=lambda g: max(r.position for r in g), reverse=True)
 
 
-def _reorder(session: Session, items: _Items, rater_id: int, project: Project, new_images: list[int],
-             golden: set[int], rng: random.Random, removed: set[int], now: Any) -> None:
+def _reorder(
+    session: Session,
+    items: _Items,
+    rater_id: int,
+    project: Project,
+    new_images: list[int],
+    golden: set[int],
+    rng: random.Random,
+    removed: set[int],
+    now: Any,
+) -> None:
     """Rewrite a rater's queue: drop ``removed`` rows, slot new images at random open places, renumber 1..n."""
     kept = [r for r in items.by_rater.get(rater_id, []) if r.id not in removed]
     order: list[Any] = list(kept)
-    first_open = next((i for i, r in enumerate(order) if r.status is not ItemStatus.done), len(order))
+    first_open = next(
+        (i for i, r in enumerate(order) if r.status is not ItemStatus.done), len(order)
+    )
     for image_id in new_images:  # random places among the work still ahead, like the first shuffle
         order.insert(rng.randint(first_open, len(order)), image_id)
     updates, inserts = [], []
     for pos, entry in enumerate(order, start=1):
         if isinstance(entry, int):
-            inserts.append({"public_id": new_public_id(), "project_id": project.id, "rater_id": rater_id,
-                            "image_id": entry, "position": pos, "is_golden": entry in golden,
-                            "status": ItemStatus.pending, "created_at": now})
+            inserts.append(
+                {
+                    "public_id": new_public_id(),
+                    "project_id": project.id,
+                    "rater_id": rater_id,
+                    "image_id": entry,
+                    "position": pos,
+                    "is_golden": entry in golden,
+                    "status": ItemStatus.pending,
+                    "created_at": now,
+                }
+            )
         elif entry.position != pos:
             updates.append({"id": entry.id, "position": pos})
     if updates:
@@ -281,15 +410,21 @@ def _delete_items(session: Session, ids: set[int]) -> None:
     if ids:
         id_list = sorted(ids)
         for start in range(0, len(id_list), 1000):
-            session.execute(delete(QueueItem).where(QueueItem.id.in_(id_list[start:start + 1000])),
-                            execution_options={"synchronize_session": False})
+            session.execute(
+                delete(QueueItem).where(QueueItem.id.in_(id_list[start : start + 1000])),
+                execution_options={"synchronize_session": False},
+            )
 
 
 def _golden_ids(session: Session, project: Project) -> set[int]:
-    return set(session.scalars(select(GoldenImage.image_id).where(GoldenImage.project_id == project.id)))
+    return set(
+        session.scalars(select(GoldenImage.image_id).where(GoldenImage.project_id == project.id))
+    )
 
 
-def add_rater(session: Session, actor: User | None, project: Project, rater: str | User) -> dict[str, Any]:
+def add_rater(
+    session: Session, actor: User | None, project: Project, rater: str | User
+) -> dict[str, Any]:
     """Add a rater to an allocated project: every golden image, plus unlabeled fold work moved from the
     most loaded raters until loads differ by at most 1 (whole cases; labels never move)."""
     allocation = _require_allocation(session, project)
@@ -314,8 +449,14 @@ def add_rater(session: Session, actor: User | None, project: Project, rater: str
         gap = loads[donor] - my_load
         if gap <= 1:
             break
-        group = next((g for g in pools[donor] if len(g) <= gap // 2
-                      and not mine.intersection(r.image_id for r in g)), None)
+        group = next(
+            (
+                g
+                for g in pools[donor]
+                if len(g) <= gap // 2 and not mine.intersection(r.image_id for r in g)
+            ),
+            None,
+        )
         if group is None:
             donors.discard(donor)
             continue
@@ -336,14 +477,29 @@ def add_rater(session: Session, actor: User | None, project: Project, rater: str
     allocation.version += 1
     session.flush()
     session.expire_all()  # bulk statements bypassed the identity map
-    result = {"rater": user.email, "golden": len(golden - items.images_of(user.id)),
-              "moved": {str(k): v for k, v in sorted(moved.items())}, "fold": my_load}
-    record_event(session, actor, "allocation.rater_add", "allocation", allocation.id, project_id=project.id,
-                 user_id=user.id, version=allocation.version, **result)
+    result = {
+        "rater": user.email,
+        "golden": len(golden - items.images_of(user.id)),
+        "moved": {str(k): v for k, v in sorted(moved.items())},
+        "fold": my_load,
+    }
+    record_event(
+        session,
+        actor,
+        "allocation.rater_add",
+        "allocation",
+        allocation.id,
+        project_id=project.id,
+        user_id=user.id,
+        version=allocation.version,
+        **result,
+    )
     return result
 
 
-def remove_rater(session: Session, actor: User | None, project: Project, rater: str | User) -> dict[str, Any]:
+def remove_rater(
+    session: Session, actor: User | None, project: Project, rater: str | User
+) -> dict[str, Any]:
     """Take a rater off a project: their labels and labeled items stay; their unlabeled fold work goes,
     whole cases at a time, to the least loaded raters who do not already hold those images."""
     allocation = _require_allocation(session, project)
@@ -353,8 +509,10 @@ def remove_rater(session: Session, actor: User | None, project: Project, rater: 
         raise NotFound(f"{getattr(user, 'email', rater)} has no queue in this project")
     others = [r for r in active if r != user.id]
     if len(others) < allocation.overlap:
-        raise ValidationError(f"overlap {allocation.overlap} needs at least {allocation.overlap} other raters",
-                              code="overlap")
+        raise ValidationError(
+            f"overlap {allocation.overlap} needs at least {allocation.overlap} other raters",
+            code="overlap",
+        )
     items = _Items(session, project)
     golden = _golden_ids(session, project)
     rng = random.Random(f"{allocation.seed}:{allocation.version}:remove:{user.id}")
@@ -366,8 +524,10 @@ def remove_rater(session: Session, actor: User | None, project: Project, rater: 
         images = [r.image_id for r in group]
         eligible = [r for r in others if not holds[r].intersection(images)]
         if not eligible:
-            raise ValidationError(f"no rater left who can take image {images[0]} without labeling it twice",
-                                  code="no_receiver")
+            raise ValidationError(
+                f"no rater left who can take image {images[0]} without labeling it twice",
+                code="no_receiver",
+            )
         receiver = min(eligible, key=lambda r: (loads[r], rng.random()))
         incoming[receiver].extend(images)
         holds[receiver].update(images)
@@ -385,14 +545,27 @@ def remove_rater(session: Session, actor: User | None, project: Project, rater: 
     allocation.version += 1
     session.flush()
     session.expire_all()  # bulk statements bypassed the identity map
-    result = {"rater": user.email, "kept_labeled": kept,
-              "moved": {str(k): len(v) for k, v in sorted(incoming.items())}}
-    record_event(session, actor, "allocation.rater_remove", "allocation", allocation.id, project_id=project.id,
-                 user_id=user.id, version=allocation.version, **result)
+    result = {
+        "rater": user.email,
+        "kept_labeled": kept,
+        "moved": {str(k): len(v) for k, v in sorted(incoming.items())},
+    }
+    record_event(
+        session,
+        actor,
+        "allocation.rater_remove",
+        "allocation",
+        allocation.id,
+        project_id=project.id,
+        user_id=user.id,
+        version=allocation.version,
+        **result,
+    )
     return result
 
 
 # -- summaries ------------------------------------------------------------------------------------
+
 
 def _spread(values: Sequence[int]) -> dict[str, int]:
     return {"min": min(values, default=0), "max": max(values, default=0)}
@@ -401,27 +574,66 @@ def _spread(values: Sequence[int]) -> dict[str, int]:
 def plan_summary(plan: AllocationPlan, users: Sequence[User]) -> dict[str, Any]:
     """The preview: the same shape as ``summary`` for a plan not yet written."""
     by_id = {u.id: u for u in users}
-    raters = [{"id": rid, "email": by_id[rid].email, "name": by_id[rid].name, "golden": len(plan.golden),
-               "fold": len(plan.folds[rid]), "total": len(plan.queues[rid]), "done": 0, "skipped": 0}
-              for rid in sorted(plan.queues)]
-    return _summary_dict(allocated=False, seed=plan.seed, overlap=plan.overlap, version=0,
-                         images=plan.image_count, golden=len(plan.golden),
-                         fold_images=len({i for ids in plan.folds.values() for i in ids}), raters=raters)
+    raters = [
+        {
+            "id": rid,
+            "email": by_id[rid].email,
+            "name": by_id[rid].name,
+            "golden": len(plan.golden),
+            "fold": len(plan.folds[rid]),
+            "total": len(plan.queues[rid]),
+            "done": 0,
+            "skipped": 0,
+        }
+        for rid in sorted(plan.queues)
+    ]
+    return _summary_dict(
+        allocated=False,
+        seed=plan.seed,
+        overlap=plan.overlap,
+        version=0,
+        images=plan.image_count,
+        golden=len(plan.golden),
+        fold_images=len({i for ids in plan.folds.values() for i in ids}),
+        raters=raters,
+    )
 
 
-def _summary_dict(*, allocated: bool, seed: int | None, overlap: int | None, version: int, images: int,
-                  golden: int, fold_images: int, raters: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary_dict(
+    *,
+    allocated: bool,
+    seed: int | None,
+    overlap: int | None,
+    version: int,
+    images: int,
+    golden: int,
+    fold_images: int,
+    raters: list[dict[str, Any]],
+) -> dict[str, Any]:
     totals = [r["total"] for r in raters]
     done = sum(r["done"] for r in raters)
     total = sum(totals)
     return {
-        "allocated": allocated, "seed": seed, "overlap": overlap, "version": version,
-        "images": images, "golden": golden, "golden_share": round(golden / images, 4) if images else 0.0,
-        "fold_images": fold_images, "unallocated_images": max(images - golden - fold_images, 0),
-        "fold_sizes": _spread([r["fold"] for r in raters]), "items_per_rater": _spread(totals),
-        "golden_share_of_queue": round(golden * len(totals) / sum(totals), 4) if sum(totals) else 0.0,
+        "allocated": allocated,
+        "seed": seed,
+        "overlap": overlap,
+        "version": version,
+        "images": images,
+        "golden": golden,
+        "golden_share": round(golden / images, 4) if images else 0.0,
+        "fold_images": fold_images,
+        "unallocated_images": max(images - golden - fold_images, 0),
+        "fold_sizes": _spread([r["fold"] for r in raters]),
+        "items_per_rater": _spread(totals),
+        "golden_share_of_queue": round(golden * len(totals) / sum(totals), 4)
+        if sum(totals)
+        else 0.0,
         "raters": raters,
-        "progress": {"done": done, "total": total, "fraction": round(done / total, 4) if total else 0.0},
+        "progress": {
+            "done": done,
+            "total": total,
+            "fraction": round(done / total, 4) if total else 0.0,
+        },
     }
 
 
@@ -430,13 +642,25 @@ def summary(session: Session, project: Project) -> dict[str, Any]:
     allocation = current_allocation(session, project)
     images = session.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) or 0
     if allocation is None:
-        return _summary_dict(allocated=False, seed=None, overlap=None, version=0, images=images, golden=0,
-                             fold_images=0, raters=[])
+        return _summary_dict(
+            allocated=False,
+            seed=None,
+            overlap=None,
+            version=0,
+            images=images,
+            golden=0,
+            fold_images=0,
+            raters=[],
+        )
     active = set(_active_rater_ids(session, project))
-    stmt = (select(QueueItem.rater_id, QueueItem.is_golden, QueueItem.status, func.count())
-            .where(QueueItem.project_id == project.id)
-            .group_by(QueueItem.rater_id, QueueItem.is_golden, QueueItem.status))
-    counts: dict[int, dict[str, int]] = defaultdict(lambda: {"golden": 0, "fold": 0, "done": 0, "skipped": 0})
+    stmt = (
+        select(QueueItem.rater_id, QueueItem.is_golden, QueueItem.status, func.count())
+        .where(QueueItem.project_id == project.id)
+        .group_by(QueueItem.rater_id, QueueItem.is_golden, QueueItem.status)
+    )
+    counts: dict[int, dict[str, int]] = defaultdict(
+        lambda: {"golden": 0, "fold": 0, "done": 0, "skipped": 0}
+    )
     for rater_id, is_golden, status, n in session.execute(stmt):
         c = counts[rater_id]
         c["golden" if is_golden else "fold"] += n
@@ -444,13 +668,42 @@ def summary(session: Session, project: Project) -> dict[str, Any]:
             c["done"] += n
         elif status is ItemStatus.skipped:
             c["skipped"] += n
-    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(active)))} if active else {}
-    raters = [{"id": rid, "email": users[rid].email, "name": users[rid].name, **counts[rid],
-               "total": counts[rid]["golden"] + counts[rid]["fold"]} for rid in sorted(active)]
-    fold_images = session.scalar(
-        select(func.count(func.distinct(QueueItem.image_id)))
-        .where(QueueItem.project_id == project.id, QueueItem.is_golden.is_(False))) or 0
-    golden = session.scalar(select(func.count(GoldenImage.id)).where(GoldenImage.project_id == project.id)) or 0
-    return _summary_dict(allocated=True, seed=allocation.seed, overlap=allocation.overlap,
-                         version=allocation.version, images=images, golden=golden, fold_images=fold_images,
-                         raters=raters)
+    users = (
+        {u.id: u for u in session.scalars(select(User).where(User.id.in_(active)))}
+        if active
+        else {}
+    )
+    raters = [
+        {
+            "id": rid,
+            "email": users[rid].email,
+            "name": users[rid].name,
+            **counts[rid],
+            "total": counts[rid]["golden"] + counts[rid]["fold"],
+        }
+        for rid in sorted(active)
+    ]
+    fold_images = (
+        session.scalar(
+            select(func.count(func.distinct(QueueItem.image_id))).where(
+                QueueItem.project_id == project.id, QueueItem.is_golden.is_(False)
+            )
+        )
+        or 0
+    )
+    golden = (
+        session.scalar(
+            select(func.count(GoldenImage.id)).where(GoldenImage.project_id == project.id)
+        )
+        or 0
+    )
+    return _summary_dict(
+        allocated=True,
+        seed=allocation.seed,
+        overlap=allocation.overlap,
+        version=allocation.version,
+        images=images,
+        golden=golden,
+        fold_images=fold_images,
+        raters=raters,
+    )

@@ -63,8 +63,13 @@ def form_params() -> dict[str, Any]:
 def _page(project, *, preview=None, params=None, error=None, status=200):
     db = get_session()
     return render_template(
-        "allocation/allocation_page.html", project=project, summary=services.summary(db, project),
-        candidates=services.rater_candidates(db), preview=preview, params=params or {}, error=error,
+        "allocation/allocation_page.html",
+        project=project,
+        summary=services.summary(db, project),
+        candidates=services.rater_candidates(db),
+        preview=preview,
+        params=params or {},
+        error=error,
     ), status
 
 
@@ -112,14 +117,19 @@ def allocation_commit(project_id: int):
 @bp.post("/projects/<int:project_id>/allocation/raters")
 @role_required(Role.lead, Role.admin)
 def rater_add(project_id: int):
-    return _change_rater(project_id, services.add_rater, "Added {rater}: {fold} fold items and the golden set.")
+    return _change_rater(
+        project_id, services.add_rater, "Added {rater}: {fold} fold items and the golden set."
+    )
 
 
 @bp.post("/projects/<int:project_id>/allocation/raters/remove")
 @role_required(Role.lead, Role.admin)
 def rater_remove(project_id: int):
-    return _change_rater(project_id, services.remove_rater,
-                         "Removed {rater}: {kept_labeled} labeled items stay; unlabeled work moved.")
+    return _change_rater(
+        project_id,
+        services.remove_rater,
+        "Removed {rater}: {kept_labeled} labeled items stay; unlabeled work moved.",
+    )
 
 
 def _change_rater(project_id: int, change, message: str):

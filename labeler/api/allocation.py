@@ -25,7 +25,12 @@ from ..projects.services import get_project
 from . import bp
 from .projects import json_body
 
-DISPLAY_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+DISPLAY_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+}
 
 
 def _int(value: Any, name: str, *, default: int | None = None) -> int | None:
@@ -42,14 +47,23 @@ def allocation_params(body: dict) -> dict[str, Any]:
     if not isinstance(raters, list) or not all(isinstance(r, str) for r in raters):
         raise ValidationError("raters must be a list of e-mail addresses", code="invalid_raters")
     golden_ids = body.get("golden_image_ids")
-    if golden_ids is not None and (not isinstance(golden_ids, list)
-                                   or not all(isinstance(i, int) and not isinstance(i, bool) for i in golden_ids)):
-        raise ValidationError("golden_image_ids must be a list of image ids", code="invalid_golden_image_ids")
+    if golden_ids is not None and (
+        not isinstance(golden_ids, list)
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in golden_ids)
+    ):
+        raise ValidationError(
+            "golden_image_ids must be a list of image ids", code="invalid_golden_image_ids"
+        )
     golden_size = _int(body.get("golden_size"), "golden_size")
     if golden_size is None and golden_ids is None:
         golden_size = 0
-    return {"raters": raters, "golden_size": golden_size, "golden_image_ids": golden_ids,
-            "overlap": _int(body.get("overlap"), "overlap", default=1), "seed": _int(body.get("seed"), "seed")}
+    return {
+        "raters": raters,
+        "golden_size": golden_size,
+        "golden_image_ids": golden_ids,
+        "overlap": _int(body.get("overlap"), "overlap", default=1),
+        "seed": _int(body.get("seed"), "seed"),
+    }
 
 
 def _email(body: dict) -> str:
@@ -100,8 +114,12 @@ def remove_rater_api(project_id: int):
 
 def item_json(item: QueueItem, total: int) -> dict[str, Any]:
     """What a rater learns about one of their items (identical keys for every item)."""
-    return {"id": item.public_id, "image_url": url_for("api.item_image", public_id=item.public_id),
-            "position": item.position, "total": total}
+    return {
+        "id": item.public_id,
+        "image_url": url_for("api.item_image", public_id=item.public_id),
+        "position": item.position,
+        "total": total,
+    }
 
 
 @bp.get("/projects/<int:project_id>/queue/next")

@@ -30,10 +30,13 @@ LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grad
 def get_label(public_id: str):
     db = get_session()
     item = own_item(db, current_user, public_id)
-    return jsonify(item=item.public_id, status=item.status.value,
-                   label=label_dict(current_label(db, current_user, item)),
-                   history=[revision_dict(r) for r in label_history(db, current_user, item)],
-                   queue=queue_context(db, current_user, item).as_dict())
+    return jsonify(
+        item=item.public_id,
+        status=item.status.value,
+        label=label_dict(current_label(db, current_user, item)),
+        history=[revision_dict(r) for r in label_history(db, current_user, item)],
+        queue=queue_context(db, current_user, item).as_dict(),
+    )
 
 
 @bp.put("/items/<public_id>/label")
@@ -42,9 +45,15 @@ def put_label(public_id: str):
     body = json_body()
     db = get_session()
     item = own_item(db, current_user, public_id)
-    label = submit_label(db, current_user, item, {k: body.get(k) for k in LABEL_FIELDS},
-                         base_version=body.get("base_version"), submission_id=body.get("submission_id"),
-                         time_spent_ms=body.get("time_spent_ms"))
+    label = submit_label(
+        db,
+        current_user,
+        item,
+        {k: body.get(k) for k in LABEL_FIELDS},
+        base_version=body.get("base_version"),
+        submission_id=body.get("submission_id"),
+        time_spent_ms=body.get("time_spent_ms"),
+    )
     result = {"item": item.public_id, **label_dict(label)}
     db.commit()
     return jsonify(result)

@@ -9,15 +9,30 @@ from . import bp
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _op(summary: str, *, body: dict | None = None, ok: int = 200, params: list | None = None,
-        multipart: bool = False) -> dict:
+def _op(
+    summary: str,
+    *,
+    body: dict | None = None,
+    ok: int = 200,
+    params: list | None = None,
+    multipart: bool = False,
+) -> dict:
     op: dict = {
         "summary": summary,
         "responses": {
             str(ok): {"description": "success"},
-            "400": {"description": "bad request", "content": {"application/json": {"schema": ERROR}}},
-            "401": {"description": "not signed in", "content": {"application/json": {"schema": ERROR}}},
-            "403": {"description": "not allowed", "content": {"application/json": {"schema": ERROR}}},
+            "400": {
+                "description": "bad request",
+                "content": {"application/json": {"schema": ERROR}},
+            },
+            "401": {
+                "description": "not signed in",
+                "content": {"application/json": {"schema": ERROR}},
+            },
+            "403": {
+                "description": "not allowed",
+                "content": {"application/json": {"schema": ERROR}},
+            },
             "404": {"description": "not found", "content": {"application/json": {"schema": ERROR}}},
             "422": {"description": "invalid", "content": {"application/json": {"schema": ERROR}}},
         },
@@ -38,129 +53,274 @@ _PUBLIC_ID = {"name": "public_id", "in": "path", "required": True, "schema": {"t
 _LABEL_BODY = {
     "type": "object",
     "properties": {
-        "decision": {"enum": ["lesion", "no_skin", "healthy_skin", "poor_quality", "graded", "not_acne",
-                              "cannot_assess"]},
-        "icd10": {"type": ["string", "null"], "description": "an ICD-10-CM code (quality protocol, lesion)"},
-        "icd10_missing_text": {"type": ["string", "null"], "description": "free-text diagnosis when the code is "
-                               "not in the list ('ICD-10 missing')"},
-        "explanations": {"type": "array", "items": {"enum": [
-            "too_far_away", "bad_framing", "lesion_covered", "blurry", "bad_light", "low_resolution"]}},
-        "grade": {"type": ["number", "null"], "description": "a value of the project's severity scale"},
-        "base_version": {"type": ["integer", "null"], "description": "the label version the edit started from "
-                         "(0 or null for a first label); a stale one gets 409 with the current label"},
-        "submission_id": {"type": ["string", "null"], "description": "client-made id; a retry with the same id "
-                          "does not create a second revision"},
+        "decision": {
+            "enum": [
+                "lesion",
+                "no_skin",
+                "healthy_skin",
+                "poor_quality",
+                "graded",
+                "not_acne",
+                "cannot_assess",
+            ]
+        },
+        "icd10": {
+            "type": ["string", "null"],
+            "description": "an ICD-10-CM code (quality protocol, lesion)",
+        },
+        "icd10_missing_text": {
+            "type": ["string", "null"],
+            "description": "free-text diagnosis when the code is "
+            "not in the list ('ICD-10 missing')",
+        },
+        "explanations": {
+            "type": "array",
+            "items": {
+                "enum": [
+                    "too_far_away",
+                    "bad_framing",
+                    "lesion_covered",
+                    "blurry",
+                    "bad_light",
+                    "low_resolution",
+                ]
+            },
+        },
+        "grade": {
+            "type": ["number", "null"],
+            "description": "a value of the project's severity scale",
+        },
+        "base_version": {
+            "type": ["integer", "null"],
+            "description": "the label version the edit started from "
+            "(0 or null for a first label); a stale one gets 409 with the current label",
+        },
+        "submission_id": {
+            "type": ["string", "null"],
+            "description": "client-made id; a retry with the same id "
+            "does not create a second revision",
+        },
         "time_spent_ms": {"type": ["integer", "null"], "minimum": 0},
     },
 }
 LABELING_PATHS: dict[str, dict] = {
     "/api/v1/items/{public_id}/label": {
-        "get": _op("The caller's own label of a queue item, its history and the queue position",
-                   params=[_PUBLIC_ID]),
-        "put": _op("Save the caller's label of a queue item (validated; 409 on a stale base_version)",
-                   params=[_PUBLIC_ID], body=_LABEL_BODY),
+        "get": _op(
+            "The caller's own label of a queue item, its history and the queue position",
+            params=[_PUBLIC_ID],
+        ),
+        "put": _op(
+            "Save the caller's label of a queue item (validated; 409 on a stale base_version)",
+            params=[_PUBLIC_ID],
+            body=_LABEL_BODY,
+        ),
     },
     "/api/v1/items/{public_id}/skip": {
-        "post": _op("Skip a queue item for now, with an optional reason (a skip is not a label)",
-                    params=[_PUBLIC_ID], body={"type": "object", "properties": {"reason": {"type": "string"}}}),
+        "post": _op(
+            "Skip a queue item for now, with an optional reason (a skip is not a label)",
+            params=[_PUBLIC_ID],
+            body={"type": "object", "properties": {"reason": {"type": "string"}}},
+        ),
     },
     "/api/v1/icd10": {
-        "get": _op("Search ICD-10-CM by code prefix or words of the name", params=[
-            {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
-            {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "maximum": 50}}]),
+        "get": _op(
+            "Search ICD-10-CM by code prefix or words of the name",
+            params=[
+                {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "maximum": 50},
+                },
+            ],
+        ),
     },
 }
 
 _ALLOCATION_BODY = {
-    "type": "object", "required": ["raters"],
+    "type": "object",
+    "required": ["raters"],
     "properties": {
         "raters": {"type": "array", "items": {"type": "string", "format": "email"}},
-        "golden_size": {"type": "integer", "minimum": 0, "description": "golden images drawn at random "
-                        "(whole cases); give this or golden_image_ids"},
+        "golden_size": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "golden images drawn at random "
+            "(whole cases); give this or golden_image_ids",
+        },
         "golden_image_ids": {"type": "array", "items": {"type": "integer"}},
-        "overlap": {"type": "integer", "minimum": 1, "default": 1, "description": "raters per non-golden image"},
-        "seed": {"type": "integer", "minimum": 0, "description": "same inputs and seed, same allocation"},
+        "overlap": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1,
+            "description": "raters per non-golden image",
+        },
+        "seed": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "same inputs and seed, same allocation",
+        },
     },
 }
-_ITEM_ID = {"name": "public_id", "in": "path", "required": True, "schema": {"type": "string"},
-            "description": "the rater's opaque item id"}
+_ITEM_ID = {
+    "name": "public_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the rater's opaque item id",
+}
 ALLOCATION_PATHS: dict[str, dict] = {
     "/api/v1/projects/{project_id}/allocation": {
-        "get": _op("Allocation summary: fold sizes, items per rater, golden share, progress (leads, admins)",
-                   params=[_path_id("project_id")]),
-        "post": _op("Allocate the project's images to raters (once per project; 409 if allocated)", ok=201,
-                    params=[_path_id("project_id")], body=_ALLOCATION_BODY),
+        "get": _op(
+            "Allocation summary: fold sizes, items per rater, golden share, progress (leads, admins)",
+            params=[_path_id("project_id")],
+        ),
+        "post": _op(
+            "Allocate the project's images to raters (once per project; 409 if allocated)",
+            ok=201,
+            params=[_path_id("project_id")],
+            body=_ALLOCATION_BODY,
+        ),
     },
     "/api/v1/projects/{project_id}/allocation/raters": {
-        "post": _op("Add a rater later: golden set plus unlabeled work moved from the most loaded", ok=201,
-                    params=[_path_id("project_id")],
-                    body={"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}}),
+        "post": _op(
+            "Add a rater later: golden set plus unlabeled work moved from the most loaded",
+            ok=201,
+            params=[_path_id("project_id")],
+            body={
+                "type": "object",
+                "required": ["email"],
+                "properties": {"email": {"type": "string"}},
+            },
+        ),
     },
     "/api/v1/projects/{project_id}/allocation/raters/remove": {
-        "post": _op("Remove a rater: their labels stay, their unlabeled work moves to others",
-                    params=[_path_id("project_id")],
-                    body={"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}}),
+        "post": _op(
+            "Remove a rater: their labels stay, their unlabeled work moves to others",
+            params=[_path_id("project_id")],
+            body={
+                "type": "object",
+                "required": ["email"],
+                "properties": {"email": {"type": "string"}},
+            },
+        ),
     },
     "/api/v1/projects/{project_id}/queue/next": {
-        "get": _op("The caller's next item {item: {id, image_url, position, total}} or {item: null}",
-                   params=[_path_id("project_id")]),
+        "get": _op(
+            "The caller's next item {item: {id, image_url, position, total}} or {item: null}",
+            params=[_path_id("project_id")],
+        ),
     },
     "/api/v1/items/{public_id}": {
-        "get": _op("One of the caller's own queue items (404 for anything else)", params=[_ITEM_ID]),
+        "get": _op(
+            "One of the caller's own queue items (404 for anything else)", params=[_ITEM_ID]
+        ),
     },
     "/api/v1/items/{public_id}/image": {
-        "get": _op("The display image of one of the caller's own items (never cached)", params=[_ITEM_ID]),
+        "get": _op(
+            "The display image of one of the caller's own items (never cached)", params=[_ITEM_ID]
+        ),
     },
 }
 
 _SCOPE = {"name": "scope", "in": "query", "schema": {"enum": ["all", "golden", "fold"]}}
 REPORT_PATHS: dict[str, dict] = {
     "/api/v1/projects/{project_id}/agreement": {
-        "get": _op("Agreement figures (domain.md section 5) for a scope", params=[_path_id("project_id"), _SCOPE]),
+        "get": _op(
+            "Agreement figures (domain.md section 5) for a scope",
+            params=[_path_id("project_id"), _SCOPE],
+        ),
     },
     "/api/v1/projects/{project_id}/export": {
-        "get": _op("Stream the fused or raw label set as CSV or JSON Lines", params=[
-            _path_id("project_id"),
-            {"name": "kind", "in": "query", "schema": {"enum": ["fused", "raw"]}},
-            {"name": "format", "in": "query", "schema": {"enum": ["csv", "jsonl"]}},
-            {"name": "revisions", "in": "query", "schema": {"type": "boolean"}}]),
+        "get": _op(
+            "Stream the fused or raw label set as CSV or JSON Lines",
+            params=[
+                _path_id("project_id"),
+                {"name": "kind", "in": "query", "schema": {"enum": ["fused", "raw"]}},
+                {"name": "format", "in": "query", "schema": {"enum": ["csv", "jsonl"]}},
+                {"name": "revisions", "in": "query", "schema": {"type": "boolean"}},
+            ],
+        ),
     },
     "/api/v1/projects/{project_id}/ties": {
-        "get": _op("Images whose fused class is tied, with votes and adjudications", params=[_path_id("project_id")]),
+        "get": _op(
+            "Images whose fused class is tied, with votes and adjudications",
+            params=[_path_id("project_id")],
+        ),
     },
     "/api/v1/projects/{project_id}/adjudications": {
-        "post": _op("Adjudicate a tied image", params=[_path_id("project_id")], body={
-            "type": "object", "required": ["image_id", "decision"],
-            "properties": {"image_id": {"type": "integer"}, "decision": {"type": "string"},
-                           "note": {"type": "string"}}}),
+        "post": _op(
+            "Adjudicate a tied image",
+            params=[_path_id("project_id")],
+            body={
+                "type": "object",
+                "required": ["image_id", "decision"],
+                "properties": {
+                    "image_id": {"type": "integer"},
+                    "decision": {"type": "string"},
+                    "note": {"type": "string"},
+                },
+            },
+        ),
     },
 }
 
-_MODEL_ID = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"},
-             "description": "a trained model's id, e.g. quality-20261126T120000-a1b2c3"}
-_RUN_BODY = {"type": "object", "properties": {
-    "kind": {"enum": ["quality", "severity"], "description": "default: the project's protocol"},
-    "seed": {"type": "integer", "minimum": 0, "default": 0},
-    "epochs": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000, "description": "default: the model config's"}}}
-_PREDICT = _op("Predict with a trained model (leads of its project, admins; raters label blind). Send the image as "
-               "multipart field 'image' or as the raw body. Quality: class, probabilities, issues above threshold "
-               "with plain-language text (?cams=1 adds Grad-CAM maps); severity: score, grade, patch boxes. "
-               "413 past 20 MB, 422 for what is not a usable image",
-               params=[_MODEL_ID, {"name": "cams", "in": "query", "schema": {"type": "boolean"}}], multipart=True,
-               body={"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}})
-_PREDICT["responses"]["413"] = {"description": "image too large", "content": {"application/json": {"schema": ERROR}}}
+_MODEL_ID = {
+    "name": "model_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "a trained model's id, e.g. quality-20261126T120000-a1b2c3",
+}
+_RUN_BODY = {
+    "type": "object",
+    "properties": {
+        "kind": {"enum": ["quality", "severity"], "description": "default: the project's protocol"},
+        "seed": {"type": "integer", "minimum": 0, "default": 0},
+        "epochs": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "maximum": 1000,
+            "description": "default: the model config's",
+        },
+    },
+}
+_PREDICT = _op(
+    "Predict with a trained model (leads of its project, admins; raters label blind). Send the image as "
+    "multipart field 'image' or as the raw body. Quality: class, probabilities, issues above threshold "
+    "with plain-language text (?cams=1 adds Grad-CAM maps); severity: score, grade, patch boxes. "
+    "413 past 20 MB, 422 for what is not a usable image",
+    params=[_MODEL_ID, {"name": "cams", "in": "query", "schema": {"type": "boolean"}}],
+    multipart=True,
+    body={"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}},
+)
+_PREDICT["responses"]["413"] = {
+    "description": "image too large",
+    "content": {"application/json": {"schema": ERROR}},
+}
 TRAINING_PATHS: dict[str, dict] = {
     "/api/v1/projects/{project_id}/models": {
-        "get": _op("The project's trained models: id, kind, size, golden-set verdict, prescreen use (leads, admins)",
-                   params=[_path_id("project_id")]),
+        "get": _op(
+            "The project's trained models: id, kind, size, golden-set verdict, prescreen use (leads, admins)",
+            params=[_path_id("project_id")],
+        ),
     },
     "/api/v1/projects/{project_id}/training-runs": {
-        "post": _op("Queue a training run; a background worker trains and evaluates it (409 while one is in "
-                    "progress)", ok=202, params=[_path_id("project_id")], body=_RUN_BODY),
+        "post": _op(
+            "Queue a training run; a background worker trains and evaluates it (409 while one is in "
+            "progress)",
+            ok=202,
+            params=[_path_id("project_id")],
+            body=_RUN_BODY,
+        ),
     },
     "/api/v1/training-runs/{run_id}": {
-        "get": _op("A training run: status queued|running|succeeded|failed, stage, done/total, model_id, error, "
-                   "verdict", params=[_path_id("run_id")]),
+        "get": _op(
+            "A training run: status queued|running|succeeded|failed, stage, done/total, model_id, error, "
+            "verdict",
+            params=[_path_id("run_id")],
+        ),
     },
     "/api/v1/models/{model_id}/predict": {"post": _PREDICT},
 }
@@ -168,15 +328,32 @@ TRAINING_PATHS: dict[str, dict] = {
 PATHS: dict[str, dict] = {
     "/api/v1/projects": {
         "get": _op("Projects the caller may see"),
-        "post": _op("Create a project (leads, admins)", ok=201, body={
-            "type": "object", "required": ["name", "protocol"],
-            "properties": {"name": {"type": "string"}, "protocol": {"enum": ["quality", "severity"]}}}),
+        "post": _op(
+            "Create a project (leads, admins)",
+            ok=201,
+            body={
+                "type": "object",
+                "required": ["name", "protocol"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "protocol": {"enum": ["quality", "severity"]},
+                },
+            },
+        ),
     },
     "/api/v1/projects/{project_id}/images": {
-        "post": _op("Import images: multipart field 'files', one or many, or a .zip", ok=201,
-                    params=[_path_id("project_id")], multipart=True,
-                    body={"type": "object", "properties": {"files": {"type": "array", "items": {
-                        "type": "string", "format": "binary"}}}}),
+        "post": _op(
+            "Import images: multipart field 'files', one or many, or a .zip",
+            ok=201,
+            params=[_path_id("project_id")],
+            multipart=True,
+            body={
+                "type": "object",
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                },
+            },
+        ),
     },
     **LABELING_PATHS,
     **ALLOCATION_PATHS,
@@ -191,10 +368,24 @@ def document() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "labeler API", "version": "1"},
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
-                                "session": {"type": "apiKey", "in": "cookie", "name": "session"}},
-            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"}}}}}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                }
+            },
         },
         "security": [{"bearer": []}, {"session": []}],
         "paths": PATHS,

@@ -15,8 +15,13 @@ from . import bp
 
 
 def project_json(project) -> dict:
-    return {"id": project.id, "name": project.name, "protocol": project.protocol.value,
-            "settings": project.settings, "created_at": project.created_at.isoformat()}
+    return {
+        "id": project.id,
+        "name": project.name,
+        "protocol": project.protocol.value,
+        "settings": project.settings,
+        "created_at": project.created_at.isoformat(),
+    }
 
 
 def json_body() -> dict:
@@ -29,7 +34,9 @@ def json_body() -> dict:
 @bp.get("/projects")
 @role_required(Role.rater, Role.lead, Role.admin)
 def list_projects():
-    return jsonify(projects=[project_json(p) for p in visible_projects(get_session(), current_user)])
+    return jsonify(
+        projects=[project_json(p) for p in visible_projects(get_session(), current_user)]
+    )
 
 
 @bp.post("/projects")
@@ -37,7 +44,9 @@ def list_projects():
 def create_project_api():
     body = json_body()
     db = get_session()
-    project = create_project(db, current_user, str(body.get("name") or ""), str(body.get("protocol") or ""))
+    project = create_project(
+        db, current_user, str(body.get("name") or ""), str(body.get("protocol") or "")
+    )
     db.commit()
     return jsonify(project_json(project)), 201
 
@@ -47,6 +56,9 @@ def create_project_api():
 def upload_images_api(project_id: int):
     summary = import_request_files(authorized_project(project_id), "api")
     if summary is None:
-        raise ValidationError("send the images as multipart field 'files' (one or many, or a .zip)", status=400,
-                              code="no_files")
+        raise ValidationError(
+            "send the images as multipart field 'files' (one or many, or a .zip)",
+            status=400,
+            code="no_files",
+        )
     return jsonify(summary.as_dict()), 201 if summary.imported else 200

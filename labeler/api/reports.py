@@ -19,7 +19,9 @@ from .projects import json_body
 @role_required(Role.lead, Role.admin)
 def agreement_api(project_id: int):
     project = managed_project(project_id)
-    return jsonify(project_agreement(get_session(), project, check_scope(request.args.get("scope"))))
+    return jsonify(
+        project_agreement(get_session(), project, check_scope(request.args.get("scope")))
+    )
 
 
 @bp.get("/projects/<int:project_id>/export")
@@ -42,7 +44,18 @@ def adjudicate_api(project_id: int):
     body = json_body()
     if not isinstance(body.get("image_id"), int):
         raise ValidationError("image_id must be an integer")
-    adj = adjudicate(db, current_user, project, body["image_id"], str(body.get("decision") or ""), body.get("note"))
+    adj = adjudicate(
+        db,
+        current_user,
+        project,
+        body["image_id"],
+        str(body.get("decision") or ""),
+        body.get("note"),
+    )
     db.commit()
-    return jsonify(image_id=adj.image_id, decision=adj.decision, note=adj.note,
-                   decided_at=adj.decided_at.isoformat()), 200
+    return jsonify(
+        image_id=adj.image_id,
+        decision=adj.decision,
+        note=adj.note,
+        decided_at=adj.decided_at.isoformat(),
+    ), 200

@@ -48,8 +48,14 @@ def start_run_api(project_id: int):
     db = get_session()
     project = authorized_project(project_id)
     body = json_body()
-    run = start_run(db, current_user, project, kind=body.get("kind"), seed=body.get("seed"),
-                    epochs=body.get("epochs"))
+    run = start_run(
+        db,
+        current_user,
+        project,
+        kind=body.get("kind"),
+        seed=body.get("seed"),
+        epochs=body.get("epochs"),
+    )
     db.commit()
     start_worker(db, current_app.config, run)
     db.commit()
@@ -75,7 +81,10 @@ def predict_api(model_id: str):
     project = db.get(Project, run.project_id) if run else None
     if run is None and not current_user.has_role(Role.admin):
         raise ml.ModelNotFound(f"unknown model id {model_id!r}", model_id=model_id)
-    require(can_use_model(current_user, run, project), "Only the leads of the model's project and admins may use it.")
+    require(
+        can_use_model(current_user, run, project),
+        "Only the leads of the model's project and admins may use it.",
+    )
     model = loaded_model(ml.resolve_model(models_dir(current_app.config), model_id))
     data = _image_bytes()
     result = ml.predict(model, data, cams=request.args.get("cams") in ("1", "true"))
@@ -89,19 +98,28 @@ def _image_bytes() -> bytes:
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("image")
         if upload is None:
-            raise ml.BadImage("send the image as multipart field 'image' or as the raw request body", status=400,
-                              code="no_image")
+            raise ml.BadImage(
+                "send the image as multipart field 'image' or as the raw request body",
+                status=400,
+                code="no_image",
+            )
         data = upload.stream.read(PREDICT_MAX_BYTES + 1)
     else:
         data = request.stream.read(PREDICT_MAX_BYTES + 1)
     if len(data) > PREDICT_MAX_BYTES:
         raise _too_large()
     if not data:
-        raise ml.BadImage("the request has no image: send multipart field 'image' or the raw image bytes",
-                          status=400, code="no_image")
+        raise ml.BadImage(
+            "the request has no image: send multipart field 'image' or the raw image bytes",
+            status=400,
+            code="no_image",
+        )
     return data
 
 
 def _too_large() -> LabelerError:
-    return LabelerError(f"the image is larger than {PREDICT_MAX_BYTES // (1024 * 1024)} MB", status=413,
-                        code="too_large")
+    return LabelerError(
+        f"the image is larger than {PREDICT_MAX_BYTES // (1024 * 1024)} MB",
+        status=413,
+        code="too_large",
+    )

@@ -17,7 +17,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 def _page(error: str | None = None, status: int = 200):
     users = get_session().scalars(select(User).order_by(User.email)).all()
-    return render_template("admin/user_list.html", users=users, roles=list(Role), error=error), status
+    return render_template(
+        "admin/user_list.html", users=users, roles=list(Role), error=error
+    ), status
 
 
 def _user(user_id: int) -> User:
@@ -46,7 +48,9 @@ def user_invite():
         roles = _roles_from_form()
         if not roles:
             raise ValidationError("Choose at least one role.")
-        user = add_user(db, current_user, request.form.get("email", ""), request.form.get("name", ""), roles)
+        user = add_user(
+            db, current_user, request.form.get("email", ""), request.form.get("name", ""), roles
+        )
     except LabelerError as exc:
         db.rollback()
         return _page(exc.message, exc.status)

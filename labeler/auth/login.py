@@ -23,7 +23,9 @@ clock = time.time  # seconds; the session-timeout tests replace it
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked below, except for bearer tokens
+    app.config.setdefault(
+        "WTF_CSRF_CHECK_DEFAULT", False
+    )  # checked below, except for bearer tokens
     login_manager.init_app(app)
     csrf.init_app(app)
     login_manager.login_view = "auth.login"
@@ -62,7 +64,9 @@ def _load_bearer(req) -> User | None:
 @login_manager.unauthorized_handler
 def _unauthorized():
     if wants_json():
-        return error_response(401, "unauthorized", "Sign in or send 'Authorization: Bearer <token>'.")
+        return error_response(
+            401, "unauthorized", "Sign in or send 'Authorization: Bearer <token>'."
+        )
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -78,8 +82,12 @@ def _enforce_session_rules() -> None:
         idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
         absolute = current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600
         # a session without the stamps sign_in() sets did not come from sign_in(): treat it as expired
-        expired = now - session.get("seen_at", 0) > idle or now - session.get("auth_at", 0) > absolute
-        if expired or not current_user.is_authenticated:  # not authenticated: the user was deactivated
+        expired = (
+            now - session.get("seen_at", 0) > idle or now - session.get("auth_at", 0) > absolute
+        )
+        if (
+            expired or not current_user.is_authenticated
+        ):  # not authenticated: the user was deactivated
             logout_user()
             session.clear()
             return

@@ -49,7 +49,9 @@ def can_view_project(user: User, project: Project) -> bool:
     """Admins see every project; leads see projects they lead; raters see projects they label."""
     if user.has_role(Role.admin):
         return True
-    return user.id in project.member_ids(MemberRole.lead) or user.id in project.member_ids(MemberRole.rater)
+    return user.id in project.member_ids(MemberRole.lead) or user.id in project.member_ids(
+        MemberRole.rater
+    )
 
 
 def can_manage_project(user: User, project: Project) -> bool:
@@ -64,8 +66,11 @@ def can_allocate(user: User, project: Project) -> bool:
     return user.has_role(Role.admin) or can_manage_project(user, project)
 
 
-def authorized_project(project_id: int, allowed: Callable[[User, Project], bool] | None = None,
-                       message: str = "Only the project's leads and admins may do this.") -> Project:
+def authorized_project(
+    project_id: int,
+    allowed: Callable[[User, Project], bool] | None = None,
+    message: str = "Only the project's leads and admins may do this.",
+) -> Project:
     """The request's project: 404 if it does not exist, 403 unless `allowed(current_user, project)`."""
     from ..db import get_session
     from ..projects.services import get_project

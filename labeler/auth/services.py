@@ -18,7 +18,11 @@ from .models import ApiToken, Role, User, UserRole
 
 TOKEN_PREFIX = "lbl_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-APP_ROLE_CLAIMS = {"Labeler.Rater": Role.rater, "Labeler.Lead": Role.lead, "Labeler.Admin": Role.admin}
+APP_ROLE_CLAIMS = {
+    "Labeler.Rater": Role.rater,
+    "Labeler.Lead": Role.lead,
+    "Labeler.Admin": Role.admin,
+}
 
 
 class NotAdmitted(LabelerError):
@@ -46,7 +50,9 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
-def add_user(session: Session, actor: User | None, email: str, name: str, roles: Iterable[Role]) -> User:
+def add_user(
+    session: Session, actor: User | None, email: str, name: str, roles: Iterable[Role]
+) -> User:
     """Invite an account by e-mail/UPN; it is bound to the SSO object id at first sign-in."""
     email = normalize_email(email)
     if find_user_by_email(session, email):
@@ -55,20 +61,35 @@ def add_user(session: Session, actor: User | None, email: str, name: str, roles:
     user.role_rows = [UserRole(role=r) for r in sorted(set(roles), key=lambda r: r.value)]
     session.add(user)
     session.flush()
-    record_event(session, actor, "user.add", "user", user.id, email=email, roles=sorted(r.value for r in roles))
+    record_event(
+        session,
+        actor,
+        "user.add",
+        "user",
+        user.id,
+        email=email,
+        roles=sorted(r.value for r in roles),
+    )
     return user
 
 
 def set_roles(session: Session, actor: User | None, user: User, roles: Iterable[Role]) -> None:
     """Replace a user's roles (audited); admins cannot take their own admin role away."""
     wanted = set(roles)
-    if actor is not None and actor.id == user.id and Role.admin in user.roles and Role.admin not in wanted:
+    if (
+        actor is not None
+        and actor.id == user.id
+        and Role.admin in user.roles
+        and Role.admin not in wanted
+    ):
         raise Forbidden("You cannot remove your own admin role; ask another admin.")
     user.role_rows = [r for r in user.role_rows if r.role in wanted] + [
         UserRole(role=r) for r in sorted(wanted - user.roles, key=lambda r: r.value)
     ]
     session.flush()
-    record_event(session, actor, "user.roles", "user", user.id, roles=sorted(r.value for r in wanted))
+    record_event(
+        session, actor, "user.roles", "user", user.id, roles=sorted(r.value for r in wanted)
+    )
 
 
 def set_active(session: Session, actor: User | None, user: User, active: bool) -> None:
@@ -93,24 +114,44 @@ class SignInIdentity:
 
 def admit(session: Session, identity: SignInIdentity, *, use_role_claims: bool) -> User:
     """Find or bind the account for a validated identity; refuse anyone not admitted."""
-    user = session.scalar(select(User).where(User.oid == identity.oid, User.tenant_id == identity.tenant_id))
-    claimed = {APP_ROLE_CLAIMS[r] for r in identity.roles if r in APP_ROLE_CLAIMS} if use_role_claims else set()
+    user = session.scalar(
+        select(User).where(User.oid == identity.oid, User.tenant_id == identity.tenant_id)
+    )
+    claimed = (
+        {APP_ROLE_CLAIMS[r] for r in identity.roles if r in APP_ROLE_CLAIMS}
+        if use_role_claims
+        else set()
+    )
     if user is None and identity.email:
         invited = session.scalar(select(User).where(User.email == identity.email.strip().lower()))
         if invited is not None:
-            if invited.oid and (invited.oid, invited.tenant_id) != (identity.oid, identity.tenant_id):
+            if invited.oid and (invited.oid, invited.tenant_id) != (
+                identity.oid,
+                identity.tenant_id,
+            ):
                 raise NotAdmitted("This invitation is already bound to another Microsoft account.")
             invited.oid, invited.tenant_id = identity.oid, identity.tenant_id
             user = invited
             record_event(session, user, "user.bind", "user", user.id, tenant=identity.tenant_id)
     if user is None:
         if not claimed:
-            raise NotAdmitted("Your account has not been admitted to this labeler. Ask an administrator for an invitation.")
+            raise NotAdmitted(
+                "Your account has not been admitted to this labeler. Ask an administrator for an invitation."
+            )
         email = (identity.email or f"{identity.oid}@{identity.tenant_id}").strip().lower()
-        user = User(email=email, name=identity.name or email, oid=identity.oid, tenant_id=identity.tenant_id)
+        user = User(
+            email=email, name=identity.name or email, oid=identity.oid, tenant_id=identity.tenant_id
+        )
         session.add(user)
         session.flush()
-        record_event(session, None, "user.admit_by_role_claim", "user", user.id, roles=sorted(r.value for r in claimed))
+        record_event(
+            session,
+            None,
+            "user.admit_by_role_claim",
+            "user",
+            user.id,
+            roles=sorted(r.value for r in claimed),
+        )
     if not user.active:
         raise NotAdmitted("This account has been deactivated.")
     if use_role_claims and claimed != user.roles and claimed:
@@ -153,8 +194,15 @@ def user_for_token(session: Session, raw: str) -> User | None:
     if not raw.startswith(TOKEN_PREFIX):
         return None
     # token, user and roles in one round trip: this runs on every scripted request
-    token = session.scalars(select(ApiToken).where(ApiToken.token_hash == _hash_token(raw))
-                            .options(joinedload(ApiToken.user).joinedload(User.role_rows))).unique().one_or_none()
+    token = (
+        session.scalars(
+            select(ApiToken)
+            .where(ApiToken.token_hash == _hash_token(raw))
+            .options(joinedload(ApiToken.user).joinedload(User.role_rows))
+        )
+        .unique()
+        .one_or_none()
+    )
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     now = utcnow()

@@ -49,8 +49,14 @@ def login():
     nxt = safe_next(request.args.get("next")) or ""
     users = []
     if current_app.config["AUTH_MODE"] == "dev":
-        users = get_session().scalars(select(User).where(User.active.is_(True)).order_by(User.email)).all()
-    return render_template("auth/login.html", mode=current_app.config["AUTH_MODE"], users=users, next=nxt)
+        users = (
+            get_session()
+            .scalars(select(User).where(User.active.is_(True)).order_by(User.email))
+            .all()
+        )
+    return render_template(
+        "auth/login.html", mode=current_app.config["AUTH_MODE"], users=users, next=nxt
+    )
 
 
 @bp.post("/auth/dev-login")
@@ -60,7 +66,9 @@ def dev_login():
         abort(404)
     user = find_user_by_email(get_session(), request.form.get("email", ""))
     if user is None or not user.active or not user.roles:
-        return render_template("auth/refused.html", message="No active account with that e-mail."), 403
+        return render_template(
+            "auth/refused.html", message="No active account with that e-mail."
+        ), 403
     sign_in(user)
     get_session().commit()
     return redirect(safe_next(request.form.get("next")) or _home())
@@ -100,14 +108,20 @@ def sso_redirect():
     nxt = targets.pop(state, "")
     still_pending = session.get(sso.FLOWS_KEY) or []
     identity = SignInIdentity(
-        oid=ident.oid, tenant_id=ident.tenant_id, email=ident.email, name=ident.name, roles=tuple(ident.roles)
+        oid=ident.oid,
+        tenant_id=ident.tenant_id,
+        email=ident.email,
+        name=ident.name,
+        roles=tuple(ident.roles),
     )
     db = get_session()
     try:
         user = admit(db, identity, use_role_claims=current_app.config["SSO_ROLE_CLAIMS"])
     except NotAdmitted as exc:
         db.rollback()
-        current_app.logger.warning("sign-in refused: oid=%s tid=%s not admitted", ident.oid, ident.tenant_id)
+        current_app.logger.warning(
+            "sign-in refused: oid=%s tid=%s not admitted", ident.oid, ident.tenant_id
+        )
         session[SSO_NEXT_KEY] = targets
         return render_template("auth/refused.html", message=exc.message, code=exc.code), 403
     sign_in(user)  # a fresh session; logins still pending in other tabs are kept
@@ -149,7 +163,9 @@ def logout():
             end = sso.end_session_url(settings, settings.post_logout_redirect_uri)
         except sso.SSOError as exc:  # signed out here in any case; say so instead of failing
             current_app.logger.warning("provider sign-out unavailable: %s", exc)
-            flash("Signed out of the labeler. The sign-in service could not be reached to end that session too.")
+            flash(
+                "Signed out of the labeler. The sign-in service could not be reached to end that session too."
+            )
             end = None
         if end:
             return redirect(end)
@@ -177,7 +193,8 @@ def sso_settings():
         client_secret=None if certificate else cfg.get("SSO_CLIENT_SECRET"),
         client_certificate=certificate,
         redirect_uri=cfg.get("SSO_REDIRECT_URI") or url_for("auth.sso_redirect", _external=True),
-        post_logout_redirect_uri=cfg.get("SSO_POST_LOGOUT_REDIRECT_URI") or url_for("auth.login", _external=True),
+        post_logout_redirect_uri=cfg.get("SSO_POST_LOGOUT_REDIRECT_URI")
+        or url_for("auth.login", _external=True),
         allowed_tenants=tuple(cfg.get("SSO_ALLOWED_TENANTS") or ()),
     )
 
@@ -199,10 +216,18 @@ def _client_certificate(path: str) -> dict[str, str]:
 @bp.get("/account/tokens")
 @signed_in
 def tokens():
-    rows = get_session().scalars(
-        select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.created_at.desc())
-    ).all()
-    return render_template("auth/tokens.html", tokens=rows, new_token=session.pop("new_token", None))
+    rows = (
+        get_session()
+        .scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == current_user.id)
+            .order_by(ApiToken.created_at.desc())
+        )
+        .all()
+    )
+    return render_template(
+        "auth/tokens.html", tokens=rows, new_token=session.pop("new_token", None)
+    )
 
 
 @bp.post("/account/tokens")

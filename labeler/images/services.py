@@ -44,11 +44,18 @@ class ImportSummary:
     imported: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
-    prescreen: dict | None = None  # set by the prescreen step right after the import (labeler.training)
+    prescreen: dict | None = (
+        None  # set by the prescreen step right after the import (labeler.training)
+    )
 
     def as_dict(self) -> dict:
-        return {"batch_id": self.batch_id, "imported": self.imported, "duplicates": self.duplicates, "rejected": self.rejected,
-                "prescreen": self.prescreen}
+        return {
+            "batch_id": self.batch_id,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "prescreen": self.prescreen,
+        }
 
     def line(self) -> str:
         line = f"{len(self.imported)} imported, {len(self.duplicates)} duplicates, {len(self.rejected)} rejected"
@@ -100,13 +107,32 @@ def read_manifest(data: bytes | str) -> dict[str, dict]:
         if not name:
             raise ValidationError(f"manifest line {lineno}: empty filename")
         fitz = (row.get("fitzpatrick") or "").strip()
-        if fitz and fitz.upper() not in {"I", "II", "III", "IV", "V", "VI", "1", "2", "3", "4", "5", "6"}:
-            raise ValidationError(f"manifest line {lineno}: Fitzpatrick type must be I-VI or 1-6, not {fitz!r}")
+        if fitz and fitz.upper() not in {
+            "I",
+            "II",
+            "III",
+            "IV",
+            "V",
+            "VI",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+        }:
+            raise ValidationError(
+                f"manifest line {lineno}: Fitzpatrick type must be I-VI or 1-6, not {fitz!r}"
+            )
         rows[name] = {
             "case_id": (row.get("case_id") or "").strip() or None,
             "body_site": (row.get("body_site") or "").strip() or None,
             "fitzpatrick": _fitzpatrick(fitz),
-            "meta": {k: v for k, v in row.items() if k and k not in MANIFEST_COLUMNS and v not in (None, "")},
+            "meta": {
+                k: v
+                for k, v in row.items()
+                if k and k not in MANIFEST_COLUMNS and v not in (None, "")
+            },
         }
     return rows
 
@@ -144,7 +170,9 @@ def import_images(
     manifest = manifest or {}
     recover_interrupted_imports(session, storage)
     known = set(session.scalars(select(Image.sha256).where(Image.project_id == project.id)))
-    batch = ImportBatch(project_id=project.id, created_by_id=actor.id if actor else None, source=source_label[:500])
+    batch = ImportBatch(
+        project_id=project.id, created_by_id=actor.id if actor else None, source=source_label[:500]
+    )
     session.add(batch)
     session.flush()
     summary = ImportSummary(batch_id=batch.id)
@@ -168,11 +196,21 @@ def import_images(
             keys = _store(storage, journal, data, result)
             meta = _manifest_row(manifest, name)
             image = Image(
-                project_id=project.id, import_batch_id=batch.id, sha256=result.sha256, filename=name[:500],
-                width=result.width, height=result.height, format=result.format, byte_size=len(data),
-                original_key=keys[0], display_key=keys[1], thumb_key=keys[2],
-                case_id=meta.get("case_id"), body_site=meta.get("body_site"),
-                fitzpatrick=meta.get("fitzpatrick"), meta=meta.get("meta") or {},
+                project_id=project.id,
+                import_batch_id=batch.id,
+                sha256=result.sha256,
+                filename=name[:500],
+                width=result.width,
+                height=result.height,
+                format=result.format,
+                byte_size=len(data),
+                original_key=keys[0],
+                display_key=keys[1],
+                thumb_key=keys[2],
+                case_id=meta.get("case_id"),
+                body_site=meta.get("body_site"),
+                fitzpatrick=meta.get("fitzpatrick"),
+                meta=meta.get("meta") or {},
             )
             session.add(image)
             known.add(result.sha256)
@@ -182,15 +220,28 @@ def import_images(
             if pending >= CHECKPOINT_EVERY:
                 _flush_batch(session, batch, summary, checkpoint, storage)
                 pending = 0
-        record_event(session, actor, "images.import", "import_batch", batch.id, project_id=project.id,
-                     source=source_label, imported=len(summary.imported), duplicates=len(summary.duplicates),
-                     rejected=len(summary.rejected))
+        record_event(
+            session,
+            actor,
+            "images.import",
+            "import_batch",
+            batch.id,
+            project_id=project.id,
+            source=source_label,
+            imported=len(summary.imported),
+            duplicates=len(summary.duplicates),
+            rejected=len(summary.rejected),
+        )
         _flush_batch(session, batch, summary, checkpoint, storage)
         ok = True
     finally:
         if journal is not None:
             journal.finish() if ok else journal.abandon()
-    ids = dict(session.execute(select(Image.sha256, Image.id).where(Image.import_batch_id == batch.id)).all())
+    ids = dict(
+        session.execute(
+            select(Image.sha256, Image.id).where(Image.import_batch_id == batch.id)
+        ).all()
+    )
     for row in summary.imported:
         row["id"] = ids.get(row["sha256"])
     return summary
@@ -201,7 +252,9 @@ def _tick(progress: Callable[[str], None] | None, name: str) -> None:
         progress(name)
 
 
-def _flush_batch(session: Session, batch: ImportBatch, summary: ImportSummary, checkpoint, storage) -> None:
+def _flush_batch(
+    session: Session, batch: ImportBatch, summary: ImportSummary, checkpoint, storage
+) -> None:
     storage.make_durable()  # every file a row is about to refer to is on disk before the commit
     batch.imported_count = len(summary.imported)
     batch.duplicate_count = len(summary.duplicates)
@@ -249,7 +302,11 @@ def recover_interrupted_imports(session: Session, storage: Storage) -> int:
             referenced = set(
                 session.execute(
                     select(Image.original_key, Image.display_key, Image.thumb_key).where(
-                        or_(Image.original_key.in_(keys), Image.display_key.in_(keys), Image.thumb_key.in_(keys))
+                        or_(
+                            Image.original_key.in_(keys),
+                            Image.display_key.in_(keys),
+                            Image.thumb_key.in_(keys),
+                        )
                     )
                 ).all()
             )

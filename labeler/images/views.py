@@ -42,17 +42,30 @@ def project_images(project_id: int):
         where.append(flagged_filter())
     total = db.scalar(select(func.count(Image.id)).where(*where)) or 0
     images = db.scalars(
-        select(Image).where(*where).order_by(Image.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+        select(Image)
+        .where(*where)
+        .order_by(Image.id)
+        .offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
     ).all()
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    return render_template("images/image_list.html", project=project, images=images, page=page,
-                           pages=pages, total=total, flagged=flagged)
+    return render_template(
+        "images/image_list.html",
+        project=project,
+        images=images,
+        page=page,
+        pages=pages,
+        total=total,
+        flagged=flagged,
+    )
 
 
 @bp.get("/projects/<int:project_id>/upload")
 @role_required(Role.lead, Role.admin)
 def upload_form(project_id: int):
-    return render_template("images/image_upload.html", project=authorized_project(project_id), summary=None)
+    return render_template(
+        "images/image_upload.html", project=authorized_project(project_id), summary=None
+    )
 
 
 @bp.post("/projects/<int:project_id>/upload")
@@ -61,8 +74,12 @@ def upload(project_id: int):
     project = authorized_project(project_id)
     summary = import_request_files(project, "upload")
     if summary is None:
-        return render_template("images/image_upload.html", project=project, summary=None,
-                               error="Choose one or more image files or a .zip."), 400
+        return render_template(
+            "images/image_upload.html",
+            project=project,
+            summary=None,
+            error="Choose one or more image files or a .zip.",
+        ), 400
     return render_template("images/image_upload.html", project=project, summary=summary)
 
 
@@ -72,8 +89,15 @@ def import_request_files(project, source_label: str):
     if not files:
         return None
     db = get_session()
-    summary = import_images(db, current_user, project, iter_uploads(files, limits=upload_limits()),
-                            storage=storage(), source_label=source_label, checkpoint=db.commit)
+    summary = import_images(
+        db,
+        current_user,
+        project,
+        iter_uploads(files, limits=upload_limits()),
+        storage=storage(),
+        source_label=source_label,
+        checkpoint=db.commit,
+    )
     from ..training.prescreen import prescreen_import
 
     prescreen_import(db, current_app.config, project, summary, storage())
@@ -89,19 +113,23 @@ def image_file(image_id: int, kind: str):
     if image is None:
         abort(404)
     require(can_manage_project(current_user, get_project(db, image.project_id)))
-    key = {"thumb": image.thumb_key, "display": image.display_key, "original": image.original_key}[kind]
+    key = {"thumb": image.thumb_key, "display": image.display_key, "original": image.original_key}[
+        kind
+    ]
     path = storage().path(key)
     if path is None or not path.exists():
         abort(404, "the file for this image is missing from storage")
     resp = send_file(path, mimetype=_mime(key), conditional=True, max_age=3600)
     resp.headers["Cache-Control"] = "private, max-age=3600"
     if kind == "original":
-        resp.headers["Content-Disposition"] = f'attachment; filename="image-{image.id}.{key.rsplit(".", 1)[-1]}"'
+        resp.headers["Content-Disposition"] = (
+            f'attachment; filename="image-{image.id}.{key.rsplit(".", 1)[-1]}"'
+        )
     return resp
 
 
 def _mime(key: str) -> str:
     ext = key.rsplit(".", 1)[-1]
     return {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "tif": "image/tiff"}.get(
-        ext, "application/octet-stream")
-
+        ext, "application/octet-stream"
+    )

@@ -22,7 +22,22 @@ PACKAGE = "simple_icd_10_cm"
 MAX_RESULTS = 50
 # Codes a dermatologist reaches for first rank first among name matches: skin diseases (chapter L),
 # skin infections and infestations, skin neoplasms.
-_DERM_PREFIXES = ("L", "B0", "B35", "B36", "B86", "C43", "C44", "C4A", "D03", "D04", "D22", "D23", "I78", "Q82")
+_DERM_PREFIXES = (
+    "L",
+    "B0",
+    "B35",
+    "B36",
+    "B86",
+    "C43",
+    "C44",
+    "C4A",
+    "D03",
+    "D04",
+    "D22",
+    "D23",
+    "I78",
+    "Q82",
+)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -49,7 +64,9 @@ def data_files() -> tuple[Path, Path]:
     """The package's code list and tabular XML (found without importing the package)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the ICD-10-CM list needs the 'simple-icd-10-cm' package (pip install simple-icd-10-cm)")
+        raise RuntimeError(
+            "the ICD-10-CM list needs the 'simple-icd-10-cm' package (pip install simple-icd-10-cm)"
+        )
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     return next(data.glob("code-list-*.txt")), next(data.glob("icd10c-tabular-*.xml"))
 
@@ -57,7 +74,9 @@ def data_files() -> tuple[Path, Path]:
 def load_codes() -> list[Code]:
     """All ICD-10-CM categories, subcategories and seventh-character codes, in tabular order."""
     code_list, tabular = data_files()
-    confirmed = {line.split(" ")[0].replace(".", "") for line in code_list.read_text("utf-8").split("\n")}
+    confirmed = {
+        line.split(" ")[0].replace(".", "") for line in code_list.read_text("utf-8").split("\n")
+    }
     root = ET.parse(tabular).getroot()
     out: list[Code] = []
 
@@ -162,7 +181,9 @@ class Index:
             sets.sort(key=len)
             matched = set(sets[0]).intersection(*sets[1:]) if sets else set()
             seen = set(hits)
-            rest = heapq.nsmallest(limit - len(hits), (i for i in matched if i not in seen), key=self.rank.__getitem__)
+            rest = heapq.nsmallest(
+                limit - len(hits), (i for i in matched if i not in seen), key=self.rank.__getitem__
+            )
             hits.extend(rest)
         return [self.codes[i] for i in hits]
 

@@ -54,8 +54,13 @@ class CleanLabel:
     grade: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"decision": self.decision, "icd10": self.icd10, "icd10_missing_text": self.icd10_missing_text,
-                "explanations": list(self.explanations), "grade": self.grade}
+        return {
+            "decision": self.decision,
+            "icd10": self.icd10,
+            "icd10_missing_text": self.icd10_missing_text,
+            "explanations": list(self.explanations),
+            "grade": self.grade,
+        }
 
 
 def severity_scale(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -69,13 +74,26 @@ def form_spec(protocol: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """What the labeling page renders: choices, explanations, scale, each with its key."""
     explanations = [{"value": v, "label": lbl, "key": k} for v, lbl, k in EXPLANATIONS]
     if protocol == "quality":
-        return {"protocol": protocol, "explanations": explanations,
-                "choices": [{"value": v, "label": lbl, "key": k} for v, lbl, k in QUALITY_CHOICES]}
-    scale = [{"value": s["value"], "label": str(s["name"]), "key": str(i + 1) if i < 9 else None}
-             for i, s in enumerate(severity_scale(settings))]
-    non_graded = ([{"value": v, "label": lbl, "key": k} for v, lbl, k in NON_GRADED_CHOICES]
-                  if settings.get("allow_non_graded") else [])
-    return {"protocol": protocol, "scale": scale, "non_graded": non_graded, "explanations": explanations}
+        return {
+            "protocol": protocol,
+            "explanations": explanations,
+            "choices": [{"value": v, "label": lbl, "key": k} for v, lbl, k in QUALITY_CHOICES],
+        }
+    scale = [
+        {"value": s["value"], "label": str(s["name"]), "key": str(i + 1) if i < 9 else None}
+        for i, s in enumerate(severity_scale(settings))
+    ]
+    non_graded = (
+        [{"value": v, "label": lbl, "key": k} for v, lbl, k in NON_GRADED_CHOICES]
+        if settings.get("allow_non_graded")
+        else []
+    )
+    return {
+        "protocol": protocol,
+        "scale": scale,
+        "non_graded": non_graded,
+        "explanations": explanations,
+    }
 
 
 def _text(data: Mapping[str, Any], key: str) -> str | None:
@@ -86,7 +104,9 @@ def _text(data: Mapping[str, Any], key: str) -> str | None:
         raise ValidationError(f"'{key}' must be text", field=key)
     value = " ".join(value.split())
     if len(value) > MAX_TEXT:
-        raise ValidationError(f"'{key}' is too long ({len(value)} characters; at most {MAX_TEXT})", field=key)
+        raise ValidationError(
+            f"'{key}' is too long ({len(value)} characters; at most {MAX_TEXT})", field=key
+        )
     return value or None
 
 
@@ -95,12 +115,15 @@ def _explanations(data: Mapping[str, Any]) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationError("'explanations' must be a list of explanation codes", field="explanations")
+        raise ValidationError(
+            "'explanations' must be a list of explanation codes", field="explanations"
+        )
     unknown = sorted(set(value) - set(EXPLANATION_CODES))
     if unknown:
         raise ValidationError(
             f"unknown explanation {', '.join(map(repr, unknown))}; choose from {', '.join(EXPLANATION_CODES)}",
-            field="explanations")
+            field="explanations",
+        )
     return [code for code in EXPLANATION_CODES if code in value]  # canonical order, no duplicates
 
 
@@ -112,36 +135,60 @@ def _no_grade(data: Mapping[str, Any], why: str) -> None:
 def validate_quality(data: Mapping[str, Any], is_known_code: IsKnownCode) -> CleanLabel:
     decision = data.get("decision")
     if decision not in QUALITY_DECISIONS:
-        raise ValidationError(f"'decision' must be one of {', '.join(QUALITY_DECISIONS)} (got {decision!r})",
-                              field="decision")
+        raise ValidationError(
+            f"'decision' must be one of {', '.join(QUALITY_DECISIONS)} (got {decision!r})",
+            field="decision",
+        )
     _no_grade(data, "the quality protocol")
-    icd10, missing_text, explanations = _text(data, "icd10"), _text(data, "icd10_missing_text"), _explanations(data)
+    icd10, missing_text, explanations = (
+        _text(data, "icd10"),
+        _text(data, "icd10_missing_text"),
+        _explanations(data),
+    )
     if decision == LESION:
         if explanations:
-            raise ValidationError("explanations are only for poor quality, not for a lesion", field="explanations")
+            raise ValidationError(
+                "explanations are only for poor quality, not for a lesion", field="explanations"
+            )
         if icd10 and missing_text:
-            raise ValidationError("give either an ICD-10 code or 'ICD-10 missing' with a diagnosis, not both",
-                                  field="icd10")
+            raise ValidationError(
+                "give either an ICD-10 code or 'ICD-10 missing' with a diagnosis, not both",
+                field="icd10",
+            )
         if icd10:
             canonical = is_known_code(icd10)
             if canonical is None:
-                raise ValidationError(f"unknown ICD-10 code {icd10!r}: pick one from the list, or choose "
-                                      "'ICD-10 missing' and type the diagnosis", field="icd10")
+                raise ValidationError(
+                    f"unknown ICD-10 code {icd10!r}: pick one from the list, or choose "
+                    "'ICD-10 missing' and type the diagnosis",
+                    field="icd10",
+                )
             return CleanLabel(LESION, icd10=canonical)
         if missing_text:
             return CleanLabel(LESION, icd10_missing_text=missing_text)
-        raise ValidationError("a lesion needs a diagnosis: an ICD-10 code, or 'ICD-10 missing' with the diagnosis "
-                              "as text", field="icd10_missing_text" if "icd10_missing_text" in data else "icd10")
+        raise ValidationError(
+            "a lesion needs a diagnosis: an ICD-10 code, or 'ICD-10 missing' with the diagnosis "
+            "as text",
+            field="icd10_missing_text" if "icd10_missing_text" in data else "icd10",
+        )
     if icd10 or missing_text:
-        raise ValidationError(f"a diagnosis belongs to a lesion, not to {decision.replace('_', ' ')}", field="icd10")
+        raise ValidationError(
+            f"a diagnosis belongs to a lesion, not to {decision.replace('_', ' ')}", field="icd10"
+        )
     if decision == POOR_QUALITY:
         if not explanations:
-            raise ValidationError("poor quality needs at least one explanation (" + ", ".join(
-                lbl.lower() for _c, lbl, _k in EXPLANATIONS) + ")", field="explanations")
+            raise ValidationError(
+                "poor quality needs at least one explanation ("
+                + ", ".join(lbl.lower() for _c, lbl, _k in EXPLANATIONS)
+                + ")",
+                field="explanations",
+            )
         return CleanLabel(POOR_QUALITY, explanations=explanations)
     if explanations:
-        raise ValidationError(f"explanations are only for poor quality, not for {decision.replace('_', ' ')}",
-                              field="explanations")
+        raise ValidationError(
+            f"explanations are only for poor quality, not for {decision.replace('_', ' ')}",
+            field="explanations",
+        )
     return CleanLabel(decision)
 
 
@@ -150,23 +197,33 @@ def validate_severity(data: Mapping[str, Any], settings: Mapping[str, Any]) -> C
     allowed = SEVERITY_DECISIONS if settings.get("allow_non_graded") else (GRADED,)
     if decision not in allowed:
         if decision in NON_GRADED:
-            raise ValidationError(f"this project does not allow non-graded answers such as {decision!r}",
-                                  field="decision")
-        raise ValidationError(f"'decision' must be one of {', '.join(allowed)} (got {decision!r})", field="decision")
+            raise ValidationError(
+                f"this project does not allow non-graded answers such as {decision!r}",
+                field="decision",
+            )
+        raise ValidationError(
+            f"'decision' must be one of {', '.join(allowed)} (got {decision!r})", field="decision"
+        )
     if _text(data, "icd10") or _text(data, "icd10_missing_text"):
         raise ValidationError("the severity protocol takes no diagnosis", field="icd10")
     explanations = _explanations(data)
     if decision == GRADED:
         if explanations:
-            raise ValidationError("explanations are only for 'cannot assess', not for a grade", field="explanations")
+            raise ValidationError(
+                "explanations are only for 'cannot assess', not for a grade", field="explanations"
+            )
         return CleanLabel(GRADED, grade=_grade(data.get("grade"), settings))
     _no_grade(data, f"the answer {decision!r}")
     if decision == CANNOT_ASSESS:
         if not explanations:
-            raise ValidationError("'cannot assess' needs at least one explanation", field="explanations")
+            raise ValidationError(
+                "'cannot assess' needs at least one explanation", field="explanations"
+            )
         return CleanLabel(CANNOT_ASSESS, explanations=explanations)
     if explanations:
-        raise ValidationError("explanations are only for 'cannot assess', not for 'not acne'", field="explanations")
+        raise ValidationError(
+            "explanations are only for 'cannot assess', not for 'not acne'", field="explanations"
+        )
     return CleanLabel(NOT_ACNE)
 
 
@@ -178,12 +235,15 @@ def _grade(value: Any, settings: Mapping[str, Any]) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValidationError(f"the grade must be a number on the scale ({shown})", field="grade")
     if value not in values:
-        raise ValidationError(f"grade {value} is off the scale; choose one of {shown}", field="grade")
+        raise ValidationError(
+            f"grade {value} is off the scale; choose one of {shown}", field="grade"
+        )
     return float(value)
 
 
-def validate_submission(protocol: str, settings: Mapping[str, Any], data: Mapping[str, Any],
-                        is_known_code: IsKnownCode) -> CleanLabel:
+def validate_submission(
+    protocol: str, settings: Mapping[str, Any], data: Mapping[str, Any], is_known_code: IsKnownCode
+) -> CleanLabel:
     """The clean label for a submission under the project's protocol, or a ValidationError saying what is wrong."""
     if not isinstance(data, Mapping):
         raise ValidationError("the label must be a JSON object")

@@ -44,7 +44,9 @@ def _check_owner(rater: User, item: QueueItem) -> None:
         raise NotFound("no such item in your queue")
 
 
-def current_label(session: Session, rater: User, item: QueueItem, *, for_update: bool = False) -> Label | None:
+def current_label(
+    session: Session, rater: User, item: QueueItem, *, for_update: bool = False
+) -> Label | None:
     """The rater's current label of the item's image, if any."""
     stmt = select(Label).where(Label.rater_id == rater.id, Label.image_id == item.image_id)
     if for_update:
@@ -71,17 +73,30 @@ def label_dict(label: Label | None) -> dict[str, Any] | None:
 
 
 def revision_dict(rev: LabelRevision) -> dict[str, Any]:
-    return {"version": rev.version, "decision": rev.decision, "icd10": rev.icd10,
-            "icd10_missing_text": rev.icd10_missing_text, "explanations": list(rev.explanations or []),
-            "grade": rev.grade, "time_spent_ms": rev.time_spent_ms, "author_id": rev.author_id,
-            "created_at": rev.created_at.isoformat()}
+    return {
+        "version": rev.version,
+        "decision": rev.decision,
+        "icd10": rev.icd10,
+        "icd10_missing_text": rev.icd10_missing_text,
+        "explanations": list(rev.explanations or []),
+        "grade": rev.grade,
+        "time_spent_ms": rev.time_spent_ms,
+        "author_id": rev.author_id,
+        "created_at": rev.created_at.isoformat(),
+    }
 
 
 def _clean_time(time_spent_ms: Any) -> int:
     if time_spent_ms is None:
         return 0
-    if isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, (int, float)) or time_spent_ms < 0:
-        raise ValidationError("'time_spent_ms' must be a non-negative number of milliseconds", field="time_spent_ms")
+    if (
+        isinstance(time_spent_ms, bool)
+        or not isinstance(time_spent_ms, (int, float))
+        or time_spent_ms < 0
+    ):
+        raise ValidationError(
+            "'time_spent_ms' must be a non-negative number of milliseconds", field="time_spent_ms"
+        )
     return int(min(time_spent_ms, MAX_TIME_SPENT_MS))
 
 
@@ -89,7 +104,9 @@ def _clean_submission_id(submission_id: Any) -> str | None:
     if submission_id is None:
         return None
     if not isinstance(submission_id, str) or not 1 <= len(submission_id) <= 64:
-        raise ValidationError("'submission_id' must be text of 1 to 64 characters", field="submission_id")
+        raise ValidationError(
+            "'submission_id' must be text of 1 to 64 characters", field="submission_id"
+        )
     return submission_id
 
 
@@ -97,8 +114,10 @@ def _clean_base_version(base_version: Any) -> int | None:
     if base_version is None:
         return None
     if isinstance(base_version, bool) or not isinstance(base_version, int) or base_version < 0:
-        raise ValidationError("'base_version' must be the label version you started from (0 for a new label)",
-                              field="base_version")
+        raise ValidationError(
+            "'base_version' must be the label version you started from (0 for a new label)",
+            field="base_version",
+        )
     return base_version
 
 
@@ -106,8 +125,16 @@ def _conflict(label: Label, message: str) -> Conflict:
     return Conflict(message, current=label_dict(label))
 
 
-def submit_label(session: Session, rater: User, item: QueueItem, data: Mapping[str, Any], *,
-                 base_version: int | None, submission_id: str | None, time_spent_ms: int | None) -> Label:
+def submit_label(
+    session: Session,
+    rater: User,
+    item: QueueItem,
+    data: Mapping[str, Any],
+    *,
+    base_version: int | None,
+    submission_id: str | None,
+    time_spent_ms: int | None,
+) -> Label:
     """Save the rater's label of the item: validated, one current label, the change kept as a new revision.
 
     A retry with a submission_id already recorded returns the label unchanged. A base_version other than the
@@ -121,15 +148,30 @@ def submit_label(session: Session, rater: User, item: QueueItem, data: Mapping[s
     spent = _clean_time(time_spent_ms)
 
     label = current_label(session, rater, item, for_update=True)
-    if label is not None and submission_id is not None and session.scalar(
-            select(LabelRevision.id).where(LabelRevision.label_id == label.id,
-                                           LabelRevision.submission_id == submission_id)) is not None:
+    if (
+        label is not None
+        and submission_id is not None
+        and session.scalar(
+            select(LabelRevision.id).where(
+                LabelRevision.label_id == label.id, LabelRevision.submission_id == submission_id
+            )
+        )
+        is not None
+    ):
         return label  # a retried submit: already recorded
     if label is None:
         if base_version:
-            log.info("label of item %s: base_version %s but no label yet", item.public_id, base_version)
-        label = Label(project_id=item.project_id, rater_id=rater.id, image_id=item.image_id, version=1,
-                      time_spent_ms=spent, explanations=[])
+            log.info(
+                "label of item %s: base_version %s but no label yet", item.public_id, base_version
+            )
+        label = Label(
+            project_id=item.project_id,
+            rater_id=rater.id,
+            image_id=item.image_id,
+            version=1,
+            time_spent_ms=spent,
+            explanations=[],
+        )
         _apply(label, clean, submission_id)
         try:
             with session.begin_nested():
@@ -139,23 +181,53 @@ def submit_label(session: Session, rater: User, item: QueueItem, data: Mapping[s
             existing = current_label(session, rater, item)
             if existing is None:
                 raise
-            raise _conflict(existing, "this image was labeled meanwhile (another tab?); review the saved answer") from None
+            raise _conflict(
+                existing, "this image was labeled meanwhile (another tab?); review the saved answer"
+            ) from None
     else:
         if base_version != label.version:
-            raise _conflict(label, f"this label was changed meanwhile (now version {label.version}, you started "
-                                   f"from {base_version or 'no label'}); review the saved answer and submit again")
-        old = {"decision": label.decision, "icd10": label.icd10, "grade": label.grade,
-               "explanations": list(label.explanations or []), "icd10_missing_text": label.icd10_missing_text}
+            raise _conflict(
+                label,
+                f"this label was changed meanwhile (now version {label.version}, you started "
+                f"from {base_version or 'no label'}); review the saved answer and submit again",
+            )
+        old = {
+            "decision": label.decision,
+            "icd10": label.icd10,
+            "grade": label.grade,
+            "explanations": list(label.explanations or []),
+            "icd10_missing_text": label.icd10_missing_text,
+        }
         label.version += 1
         label.time_spent_ms = (label.time_spent_ms or 0) + spent
         label.updated_at = utcnow()
         _apply(label, clean, submission_id)
-        record_event(session, rater, "label.change", "label", label.id, project_id=item.project_id,
-                     item=item.public_id, version=label.version, before=old, after=clean.as_dict())
-    session.add(LabelRevision(label_id=label.id, version=label.version, author_id=rater.id, decision=clean.decision,
-                              icd10=clean.icd10, icd10_missing_text=clean.icd10_missing_text,
-                              explanations=list(clean.explanations), grade=clean.grade, time_spent_ms=spent,
-                              submission_id=submission_id))
+        record_event(
+            session,
+            rater,
+            "label.change",
+            "label",
+            label.id,
+            project_id=item.project_id,
+            item=item.public_id,
+            version=label.version,
+            before=old,
+            after=clean.as_dict(),
+        )
+    session.add(
+        LabelRevision(
+            label_id=label.id,
+            version=label.version,
+            author_id=rater.id,
+            decision=clean.decision,
+            icd10=clean.icd10,
+            icd10_missing_text=clean.icd10_missing_text,
+            explanations=list(clean.explanations),
+            grade=clean.grade,
+            time_spent_ms=spent,
+            submission_id=submission_id,
+        )
+    )
     item.status = ItemStatus.done
     item.skip_reason = None
     session.flush()
@@ -171,20 +243,31 @@ def _apply(label: Label, clean: CleanLabel, submission_id: str | None) -> None:
     label.submission_id = submission_id
 
 
-def skip_item(session: Session, rater: User, item: QueueItem, *, reason: str | None = None) -> QueueItem:
+def skip_item(
+    session: Session, rater: User, item: QueueItem, *, reason: str | None = None
+) -> QueueItem:
     """Put the item aside (served again after the unlabeled ones). A skip is not a label; a labeled item stays done."""
     _check_owner(rater, item)
     if reason is not None and not isinstance(reason, str):
         raise ValidationError("'reason' must be text", field="reason")
     reason = " ".join((reason or "").split()) or None
     if reason and len(reason) > MAX_TEXT:
-        raise ValidationError(f"the reason is too long (at most {MAX_TEXT} characters)", field="reason")
+        raise ValidationError(
+            f"the reason is too long (at most {MAX_TEXT} characters)", field="reason"
+        )
     if item.status is ItemStatus.done:
         return item
     item.status = ItemStatus.skipped
     item.skip_reason = reason
-    record_event(session, rater, "item.skip", "queue_item", item.public_id, project_id=item.project_id,
-                 reason=reason)
+    record_event(
+        session,
+        rater,
+        "item.skip",
+        "queue_item",
+        item.public_id,
+        project_id=item.project_id,
+        reason=reason,
+    )
     session.flush()
     return item
 
@@ -195,8 +278,13 @@ def label_history(session: Session, rater: User, item: QueueItem) -> list[LabelR
     label = current_label(session, rater, item)
     if label is None:
         return []
-    return list(session.scalars(select(LabelRevision).where(LabelRevision.label_id == label.id)
-                                .order_by(LabelRevision.version)))
+    return list(
+        session.scalars(
+            select(LabelRevision)
+            .where(LabelRevision.label_id == label.id)
+            .order_by(LabelRevision.version)
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -208,11 +296,15 @@ class LabeledItem:
 
 def my_labels(session: Session, rater: User, project: Project | None = None) -> list[LabeledItem]:
     """The rater's labeled items (most recently changed first), each with its current label."""
-    stmt = (select(QueueItem, Label, Project)
-            .join(Label, and_(Label.rater_id == QueueItem.rater_id, Label.image_id == QueueItem.image_id))
-            .join(Project, Project.id == QueueItem.project_id)
-            .where(QueueItem.rater_id == rater.id)
-            .order_by(Label.updated_at.desc(), QueueItem.id.desc()))
+    stmt = (
+        select(QueueItem, Label, Project)
+        .join(
+            Label, and_(Label.rater_id == QueueItem.rater_id, Label.image_id == QueueItem.image_id)
+        )
+        .join(Project, Project.id == QueueItem.project_id)
+        .where(QueueItem.rater_id == rater.id)
+        .order_by(Label.updated_at.desc(), QueueItem.id.desc())
+    )
     if project is not None:
         stmt = stmt.where(QueueItem.project_id == project.id)
     return [LabeledItem(i, lbl, p) for i, lbl, p in session.execute(stmt)]
@@ -227,8 +319,13 @@ class QueueContext:
     next: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"position": self.position, "total": self.total, "done": self.done,
-                "previous": self.previous, "next": self.next}
+        return {
+            "position": self.position,
+            "total": self.total,
+            "done": self.done,
+            "previous": self.previous,
+            "next": self.next,
+        }
 
 
 def queue_context(session: Session, rater: User, item: QueueItem) -> QueueContext:
@@ -240,17 +337,26 @@ def queue_context(session: Session, rater: User, item: QueueItem) -> QueueContex
     _check_owner(rater, item)
     mine = (QueueItem.rater_id == rater.id, QueueItem.project_id == item.project_id)
     total, done, before = session.execute(
-        select(func.count(QueueItem.id),
-               func.count(QueueItem.id).filter(QueueItem.status == ItemStatus.done),
-               func.count(QueueItem.id).filter(QueueItem.position < item.position))
-        .where(*mine)).one()
-    previous = session.scalar(select(QueueItem.public_id).where(*mine, QueueItem.position < item.position)
-                              .order_by(QueueItem.position.desc()).limit(1))
+        select(
+            func.count(QueueItem.id),
+            func.count(QueueItem.id).filter(QueueItem.status == ItemStatus.done),
+            func.count(QueueItem.id).filter(QueueItem.position < item.position),
+        ).where(*mine)
+    ).one()
+    previous = session.scalar(
+        select(QueueItem.public_id)
+        .where(*mine, QueueItem.position < item.position)
+        .order_by(QueueItem.position.desc())
+        .limit(1)
+    )
     nxt = None
     for status in (ItemStatus.pending, ItemStatus.skipped):
-        base = select(QueueItem.public_id).where(*mine, QueueItem.status == status, QueueItem.id != item.id)
-        nxt = (session.scalar(base.where(QueueItem.position > item.position).order_by(QueueItem.position).limit(1))
-               or session.scalar(base.order_by(QueueItem.position).limit(1)))
+        base = select(QueueItem.public_id).where(
+            *mine, QueueItem.status == status, QueueItem.id != item.id
+        )
+        nxt = session.scalar(
+            base.where(QueueItem.position > item.position).order_by(QueueItem.position).limit(1)
+        ) or session.scalar(base.order_by(QueueItem.position).limit(1))
         if nxt:
             break
     return QueueContext(position=before + 1, total=total, done=done, previous=previous, next=nxt)

@@ -38,8 +38,9 @@ def item_page(public_id: str):
             "done": url_for("labeling.my_labels_page"),
         },
     }
-    return render_template("labeling/item_page.html", project=project, spec=spec, state=state,
-                           queue=state["queue"])
+    return render_template(
+        "labeling/item_page.html", project=project, spec=spec, state=state, queue=state["queue"]
+    )
 
 
 @bp.get("/my-labels")

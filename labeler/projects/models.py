@@ -45,7 +45,9 @@ class Project(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    protocol: Mapped[Protocol] = mapped_column(Enum(Protocol, native_enum=False, length=16, validate_strings=True))
+    protocol: Mapped[Protocol] = mapped_column(
+        Enum(Protocol, native_enum=False, length=16, validate_strings=True)
+    )
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -63,9 +65,13 @@ class ProjectMember(Base):
     __table_args__ = (UniqueConstraint("project_id", "user_id", "role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    role: Mapped[MemberRole] = mapped_column(Enum(MemberRole, native_enum=False, length=16, validate_strings=True))
+    role: Mapped[MemberRole] = mapped_column(
+        Enum(MemberRole, native_enum=False, length=16, validate_strings=True)
+    )
 
     project: Mapped[Project] = relationship(back_populates="members")
     user: Mapped[User] = relationship()

@@ -18,7 +18,9 @@ def parse_protocol(value: str | None) -> Protocol:
         raise ValidationError("protocol must be 'quality' or 'severity'") from None
 
 
-def create_project(session: Session, actor: User | None, name: str, protocol: Protocol | str) -> Project:
+def create_project(
+    session: Session, actor: User | None, name: str, protocol: Protocol | str
+) -> Project:
     """Create a project; its creator (a lead) becomes one of its leads."""
     name = (name or "").strip()
     if not name or len(name) > 200:
@@ -28,18 +30,32 @@ def create_project(session: Session, actor: User | None, name: str, protocol: Pr
     protocol = protocol if isinstance(protocol, Protocol) else parse_protocol(protocol)
     if session.scalar(select(Project.id).where(func.lower(Project.name) == name.lower())):
         raise Conflict(f"a project named {name!r} already exists")
-    project = Project(name=name, protocol=protocol, settings=default_settings(protocol),
-                      created_by_id=actor.id if actor else None)
+    project = Project(
+        name=name,
+        protocol=protocol,
+        settings=default_settings(protocol),
+        created_by_id=actor.id if actor else None,
+    )
     session.add(project)
     session.flush()
     if actor is not None and actor.has_role(Role.lead):
         add_member(session, actor, project, actor, MemberRole.lead)
-    record_event(session, actor, "project.create", "project", project.id, project_id=project.id,
-                 name=name, protocol=protocol.value)
+    record_event(
+        session,
+        actor,
+        "project.create",
+        "project",
+        project.id,
+        project_id=project.id,
+        name=name,
+        protocol=protocol.value,
+    )
     return project
 
 
-def add_member(session: Session, actor: User | None, project: Project, user: User, role: MemberRole) -> None:
+def add_member(
+    session: Session, actor: User | None, project: Project, user: User, role: MemberRole
+) -> None:
     """Make a user a lead or rater of a project (idempotent, audited)."""
     if user.id in project.member_ids(role):
         return
@@ -49,26 +65,46 @@ def add_member(session: Session, actor: User | None, project: Project, user: Use
         raise ValidationError(f"{user.email} does not hold the rater role")
     project.members.append(ProjectMember(user_id=user.id, role=role))
     session.flush()
-    record_event(session, actor, "project.member_add", "project", project.id, project_id=project.id,
-                 user_id=user.id, role=role.value)
+    record_event(
+        session,
+        actor,
+        "project.member_add",
+        "project",
+        project.id,
+        project_id=project.id,
+        user_id=user.id,
+        role=role.value,
+    )
 
 
-def remove_member(session: Session, actor: User | None, project: Project, user: User, role: MemberRole) -> None:
+def remove_member(
+    session: Session, actor: User | None, project: Project, user: User, role: MemberRole
+) -> None:
     """Take a user's lead or rater role in a project away (idempotent, audited); their labels stay."""
     member = next((m for m in project.members if m.user_id == user.id and m.role is role), None)
     if member is None:
         return
     project.members.remove(member)
     session.flush()
-    record_event(session, actor, "project.member_remove", "project", project.id, project_id=project.id,
-                 user_id=user.id, role=role.value)
+    record_event(
+        session,
+        actor,
+        "project.member_remove",
+        "project",
+        project.id,
+        project_id=project.id,
+        user_id=user.id,
+        role=role.value,
+    )
 
 
 def visible_projects(session: Session, user: User) -> list[Project]:
     """Projects the user may open: all for admins, otherwise those they lead or label."""
     stmt = select(Project).order_by(Project.name)
     if not user.has_role(Role.admin):
-        stmt = stmt.where(Project.id.in_(select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)))
+        stmt = stmt.where(
+            Project.id.in_(select(ProjectMember.project_id).where(ProjectMember.user_id == user.id))
+        )
     return list(session.scalars(stmt))
 
 

@@ -29,10 +29,18 @@ bp = Blueprint("projects", __name__)
 @signed_in
 def home():
     db = get_session()
-    queues = rater_progress(db, current_user)  # projects the user labels: done/total and where to resume
-    continue_urls = {pid: item_url(q.next_public_id) for pid, q in queues.items() if q.next_public_id}
-    return render_template("projects/home.html", projects=visible_projects(db, current_user), queues=queues,
-                           continue_urls=continue_urls)
+    queues = rater_progress(
+        db, current_user
+    )  # projects the user labels: done/total and where to resume
+    continue_urls = {
+        pid: item_url(q.next_public_id) for pid, q in queues.items() if q.next_public_id
+    }
+    return render_template(
+        "projects/home.html",
+        projects=visible_projects(db, current_user),
+        queues=queues,
+        continue_urls=continue_urls,
+    )
 
 
 @bp.get("/projects")
@@ -40,7 +48,9 @@ def home():
 def project_list():
     db = get_session()
     projects = visible_projects(db, current_user)
-    counts = dict(db.execute(select(Image.project_id, func.count(Image.id)).group_by(Image.project_id)).all())
+    counts = dict(
+        db.execute(select(Image.project_id, func.count(Image.id)).group_by(Image.project_id)).all()
+    )
     return render_template("projects/project_list.html", projects=projects, counts=counts)
 
 
@@ -55,10 +65,14 @@ def project_new():
 def project_create():
     db = get_session()
     try:
-        project = create_project(db, current_user, request.form.get("name", ""), request.form.get("protocol", ""))
+        project = create_project(
+            db, current_user, request.form.get("name", ""), request.form.get("protocol", "")
+        )
     except LabelerError as exc:
         db.rollback()
-        return render_template("projects/project_new.html", protocols=list(Protocol), error=exc.message), exc.status
+        return render_template(
+            "projects/project_new.html", protocols=list(Protocol), error=exc.message
+        ), exc.status
     db.commit()
     return redirect(url_for("projects.project_page", project_id=project.id))
 
@@ -70,5 +84,9 @@ def project_page(project_id: int):
     project = get_project(db, project_id)
     require(can_view_project(current_user, project) and can_manage_project(current_user, project))
     total = db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) or 0
-    recent = db.scalars(select(Image).where(Image.project_id == project.id).order_by(Image.id.desc()).limit(12)).all()
-    return render_template("projects/project_page.html", project=project, total=total, recent=recent)
+    recent = db.scalars(
+        select(Image).where(Image.project_id == project.id).order_by(Image.id.desc()).limit(12)
+    ).all()
+    return render_template(
+        "projects/project_page.html", project=project, total=total, recent=recent
+    )

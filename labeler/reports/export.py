@@ -39,15 +39,20 @@ MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"
 
 def check_export_args(kind: str, fmt: str) -> None:
     if kind not in KINDS:
-        raise ValidationError(f"kind must be one of {', '.join(KINDS)}", status=400, code="bad_kind")
+        raise ValidationError(
+            f"kind must be one of {', '.join(KINDS)}", status=400, code="bad_kind"
+        )
     if fmt not in FORMATS:
-        raise ValidationError(f"format must be one of {', '.join(FORMATS)}", status=400, code="bad_format")
+        raise ValidationError(
+            f"format must be one of {', '.join(FORMATS)}", status=400, code="bad_format"
+        )
 
 
 def _images(session: Session, project: Project):
     return session.execute(
         select(Image.id, Image.sha256, Image.filename, Image.case_id, Image.display_key)
-        .where(Image.project_id == project.id).order_by(Image.id)
+        .where(Image.project_id == project.id)
+        .order_by(Image.id)
         .execution_options(yield_per=2000)
     )
 
@@ -60,72 +65,145 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
     if quality:
         fusion = fuse(m, settings)
         labeled = m.classes >= 0
-        relevance = metrics.explanation_relevance(m.explanations, labeled, k=explanation_k(settings))
+        relevance = metrics.explanation_relevance(
+            m.explanations, labeled, k=explanation_k(settings)
+        )
         diag = metrics.fuse_diagnoses(m.diagnosis)
     else:
         consensus = metrics.severity_consensus(m.grades)
         labeled = m.labeled
-        relevance = metrics.explanation_relevance(m.explanations, labeled, k=explanation_k(settings))
+        relevance = metrics.explanation_relevance(
+            m.explanations, labeled, k=explanation_k(settings)
+        )
         ng_counts = [(m.non_graded == i).sum(axis=1) for i in range(len(NON_GRADED))]
     for i, img in enumerate(_images(session, project)):
         rec: dict[str, Any] = {
-            "image_id": img.id, "sha256": img.sha256, "filename": img.filename, "case_id": img.case_id,
-            "split": "golden" if m.golden[i] else "fold", "rater_count": int(m.labeled[i].sum()),
+            "image_id": img.id,
+            "sha256": img.sha256,
+            "filename": img.filename,
+            "case_id": img.case_id,
+            "split": "golden" if m.golden[i] else "fold",
+            "rater_count": int(m.labeled[i].sum()),
         }
         counts = relevance.counts[i]
         rec["explanation_counts"] = {e: int(counts[k]) for k, e in enumerate(EXPLANATION_CODES)}
-        rec["relevant_explanations"] = [e for k, e in enumerate(EXPLANATION_CODES) if relevance.relevant[i, k]]
+        rec["relevant_explanations"] = [
+            e for k, e in enumerate(EXPLANATION_CODES) if relevance.relevant[i, k]
+        ]
         if quality:
             code = int(fusion.fused[i])
-            rec.update({
-                "fused_class": QUALITY_DECISIONS[code] if code >= 0 else None,
-                "tie": bool(fusion.is_tie[i]),
-                "tied_classes": [c for k, c in enumerate(QUALITY_DECISIONS) if fusion.tied[i, k]],
-                "resolution": RESOLUTION_NAMES[int(fusion.resolution[i])],
-                "votes": {c: int(fusion.votes[i, k]) for k, c in enumerate(QUALITY_DECISIONS)},
-                "diagnosis": m.diagnosis_codes[diag.code[i]] if diag.code[i] >= 0 else None,
-                "diagnosis_votes": int(diag.votes[i]),
-                "diagnosis_tie": bool(diag.is_tie[i]),
-                "adjudication": QUALITY_DECISIONS[m.adjudication[i]] if m.adjudication[i] >= 0 else None,
-            })
+            rec.update(
+                {
+                    "fused_class": QUALITY_DECISIONS[code] if code >= 0 else None,
+                    "tie": bool(fusion.is_tie[i]),
+                    "tied_classes": [
+                        c for k, c in enumerate(QUALITY_DECISIONS) if fusion.tied[i, k]
+                    ],
+                    "resolution": RESOLUTION_NAMES[int(fusion.resolution[i])],
+                    "votes": {c: int(fusion.votes[i, k]) for k, c in enumerate(QUALITY_DECISIONS)},
+                    "diagnosis": m.diagnosis_codes[diag.code[i]] if diag.code[i] >= 0 else None,
+                    "diagnosis_votes": int(diag.votes[i]),
+                    "diagnosis_tie": bool(diag.is_tie[i]),
+                    "adjudication": QUALITY_DECISIONS[m.adjudication[i]]
+                    if m.adjudication[i] >= 0
+                    else None,
+                }
+            )
         else:
             rec["severity"] = {
-                "mean": num(consensus.mean[i]), "median": num(consensus.median[i]), "std": num(consensus.std[i]),
-                "count": int(consensus.count[i]), "grade": int(consensus.grade[i]) if consensus.grade[i] > 0 else None,
+                "mean": num(consensus.mean[i]),
+                "median": num(consensus.median[i]),
+                "std": num(consensus.std[i]),
+                "count": int(consensus.count[i]),
+                "grade": int(consensus.grade[i]) if consensus.grade[i] > 0 else None,
             }
             rec["non_graded"] = {name: int(ng_counts[k][i]) for k, name in enumerate(NON_GRADED)}
         yield rec
 
 
-def raw_records(session: Session, project: Project, *, revisions: bool = False) -> Iterator[dict[str, Any]]:
+def raw_records(
+    session: Session, project: Project, *, revisions: bool = False
+) -> Iterator[dict[str, Any]]:
     """One record per current label (or per revision, oldest first, when revisions=True)."""
     src = LabelRevision if revisions else Label
-    cols = (src.decision, src.icd10, src.icd10_missing_text, src.explanations, src.grade, src.time_spent_ms,
-            src.version, src.created_at if revisions else src.updated_at)
+    cols = (
+        src.decision,
+        src.icd10,
+        src.icd10_missing_text,
+        src.explanations,
+        src.grade,
+        src.time_spent_ms,
+        src.version,
+        src.created_at if revisions else src.updated_at,
+    )
     stmt = (
-        select(Label.id, Label.image_id, Label.rater_id, Image.sha256, Image.filename, User.email, *cols)
-        .join(Image, Image.id == Label.image_id).join(User, User.id == Label.rater_id)
+        select(
+            Label.id,
+            Label.image_id,
+            Label.rater_id,
+            Image.sha256,
+            Image.filename,
+            User.email,
+            *cols,
+        )
+        .join(Image, Image.id == Label.image_id)
+        .join(User, User.id == Label.rater_id)
         .where(Label.project_id == project.id)
     )
     if revisions:
-        stmt = stmt.join(LabelRevision, LabelRevision.label_id == Label.id).order_by(Label.id, LabelRevision.version)
+        stmt = stmt.join(LabelRevision, LabelRevision.label_id == Label.id).order_by(
+            Label.id, LabelRevision.version
+        )
     else:
         stmt = stmt.order_by(Label.image_id, Label.rater_id)
     # plain column rows, not ORM objects: this is the hot loop of a 100k-label export
-    for (label_id, image_id, rater_id, sha, filename, email, decision, icd10, missing, expl, grade, spent,
-         version, at) in session.execute(stmt.execution_options(yield_per=5000)):
+    for (
+        label_id,
+        image_id,
+        rater_id,
+        sha,
+        filename,
+        email,
+        decision,
+        icd10,
+        missing,
+        expl,
+        grade,
+        spent,
+        version,
+        at,
+    ) in session.execute(stmt.execution_options(yield_per=5000)):
         yield {
-            "label_id": label_id, "version": version, "image_id": image_id, "sha256": sha, "filename": filename,
-            "rater_id": rater_id, "rater_email": email, "decision": decision, "icd10": icd10,
-            "icd10_missing_text": missing, "explanations": list(expl or ()), "grade": grade,
-            "time_spent_ms": spent, "at": at.isoformat(),
+            "label_id": label_id,
+            "version": version,
+            "image_id": image_id,
+            "sha256": sha,
+            "filename": filename,
+            "rater_id": rater_id,
+            "rater_email": email,
+            "decision": decision,
+            "icd10": icd10,
+            "icd10_missing_text": missing,
+            "explanations": list(expl or ()),
+            "grade": grade,
+            "time_spent_ms": spent,
+            "at": at.isoformat(),
         }
 
 
 def training_manifest(session: Session, project: Project, storage) -> Iterator[str]:
     """The training manifest as JSON lines (see the module docstring)."""
-    yield json.dumps({"manifest": "labeler-training", "version": 1, "project_id": project.id,
-                      "protocol": project.protocol.value}) + "\n"
+    yield (
+        json.dumps(
+            {
+                "manifest": "labeler-training",
+                "version": 1,
+                "project_id": project.id,
+                "protocol": project.protocol.value,
+            }
+        )
+        + "\n"
+    )
     keys = {}
     for img in _images(session, project):
         keys[img.id] = img.display_key
@@ -133,11 +211,21 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
         if not rec["rater_count"]:
             continue
         path = storage.path(keys[rec["image_id"]])
-        out = {"image_id": rec["image_id"], "sha256": rec["sha256"], "path": str(path) if path else None,
-               "case_id": rec["case_id"], "split": rec["split"], "quality": None, "severity": None}
+        out = {
+            "image_id": rec["image_id"],
+            "sha256": rec["sha256"],
+            "path": str(path) if path else None,
+            "case_id": rec["case_id"],
+            "split": rec["split"],
+            "quality": None,
+            "severity": None,
+        }
         if "fused_class" in rec:
-            out["quality"] = {"class": rec["fused_class"], "tie": rec["tie"] and rec["resolution"] != "adjudicated",
-                              "explanations": rec["relevant_explanations"]}
+            out["quality"] = {
+                "class": rec["fused_class"],
+                "tie": rec["tie"] and rec["resolution"] != "adjudicated",
+                "explanations": rec["relevant_explanations"],
+            }
         else:
             out["severity"] = rec["severity"]
         yield json.dumps(out) + "\n"
@@ -194,10 +282,16 @@ def serialize(records: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
         yield buf.getvalue()
 
 
-def export_chunks(session: Session, project: Project, kind: str, fmt: str, *, revisions: bool = False) -> Iterator[str]:
+def export_chunks(
+    session: Session, project: Project, kind: str, fmt: str, *, revisions: bool = False
+) -> Iterator[str]:
     """The export as text chunks (streamed by pages, API and CLI alike)."""
     check_export_args(kind, fmt)
-    records = fused_records(session, project) if kind == "fused" else raw_records(session, project, revisions=revisions)
+    records = (
+        fused_records(session, project)
+        if kind == "fused"
+        else raw_records(session, project, revisions=revisions)
+    )
     return serialize(records, fmt)
 
 

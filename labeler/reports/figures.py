@@ -29,7 +29,11 @@ def tie_policy(settings: Mapping[str, Any]) -> Any:
     """The project's tie policy for metrics.fuse_quality: 'unresolved' or a precedence order of codes."""
     fusion = settings.get("fusion") or {}
     if fusion.get("tie_policy", "unresolved") == "precedence":
-        return [QUALITY_DECISIONS.index(c) for c in fusion.get("precedence") or () if c in QUALITY_DECISIONS]
+        return [
+            QUALITY_DECISIONS.index(c)
+            for c in fusion.get("precedence") or ()
+            if c in QUALITY_DECISIONS
+        ]
     return "unresolved"
 
 
@@ -39,11 +43,14 @@ def explanation_k(settings: Mapping[str, Any]) -> int:
 
 def fuse(m: LabelMatrix, settings: Mapping[str, Any]) -> metrics.QualityFusion:
     """Plurality fusion of every image with the project's tie policy and the leads' adjudications."""
-    return metrics.fuse_quality(m.classes, N_CLASSES, tie_policy=tie_policy(settings), adjudications=m.adjudication)
+    return metrics.fuse_quality(
+        m.classes, N_CLASSES, tie_policy=tie_policy(settings), adjudications=m.adjudication
+    )
 
 
-def quality_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all",
-                    min_co_labeled: int = 1) -> dict[str, Any]:
+def quality_figures(
+    m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all", min_co_labeled: int = 1
+) -> dict[str, Any]:
     """Seed 003 Tables 1-2 and the rest: distribution, pairwise F1, explanations, per rater, kappas, alpha."""
     rows = m.scope_rows(scope)
     labels = m.classes[rows]
@@ -51,8 +58,12 @@ def quality_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "a
     fusion = fuse(m, settings)
     fused = fusion.fused[rows]
     f1 = metrics.pairwise_f1(labels, N_CLASSES, min_co_labeled=min_co_labeled)
-    relevance = metrics.explanation_relevance(m.explanations[rows], labeled, k=explanation_k(settings))
-    ef1 = metrics.pairwise_explanation_f1(m.explanations[rows], labeled, min_co_labeled=min_co_labeled)
+    relevance = metrics.explanation_relevance(
+        m.explanations[rows], labeled, k=explanation_k(settings)
+    )
+    ef1 = metrics.pairwise_explanation_f1(
+        m.explanations[rows], labeled, min_co_labeled=min_co_labeled
+    )
     golden_rows = m.golden[rows]
     vs_fused = metrics.rater_vs_fused(labels, fusion.plurality[rows], N_CLASSES, golden=golden_rows)
     confusion = metrics.rater_vs_fused(labels, fusion.plurality[rows], N_CLASSES).confusion
@@ -64,36 +75,65 @@ def quality_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "a
         "images": int(rows.sum()),
         "labeled_images": int(labeled.any(axis=1).sum()),
         "distribution": [
-            {"class": c, "count": int((fused == i).sum()), "f1_mean": num(f1.mean[i]), "f1_std": num(f1.std[i]),
-             "pairs": int(f1.n_pairs[i])}
+            {
+                "class": c,
+                "count": int((fused == i).sum()),
+                "f1_mean": num(f1.mean[i]),
+                "f1_std": num(f1.std[i]),
+                "pairs": int(f1.n_pairs[i]),
+            }
             for i, c in enumerate(QUALITY_DECISIONS)
         ],
         "ties_unresolved": int((fusion.resolution[rows] == metrics.Resolution.UNRESOLVED).sum()),
         "ties_adjudicated": int((fusion.resolution[rows] == metrics.Resolution.ADJUDICATED).sum()),
-        "macro_f1": {"mean": num(f1.macro_mean), "std": num(f1.macro_std), "pairs": f1.macro_n_pairs,
-                     "excluded_pairs": f1.n_excluded_pairs, "min_co_labeled": f1.min_co_labeled},
+        "macro_f1": {
+            "mean": num(f1.macro_mean),
+            "std": num(f1.macro_std),
+            "pairs": f1.macro_n_pairs,
+            "excluded_pairs": f1.n_excluded_pairs,
+            "min_co_labeled": f1.min_co_labeled,
+        },
         "pair_macro_f1": nums(f1.macro),
         "explanations": [
-            {"explanation": e, "relevant_images": int(relevance.relevant[:, i].sum()),
-             "f1_mean": num(ef1.mean[i]), "f1_std": num(ef1.std[i]), "pairs": int(ef1.n_pairs[i])}
+            {
+                "explanation": e,
+                "relevant_images": int(relevance.relevant[:, i].sum()),
+                "f1_mean": num(ef1.mean[i]),
+                "f1_std": num(ef1.std[i]),
+                "pairs": int(ef1.n_pairs[i]),
+            }
             for i, e in enumerate(EXPLANATION_CODES)
         ],
         "explanation_k": relevance.k,
         "raters": [
-            {"rater_id": int(rid), "name": m.rater_names[j], "labels": int(labeled[:, j].sum()),
-             "golden_macro_f1": num(vs_fused.macro_f1[j]), "golden_images": int(vs_fused.n_images[j])}
+            {
+                "rater_id": int(rid),
+                "name": m.rater_names[j],
+                "labels": int(labeled[:, j].sum()),
+                "golden_macro_f1": num(vs_fused.macro_f1[j]),
+                "golden_images": int(vs_fused.n_images[j]),
+            }
             for j, rid in enumerate(m.rater_ids)
         ],
         "confusion": confusion.tolist(),
-        "kappa": {"mean": num(kappa.mean), "std": num(kappa.std), "pairs": kappa.n_pairs, "matrix": nums(kappa.kappa)},
-        "fleiss_kappa_golden": {"kappa": num(fleiss.kappa), "images": fleiss.n_images,
-                                "dropped_incomplete": fleiss.n_images_dropped},
+        "kappa": {
+            "mean": num(kappa.mean),
+            "std": num(kappa.std),
+            "pairs": kappa.n_pairs,
+            "matrix": nums(kappa.kappa),
+        },
+        "fleiss_kappa_golden": {
+            "kappa": num(fleiss.kappa),
+            "images": fleiss.n_images,
+            "dropped_incomplete": fleiss.n_images_dropped,
+        },
         "krippendorff_alpha_nominal": {"alpha": num(alpha.alpha), "images": alpha.n_images},
     }
 
 
-def severity_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all",
-                     min_co_labeled: int = 1) -> dict[str, Any]:
+def severity_figures(
+    m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all", min_co_labeled: int = 1
+) -> dict[str, Any]:
     """Seed 001's consensus and per-rater RMSE table with the bar, plus kappas and alpha."""
     rows = m.scope_rows(scope)
     grades = m.grades[rows]
@@ -112,29 +152,56 @@ def severity_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "
         "scale": scale,
         "images": int(rows.sum()),
         "graded_images": int((consensus.count > 0).sum()),
-        "grade_distribution": [{"grade": int(g), "count": int((consensus.grade == g).sum())}
-                               for g in range(1, len(scale) + 1)],
+        "grade_distribution": [
+            {"grade": int(g), "count": int((consensus.grade == g).sum())}
+            for g in range(1, len(scale) + 1)
+        ],
         "non_graded": int((m.non_graded[rows] >= 0).sum()),
         "raters": [
-            {"rater_id": int(rid), "name": m.rater_names[j], "grades": int(graded[:, j].sum()),
-             "golden_images": int(rmse.n_images[j]), "rmse": num(rmse.rmse[j]), "rmse_loo": num(rmse.rmse_loo[j])}
+            {
+                "rater_id": int(rid),
+                "name": m.rater_names[j],
+                "grades": int(graded[:, j].sum()),
+                "golden_images": int(rmse.n_images[j]),
+                "rmse": num(rmse.rmse[j]),
+                "rmse_loo": num(rmse.rmse_loo[j]),
+            }
             for j, rid in enumerate(m.rater_ids)
         ],
         "bar": num(rmse.bar),
         "bar_rater_id": int(m.rater_ids[rmse.bar_rater]) if rmse.bar_rater >= 0 else None,
         "bar_loo": num(rmse.bar_loo),
-        "kappa_quadratic": {"mean": num(kappa.mean), "std": num(kappa.std), "pairs": kappa.n_pairs,
-                            "matrix": nums(kappa.kappa)},
+        "kappa_quadratic": {
+            "mean": num(kappa.mean),
+            "std": num(kappa.std),
+            "pairs": kappa.n_pairs,
+            "matrix": nums(kappa.kappa),
+        },
         "confusion": confusion.tolist(),
-        "fleiss_kappa_golden": {"kappa": num(fleiss.kappa), "images": fleiss.n_images,
-                                "dropped_incomplete": fleiss.n_images_dropped},
-        "krippendorff_alpha": {"ordinal": num(ordinal.alpha), "interval": num(interval.alpha),
-                               "images": ordinal.n_images},
+        "fleiss_kappa_golden": {
+            "kappa": num(fleiss.kappa),
+            "images": fleiss.n_images,
+            "dropped_incomplete": fleiss.n_images_dropped,
+        },
+        "krippendorff_alpha": {
+            "ordinal": num(ordinal.alpha),
+            "interval": num(interval.alpha),
+            "images": ordinal.n_images,
+        },
     }
 
 
-def agreement_figures(m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all") -> dict[str, Any]:
+def agreement_figures(
+    m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all"
+) -> dict[str, Any]:
     """All agreement figures of the project's protocol for a scope (all / golden / fold)."""
-    body = (quality_figures if m.protocol.value == "quality" else severity_figures)(m, settings, scope)
-    return {"project_id": m.project_id, "protocol": m.protocol.value, "scope": scope,
-            "n_raters": len(m.rater_ids), **body}
+    body = (quality_figures if m.protocol.value == "quality" else severity_figures)(
+        m, settings, scope
+    )
+    return {
+        "project_id": m.project_id,
+        "protocol": m.protocol.value,
+        "scope": scope,
+        "n_raters": len(m.rater_ids),
+        **body,
+    }

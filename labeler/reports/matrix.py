@@ -53,18 +53,27 @@ class LabelMatrix:
 def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
     """Read every image and current label of a project (two queries, vectorized fill)."""
     image_ids = np.array(
-        session.scalars(select(Image.id).where(Image.project_id == project.id).order_by(Image.id)).all(),
+        session.scalars(
+            select(Image.id).where(Image.project_id == project.id).order_by(Image.id)
+        ).all(),
         dtype=np.int64,
     )
     golden_ids = np.array(
-        session.scalars(select(GoldenImage.image_id).where(GoldenImage.project_id == project.id)).all(),
+        session.scalars(
+            select(GoldenImage.image_id).where(GoldenImage.project_id == project.id)
+        ).all(),
         dtype=np.int64,
     )
     rater_ids = np.array(
-        session.scalars(select(Label.rater_id).where(Label.project_id == project.id).distinct()).all(), dtype=np.int64
+        session.scalars(
+            select(Label.rater_id).where(Label.project_id == project.id).distinct()
+        ).all(),
+        dtype=np.int64,
     )
     rater_ids.sort()
-    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(rater_ids.tolist()))).all())
+    names = dict(
+        session.execute(select(User.id, User.name).where(User.id.in_(rater_ids.tolist()))).all()
+    )
     n, r, e = image_ids.size, rater_ids.size, len(EXPLANATION_CODES)
 
     labeled = np.zeros((n, r), dtype=bool)
@@ -78,14 +87,28 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
     ng_of = {d: i for i, d in enumerate(NON_GRADED)}
     expl_of = {c: i for i, c in enumerate(EXPLANATION_CODES)}
     result = session.execute(
-        select(Label.image_id, Label.rater_id, Label.decision, Label.icd10, Label.explanations, Label.grade)
-        .where(Label.project_id == project.id).execution_options(yield_per=10_000)
+        select(
+            Label.image_id,
+            Label.rater_id,
+            Label.decision,
+            Label.icd10,
+            Label.explanations,
+            Label.grade,
+        )
+        .where(Label.project_id == project.id)
+        .execution_options(yield_per=10_000)
     )
     for chunk in result.partitions():  # streamed in chunks: memory stays flat at any project size
-        img_idx = np.searchsorted(image_ids, np.fromiter((x[0] for x in chunk), np.int64, len(chunk)))
-        rat_idx = np.searchsorted(rater_ids, np.fromiter((x[1] for x in chunk), np.int64, len(chunk)))
+        img_idx = np.searchsorted(
+            image_ids, np.fromiter((x[0] for x in chunk), np.int64, len(chunk))
+        )
+        rat_idx = np.searchsorted(
+            rater_ids, np.fromiter((x[1] for x in chunk), np.int64, len(chunk))
+        )
         labeled[img_idx, rat_idx] = True
-        for i, j, (_img, _rat, decision, icd10, explanations, grade) in zip(img_idx, rat_idx, chunk, strict=True):
+        for i, j, (_img, _rat, decision, icd10, explanations, grade) in zip(
+            img_idx, rat_idx, chunk, strict=True
+        ):
             if decision in class_of:
                 classes[i, j] = class_of[decision]
             elif decision == GRADED and grade is not None:
@@ -100,16 +123,27 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
 
     adjudication = np.full(n, -1, dtype=np.int64)
     for image_id, decision in session.execute(
-        select(Adjudication.image_id, Adjudication.decision).where(Adjudication.project_id == project.id)
+        select(Adjudication.image_id, Adjudication.decision).where(
+            Adjudication.project_id == project.id
+        )
     ):
         pos = np.searchsorted(image_ids, image_id)
         if pos < n and image_ids[pos] == image_id and decision in QUALITY_DECISIONS:
             adjudication[pos] = QUALITY_DECISIONS.index(decision)
 
     return LabelMatrix(
-        project_id=project.id, protocol=project.protocol, image_ids=image_ids,
-        golden=np.isin(image_ids, golden_ids), rater_ids=rater_ids,
-        rater_names=[names.get(int(x), str(x)) for x in rater_ids], labeled=labeled, classes=classes,
-        explanations=expl, grades=grades, non_graded=non_graded, diagnosis=diagnosis,
-        diagnosis_codes=list(codes), adjudication=adjudication,
+        project_id=project.id,
+        protocol=project.protocol,
+        image_ids=image_ids,
+        golden=np.isin(image_ids, golden_ids),
+        rater_ids=rater_ids,
+        rater_names=[names.get(int(x), str(x)) for x in rater_ids],
+        labeled=labeled,
+        classes=classes,
+        explanations=expl,
+        grades=grades,
+        non_graded=non_graded,
+        diagnosis=diagnosis,
+        diagnosis_codes=list(codes),
+        adjudication=adjudication,
     )

@@ -23,13 +23,17 @@ from .matrix import SCOPES, load_label_matrix
 def check_scope(scope: str | None) -> str:
     scope = scope or "all"
     if scope not in SCOPES:
-        raise ValidationError(f"scope must be one of {', '.join(SCOPES)}", status=400, code="bad_scope")
+        raise ValidationError(
+            f"scope must be one of {', '.join(SCOPES)}", status=400, code="bad_scope"
+        )
     return scope
 
 
 def project_agreement(session: Session, project: Project, scope: str = "all") -> dict[str, Any]:
     """All agreement figures of a project for a scope (all / golden / fold)."""
-    return agreement_figures(load_label_matrix(session, project), project.settings or {}, check_scope(scope))
+    return agreement_figures(
+        load_label_matrix(session, project), project.settings or {}, check_scope(scope)
+    )
 
 
 def rater_progress(session: Session, project: Project) -> list[dict[str, Any]]:
@@ -38,16 +42,28 @@ def rater_progress(session: Session, project: Project) -> list[dict[str, Any]]:
     skipped = func.sum(case((QueueItem.status == ItemStatus.skipped, 1), else_=0))
     rows = session.execute(
         select(User.id, User.name, User.email, func.count(QueueItem.id), done, skipped)
-        .join(QueueItem, QueueItem.rater_id == User.id).where(QueueItem.project_id == project.id)
-        .group_by(User.id, User.name, User.email).order_by(User.name)
+        .join(QueueItem, QueueItem.rater_id == User.id)
+        .where(QueueItem.project_id == project.id)
+        .group_by(User.id, User.name, User.email)
+        .order_by(User.name)
     ).all()
-    spent = dict(session.execute(
-        select(Label.rater_id, func.sum(Label.time_spent_ms)).where(Label.project_id == project.id)
-        .group_by(Label.rater_id)
-    ).all())
+    spent = dict(
+        session.execute(
+            select(Label.rater_id, func.sum(Label.time_spent_ms))
+            .where(Label.project_id == project.id)
+            .group_by(Label.rater_id)
+        ).all()
+    )
     return [
-        {"rater_id": uid, "name": name, "email": email, "total": int(total), "done": int(d or 0),
-         "skipped": int(s or 0), "minutes": round((spent.get(uid) or 0) / 60000, 1)}
+        {
+            "rater_id": uid,
+            "name": name,
+            "email": email,
+            "total": int(total),
+            "done": int(d or 0),
+            "skipped": int(s or 0),
+            "minutes": round((spent.get(uid) or 0) / 60000, 1),
+        }
         for uid, name, email, total, d, s in rows
     ]
 
@@ -60,16 +76,27 @@ def tie_list(session: Session, project: Project) -> list[dict[str, Any]]:
     fusion = fuse(m, project.settings or {})
     idx = [int(i) for i in (fusion.is_tie.nonzero()[0])]
     return [
-        {"image_id": int(m.image_ids[i]), "tied": [c for k, c in enumerate(QUALITY_DECISIONS) if fusion.tied[i, k]],
-         "votes": {c: int(fusion.votes[i, k]) for k, c in enumerate(QUALITY_DECISIONS)},
-         "adjudication": QUALITY_DECISIONS[m.adjudication[i]] if m.adjudication[i] >= 0 else None,
-         "golden": bool(m.golden[i])}
+        {
+            "image_id": int(m.image_ids[i]),
+            "tied": [c for k, c in enumerate(QUALITY_DECISIONS) if fusion.tied[i, k]],
+            "votes": {c: int(fusion.votes[i, k]) for k, c in enumerate(QUALITY_DECISIONS)},
+            "adjudication": QUALITY_DECISIONS[m.adjudication[i]]
+            if m.adjudication[i] >= 0
+            else None,
+            "golden": bool(m.golden[i]),
+        }
         for i in idx
     ]
 
 
-def adjudicate(session: Session, actor: User, project: Project, image_id: int, decision: str,
-               note: str | None = None) -> Adjudication:
+def adjudicate(
+    session: Session,
+    actor: User,
+    project: Project,
+    image_id: int,
+    decision: str,
+    note: str | None = None,
+) -> Adjudication:
     """Record a lead's decision for a tied image (one per image; a new decision replaces it, audited)."""
     if project.protocol.value != "quality":
         raise ValidationError("only quality projects have class ties to adjudicate")
@@ -86,15 +113,31 @@ def adjudicate(session: Session, actor: User, project: Project, image_id: int, d
         raise Conflict("this image is not tied: its fused class comes from a plurality of votes")
     if decision not in tied:
         raise ValidationError(f"choose one of the tied classes: {', '.join(tied)}")
-    adj = session.scalar(select(Adjudication).where(Adjudication.project_id == project.id,
-                                                    Adjudication.image_id == image.id))
+    adj = session.scalar(
+        select(Adjudication).where(
+            Adjudication.project_id == project.id, Adjudication.image_id == image.id
+        )
+    )
     previous = adj.decision if adj else None
     if adj is None:
         adj = Adjudication(project_id=project.id, image_id=image.id, decision=decision)
         session.add(adj)
-    adj.decision, adj.note, adj.decided_by_id = decision, (note or "").strip()[:2000] or None, actor.id
+    adj.decision, adj.note, adj.decided_by_id = (
+        decision,
+        (note or "").strip()[:2000] or None,
+        actor.id,
+    )
     adj.decided_at = utcnow()
     session.flush()
-    record_event(session, actor, "adjudication.set", "image", image.id, project_id=project.id,
-                 decision=decision, previous=previous, tied=tied)
+    record_event(
+        session,
+        actor,
+        "adjudication.set",
+        "image",
+        image.id,
+        project_id=project.id,
+        decision=decision,
+        previous=previous,
+        tied=tied,
+    )
     return adj

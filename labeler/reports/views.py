@@ -27,7 +27,9 @@ bp = Blueprint("reports", __name__)
 
 
 def managed_project(project_id: int):
-    return authorized_project(project_id, message="Only the project's leads and admins see its reports.")
+    return authorized_project(
+        project_id, message="Only the project's leads and admins see its reports."
+    )
 
 
 @bp.get("/projects/<int:project_id>/dashboard")
@@ -37,8 +39,12 @@ def dashboard(project_id: int):
     project = managed_project(project_id)
     scope = check_scope(request.args.get("scope"))
     return render_template(
-        "reports/dashboard.html", project=project, scope=scope, figures=project_agreement(db, project, scope),
-        progress=rater_progress(db, project), ties=len(tie_list(db, project)),
+        "reports/dashboard.html",
+        project=project,
+        scope=scope,
+        figures=project_agreement(db, project, scope),
+        progress=rater_progress(db, project),
+        ties=len(tie_list(db, project)),
     )
 
 
@@ -46,8 +52,12 @@ def dashboard(project_id: int):
 @role_required(Role.lead, Role.admin)
 def ties(project_id: int):
     project = managed_project(project_id)
-    return render_template("reports/ties.html", project=project, ties=tie_list(get_session(), project),
-                           classes=QUALITY_DECISIONS)
+    return render_template(
+        "reports/ties.html",
+        project=project,
+        ties=tie_list(get_session(), project),
+        classes=QUALITY_DECISIONS,
+    )
 
 
 @bp.post("/projects/<int:project_id>/ties/<int:image_id>")
@@ -56,7 +66,14 @@ def adjudicate_tie(project_id: int, image_id: int):
     db = get_session()
     project = managed_project(project_id)
     try:
-        adjudicate(db, current_user, project, image_id, request.form.get("decision", ""), request.form.get("note"))
+        adjudicate(
+            db,
+            current_user,
+            project,
+            image_id,
+            request.form.get("decision", ""),
+            request.form.get("note"),
+        )
     except LabelerError as exc:
         db.rollback()
         flash(f"Image {image_id}: {exc.message}")

@@ -22,12 +22,22 @@ def _session():
 
 @ml_cli.command("train")
 @click.argument("project")
-@click.option("--kind", type=click.Choice(["quality", "severity"]), default=None,
-              help="Model kind (default: the project's protocol).")
+@click.option(
+    "--kind",
+    type=click.Choice(["quality", "severity"]),
+    default=None,
+    help="Model kind (default: the project's protocol).",
+)
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
-@click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Default: the model config's.")
-@click.option("--wait", is_flag=True, help="Train here in the foreground with a progress bar "
-              "(default: start a background worker and return).")
+@click.option(
+    "--epochs", type=click.IntRange(1, 1000), default=None, help="Default: the model config's."
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Train here in the foreground with a progress bar "
+    "(default: start a background worker and return).",
+)
 @with_appcontext
 def ml_train(project: str, kind: str | None, seed: int, epochs: int | None, wait: bool) -> None:
     """Train a model from PROJECT's labels (id or name); evaluate it on the golden set."""
@@ -47,7 +57,9 @@ def ml_train(project: str, kind: str | None, seed: int, epochs: int | None, wait
 
             run = get_run(s, run_id)
             start_worker(s, {**config, "ML_SPAWN_WORKER": True}, run)
-            click.echo(f"worker started (pid {run.pid}); log in {Path(config['ML_DIR']) / 'runs' / str(run_id)}")
+            click.echo(
+                f"worker started (pid {run.pid}); log in {Path(config['ML_DIR']) / 'runs' / str(run_id)}"
+            )
         return
     bars: dict[str, object] = {}
 
@@ -56,19 +68,27 @@ def ml_train(project: str, kind: str | None, seed: int, epochs: int | None, wait
         if bar is None:
             for old in bars.values():
                 old.render_finish()
-            bar = bars[stage] = click.progressbar(length=max(total, 1), label=f"{stage:<9}", file=sys.stderr,
-                                                  show_pos=True)
+            bar = bars[stage] = click.progressbar(
+                length=max(total, 1), label=f"{stage:<9}", file=sys.stderr, show_pos=True
+            )
         bar.pos = 0
         bar.update(done)
 
-    run = execute_run(database().session_factory, config, current_app.extensions["labeler_storage"], run_id,
-                      echo=echo)
+    run = execute_run(
+        database().session_factory,
+        config,
+        current_app.extensions["labeler_storage"],
+        run_id,
+        echo=echo,
+    )
     for bar in bars.values():
         bar.render_finish()
     if run.error:
         raise click.ClickException(f"training run {run_id} failed: {run.error}")
     click.echo(f"training run {run_id} succeeded: model {run.model_id}")
-    _print_evaluation((run.metrics or {}).get("evaluation"), (run.metrics or {}).get("evaluation_note"))
+    _print_evaluation(
+        (run.metrics or {}).get("evaluation"), (run.metrics or {}).get("evaluation_note")
+    )
 
 
 def _fmt(value) -> str:
@@ -82,18 +102,26 @@ def _print_evaluation(ev: dict | None, note: str | None = None) -> None:
     f = ev["figures"]
     click.echo(f"golden set: {f['n']} images")
     if ev["kind"] == "quality":
-        click.echo(f"macro F1 {_fmt(f['macro_f1'])}  accuracy {_fmt(f['accuracy'])}  "
-                   f"explanation macro F1 {_fmt(f['explanation_macro_f1'])}")
+        click.echo(
+            f"macro F1 {_fmt(f['macro_f1'])}  accuracy {_fmt(f['accuracy'])}  "
+            f"explanation macro F1 {_fmt(f['explanation_macro_f1'])}"
+        )
         for name, c in {**f["per_class"], **f["per_explanation"]}.items():
-            click.echo(f"  {name:<16} recall {_fmt(c['recall'])}  specificity {_fmt(c['specificity'])}  "
-                       f"F1 {_fmt(c['f1'])}  support {c['support']}")
+            click.echo(
+                f"  {name:<16} recall {_fmt(c['recall'])}  specificity {_fmt(c['specificity'])}  "
+                f"F1 {_fmt(c['f1'])}  support {c['support']}"
+            )
     else:
-        click.echo(f"RMSE {_fmt(f['rmse'])}  Pearson r {_fmt(f['pearson_r'])}  MAE {_fmt(f['mae'])}")
+        click.echo(
+            f"RMSE {_fmt(f['rmse'])}  Pearson r {_fmt(f['pearson_r'])}  MAE {_fmt(f['mae'])}"
+        )
     v = ev.get("verdict")
     if v is None:
         click.echo(note or "no verdict: the raters' own golden-set figures are missing")
     elif ev["kind"] == "quality":
-        click.echo(f"raters' macro F1 {_fmt(v['rater_macro_f1_mean'])} ± {_fmt(v['rater_macro_f1_std'])}")
+        click.echo(
+            f"raters' macro F1 {_fmt(v['rater_macro_f1_mean'])} ± {_fmt(v['rater_macro_f1_std'])}"
+        )
         click.echo(f"expert level: {'yes' if v['expert_level'] else 'no'} ({v['rule']})")
     else:
         click.echo(f"raters' bar (worst rater RMSE) {_fmt(v['bar'])}")
@@ -102,7 +130,11 @@ def _print_evaluation(ev: dict | None, note: str | None = None) -> None:
 
 @ml_cli.command("evaluate")
 @click.argument("model_ids", nargs=-1, required=True)
-@click.option("--project", default=None, help="Project whose golden set to use (default: the one it was trained on).")
+@click.option(
+    "--project",
+    default=None,
+    help="Project whose golden set to use (default: the one it was trained on).",
+)
 @with_appcontext
 def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
     """Evaluate MODEL(s) on a project's golden set next to the raters' figures; save the report in each folder.
@@ -124,7 +156,9 @@ def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
         else:
             run = run_for_model(s, model_ids[0])
             if run is None:
-                raise click.ClickException(f"model {model_ids[0]} has no training run here: name a project with --project")
+                raise click.ClickException(
+                    f"model {model_ids[0]} has no training run here: name a project with --project"
+                )
             proj = s.get(Project, run.project_id)
         with tempfile.TemporaryDirectory() as tmp:
             manifest = Path(tmp) / "manifest.jsonl"
@@ -149,12 +183,16 @@ def _print_summary(combined: dict) -> None:
         if isinstance(summary.get(key), dict) and "mean" in summary[key]:
             click.echo(f"  {key}: {summary[key]['mean']:.3f} ± {summary[key]['std']:.3f}")
     if verdict:
-        click.echo(f"expert level on the mean: {'yes' if verdict['expert_level'] else 'no'} ({verdict['rule']})")
+        click.echo(
+            f"expert level on the mean: {'yes' if verdict['expert_level'] else 'no'} ({verdict['rule']})"
+        )
 
 
 @ml_cli.command("predict")
 @click.argument("model_id")
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--cams", is_flag=True, help="Include the Grad-CAM maps (quality models).")
 @with_appcontext
 def ml_predict(model_id: str, images: tuple[Path, ...], cams: bool) -> None:
@@ -196,7 +234,9 @@ def ml_list() -> None:
             verdict = ev.get("verdict")
             expert = "—" if not verdict else ("yes" if verdict["expert_level"] else "no")
             where = f"project {run.project_id} run {run.id}" if run else "no run"
-            click.echo(f"{m.id}\t{m.kind}\t{m.size_bytes / 1e6:.1f} MB\t{where}\texpert level: {expert}")
+            click.echo(
+                f"{m.id}\t{m.kind}\t{m.size_bytes / 1e6:.1f} MB\t{where}\texpert level: {expert}"
+            )
 
 
 @ml_cli.command("work")
@@ -209,8 +249,12 @@ def ml_work(run_id: int) -> None:
     from .worker import execute_run
 
     try:
-        run = execute_run(database().session_factory, current_app.config, current_app.extensions["labeler_storage"],
-                          run_id)
+        run = execute_run(
+            database().session_factory,
+            current_app.config,
+            current_app.extensions["labeler_storage"],
+            run_id,
+        )
     except LabelerError as exc:
         raise click.ClickException(exc.message) from exc
     if run.error:

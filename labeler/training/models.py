@@ -28,10 +28,15 @@ class TrainingRun(Base):
     __tablename__ = "training_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[ModelKind] = mapped_column(Enum(ModelKind, native_enum=False, length=16, validate_strings=True))
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[ModelKind] = mapped_column(
+        Enum(ModelKind, native_enum=False, length=16, validate_strings=True)
+    )
     status: Mapped[RunStatus] = mapped_column(
-        Enum(RunStatus, native_enum=False, length=16, validate_strings=True), default=RunStatus.queued
+        Enum(RunStatus, native_enum=False, length=16, validate_strings=True),
+        default=RunStatus.queued,
     )
     seed: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[int | None] = mapped_column(Integer)

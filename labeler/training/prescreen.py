@@ -46,8 +46,13 @@ def loaded_model(folder: Path):  # a labeler.ml LoadedModel
     return model
 
 
-def prescreen_images(session: Session, config: Mapping[str, Any], project: Project, image_ids: Iterable[int],
-                     storage: Any) -> dict[str, Any]:
+def prescreen_images(
+    session: Session,
+    config: Mapping[str, Any],
+    project: Project,
+    image_ids: Iterable[int],
+    storage: Any,
+) -> dict[str, Any]:
     """Predict each image's quality class from its display derivative; store it; summarise.
 
     Returns ``{"status": "off" | "done" | "skipped", ...}``; flushes, never commits.
@@ -79,20 +84,35 @@ def prescreen_images(session: Session, config: Mapping[str, Any], project: Proje
             failed.append({"image_id": image.id, "error": exc.message})
             continue
         is_flagged = pred["class"] == FLAG_CLASS
-        image.meta = {**(image.meta or {}), "prescreen": {
-            "model_id": model_id, "class": pred["class"], "probability": pred["probabilities"][pred["class"]],
-            "flagged": is_flagged, "issues": [{"name": i["name"], "text": i["text"]} for i in pred["issues"]],
-        }}
+        image.meta = {
+            **(image.meta or {}),
+            "prescreen": {
+                "model_id": model_id,
+                "class": pred["class"],
+                "probability": pred["probabilities"][pred["class"]],
+                "flagged": is_flagged,
+                "issues": [{"name": i["name"], "text": i["text"]} for i in pred["issues"]],
+            },
+        }
         screened += 1
         flagged += is_flagged
     session.flush()
-    return {"status": "done", "model_id": model_id, "screened": screened, "flagged": flagged, "failed": failed}
+    return {
+        "status": "done",
+        "model_id": model_id,
+        "screened": screened,
+        "flagged": flagged,
+        "failed": failed,
+    }
 
 
-def prescreen_import(session: Session, config: Mapping[str, Any], project: Project, summary: Any,
-                     storage: Any) -> dict[str, Any]:
+def prescreen_import(
+    session: Session, config: Mapping[str, Any], project: Project, summary: Any, storage: Any
+) -> dict[str, Any]:
     """The step right after an import: prescreen the images it added and attach the result to its summary."""
-    result = prescreen_images(session, config, project, [r["id"] for r in summary.imported if r.get("id")], storage)
+    result = prescreen_images(
+        session, config, project, [r["id"] for r in summary.imported if r.get("id")], storage
+    )
     summary.prescreen = result
     return result
 

@@ -54,31 +54,63 @@ def _int(value: Any, name: str, lo: int, hi: int, default: int | None) -> int | 
     return number
 
 
-def start_run(session: Session, actor: User | None, project: Project, *, kind: str | None = None,
-              seed: Any = None, epochs: Any = None) -> TrainingRun:
+def start_run(
+    session: Session,
+    actor: User | None,
+    project: Project,
+    *,
+    kind: str | None = None,
+    seed: Any = None,
+    epochs: Any = None,
+) -> TrainingRun:
     """Queue a training run of the project's model kind (one run in flight per project)."""
     kind = (kind or project.protocol.value).strip().lower()
     if kind not in {k.value for k in ModelKind}:
         raise ValidationError("kind must be 'quality' or 'severity'")
     if kind != project.protocol.value:
-        raise ValidationError(f"a {project.protocol.value} project trains {project.protocol.value} models, "
-                              f"not {kind} models")
+        raise ValidationError(
+            f"a {project.protocol.value} project trains {project.protocol.value} models, "
+            f"not {kind} models"
+        )
     seed = _int(seed, "seed", 0, MAX_SEED, 0)
     epochs = _int(epochs, "epochs", 1, MAX_EPOCHS, None)
-    busy = session.scalar(select(TrainingRun.id).where(
-        TrainingRun.project_id == project.id,
-        TrainingRun.status.in_([RunStatus.queued, RunStatus.running])))
+    busy = session.scalar(
+        select(TrainingRun.id).where(
+            TrainingRun.project_id == project.id,
+            TrainingRun.status.in_([RunStatus.queued, RunStatus.running]),
+        )
+    )
     if busy is not None:
         mark_dead_runs(session, [session.get(TrainingRun, busy)])
         if session.get(TrainingRun, busy).status in (RunStatus.queued, RunStatus.running):
-            raise Conflict(f"training run {busy} of this project is still in progress", code="run_in_progress",
-                           run_id=busy)
-    run = TrainingRun(project_id=project.id, kind=ModelKind(kind), status=RunStatus.queued, seed=seed,
-                      epochs=epochs, done=0, total=0, created_by_id=actor.id if actor else None)
+            raise Conflict(
+                f"training run {busy} of this project is still in progress",
+                code="run_in_progress",
+                run_id=busy,
+            )
+    run = TrainingRun(
+        project_id=project.id,
+        kind=ModelKind(kind),
+        status=RunStatus.queued,
+        seed=seed,
+        epochs=epochs,
+        done=0,
+        total=0,
+        created_by_id=actor.id if actor else None,
+    )
     session.add(run)
     session.flush()
-    record_event(session, actor, "training.start", "training_run", run.id, project_id=project.id, kind=kind,
-                 seed=seed, epochs=epochs)
+    record_event(
+        session,
+        actor,
+        "training.start",
+        "training_run",
+        run.id,
+        project_id=project.id,
+        kind=kind,
+        seed=seed,
+        epochs=epochs,
+    )
     return run
 
 
@@ -91,8 +123,13 @@ def get_run(session: Session, run_id: int) -> TrainingRun:
 
 def project_runs(session: Session, project: Project) -> list[TrainingRun]:
     """The project's runs, newest first (runs whose worker died are marked failed)."""
-    runs = list(session.scalars(select(TrainingRun).where(TrainingRun.project_id == project.id)
-                                .order_by(TrainingRun.id.desc())))
+    runs = list(
+        session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.project_id == project.id)
+            .order_by(TrainingRun.id.desc())
+        )
+    )
     mark_dead_runs(session, runs)
     return runs
 
@@ -123,13 +160,19 @@ def mark_dead_runs(session: Session, runs: list[TrainingRun]) -> None:
     reap_children()
     here = socket.gethostname()
     for run in runs:
-        if run.status not in (RunStatus.queued, RunStatus.running) or not run.pid or run.host != here:
+        if (
+            run.status not in (RunStatus.queued, RunStatus.running)
+            or not run.pid
+            or run.host != here
+        ):
             continue
         if not process_alive(run.pid):
             run.status = RunStatus.failed
             run.finished_at = utcnow()
-            run.error = (f"the worker process (pid {run.pid}) ended without finishing the run; "
-                         "see the worker log and start a new run")
+            run.error = (
+                f"the worker process (pid {run.pid}) ended without finishing the run; "
+                "see the worker log and start a new run"
+            )
     session.flush()
 
 
@@ -151,7 +194,10 @@ def rater_figures(session: Session, project: Project) -> dict[str, float] | None
         macro = figures.get("macro_f1") or {}
         if macro.get("mean") is None:
             return None
-        return {"macro_f1_mean": float(macro["mean"]), "macro_f1_std": float(macro.get("std") or 0.0)}
+        return {
+            "macro_f1_mean": float(macro["mean"]),
+            "macro_f1_std": float(macro.get("std") or 0.0),
+        }
     bar = figures.get("bar")
     return None if bar is None else {"bar": float(bar)}
 
@@ -159,11 +205,22 @@ def rater_figures(session: Session, project: Project) -> dict[str, float] | None
 def run_dict(run: TrainingRun) -> dict[str, Any]:
     evaluation = (run.metrics or {}).get("evaluation") or {}
     return {
-        "id": run.id, "project_id": run.project_id, "kind": run.kind.value, "status": run.status.value,
-        "stage": run.stage, "done": run.done, "total": run.total, "seed": run.seed, "epochs": run.epochs,
-        "model_id": run.model_id, "error": run.error, "created_by_id": run.created_by_id,
-        "created_at": run.created_at.isoformat(), "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at), "verdict": evaluation.get("verdict"),
+        "id": run.id,
+        "project_id": run.project_id,
+        "kind": run.kind.value,
+        "status": run.status.value,
+        "stage": run.stage,
+        "done": run.done,
+        "total": run.total,
+        "seed": run.seed,
+        "epochs": run.epochs,
+        "model_id": run.model_id,
+        "error": run.error,
+        "created_by_id": run.created_by_id,
+        "created_at": run.created_at.isoformat(),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "verdict": evaluation.get("verdict"),
     }
 
 
@@ -184,12 +241,15 @@ def latest_evaluation(folder: Path) -> dict[str, Any] | None:
 
 def model_report(folder: Path, run: TrainingRun | None) -> dict[str, Any]:
     """Everything the report page shows: model metadata, validation and golden-set figures, verdict."""
+
     def read(name: str) -> Any:
         path = folder / name
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     meta = read("model.json") or {}
-    evaluation = latest_evaluation(folder) or ((run.metrics or {}).get("evaluation") if run else None)
+    evaluation = latest_evaluation(folder) or (
+        (run.metrics or {}).get("evaluation") if run else None
+    )
     return {
         "model": meta,
         "config": read("config.json"),
@@ -201,38 +261,70 @@ def model_report(folder: Path, run: TrainingRun | None) -> dict[str, Any]:
     }
 
 
-def project_models(session: Session, config: Mapping[str, Any], project: Project) -> list[dict[str, Any]]:
+def project_models(
+    session: Session, config: Mapping[str, Any], project: Project
+) -> list[dict[str, Any]]:
     """The project's trained models (from its succeeded runs whose folder still exists), newest first."""
     from ..ml.artifacts import MODEL_ID, REQUIRED
 
     root = models_dir(config)
     out = []
     for run in project_runs(session, project):
-        if run.status is not RunStatus.succeeded or not run.model_id or not MODEL_ID.match(run.model_id):
+        if (
+            run.status is not RunStatus.succeeded
+            or not run.model_id
+            or not MODEL_ID.match(run.model_id)
+        ):
             continue
         folder = root / run.model_id
         if not all((folder / f).is_file() for f in REQUIRED):
             continue
         meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-        out.append({"id": run.model_id, "kind": run.kind.value, "run_id": run.id, "created": meta.get("created"),
-                    "size_bytes": meta.get("size_bytes"), "size_mb": meta.get("size_mb"),
-                    "verdict": (run.metrics or {}).get("evaluation", {}).get("verdict") if run.metrics else None,
-                    "prescreen": (project.settings or {}).get("prescreen_model_id") == run.model_id})
+        out.append(
+            {
+                "id": run.model_id,
+                "kind": run.kind.value,
+                "run_id": run.id,
+                "created": meta.get("created"),
+                "size_bytes": meta.get("size_bytes"),
+                "size_mb": meta.get("size_mb"),
+                "verdict": (run.metrics or {}).get("evaluation", {}).get("verdict")
+                if run.metrics
+                else None,
+                "prescreen": (project.settings or {}).get("prescreen_model_id") == run.model_id,
+            }
+        )
     return out
 
 
-def set_prescreen_model(session: Session, actor: User | None, project: Project, model_id: str | None,
-                        config: Mapping[str, Any]) -> None:
+def set_prescreen_model(
+    session: Session,
+    actor: User | None,
+    project: Project,
+    model_id: str | None,
+    config: Mapping[str, Any],
+) -> None:
     """Use one of the project's quality models to prescreen imports (None or "" turns it off)."""
     model_id = (model_id or "").strip() or None
     if model_id is not None:
         if project.protocol.value != "quality":
-            raise ValidationError("prescreen on import uses a quality model: only quality projects have one")
-        if model_id not in {m["id"] for m in project_models(session, config, project) if m["kind"] == "quality"}:
+            raise ValidationError(
+                "prescreen on import uses a quality model: only quality projects have one"
+            )
+        if model_id not in {
+            m["id"] for m in project_models(session, config, project) if m["kind"] == "quality"
+        }:
             raise ValidationError(f"{model_id!r} is not a trained quality model of this project")
     settings = dict(project.settings or {})
     settings["prescreen_model_id"] = model_id
     project.settings = settings
     session.flush()
-    record_event(session, actor, "training.prescreen", "project", project.id, project_id=project.id,
-                 model_id=model_id)
+    record_event(
+        session,
+        actor,
+        "training.prescreen",
+        "project",
+        project.id,
+        project_id=project.id,
+        model_id=model_id,
+    )

@@ -50,9 +50,15 @@ def project_model(project: Project, model_id: str):
 def _models_page(project: Project, error: str | None = None, status: int = 200):
     db = get_session()
     runs = project_runs(db, project)
-    page = render_template("training/models_page.html", project=project, runs=[run_dict(r) for r in runs],
-                           models=project_models(db, current_app.config, project), kinds=list(ModelKind),
-                           prescreen=(project.settings or {}).get("prescreen_model_id"), error=error)
+    page = render_template(
+        "training/models_page.html",
+        project=project,
+        runs=[run_dict(r) for r in runs],
+        models=project_models(db, current_app.config, project),
+        kinds=list(ModelKind),
+        prescreen=(project.settings or {}).get("prescreen_model_id"),
+        error=error,
+    )
     db.commit()  # runs whose worker died were just marked failed
     return page, status
 
@@ -71,8 +77,14 @@ def train(project_id: int):
     try:
         if not request.form.get("kind"):
             raise ValidationError("choose the kind of model to train")
-        run = start_run(db, current_user, project, kind=request.form.get("kind"), seed=request.form.get("seed"),
-                        epochs=request.form.get("epochs"))
+        run = start_run(
+            db,
+            current_user,
+            project,
+            kind=request.form.get("kind"),
+            seed=request.form.get("seed"),
+            epochs=request.form.get("epochs"),
+        )
     except LabelerError as exc:
         db.rollback()
         return _models_page(project, exc.message, exc.status)
@@ -89,13 +101,17 @@ def prescreen(project_id: int):
     db = get_session()
     project = authorized_project(project_id)
     try:
-        set_prescreen_model(db, current_user, project, request.form.get("model_id"), current_app.config)
+        set_prescreen_model(
+            db, current_user, project, request.form.get("model_id"), current_app.config
+        )
     except LabelerError as exc:
         db.rollback()
         return _models_page(project, exc.message, exc.status)
     db.commit()
     model_id = (project.settings or {}).get("prescreen_model_id")
-    flash(f"Imports are prescreened with {model_id}." if model_id else "Prescreen on import is off.")
+    flash(
+        f"Imports are prescreened with {model_id}." if model_id else "Prescreen on import is off."
+    )
     return redirect(url_for("training.models_page", project_id=project.id))
 
 
@@ -104,7 +120,9 @@ def prescreen(project_id: int):
 def model_report_page(project_id: int, model_id: str):
     project = authorized_project(project_id)
     folder, run = project_model(project, model_id)
-    return render_template("training/model_report.html", project=project, report=model_report(folder, run))
+    return render_template(
+        "training/model_report.html", project=project, report=model_report(folder, run)
+    )
 
 
 @bp.get("/projects/<int:project_id>/models/<model_id>/report.json")
@@ -113,5 +131,8 @@ def model_report_json(project_id: int, model_id: str):
     project = authorized_project(project_id)
     folder, run = project_model(project, model_id)
     body = json.dumps(model_report(folder, run), indent=2)
-    return Response(body, mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{model_id}-report.json"'})
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{model_id}-report.json"'},
+    )

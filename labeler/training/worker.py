@@ -30,8 +30,14 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
 _CHILDREN: list[subprocess.Popen] = []
 # settings the worker must share with the process that queued the run (tests build apps from overrides)
-_ENV_KEYS = {"DATABASE_URL": "DATABASE_URL", "INSTANCE_PATH": "INSTANCE_PATH", "STORAGE_PATH": "STORAGE_PATH",
-             "ML_DIR": "ML_DIR", "LABELER_ENV": "ENV", "AUTH_MODE": "AUTH"}
+_ENV_KEYS = {
+    "DATABASE_URL": "DATABASE_URL",
+    "INSTANCE_PATH": "INSTANCE_PATH",
+    "STORAGE_PATH": "STORAGE_PATH",
+    "ML_DIR": "ML_DIR",
+    "LABELER_ENV": "ENV",
+    "AUTH_MODE": "AUTH",
+}
 
 
 def reap_children() -> None:
@@ -52,9 +58,16 @@ def spawn_worker(config: Mapping[str, Any], run_id: int) -> int:
     folder = run_dir(config, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "worker.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "labeler.training.worker", str(run_id)], cwd=ROOT, env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "labeler.training.worker", str(run_id)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
     _CHILDREN.append(proc)
     return proc.pid
 
@@ -77,7 +90,9 @@ def start_worker(session: Session, config: Mapping[str, Any], run: TrainingRun) 
 class _Progress:
     """progress(stage, done, total) -> the run's row, at most every PROGRESS_EVERY_S (and on a new stage)."""
 
-    def __init__(self, factory: sessionmaker, run_id: int, echo: Callable[[str, int, int], None] | None) -> None:
+    def __init__(
+        self, factory: sessionmaker, run_id: int, echo: Callable[[str, int, int], None] | None
+    ) -> None:
         self.factory, self.run_id, self.echo = factory, run_id, echo
         self.last, self.stage = 0.0, None
 
@@ -97,14 +112,28 @@ def _update(factory: sessionmaker, run_id: int, **values: Any) -> None:
         s.commit()
 
 
-def execute_run(factory: sessionmaker, config: Mapping[str, Any], storage: Any, run_id: int, *,
-                echo: Callable[[str, int, int], None] | None = None) -> TrainingRun:
+def execute_run(
+    factory: sessionmaker,
+    config: Mapping[str, Any],
+    storage: Any,
+    run_id: int,
+    *,
+    echo: Callable[[str, int, int], None] | None = None,
+) -> TrainingRun:
     """Claim a queued run, train, evaluate, and record success or a clear failure; returns the final row."""
     with factory() as s:
         claimed = s.execute(
-            update(TrainingRun).where(TrainingRun.id == run_id, TrainingRun.status == RunStatus.queued)
-            .values(status=RunStatus.running, started_at=utcnow(), pid=os.getpid(), host=socket.gethostname(),
-                    stage="manifest", done=0, total=0)
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id, TrainingRun.status == RunStatus.queued)
+            .values(
+                status=RunStatus.running,
+                started_at=utcnow(),
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                stage="manifest",
+                done=0,
+                total=0,
+            )
         ).rowcount
         s.commit()
     if not claimed:
@@ -112,7 +141,9 @@ def execute_run(factory: sessionmaker, config: Mapping[str, Any], storage: Any, 
             run = s.get(TrainingRun, run_id)
         if run is None:
             raise LabelerError(f"no training run with id {run_id}", status=404, code="not_found")
-        raise LabelerError(f"training run {run_id} is {run.status.value}, not queued", status=409, code="conflict")
+        raise LabelerError(
+            f"training run {run_id} is {run.status.value}, not queued", status=409, code="conflict"
+        )
     try:
         values = _train(factory, config, storage, run_id, echo)
         values.update(status=RunStatus.succeeded)
@@ -121,14 +152,22 @@ def execute_run(factory: sessionmaker, config: Mapping[str, Any], storage: Any, 
         values = {"status": RunStatus.failed, "error": exc.message}
     except Exception as exc:  # the row must say the run failed, whatever went wrong
         log.exception("training run %s failed", run_id)
-        values = {"status": RunStatus.failed, "error": f"unexpected error: {type(exc).__name__}: {exc}"}
+        values = {
+            "status": RunStatus.failed,
+            "error": f"unexpected error: {type(exc).__name__}: {exc}",
+        }
     _update(factory, run_id, finished_at=utcnow(), **values)
     with factory() as s:
         return s.get(TrainingRun, run_id)
 
 
-def _train(factory: sessionmaker, config: Mapping[str, Any], storage: Any, run_id: int,
-           echo: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+def _train(
+    factory: sessionmaker,
+    config: Mapping[str, Any],
+    storage: Any,
+    run_id: int,
+    echo: Callable[[str, int, int], None] | None,
+) -> dict[str, Any]:
     from .. import ml
     from ..projects.models import Project
     from ..reports.export import training_manifest
@@ -148,17 +187,27 @@ def _train(factory: sessionmaker, config: Mapping[str, Any], storage: Any, run_i
         s.commit()
     progress = _Progress(factory, run_id, echo)
     train = ml.train_quality if kind == "quality" else ml.train_severity
-    info = train(manifest, models_dir(config), cache_dir(config), seed=seed, epochs=epochs, progress=progress)
+    info = train(
+        manifest, models_dir(config), cache_dir(config), seed=seed, epochs=epochs, progress=progress
+    )
     _update(factory, run_id, model_id=info.id, stage="evaluate", done=0, total=1)
     progress("evaluate", 0, 1)
-    metrics: dict[str, Any] = {"size_bytes": info.size_bytes, "validation": info.metrics.get("validation"),
-                               "evaluation": None, "evaluation_note": None}
+    metrics: dict[str, Any] = {
+        "size_bytes": info.size_bytes,
+        "validation": info.metrics.get("validation"),
+        "evaluation": None,
+        "evaluation_note": None,
+    }
     try:
         metrics["evaluation"] = ml.evaluate(info.path, manifest, raters)
     except ml.NotEnoughData as exc:
-        metrics["evaluation_note"] = f"not evaluated: {exc.message} (label the golden set to get the verdict)"
+        metrics["evaluation_note"] = (
+            f"not evaluated: {exc.message} (label the golden set to get the verdict)"
+        )
     if metrics["evaluation"] is not None and raters is None:
-        metrics["evaluation_note"] = "no verdict: the raters' own golden-set figures need two raters per image"
+        metrics["evaluation_note"] = (
+            "no verdict: the raters' own golden-set figures need two raters per image"
+        )
     progress("evaluate", 1, 1)
     return {"metrics": metrics}
 
@@ -175,12 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app()
     with app.app_context():
         try:
-            run = execute_run(database(app).session_factory, app.config, app.extensions["labeler_storage"],
-                              int(args[0]))
+            run = execute_run(
+                database(app).session_factory,
+                app.config,
+                app.extensions["labeler_storage"],
+                int(args[0]),
+            )
         except LabelerError as exc:
             log.error("%s", exc.message)
             return 1
-    log.info("training run %s %s%s", run.id, run.status.value, f": {run.error}" if run.error else "")
+    log.info(
+        "training run %s %s%s", run.id, run.status.value, f": {run.error}" if run.error else ""
+    )
     return 0 if run.status is RunStatus.succeeded else 1
 
 

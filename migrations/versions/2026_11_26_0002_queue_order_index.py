@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('queue_items', schema=None) as batch_op:
-        batch_op.create_index('ix_queue_items_queue_order', ['rater_id', 'project_id', 'status', 'position'],
-                              unique=False)
+    with op.batch_alter_table("queue_items", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_queue_items_queue_order",
+            ["rater_id", "project_id", "status", "position"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('queue_items', schema=None) as batch_op:
-        batch_op.drop_index('ix_queue_items_queue_order')
+    with op.batch_alter_table("queue_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_queue_items_queue_order")

@@ -15,10 +15,19 @@ from labeler.images.storage import content_key
 
 def image_row(project_id: int, *, case_id: str | None = None, filename: str | None = None) -> Image:
     sha = secrets.token_hex(32)
-    return Image(project_id=project_id, sha256=sha, filename=filename or f"{sha[:8]}.jpg", width=8, height=8,
-                 format="JPEG", byte_size=1, display_key=content_key("display", sha, "jpg"),
-                 thumb_key=content_key("thumbs", sha, "jpg"), original_key=content_key("originals", sha, "jpg"),
-                 case_id=case_id)
+    return Image(
+        project_id=project_id,
+        sha256=sha,
+        filename=filename or f"{sha[:8]}.jpg",
+        width=8,
+        height=8,
+        format="JPEG",
+        byte_size=1,
+        display_key=content_key("display", sha, "jpg"),
+        thumb_key=content_key("thumbs", sha, "jpg"),
+        original_key=content_key("originals", sha, "jpg"),
+        case_id=case_id,
+    )
 
 
 @pytest.fixture(name="image_row")
@@ -31,7 +40,9 @@ def image_row_fixture():
 def make_images(app, db):
     """``make_images(project, n, cases={case: size}, store=True)`` -> list of Image rows."""
 
-    def _make(project, n: int = 0, *, cases: dict[str, int] | None = None, store: bool = False) -> list[Image]:
+    def _make(
+        project, n: int = 0, *, cases: dict[str, int] | None = None, store: bool = False
+    ) -> list[Image]:
         rows = [image_row(project.id) for _ in range(n)]
         for case, size in (cases or {}).items():
             rows.extend(image_row(project.id, case_id=case) for _ in range(size))
@@ -74,7 +85,10 @@ def client_for(app):
     def _client(user):
         c = app.test_client()
         page = c.get("/auth/login").get_data(as_text=True)
-        resp = c.post("/auth/dev-login", data={"email": user.email, "csrf_token": _CSRF_META.search(page).group(1)})
+        resp = c.post(
+            "/auth/dev-login",
+            data={"email": user.email, "csrf_token": _CSRF_META.search(page).group(1)},
+        )
         assert resp.status_code == 302, resp.get_data(as_text=True)
         c.csrf = _CSRF_META.search(c.get("/").get_data(as_text=True)).group(1)
         return c

@@ -35,8 +35,11 @@ def allocation_url(project):
 def test_lead_or_admin_allocates_and_reads_the_summary(db, world, client_for, who):
     team, raters, _ = world
     c = client_for(getattr(team, who))
-    resp = post_json(c, allocation_url(team.project),
-                     {"raters": [r.email for r in raters], "golden_size": 3, "overlap": 2, "seed": 12})
+    resp = post_json(
+        c,
+        allocation_url(team.project),
+        {"raters": [r.email for r in raters], "golden_size": 3, "overlap": 2, "seed": 12},
+    )
     assert resp.status_code == 201, resp.get_json()
     body = resp.get_json()
     assert body["allocated"] and body["golden"] == 3 and body["overlap"] == 2 and body["seed"] == 12
@@ -45,36 +48,54 @@ def test_lead_or_admin_allocates_and_reads_the_summary(db, world, client_for, wh
     assert c.get(allocation_url(team.project)).get_json() == body
     again = post_json(c, allocation_url(team.project), {"raters": [raters[0].email], "seed": 1})
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_allocated"
-    assert db.scalar(select(func.count(Allocation.id)).where(Allocation.project_id == team.project.id)) == 1
+    assert (
+        db.scalar(select(func.count(Allocation.id)).where(Allocation.project_id == team.project.id))
+        == 1
+    )
 
 
 def test_golden_list_through_the_api(world, client_for, db):
     team, raters, _ = world
     from labeler.images.models import Image
 
-    ids = list(db.scalars(select(Image.id).where(Image.project_id == team.project.id).order_by(Image.id)))[:4]
+    ids = list(
+        db.scalars(select(Image.id).where(Image.project_id == team.project.id).order_by(Image.id))
+    )[:4]
     c = client_for(team.lead)
-    resp = post_json(c, allocation_url(team.project), {"raters": [raters[0].email], "golden_image_ids": ids})
+    resp = post_json(
+        c, allocation_url(team.project), {"raters": [raters[0].email], "golden_image_ids": ids}
+    )
     assert resp.status_code == 201 and resp.get_json()["golden"] == 4
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"raters": "a@b.org"}, "invalid_raters"),
-    ({"raters": [], "seed": 1}, "no_raters"),
-    ({"raters": ["nobody@example.org"]}, "unknown_raters"),
-    ({"raters": ["{r0}"], "overlap": "2"}, "invalid_overlap"),
-    ({"raters": ["{r0}"], "overlap": 5}, "overlap"),
-    ({"raters": ["{r0}"], "golden_size": 1, "golden_image_ids": [1]}, "golden_both"),
-    ({"raters": ["{r0}"], "golden_image_ids": [10**9]}, "unknown_images"),
-    ({"raters": ["{r0}"], "seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"raters": "a@b.org"}, "invalid_raters"),
+        ({"raters": [], "seed": 1}, "no_raters"),
+        ({"raters": ["nobody@example.org"]}, "unknown_raters"),
+        ({"raters": ["{r0}"], "overlap": "2"}, "invalid_overlap"),
+        ({"raters": ["{r0}"], "overlap": 5}, "overlap"),
+        ({"raters": ["{r0}"], "golden_size": 1, "golden_image_ids": [1]}, "golden_both"),
+        ({"raters": ["{r0}"], "golden_image_ids": [10**9]}, "unknown_images"),
+        ({"raters": ["{r0}"], "seed": -1}, "seed"),
+    ],
+)
 def test_bad_allocation_requests_are_refused_clearly(world, client_for, db, body, code):
     team, raters, _ = world
-    body = {k: ([x.replace("{r0}", raters[0].email) for x in v] if isinstance(v, list) and k == "raters" else v)
-            for k, v in body.items()}
+    body = {
+        k: (
+            [x.replace("{r0}", raters[0].email) for x in v]
+            if isinstance(v, list) and k == "raters"
+            else v
+        )
+        for k, v in body.items()
+    }
     c = client_for(team.lead)
     resp = post_json(c, allocation_url(team.project), body)
-    assert resp.status_code in (400, 422) and resp.get_json()["error"]["code"] == code, resp.get_json()
+    assert resp.status_code in (400, 422) and resp.get_json()["error"]["code"] == code, (
+        resp.get_json()
+    )
     assert db.scalar(select(Allocation.id).where(Allocation.project_id == team.project.id)) is None
 
 
@@ -83,11 +104,24 @@ def test_raters_and_other_leads_get_403_signed_out_401(world, client_for, app):
     for user in (raters[0], other_lead):
         c = client_for(user)
         assert c.get(allocation_url(team.project)).status_code == 403
-        assert post_json(c, allocation_url(team.project), {"raters": [raters[0].email]}).status_code == 403
-        assert post_json(c, allocation_url(team.project) + "/raters", {"email": raters[0].email}).status_code == 403
+        assert (
+            post_json(c, allocation_url(team.project), {"raters": [raters[0].email]}).status_code
+            == 403
+        )
+        assert (
+            post_json(
+                c, allocation_url(team.project) + "/raters", {"email": raters[0].email}
+            ).status_code
+            == 403
+        )
         assert c.get(f"/projects/{team.project.id}/allocation").status_code == 403
-        assert c.post(f"/projects/{team.project.id}/allocation/preview",
-                      data={"csrf_token": c.csrf, "raters": raters[0].email}).status_code == 403
+        assert (
+            c.post(
+                f"/projects/{team.project.id}/allocation/preview",
+                data={"csrf_token": c.csrf, "raters": raters[0].email},
+            ).status_code
+            == 403
+        )
     anon = app.test_client()
     assert anon.get(allocation_url(team.project)).status_code == 401
     assert anon.get(f"/api/v1/projects/{team.project.id}/queue/next").status_code == 401
@@ -120,17 +154,25 @@ def test_rater_queue_next_item_and_404s(db, world, client_for):
     assert lead.get(nxt["image_url"]).status_code == 404  # not even the lead reads a rater's item
     outsider = team.raters(1)[0]
     db.commit()
-    assert client_for(outsider).get(f"/api/v1/projects/{team.project.id}/queue/next").status_code == 404
+    assert (
+        client_for(outsider).get(f"/api/v1/projects/{team.project.id}/queue/next").status_code
+        == 404
+    )
     # skipping: the skipped item comes back only at the end
     first = db.scalar(select(QueueItem).where(QueueItem.public_id == nxt["id"]))
     first.status = ItemStatus.skipped
     db.commit()
     second = a.get(f"/api/v1/projects/{team.project.id}/queue/next").get_json()["item"]
     assert second["position"] == 2
-    for it in db.scalars(select(QueueItem).where(QueueItem.rater_id == raters[0].id, QueueItem.position > 1)):
+    for it in db.scalars(
+        select(QueueItem).where(QueueItem.rater_id == raters[0].id, QueueItem.position > 1)
+    ):
         it.status = ItemStatus.done
     db.commit()
-    assert a.get(f"/api/v1/projects/{team.project.id}/queue/next").get_json()["item"]["id"] == nxt["id"]
+    assert (
+        a.get(f"/api/v1/projects/{team.project.id}/queue/next").get_json()["item"]["id"]
+        == nxt["id"]
+    )
     first.status = ItemStatus.done
     db.commit()
     assert a.get(f"/api/v1/projects/{team.project.id}/queue/next").get_json() == {"item": None}
@@ -147,9 +189,16 @@ def test_add_and_remove_rater_through_the_api(db, world, client_for):
     assert body["change"]["fold"] in (6, 7) and len(body["summary"]["raters"]) == 3
     resp = post_json(c, allocation_url(team.project) + "/raters/remove", {"email": raters[0].email})
     assert resp.status_code == 200, resp.get_json()
-    assert {r["email"] for r in resp.get_json()["summary"]["raters"]} == {raters[1].email, raters[2].email}
-    assert post_json(c, allocation_url(team.project) + "/raters/remove",
-                     {"email": raters[0].email}).status_code == 404
+    assert {r["email"] for r in resp.get_json()["summary"]["raters"]} == {
+        raters[1].email,
+        raters[2].email,
+    }
+    assert (
+        post_json(
+            c, allocation_url(team.project) + "/raters/remove", {"email": raters[0].email}
+        ).status_code
+        == 404
+    )
 
 
 def test_allocation_page_preview_then_commit_then_add_and_remove(db, world, client_for):
@@ -159,9 +208,17 @@ def test_allocation_page_preview_then_commit_then_add_and_remove(db, world, clie
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert all(r.email in html for r in raters) and 'name="csrf_token"' in html
-    assert f"/projects/{team.project.id}/allocation" in c.get(f"/projects/{team.project.id}").get_data(as_text=True)
-    form = {"csrf_token": c.csrf, "raters": [r.email for r in raters[:2]], "golden_mode": "size",
-            "golden_size": "4", "overlap": "1", "seed": ""}
+    assert f"/projects/{team.project.id}/allocation" in c.get(
+        f"/projects/{team.project.id}"
+    ).get_data(as_text=True)
+    form = {
+        "csrf_token": c.csrf,
+        "raters": [r.email for r in raters[:2]],
+        "golden_mode": "size",
+        "golden_size": "4",
+        "overlap": "1",
+        "seed": "",
+    }
     preview = c.post(f"/projects/{team.project.id}/allocation/preview", data=form)
     assert preview.status_code == 200
     html = preview.get_data(as_text=True)
@@ -175,29 +232,40 @@ def test_allocation_page_preview_then_commit_then_add_and_remove(db, world, clie
     assert alloc.seed == seed
     html = c.get(f"/projects/{team.project.id}/allocation").get_data(as_text=True)
     assert "Current allocation" in html and "Add a rater" in html
-    resp = c.post(f"/projects/{team.project.id}/allocation/raters", data={"csrf_token": c.csrf, "email": raters[2].email})
+    resp = c.post(
+        f"/projects/{team.project.id}/allocation/raters",
+        data={"csrf_token": c.csrf, "email": raters[2].email},
+    )
     assert resp.status_code == 302
-    resp = c.post(f"/projects/{team.project.id}/allocation/raters/remove",
-                  data={"csrf_token": c.csrf, "email": raters[0].email})
+    resp = c.post(
+        f"/projects/{team.project.id}/allocation/raters/remove",
+        data={"csrf_token": c.csrf, "email": raters[0].email},
+    )
     assert resp.status_code == 302
     db.expire_all()
     summary = services.summary(db, team.project)
     assert {r["email"] for r in summary["raters"]} == {raters[1].email, raters[2].email}
     # errors come back on the page, nothing written
-    bad = c.post(f"/projects/{team.project.id}/allocation/preview",
-                 data={"csrf_token": c.csrf, "raters": raters[0].email, "overlap": "x"})
+    bad = c.post(
+        f"/projects/{team.project.id}/allocation/preview",
+        data={"csrf_token": c.csrf, "raters": raters[0].email, "overlap": "x"},
+    )
     assert bad.status_code == 422 and "whole number" in bad.get_data(as_text=True)
 
 
 def test_rater_home_shows_progress_and_continue(db, world, client_for):
     team, raters, _ = world
     services.allocate(db, team.lead, team.project, raters, golden_size=3, overlap=1, seed=9)
-    first = db.scalar(select(QueueItem).where(QueueItem.rater_id == raters[0].id, QueueItem.position == 1))
+    first = db.scalar(
+        select(QueueItem).where(QueueItem.rater_id == raters[0].id, QueueItem.position == 1)
+    )
     first.status = ItemStatus.done
     db.commit()
     html = client_for(raters[0]).get("/").get_data(as_text=True)
     assert "1 / 10 labeled" in html
-    second = db.scalar(select(QueueItem).where(QueueItem.rater_id == raters[0].id, QueueItem.position == 2))
+    second = db.scalar(
+        select(QueueItem).where(QueueItem.rater_id == raters[0].id, QueueItem.position == 2)
+    )
     link = re.search(r'<a class="button primary continue" href="([^"]+)"', html).group(1)
     assert second.public_id in link
     assert str(second.image_id) not in link.replace(second.public_id, "")
@@ -205,17 +273,44 @@ def test_rater_home_shows_progress_and_continue(db, world, client_for):
 
 def test_cli_allocate(db, world, runner, tmp_path):
     team, raters, _ = world
-    result = runner.invoke(args=["allocate", team.project.name, "--raters", ",".join(r.email for r in raters),
-                                 "--golden-size", "3", "--overlap", "1", "--seed", "5", "--preview"])
+    result = runner.invoke(
+        args=[
+            "allocate",
+            team.project.name,
+            "--raters",
+            ",".join(r.email for r in raters),
+            "--golden-size",
+            "3",
+            "--overlap",
+            "1",
+            "--seed",
+            "5",
+            "--preview",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "preview: 24 images, 3 golden" in result.output
     assert db.scalar(select(Allocation.id).where(Allocation.project_id == team.project.id)) is None
-    result = runner.invoke(args=["allocate", str(team.project.id), "--raters", ",".join(r.email for r in raters),
-                                 "--golden-size", "3", "--overlap", "1", "--seed", "5"])
+    result = runner.invoke(
+        args=[
+            "allocate",
+            str(team.project.id),
+            "--raters",
+            ",".join(r.email for r in raters),
+            "--golden-size",
+            "3",
+            "--overlap",
+            "1",
+            "--seed",
+            "5",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "allocated: 24 images, 3 golden, overlap 1, seed 5" in result.output
     assert all(f"{r.email}\tgolden=3\tfold=7\ttotal=10" in result.output for r in raters)
-    again = runner.invoke(args=["allocate", str(team.project.id), "--raters", raters[0].email, "--seed", "5"])
+    again = runner.invoke(
+        args=["allocate", str(team.project.id), "--raters", raters[0].email, "--seed", "5"]
+    )
     assert again.exit_code != 0 and "already has an allocation" in again.output
 
 
@@ -223,11 +318,23 @@ def test_cli_golden_list_file(db, world, runner, tmp_path):
     team, raters, _ = world
     from labeler.images.models import Image
 
-    images = list(db.scalars(select(Image).where(Image.project_id == team.project.id).order_by(Image.id)))
+    images = list(
+        db.scalars(select(Image).where(Image.project_id == team.project.id).order_by(Image.id))
+    )
     listing = tmp_path / "golden.txt"
     listing.write_text(f"{images[0].id}\n{images[1].filename}\n{images[2].sha256}\n\n")
-    result = runner.invoke(args=["allocate", str(team.project.id), "--raters", raters[0].email,
-                                 "--golden-list", str(listing), "--seed", "1"])
+    result = runner.invoke(
+        args=[
+            "allocate",
+            str(team.project.id),
+            "--raters",
+            raters[0].email,
+            "--golden-list",
+            str(listing),
+            "--seed",
+            "1",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "3 golden" in result.output
     db.expire_all()
@@ -238,6 +345,9 @@ def test_added_member_without_queue_is_not_listed(db, world):
     team, raters, _ = world
     services.allocate(db, team.lead, team.project, raters[:2], golden_size=2, seed=3)
     add_member(db, None, team.project, raters[2], MemberRole.rater)  # a member, but no queue yet
-    assert {r["email"] for r in services.summary(db, team.project)["raters"]} == {raters[0].email, raters[1].email}
+    assert {r["email"] for r in services.summary(db, team.project)["raters"]} == {
+        raters[0].email,
+        raters[1].email,
+    }
     services.add_rater(db, team.lead, team.project, raters[2])
     assert len(services.summary(db, team.project)["raters"]) == 3

@@ -24,7 +24,10 @@ def shape(value):
     if isinstance(value, list):
         return [shape(v) for v in value[:1]]
     if isinstance(value, str):
-        return ("str", "url" if value.startswith("/") else "id" if ID_RE.fullmatch(value) else "text")
+        return (
+            "str",
+            "url" if value.startswith("/") else "id" if ID_RE.fullmatch(value) else "text",
+        )
     return type(value).__name__
 
 
@@ -38,7 +41,11 @@ def header_view(headers) -> str:
         if k == "set-cookie":
             name, _, rest = v.partition("=")
             attrs = [a.strip() for a in rest.split(";")[1:]]
-            v = name + "=<value>; " + "; ".join(re.sub(r"(?i)^expires=.*", "Expires=<date>", a) for a in attrs)
+            v = (
+                name
+                + "=<value>; "
+                + "; ".join(re.sub(r"(?i)^expires=.*", "Expires=<date>", a) for a in attrs)
+            )
         out.append((k, v))
     return repr(sorted(out))
 
@@ -69,7 +76,11 @@ def observe(client, project_id, item_ids):
 def test_golden_and_fold_items_are_indistinguishable(db, allocated, client_for):
     team, raters, images = allocated
     rater = raters[0]
-    items = list(db.scalars(select(QueueItem).where(QueueItem.rater_id == rater.id).order_by(QueueItem.position)))
+    items = list(
+        db.scalars(
+            select(QueueItem).where(QueueItem.rater_id == rater.id).order_by(QueueItem.position)
+        )
+    )
     kinds = {it.public_id: it.is_golden for it in items}
     assert set(kinds.values()) == {True, False}
     client = client_for(rater)
@@ -86,15 +97,31 @@ def test_golden_and_fold_items_are_indistinguishable(db, allocated, client_for):
         by_kind[kind]["id_shape"].add((len(public_id), bool(ID_RE.fullmatch(public_id))))
         by_kind[kind]["item_headers"].add(header_view(item_resp.headers))
         by_kind[kind]["image_headers"].add(header_view(image_resp.headers))
-        by_kind[kind]["image_header_names"].add(tuple(sorted(k.lower() for k, _v in image_resp.headers.items())))
+        by_kind[kind]["image_header_names"].add(
+            tuple(sorted(k.lower() for k, _v in image_resp.headers.items()))
+        )
         # nothing in the JSON or headers names the image, its file or its hash
         image = images[next(it.image_id for it in items if it.public_id == public_id)]
         text = item_resp.get_data(as_text=True) + repr(image_resp.headers)
-        for leak in (image.filename, image.sha256, image.sha256[:16], image.display_key, "golden", "fold"):
+        for leak in (
+            image.filename,
+            image.sha256,
+            image.sha256[:16],
+            image.display_key,
+            "golden",
+            "fold",
+        ):
             assert leak not in text
         assert "image_id" not in body["item"] and "is_golden" not in body["item"]
 
-    for aspect in ("item_shape", "item_url", "id_shape", "item_headers", "image_headers", "image_header_names"):
+    for aspect in (
+        "item_shape",
+        "item_url",
+        "id_shape",
+        "item_headers",
+        "image_headers",
+        "image_header_names",
+    ):
         assert by_kind[True][aspect] == by_kind[False][aspect], aspect
         assert len(by_kind[True][aspect]) == 1, aspect  # one shape for every item, golden or not
 
@@ -110,14 +137,23 @@ def test_next_item_json_is_the_same_for_golden_and_fold(db, allocated, client_fo
     rater = raters[1]
     client = client_for(rater)
     shapes = defaultdict(set)
-    items = list(db.scalars(select(QueueItem).where(QueueItem.rater_id == rater.id).order_by(QueueItem.position)))
+    items = list(
+        db.scalars(
+            select(QueueItem).where(QueueItem.rater_id == rater.id).order_by(QueueItem.position)
+        )
+    )
     for it in items:  # walk the whole queue, labeling as we go
         resp = client.get(f"/api/v1/projects/{team.project.id}/queue/next")
         body = resp.get_json()
         assert body["item"]["id"] == it.public_id and body["item"]["position"] == it.position
         assert body["item"]["total"] == len(items)
-        shapes[it.is_golden].add((repr(shape(body)), url_shape(body["item"]["image_url"], it.public_id),
-                                  header_view(resp.headers)))
+        shapes[it.is_golden].add(
+            (
+                repr(shape(body)),
+                url_shape(body["item"]["image_url"], it.public_id),
+                header_view(resp.headers),
+            )
+        )
         it.status = ItemStatus.done
         db.commit()
     assert shapes[True] == shapes[False] and len(shapes[True]) == 1
@@ -125,15 +161,21 @@ def test_next_item_json_is_the_same_for_golden_and_fold(db, allocated, client_fo
 
 def test_golden_images_have_unrelated_addresses_for_each_rater(db, allocated):
     team, raters, _ = allocated
-    rows = db.execute(select(QueueItem.image_id, QueueItem.public_id, QueueItem.rater_id)
-                      .where(QueueItem.project_id == team.project.id, QueueItem.is_golden.is_(True))).all()
+    rows = db.execute(
+        select(QueueItem.image_id, QueueItem.public_id, QueueItem.rater_id).where(
+            QueueItem.project_id == team.project.id, QueueItem.is_golden.is_(True)
+        )
+    ).all()
     per_image = defaultdict(set)
     for image_id, public_id, _rater in rows:
         per_image[image_id].add(public_id)
         assert str(image_id) != public_id
     assert all(len(ids) == len(raters) for ids in per_image.values())
     # item ids of golden and fold items are drawn the same way: no common prefix or pattern per kind
-    all_ids = [r.public_id for r in db.scalars(select(QueueItem).where(QueueItem.project_id == team.project.id))]
+    all_ids = [
+        r.public_id
+        for r in db.scalars(select(QueueItem).where(QueueItem.project_id == team.project.id))
+    ]
     assert len({p[:4] for p in all_ids}) > len(all_ids) * 0.9
 
 
@@ -166,8 +208,11 @@ def test_golden_positions_are_spread_like_fold_positions(db, team, make_images):
     make_images(team.project, 400)
     raters = team.raters(4)
     services.allocate(db, team.lead, team.project, raters, golden_size=40, overlap=1, seed=2024)
-    rows = db.execute(select(QueueItem.rater_id, QueueItem.position, QueueItem.is_golden)
-                      .where(QueueItem.project_id == team.project.id)).all()
+    rows = db.execute(
+        select(QueueItem.rater_id, QueueItem.position, QueueItem.is_golden).where(
+            QueueItem.project_id == team.project.id
+        )
+    ).all()
     total = defaultdict(int)
     for r in rows:
         total[r.rater_id] += 1
@@ -188,11 +233,19 @@ def test_database_queues_follow_the_plan(db, team, make_images):
     made = make_images(team.project, 50, cases={"x": 3})
     raters = team.raters(3)
     services.allocate(db, team.lead, team.project, raters, golden_size=5, overlap=2, seed=77)
-    plan = plan_allocation({im.id: im.case_id for im in made}, [r.id for r in raters], overlap=2, seed=77,
-                           golden_size=5)
+    plan = plan_allocation(
+        {im.id: im.case_id for im in made},
+        [r.id for r in raters],
+        overlap=2,
+        seed=77,
+        golden_size=5,
+    )
     stored = defaultdict(list)
-    for it in db.scalars(select(QueueItem).where(QueueItem.project_id == team.project.id)
-                         .order_by(QueueItem.position)):
+    for it in db.scalars(
+        select(QueueItem)
+        .where(QueueItem.project_id == team.project.id)
+        .order_by(QueueItem.position)
+    ):
         stored[it.rater_id].append(it.image_id)
     assert {k: tuple(v) for k, v in stored.items()} == plan.queues
     assert set(plan.golden) == set(db.scalars(select(Image.id).where(Image.id.in_(plan.golden))))

@@ -124,12 +124,17 @@ def test_concurrent_allocations_one_wins(race_world, monkeypatch, widen):
         assert s.scalar(select(func.count(QueueItem.id))) == 4 * 10 + 110 * 2
         assert s.scalar(select(func.count(func.distinct(QueueItem.public_id)))) == 4 * 10 + 110 * 2
         assert s.scalar(select(func.count(GoldenImage.id))) == 10
-        assert s.scalar(select(func.count(ProjectMember.id)).where(ProjectMember.role == "rater")) == 4
+        assert (
+            s.scalar(select(func.count(ProjectMember.id)).where(ProjectMember.role == "rater")) == 4
+        )
         project = s.get(Project, project_id)
         expected = services.plan_allocation(
             dict(s.execute(text("SELECT id, case_id FROM images")).all()),
             [r for (r,) in s.execute(text("SELECT DISTINCT rater_id FROM queue_items"))],
-            overlap=2, seed=seed, golden_size=10)
+            overlap=2,
+            seed=seed,
+            golden_size=10,
+        )
         stored = {}
         for it in s.scalars(select(QueueItem).order_by(QueueItem.position)):
             stored.setdefault(it.rater_id, []).append(it.image_id)

@@ -55,13 +55,16 @@ def check_invariants(plan, images, raters, overlap, *, golden_size=None):
         assert len(golden) <= golden_size
 
 
-@pytest.mark.parametrize("n_images, n_raters, overlap, golden", [
-    (4700, 11, 1, 230),   # the acne seed: 11 even folds, 230 golden
-    (500, 12, 3, 40),     # ImageQX-like overlap
-    (101, 4, 2, 0),
-    (10, 10, 10, 3),      # everyone labels everything
-    (7, 3, 1, 7),         # everything golden
-])
+@pytest.mark.parametrize(
+    "n_images, n_raters, overlap, golden",
+    [
+        (4700, 11, 1, 230),  # the acne seed: 11 even folds, 230 golden
+        (500, 12, 3, 40),  # ImageQX-like overlap
+        (101, 4, 2, 0),
+        (10, 10, 10, 3),  # everyone labels everything
+        (7, 3, 1, 7),  # everything golden
+    ],
+)
 def test_counts_overlap_and_balance(n_images, n_raters, overlap, golden):
     images = images_with_cases(n_images, [])
     raters = list(range(100, 100 + n_raters))
@@ -104,10 +107,16 @@ def test_explicit_golden_list_must_not_split_a_case():
         plan_allocation(images, [1, 2], seed=0, golden_ids=[99])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"overlap": 0}, "overlap"), ({"overlap": 4}, "overlap"), ({"golden_size": 11}, "golden size"),
-    ({"golden_size": -1}, "golden size"), ({"golden_size": 1, "golden_ids": [1]}, "not both"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"overlap": 0}, "overlap"),
+        ({"overlap": 4}, "overlap"),
+        ({"golden_size": 11}, "golden size"),
+        ({"golden_size": -1}, "golden size"),
+        ({"golden_size": 1, "golden_ids": [1]}, "not both"),
+    ],
+)
 def test_refuses_impossible_inputs(kwargs, message):
     with pytest.raises(ValidationError, match=message):
         plan_allocation(images_with_cases(10, []), [1, 2, 3], seed=0, **kwargs)
@@ -120,7 +129,9 @@ def test_refuses_impossible_inputs(kwargs, message):
 def test_same_inputs_and_seed_same_plan_and_rater_order_does_not_matter():
     images = images_with_cases(200, [2, 3, 4])
     a = plan_allocation(images, [5, 3, 9, 1], overlap=2, seed=42, golden_size=20)
-    b = plan_allocation(dict(reversed(list(images.items()))), [1, 9, 3, 5, 3], overlap=2, seed=42, golden_size=20)
+    b = plan_allocation(
+        dict(reversed(list(images.items()))), [1, 9, 3, 5, 3], overlap=2, seed=42, golden_size=20
+    )
     assert a == b
     c = plan_allocation(images, [1, 3, 5, 9], overlap=2, seed=43, golden_size=20)
     assert c.queues != a.queues and c.golden != a.golden
@@ -187,4 +198,6 @@ def test_rules_hold_for_any_input(singles, case_sizes, n_raters, data):
         assert len(plan.golden) == golden_size
         sizes = plan.fold_sizes.values()
         assert max(sizes) - min(sizes) <= 1
-    assert plan == plan_allocation(images, raters, overlap=overlap, seed=seed, golden_size=golden_size)
+    assert plan == plan_allocation(
+        images, raters, overlap=overlap, seed=seed, golden_size=golden_size
+    )

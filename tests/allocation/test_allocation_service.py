@@ -17,8 +17,13 @@ from labeler.projects.models import MemberRole
 
 
 def items_of(db, project):
-    return list(db.scalars(select(QueueItem).where(QueueItem.project_id == project.id)
-                           .order_by(QueueItem.rater_id, QueueItem.position)))
+    return list(
+        db.scalars(
+            select(QueueItem)
+            .where(QueueItem.project_id == project.id)
+            .order_by(QueueItem.rater_id, QueueItem.position)
+        )
+    )
 
 
 def mapping(db, project):
@@ -28,7 +33,9 @@ def mapping(db, project):
 def check_rules(db, project, overlap, raters=None):
     """r distinct raters per non-golden image, loads within 1, golden for all, dense 1..n positions."""
     items = items_of(db, project)
-    golden = set(db.scalars(select(GoldenImage.image_id).where(GoldenImage.project_id == project.id)))
+    golden = set(
+        db.scalars(select(GoldenImage.image_id).where(GoldenImage.project_id == project.id))
+    )
     by_rater = defaultdict(list)
     holders = defaultdict(list)
     for it in items:
@@ -49,15 +56,22 @@ def check_rules(db, project, overlap, raters=None):
 def test_allocate_writes_queues_memberships_and_audit(db, team, make_images):
     images = make_images(team.project, 60)
     raters = team.raters(4)
-    alloc = services.allocate(db, team.lead, team.project, [r.email for r in raters], golden_size=8, overlap=2,
-                              seed=11)
+    alloc = services.allocate(
+        db, team.lead, team.project, [r.email for r in raters], golden_size=8, overlap=2, seed=11
+    )
     assert isinstance(alloc, Allocation) and alloc.seed == 11 and alloc.golden_size == 8
     by_rater, holders = check_rules(db, team.project, 2)
     assert set(holders) | set(db.scalars(select(GoldenImage.image_id))) >= {im.id for im in images}
     assert {r.id for r in raters} == team.project.member_ids(MemberRole.rater)
-    assert all(len(items) == 8 + 26 for items in by_rater.values())  # 52 * 2 / 4 = 26 fold items each
+    assert all(
+        len(items) == 8 + 26 for items in by_rater.values()
+    )  # 52 * 2 / 4 = 26 fold items each
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "allocation.create"))
-    assert event.actor_id == team.lead.id and event.details["seed"] == 11 and event.details["items"] == 4 * 34
+    assert (
+        event.actor_id == team.lead.id
+        and event.details["seed"] == 11
+        and event.details["items"] == 4 * 34
+    )
 
 
 def test_public_ids_are_opaque_and_unique(db, team, make_images):
@@ -110,18 +124,26 @@ def test_same_inputs_and_seed_give_the_same_allocation(db, team, make_images):
     sp.rollback()
     db.expire_all()
     assert items_of(db, team.project) == []
-    services.allocate(db, team.lead, team.project, list(reversed(raters)), golden_size=6, overlap=2, seed=99)
+    services.allocate(
+        db, team.lead, team.project, list(reversed(raters)), golden_size=6, overlap=2, seed=99
+    )
     assert mapping(db, team.project) == first
-    assert not public_first & {it.public_id for it in items_of(db, team.project)}  # ids are fresh each time
+    assert not public_first & {
+        it.public_id for it in items_of(db, team.project)
+    }  # ids are fresh each time
 
 
 def test_case_rule_in_the_database(db, team, make_images):
     make_images(team.project, 30, cases={f"c{i}": 2 + i % 3 for i in range(8)})
-    services.allocate(db, team.lead, team.project, team.raters(3), golden_size=10, overlap=1, seed=5)
+    services.allocate(
+        db, team.lead, team.project, team.raters(3), golden_size=10, overlap=1, seed=5
+    )
     items = items_of(db, team.project)
     from labeler.images.models import Image
 
-    case_of = dict(db.execute(select(Image.id, Image.case_id).where(Image.project_id == team.project.id)).all())
+    case_of = dict(
+        db.execute(select(Image.id, Image.case_id).where(Image.project_id == team.project.id)).all()
+    )
     raters_of_case = defaultdict(set)
     golden_of_case = defaultdict(set)
     for it in items:
@@ -135,7 +157,14 @@ def test_case_rule_in_the_database(db, team, make_images):
 
 
 def label(db, item):
-    db.add(Label(project_id=item.project_id, rater_id=item.rater_id, image_id=item.image_id, decision="lesion"))
+    db.add(
+        Label(
+            project_id=item.project_id,
+            rater_id=item.rater_id,
+            image_id=item.image_id,
+            decision="lesion",
+        )
+    )
     item.status = ItemStatus.done
     db.flush()
 
@@ -156,9 +185,13 @@ def test_add_rater_moves_only_unlabeled_fold_work(db, team, make_images):
     result = services.add_rater(db, team.admin, team.project, newcomer.email)
     assert sum(result["moved"].values()) == result["fold"] == 21  # 84 fold items over 4 raters
     by_rater, _holders = check_rules(db, team.project, 1)
-    assert sorted(db.execute(select(Label.id, Label.rater_id, Label.image_id)).all()) == labels_before
+    assert (
+        sorted(db.execute(select(Label.id, Label.rater_id, Label.image_id)).all()) == labels_before
+    )
     for rater_id, image_id in labeled:  # labeled items stayed with their rater, still done
-        it = db.scalar(select(QueueItem).where(QueueItem.rater_id == rater_id, QueueItem.image_id == image_id))
+        it = db.scalar(
+            select(QueueItem).where(QueueItem.rater_id == rater_id, QueueItem.image_id == image_id)
+        )
         assert it is not None and it.status is ItemStatus.done
     assert all(it.status is not ItemStatus.done for it in by_rater[newcomer.id])
     assert newcomer.id in team.project.member_ids(MemberRole.rater)
@@ -180,7 +213,9 @@ def test_remove_rater_keeps_labels_and_rebalances(db, team, make_images):
     labels_before = sorted(db.execute(select(Label.id, Label.rater_id, Label.image_id)).all())
     result = services.remove_rater(db, team.lead, team.project, leaving)
     assert result["kept_labeled"] == 10
-    assert sorted(db.execute(select(Label.id, Label.rater_id, Label.image_id)).all()) == labels_before
+    assert (
+        sorted(db.execute(select(Label.id, Label.rater_id, Label.image_id)).all()) == labels_before
+    )
     left = [it for it in items_of(db, team.project) if it.rater_id == leaving.id]
     assert {it.id for it in left} == kept_ids and all(it.status is ItemStatus.done for it in left)
     assert leaving.id not in team.project.member_ids(MemberRole.rater)
@@ -191,9 +226,14 @@ def test_remove_rater_keeps_labels_and_rebalances(db, team, make_images):
         if not it.is_golden:
             holders[it.image_id].add(it.rater_id)
     assert all(len(h) == 2 for h in holders.values())
-    loads = Counter(it.rater_id for it in items_of(db, team.project) if not it.is_golden and it.rater_id in stay)
+    loads = Counter(
+        it.rater_id for it in items_of(db, team.project) if not it.is_golden and it.rater_id in stay
+    )
     assert max(loads.values()) - min(loads.values()) <= 1
-    assert db.scalar(select(AuditEvent).where(AuditEvent.action == "allocation.rater_remove")) is not None
+    assert (
+        db.scalar(select(AuditEvent).where(AuditEvent.action == "allocation.rater_remove"))
+        is not None
+    )
     assert next_item(db, leaving, team.project) is None
     with pytest.raises(NotFound):
         services.remove_rater(db, team.lead, team.project, leaving)
@@ -216,7 +256,9 @@ def test_add_then_remove_returns_to_balanced_loads(db, team, make_images):
     check_rules(db, team.project, 1)
     services.remove_rater(db, team.lead, team.project, raters[1])
     check_rules(db, team.project, 1)
-    assert db.scalar(select(Allocation.version).where(Allocation.project_id == team.project.id)) == 3
+    assert (
+        db.scalar(select(Allocation.version).where(Allocation.project_id == team.project.id)) == 3
+    )
 
 
 def test_next_item_skips_until_the_rest_are_done(db, team, make_images):
@@ -256,13 +298,19 @@ def test_summary_and_preview(db, team, make_images):
     raters = team.raters(4)
     empty = services.summary(db, team.project)
     assert empty["allocated"] is False and empty["images"] == 40
-    preview = services.preview_allocation(db, team.project, raters, golden_size=4, overlap=1, seed=6)
+    preview = services.preview_allocation(
+        db, team.project, raters, golden_size=4, overlap=1, seed=6
+    )
     assert db.scalar(select(QueueItem.id).where(QueueItem.project_id == team.project.id)) is None
     services.allocate(db, team.lead, team.project, raters, golden_size=4, overlap=1, seed=6)
     s = services.summary(db, team.project)
     assert s["allocated"] and s["golden"] == 4 and s["golden_share"] == 0.1
-    assert s["fold_sizes"] == {"min": 9, "max": 9} and s["items_per_rater"] == {"min": 13, "max": 13}
+    assert s["fold_sizes"] == {"min": 9, "max": 9} and s["items_per_rater"] == {
+        "min": 13,
+        "max": 13,
+    }
     assert s["progress"] == {"done": 0, "total": 52, "fraction": 0.0}
+
     # the preview predicted exactly what was written
     def strip(d):
         return {k: v for k, v in d.items() if k not in {"allocated", "version"}}

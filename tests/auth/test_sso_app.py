@@ -41,7 +41,9 @@ def app_settings() -> dict[str, object]:
 @pytest.fixture()
 def app(tmp_path, database_url, connection, oidc_provider, app_settings) -> Iterator[object]:
     """The app in single sign-on mode against the local provider (overrides conftest's dev-mode app)."""
-    application = create_app(make_config(tmp_path, database_url, **app_sso_config(oidc_provider, **app_settings)))
+    application = create_app(
+        make_config(tmp_path, database_url, **app_sso_config(oidc_provider, **app_settings))
+    )
     application.extensions["labeler_db"].bind(connection)
     yield application
     application.extensions["labeler_db"].engine.dispose()
@@ -55,7 +57,9 @@ def sign_in(client: FlaskClient, oidc_provider: OIDCProvider) -> SignIn:
     """Start at /auth/sso/start, sign in at the provider, bring the redirect back; returns the response."""
 
     def run(username: str, *, next_path: str | None = None, query_hook=None, http=None):
-        start = client.get("/auth/sso/start", query_string={"next": next_path} if next_path else None)
+        start = client.get(
+            "/auth/sso/start", query_string={"next": next_path} if next_path else None
+        )
         assert start.status_code == 302, start.get_data(as_text=True)
         assert start.headers["Location"].startswith(oidc_provider.issuer + "/auth?")
         query = oidc_provider.sign_in(start.headers["Location"], username, http=http)
@@ -90,7 +94,9 @@ def invite(make_user, email: str, *roles: str):
 # --- positive paths -------------------------------------------------------------------------------
 
 
-def test_invitation_is_bound_to_the_oid_at_first_sign_in(client, db, make_user, sign_in, oidc_provider):
+def test_invitation_is_bound_to_the_oid_at_first_sign_in(
+    client, db, make_user, sign_in, oidc_provider
+):
     invited = invite(make_user, "alice@example.test", "rater")
     assert invited.oid is None
     before = user_count(db)
@@ -107,14 +113,21 @@ def test_invitation_is_bound_to_the_oid_at_first_sign_in(client, db, make_user, 
     assert home.status_code == 200 and invited.name in home.get_data(as_text=True)
 
     # the second sign-in finds the account by (tenant, oid), not by e-mail
-    client.post("/auth/logout", data={"csrf_token": CSRF_META.search(home.get_data(as_text=True)).group(1)})
+    client.post(
+        "/auth/logout", data={"csrf_token": CSRF_META.search(home.get_data(as_text=True)).group(1)}
+    )
     assert sign_in("alice").status_code == 302
     assert user_count(db) == before
 
 
-def test_second_microsoft_account_with_the_same_email_cannot_take_over(client, db, make_user, sign_in):
+def test_second_microsoft_account_with_the_same_email_cannot_take_over(
+    client, db, make_user, sign_in
+):
     invited = invite(make_user, "alice@example.test", "admin")
-    invited.oid, invited.tenant_id = "00000000-0000-4000-8000-00000000a11c", DEFAULT_TENANT  # bound earlier
+    invited.oid, invited.tenant_id = (
+        "00000000-0000-4000-8000-00000000a11c",
+        DEFAULT_TENANT,
+    )  # bound earlier
     db.flush()
     before = user_count(db)
 
@@ -147,7 +160,10 @@ def test_role_claims_replace_invitation_roles(client, db, make_user, sign_in, ap
     invited = invite(make_user, "alice@example.test", "rater")
     assert sign_in("alice").status_code == 302
     db.refresh(invited)
-    assert invited.roles == {Role.admin, Role.lead}  # Entra is the source of truth when claims are on
+    assert invited.roles == {
+        Role.admin,
+        Role.lead,
+    }  # Entra is the source of truth when claims are on
 
 
 @pytest.mark.parametrize("app_settings", [{"SSO_ROLE_CLAIMS": True}])
@@ -162,7 +178,9 @@ def test_role_claims_on_but_no_role_is_refused(client, db, sign_in, app_settings
 def test_two_tabs_signing_in_at_once_both_complete(client, db, make_user, oidc_provider):
     invite(make_user, "alice@example.test")
     first = client.get("/auth/sso/start", query_string={"next": "/projects"}).headers["Location"]
-    second = client.get("/auth/sso/start", query_string={"next": "/account/tokens"}).headers["Location"]
+    second = client.get("/auth/sso/start", query_string={"next": "/account/tokens"}).headers[
+        "Location"
+    ]
     query_first = oidc_provider.sign_in(first, "alice")
     query_second = oidc_provider.sign_in(second, "alice")
 
@@ -210,12 +228,16 @@ def test_wrong_nonce_is_refused(client, db, make_user, sign_in):
     assert signed_out(client)
 
 
-def test_state_mismatch_is_refused_and_the_real_sign_in_still_completes(client, db, make_user, oidc_provider):
+def test_state_mismatch_is_refused_and_the_real_sign_in_still_completes(
+    client, db, make_user, oidc_provider
+):
     invited = invite(make_user, "alice@example.test")
     auth_url = client.get("/auth/sso/start").headers["Location"]
     query = oidc_provider.sign_in(auth_url, "alice")
 
-    status, code, _message = refusal(client.get("/auth/redirect", query_string={**query, "state": "forged"}))
+    status, code, _message = refusal(
+        client.get("/auth/redirect", query_string={**query, "state": "forged"})
+    )
 
     assert (status, code) == (400, "state_mismatch")
     db.refresh(invited)
@@ -250,7 +272,9 @@ def test_replayed_authorization_code_is_refused(app, client, db, make_user, oidc
 
 def test_redirect_without_a_sign_in_in_progress(client, db):
     before = user_count(db)
-    status, code, _message = refusal(client.get("/auth/redirect", query_string={"code": "x", "state": "y"}))
+    status, code, _message = refusal(
+        client.get("/auth/redirect", query_string={"code": "x", "state": "y"})
+    )
     assert (status, code) == (400, "no_flow")
     assert user_count(db) == before
 
@@ -259,8 +283,14 @@ def test_provider_error_in_the_redirect(client, oidc_provider):
     client.get("/auth/sso/start")
     with client.session_transaction() as sess:
         state = sess[sso.FLOWS_KEY][-1]["state"]
-    resp = client.get("/auth/redirect", query_string={"error": "access_denied", "state": state,
-                                                      "error_description": "the user declined"})
+    resp = client.get(
+        "/auth/redirect",
+        query_string={
+            "error": "access_denied",
+            "state": state,
+            "error_description": "the user declined",
+        },
+    )
     assert refusal(resp)[:2] == (400, "provider_error")
     assert signed_out(client)
 
@@ -279,7 +309,10 @@ def test_user_not_admitted(client, db, sign_in):
 
 def test_role_claims_are_ignored_when_the_setting_is_off(client, db, sign_in):
     before = user_count(db)
-    assert refusal(sign_in("alice"))[:2] == (403, "not_admitted")  # alice has app roles, not an invitation
+    assert refusal(sign_in("alice"))[:2] == (
+        403,
+        "not_admitted",
+    )  # alice has app roles, not an invitation
     assert user_count(db) == before
 
 
@@ -304,7 +337,9 @@ def test_tenant_not_allowed(client, db, make_user, sign_in, oidc_provider):
     assert oidc_provider.users["mallory"]["tid"] == OTHER_TENANT
     before = user_count(db)
 
-    status, code, message = refusal(sign_in("mallory"))  # a GUID authority admits only its own tenant
+    status, code, message = refusal(
+        sign_in("mallory")
+    )  # a GUID authority admits only its own tenant
 
     assert (status, code) == (400, "tenant_not_allowed")
     assert "organisation may not sign in" in message
@@ -314,7 +349,9 @@ def test_tenant_not_allowed(client, db, make_user, sign_in, oidc_provider):
     assert signed_out(client)
 
 
-@pytest.mark.parametrize("app_settings", [{"SSO_ALLOWED_TENANTS": ("11111111-2222-4333-8444-555555555555",)}])
+@pytest.mark.parametrize(
+    "app_settings", [{"SSO_ALLOWED_TENANTS": ("11111111-2222-4333-8444-555555555555",)}]
+)
 def test_tenant_not_in_the_allowed_list(client, db, make_user, sign_in, app_settings):
     invited = invite(make_user, "alice@example.test")
     assert refusal(sign_in("alice"))[:2] == (400, "tenant_not_allowed")
@@ -391,11 +428,15 @@ def test_session_cookie_flags_in_test_environment(client, make_user, sign_in):
 
 
 def test_session_cookie_is_secure_outside_development(tmp_path, database_url, oidc_provider):
-    cfg = make_config(tmp_path, database_url, **app_sso_config(oidc_provider), LABELER_ENV="production")
+    cfg = make_config(
+        tmp_path, database_url, **app_sso_config(oidc_provider), LABELER_ENV="production"
+    )
     cfg.pop("TESTING")
     production = create_app(cfg)
     try:
-        resp = production.test_client().get("/auth/sso/start")  # stores the pending flow in the session
+        resp = production.test_client().get(
+            "/auth/sso/start"
+        )  # stores the pending flow in the session
         cookie = resp.headers["Set-Cookie"]
         assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     finally:
@@ -450,7 +491,10 @@ def test_deactivation_ends_an_open_session_at_once(client, db, make_user, sign_i
     _token, raw = create_token(db, user, user, "script")
     db.flush()
     assert client.get(HOME).status_code == 200
-    assert client.get("/api/v1/projects", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+    assert (
+        client.get("/api/v1/projects", headers={"Authorization": f"Bearer {raw}"}).status_code
+        == 200
+    )
 
     set_active(db, None, user, False)
     db.flush()
@@ -473,7 +517,9 @@ def test_user_loader_returns_none_for_inactive_users(app, db, make_user):
         assert loader("not-a-number") is None
 
 
-def test_sign_out_clears_the_session_and_ends_the_provider_session(client, make_user, sign_in, oidc_provider):
+def test_sign_out_clears_the_session_and_ends_the_provider_session(
+    client, make_user, sign_in, oidc_provider
+):
     invite(make_user, "alice@example.test")
     browser = requests.Session()  # the provider's cookies, as in one browser
     sign_in("alice", http=browser)
@@ -517,12 +563,25 @@ def test_client_certificate_setting(tmp_path, database_url, oidc_provider):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "labeler")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     pem = tmp_path / "entra.pem"
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
     cfg = app_sso_config(oidc_provider, SSO_CLIENT_SECRET=None, SSO_CLIENT_CERTIFICATE=str(pem))
     application = create_app(make_config(tmp_path, database_url, **cfg))
     try:
@@ -535,7 +594,10 @@ def test_client_certificate_setting(tmp_path, database_url, oidc_provider):
         sso._msal_app(settings)  # MSAL accepts it (and computes the thumbprint)
 
         pem.write_text("not a key")
-        with application.test_request_context(), pytest.raises(LabelerError, match="private key and the certificate"):
+        with (
+            application.test_request_context(),
+            pytest.raises(LabelerError, match="private key and the certificate"),
+        ):
             sso_settings()
     finally:
         application.extensions["labeler_db"].engine.dispose()

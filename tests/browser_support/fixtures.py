@@ -17,8 +17,15 @@ from .live import LiveServer, serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 AXE_JS = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -28,8 +35,11 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 def chromium_browser() -> Iterator[object]:
     """One headless Chromium for the whole run."""
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"browser tests need Debian's Chromium at {CHROMIUM}: "
-                    "apt-get install chromium chromium-driver (never `playwright install`)", pytrace=False)
+        pytest.fail(
+            f"browser tests need Debian's Chromium at {CHROMIUM}: "
+            "apt-get install chromium chromium-driver (never `playwright install`)",
+            pytrace=False,
+        )
     from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
@@ -55,8 +65,14 @@ def open_page(browser, **context_options) -> Iterator[object]:
     page.set_default_timeout(10_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and "Content Security Policy" in msg.text else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and "Content Security Policy" in msg.text
+            else None
+        ),
+    )
     page.js_errors = errors
     try:
         yield page
@@ -88,7 +104,10 @@ def sign_in(page, server: LiveServer, email: str, next_path: str = "") -> None:
 def axe_scan(page, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict]:
     """Run axe-core on the page; returns the violations of the given impacts."""
     if not AXE_JS.exists():
-        pytest.fail(f"axe-core is missing at {AXE_JS}: run `npm ci --prefix tests/browser_support`", pytrace=False)
+        pytest.fail(
+            f"axe-core is missing at {AXE_JS}: run `npm ci --prefix tests/browser_support`",
+            pytrace=False,
+        )
     page.add_script_tag(path=str(AXE_JS))
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [v for v in result["violations"] if v.get("impact") in impacts]

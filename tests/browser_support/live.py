@@ -39,7 +39,9 @@ class LiveServer:
         self.app = app
         self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="live-server", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="live-server", daemon=True
+        )
 
     def _wsgi(self, environ, start_response):
         return self.app(environ, start_response)

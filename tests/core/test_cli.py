@@ -13,7 +13,19 @@ from labeler.projects.models import Project
 
 
 def test_users_add_and_token(runner, db):
-    res = runner.invoke(args=["users", "add", "Doc@Clinic.org", "--name", "Dr Doc", "--role", "rater", "--role", "lead"])
+    res = runner.invoke(
+        args=[
+            "users",
+            "add",
+            "Doc@Clinic.org",
+            "--name",
+            "Dr Doc",
+            "--role",
+            "rater",
+            "--role",
+            "lead",
+        ]
+    )
     assert res.exit_code == 0, res.output
     user = db.scalar(select(User).where(User.email == "doc@clinic.org"))
     assert {r.value for r in user.roles} == {"rater", "lead"}
@@ -26,7 +38,10 @@ def test_users_add_and_token(runner, db):
 
 def test_users_add_errors(runner):
     assert runner.invoke(args=["users", "add", "x@y.org", "--role", "superuser"]).exit_code != 0
-    assert "unknown role" in runner.invoke(args=["users", "add", "x@y.org", "--role", "superuser"]).output
+    assert (
+        "unknown role"
+        in runner.invoke(args=["users", "add", "x@y.org", "--role", "superuser"]).output
+    )
     assert runner.invoke(args=["users", "add", "x@y.org", "--role", "admin"]).exit_code == 0
     dup = runner.invoke(args=["users", "add", "x@y.org", "--role", "admin"])
     assert dup.exit_code != 0 and "already exists" in dup.output

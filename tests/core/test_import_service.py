@@ -35,7 +35,9 @@ def storage(app):
 
 
 def run_import(db, project, sources, storage, **kw):
-    return import_images(db, None, project, sources, storage=storage, source_label="test", checkpoint=db.flush, **kw)
+    return import_images(
+        db, None, project, sources, storage=storage, source_label="test", checkpoint=db.flush, **kw
+    )
 
 
 def test_import_dedupes_and_reports(db, make_project, storage):
@@ -47,11 +49,16 @@ def test_import_dedupes_and_reports(db, make_project, storage):
     assert len(again.imported) == 1
     assert db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)) == 6
     # the same image twice in one batch is one image
-    third = run_import(db, project, [MemorySource("c.jpg", jpeg(99)), MemorySource("d.jpg", jpeg(99))], storage)
+    third = run_import(
+        db, project, [MemorySource("c.jpg", jpeg(99)), MemorySource("d.jpg", jpeg(99))], storage
+    )
     assert len(third.imported) == 1 and len(third.duplicates) == 1
     batch = db.get(ImportBatch, third.batch_id)
     assert (batch.imported_count, batch.duplicate_count) == (1, 1)
-    assert db.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "images.import")) == 3
+    assert (
+        db.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "images.import"))
+        == 3
+    )
 
 
 def test_files_on_disk_and_exif_stripped(db, make_project, storage):
@@ -93,18 +100,24 @@ def test_manifest_metadata(db, make_project, storage, tmp_path):
     (folder / "sub").mkdir(parents=True)
     (folder / "one.jpg").write_bytes(jpeg(1))
     (folder / "sub" / "two.jpg").write_bytes(jpeg(2))
-    manifest = read_manifest(b"filename,case_id,body_site,fitzpatrick,camera\none.jpg,P1,cheek,IV,phone\n"
-                             b"sub/two.jpg,P1,forehead,2,\n")
+    manifest = read_manifest(
+        b"filename,case_id,body_site,fitzpatrick,camera\none.jpg,P1,cheek,IV,phone\n"
+        b"sub/two.jpg,P1,forehead,2,\n"
+    )
     project = make_project()
     summary = run_import(db, project, list(iter_source(folder)), storage, manifest=manifest)
-    rows = {im.filename: im for im in db.scalars(select(Image).where(Image.project_id == project.id))}
+    rows = {
+        im.filename: im for im in db.scalars(select(Image).where(Image.project_id == project.id))
+    }
     assert len(summary.imported) == 2
     assert rows["one.jpg"].case_id == "P1" and rows["one.jpg"].fitzpatrick == 4
     assert rows["one.jpg"].meta == {"camera": "phone"}
     assert rows["sub/two.jpg"].body_site == "forehead" and rows["sub/two.jpg"].fitzpatrick == 2
 
 
-@pytest.mark.parametrize("text", [b"name,case\nx,1\n", b"filename,fitzpatrick\nx.jpg,VII\n", b"filename\n,\n"])
+@pytest.mark.parametrize(
+    "text", [b"name,case\nx,1\n", b"filename,fitzpatrick\nx.jpg,VII\n", b"filename\n,\n"]
+)
 def test_bad_manifest(text):
     with pytest.raises(ValidationError):
         read_manifest(text)
@@ -168,8 +181,11 @@ def _consistency(url: str, files_root: Path) -> tuple[set[str], set[str]]:
         rows = conn.execute(select(Image.original_key, Image.display_key, Image.thumb_key)).all()
     engine.dispose()
     referenced = {k for row in rows for k in row}
-    on_disk = {str(p.relative_to(files_root)) for p in files_root.rglob("*") if p.is_file()
-               and ".journal" not in p.parts}
+    on_disk = {
+        str(p.relative_to(files_root))
+        for p in files_root.rglob("*")
+        if p.is_file() and ".journal" not in p.parts
+    }
     return referenced, on_disk
 
 
@@ -177,8 +193,13 @@ def test_crash_mid_import_leaves_no_orphans(tmp_path):
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     script = tmp_path / "crash.py"
     script.write_text(CRASHER)
-    proc = subprocess.run([sys.executable, str(script), url, str(tmp_path), "40"], capture_output=True, text=True, check=False,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), url, str(tmp_path), "40"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 3, proc.stderr
     files = tmp_path / "files"
     referenced, on_disk = _consistency(url, files)
@@ -191,8 +212,16 @@ def test_crash_mid_import_leaves_no_orphans(tmp_path):
     from labeler.db import get_session
     from labeler.images.services import recover_interrupted_imports
 
-    app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path / "instance"),
-                      "STORAGE_PATH": str(files), "LABELER_ENV": "test", "AUTH_MODE": "dev", "SECRET_KEY": "x"})
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "STORAGE_PATH": str(files),
+            "LABELER_ENV": "test",
+            "AUTH_MODE": "dev",
+            "SECRET_KEY": "x",
+        }
+    )
     with app.app_context():
         removed = recover_interrupted_imports(get_session(), app.extensions["labeler_storage"])
     app.extensions["labeler_db"].engine.dispose()
@@ -219,13 +248,20 @@ def test_files_are_made_durable_before_each_commit(db, make_project, tmp_path):
 
     project = make_project()
     sources = [MemorySource(f"s{i}.jpg", jpeg(i)) for i in range(30)]
-    import_images(db, None, project, sources, storage=Recording(tmp_path / "files"), source_label="t",
-                  checkpoint=lambda: events.append("commit"))
+    import_images(
+        db,
+        None,
+        project,
+        sources,
+        storage=Recording(tmp_path / "files"),
+        source_label="t",
+        checkpoint=lambda: events.append("commit"),
+    )
     assert "put-durable" not in events
     commits = [i for i, e in enumerate(events) if e == "commit"]
     assert len(commits) == 2  # after 25 images, and at the end
     for i in commits:
         assert events[i - 1] == "sync"
-        assert "put-deferred" not in events[i - 1:i]
+        assert "put-deferred" not in events[i - 1 : i]
     last_put = max(i for i, e in enumerate(events) if e == "put-deferred")
     assert events.index("sync", last_put) < commits[-1]

@@ -36,7 +36,9 @@ def test_sqlite_upgrade_check_downgrade(tmp_path):
 def test_postgresql_upgrade_check_downgrade():
     url = os.environ.get("LABELER_TEST_DATABASE_URL")
     if not url:
-        pytest.skip("PostgreSQL run only (LABELER_TEST_DATABASE_URL); .ci/run runs the suite on both")
+        pytest.skip(
+            "PostgreSQL run only (LABELER_TEST_DATABASE_URL); .ci/run runs the suite on both"
+        )
     name = f"labeler_mig_{uuid.uuid4().hex[:8]}"
     admin = make_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -9,8 +9,18 @@ from labeler.labeling.models import Label, LabelRevision
 
 
 def _image(db, project, sha="a" * 64):
-    im = Image(project_id=project.id, sha256=sha, filename="x.jpg", width=10, height=10, format="JPEG",
-               byte_size=1, display_key="d", thumb_key="t", original_key="o")
+    im = Image(
+        project_id=project.id,
+        sha256=sha,
+        filename="x.jpg",
+        width=10,
+        height=10,
+        format="JPEG",
+        byte_size=1,
+        display_key="d",
+        thumb_key="t",
+        original_key="o",
+    )
     db.add(im)
     db.flush()
     return im
@@ -28,8 +38,21 @@ def test_one_image_per_hash_per_project(db, make_project):
     p1, p2 = make_project(), make_project()
     _image(db, p1)
     _image(db, p2)  # the same bytes may live in another project
-    _assert_violation(db, Image(project_id=p1.id, sha256="a" * 64, filename="y.jpg", width=1, height=1,
-                                format="JPEG", byte_size=1, display_key="d", thumb_key="t", original_key="o"))
+    _assert_violation(
+        db,
+        Image(
+            project_id=p1.id,
+            sha256="a" * 64,
+            filename="y.jpg",
+            width=1,
+            height=1,
+            format="JPEG",
+            byte_size=1,
+            display_key="d",
+            thumb_key="t",
+            original_key="o",
+        ),
+    )
 
 
 def test_one_current_label_per_rater_and_image(db, make_project, make_user):
@@ -47,7 +70,9 @@ def test_one_queue_item_per_rater_and_image(db, make_project, make_user):
     r = make_user()
     db.add(QueueItem(public_id="q1", project_id=p.id, rater_id=r.id, image_id=im.id, position=0))
     db.flush()
-    _assert_violation(db, QueueItem(public_id="q2", project_id=p.id, rater_id=r.id, image_id=im.id, position=1))
+    _assert_violation(
+        db, QueueItem(public_id="q2", project_id=p.id, rater_id=r.id, image_id=im.id, position=1)
+    )
 
 
 def test_revision_versions_unique_per_label(db, make_project, make_user):
@@ -59,7 +84,9 @@ def test_revision_versions_unique_per_label(db, make_project, make_user):
     db.flush()
     db.add(LabelRevision(label_id=label.id, version=1, author_id=r.id, decision="lesion"))
     db.flush()
-    _assert_violation(db, LabelRevision(label_id=label.id, version=1, author_id=r.id, decision="no_skin"))
+    _assert_violation(
+        db, LabelRevision(label_id=label.id, version=1, author_id=r.id, decision="no_skin")
+    )
 
 
 def test_user_email_unique_and_roles(db, make_user):

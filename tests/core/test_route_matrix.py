@@ -19,7 +19,12 @@ from labeler.projects.models import MemberRole
 from labeler.projects.services import add_member
 
 PUBLIC = {
-    "static", "auth.login", "auth.dev_login", "auth.sso_start", "auth.sso_redirect", "auth.logout",
+    "static",
+    "auth.login",
+    "auth.dev_login",
+    "auth.sso_start",
+    "auth.sso_redirect",
+    "auth.logout",
     "api.openapi_json",
 }
 ROLES = ("rater", "lead", "admin")
@@ -33,18 +38,33 @@ def world(app, db, make_user, make_project):
     add_member(db, None, project, users["rater"], MemberRole.rater)
     buf = io.BytesIO()
     PILImage.new("RGB", (32, 32), (200, 150, 120)).save(buf, "JPEG")
-    summary = import_images(db, None, project, [MemorySource("m.jpg", buf.getvalue())],
-                            storage=app.extensions["labeler_storage"], source_label="t", checkpoint=db.flush)
+    summary = import_images(
+        db,
+        None,
+        project,
+        [MemorySource("m.jpg", buf.getvalue())],
+        storage=app.extensions["labeler_storage"],
+        source_label="t",
+        checkpoint=db.flush,
+    )
     tokens = {}
     for role, user in users.items():
         _auth, raw = create_token(db, user, user, "matrix")
-        target, _raw = create_token(db, user, user, "to revoke")  # the revoke route must not revoke `raw`
+        target, _raw = create_token(
+            db, user, user, "to revoke"
+        )  # the revoke route must not revoke `raw`
         tokens[role] = (target, raw)
     extra = _allocation_args(db, project, users["rater"])
     db.flush()
-    args = {"project_id": project.id, "image_id": summary.imported[0]["id"], "kind": "thumb", **extra,
-            "user_id": users["rater"].id,  # admin pages act on the rater, never on the caller
-            "model_id": "quality-20260101T000000-abcdef", "run_id": 999999}  # unknown: 404 past the role check
+    args = {
+        "project_id": project.id,
+        "image_id": summary.imported[0]["id"],
+        "kind": "thumb",
+        **extra,
+        "user_id": users["rater"].id,  # admin pages act on the rater, never on the caller
+        "model_id": "quality-20260101T000000-abcdef",
+        "run_id": 999999,
+    }  # unknown: 404 past the role check
     return users, tokens, args
 
 
@@ -56,8 +76,13 @@ def _allocation_args(db, project, rater) -> dict:
     except ImportError:  # pragma: no cover
         return {}
     image = db.query(Image).filter_by(project_id=project.id).first()
-    item = QueueItem(public_id="matrixitem0001", project_id=project.id, rater_id=rater.id, image_id=image.id,
-                     position=0)
+    item = QueueItem(
+        public_id="matrixitem0001",
+        project_id=project.id,
+        rater_id=rater.id,
+        image_id=image.id,
+        position=0,
+    )
     db.add(item)
     return {"public_id": item.public_id, "item_id": item.public_id}
 
@@ -76,7 +101,9 @@ def _url(rule, args, token_id):
         elif name in args:
             values[name] = args[name]
         else:
-            pytest.fail(f"route {rule.rule} takes <{name}>: add a value for it to the matrix fixture")
+            pytest.fail(
+                f"route {rule.rule} takes <{name}>: add a value for it to the matrix fixture"
+            )
     url = rule.rule
     for name, value in values.items():
         url = re.sub(r"<(?:[^:<>]+(?:\([^)]*\))?:)?" + name + ">", str(value), url)
@@ -89,7 +116,8 @@ def test_every_route_is_public_or_guarded(app):
         if rule.endpoint in PUBLIC:
             continue
         assert getattr(view, "required_roles", None), (
-            f"{rule.endpoint} ({rule.rule}) is neither public nor guarded by role_required/signed_in")
+            f"{rule.endpoint} ({rule.rule}) is neither public nor guarded by role_required/signed_in"
+        )
 
 
 def test_signed_out_requests_are_refused(app, client, world):
@@ -102,10 +130,14 @@ def test_signed_out_requests_are_refused(app, client, world):
         resp.close()
         if rule.rule.startswith("/api/"):
             assert resp.status_code in (400, 401), f"{method} {url}: {resp.status_code}"
-            if resp.status_code == 400:  # a write without CSRF token is refused before anything else
+            if (
+                resp.status_code == 400
+            ):  # a write without CSRF token is refused before anything else
                 assert "CSRF" in resp.json["error"]["message"]
         elif method == "GET":
-            assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"], f"{method} {url}"
+            assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"], (
+                f"{method} {url}"
+            )
         else:
             assert resp.status_code in (302, 400), f"{method} {url}: {resp.status_code}"
 
@@ -126,6 +158,8 @@ def test_each_role_gets_403_where_the_role_does_not_fit(app, client, world, role
             assert resp.status_code not in (401, 403), f"{role} {method} {url}: {resp.status_code}"
             assert resp.status_code < 500, f"{role} {method} {url}: {resp.status_code}"
         else:
-            assert resp.status_code == 403, f"{role} {method} {url}: expected 403, got {resp.status_code}"
+            assert resp.status_code == 403, (
+                f"{role} {method} {url}: expected 403, got {resp.status_code}"
+            )
         checked += 1
     assert checked > 10

@@ -18,16 +18,36 @@ def make_item(db):
     def _make(rater, project, *, position: int | None = None, image=None):
         if image is None:
             digest = uuid.uuid4().hex * 2
-            image = Image(project_id=project.id, sha256=digest, filename=f"{digest[:8]}.jpg", width=64,
-                          height=48, format="JPEG", byte_size=100, display_key=f"d/{digest}.jpg",
-                          thumb_key=f"t/{digest}.jpg", original_key=f"o/{digest}.jpg")
+            image = Image(
+                project_id=project.id,
+                sha256=digest,
+                filename=f"{digest[:8]}.jpg",
+                width=64,
+                height=48,
+                format="JPEG",
+                byte_size=100,
+                display_key=f"d/{digest}.jpg",
+                thumb_key=f"t/{digest}.jpg",
+                original_key=f"o/{digest}.jpg",
+            )
             db.add(image)
             db.flush()
         if position is None:
-            position = (db.scalar(select(func.max(QueueItem.position)).where(
-                QueueItem.rater_id == rater.id, QueueItem.project_id == project.id)) or 0) + 1
-        item = QueueItem(public_id=uuid.uuid4().hex[:20], project_id=project.id, rater_id=rater.id,
-                         image_id=image.id, position=position)
+            position = (
+                db.scalar(
+                    select(func.max(QueueItem.position)).where(
+                        QueueItem.rater_id == rater.id, QueueItem.project_id == project.id
+                    )
+                )
+                or 0
+            ) + 1
+        item = QueueItem(
+            public_id=uuid.uuid4().hex[:20],
+            project_id=project.id,
+            rater_id=rater.id,
+            image_id=image.id,
+            position=position,
+        )
         db.add(item)
         db.flush()
         return item

@@ -14,16 +14,30 @@ def test_the_index_holds_exactly_the_package_codes():
     with warnings.catch_warnings():  # the package itself warns (deprecated resources API) at import
         warnings.simplefilter("ignore")
         import simple_icd_10_cm as cm
-    expected = {(c, cm.get_description(c)) for c in cm.get_all_codes(True) if cm.is_category_or_subcategory(c)}
+    expected = {
+        (c, cm.get_description(c))
+        for c in cm.get_all_codes(True)
+        if cm.is_category_or_subcategory(c)
+    }
     codes = icd10.index().codes
     assert {(c.code, c.name) for c in codes} == expected
     assert len(codes) == len({c.code for c in codes})
 
 
-@pytest.mark.parametrize("query, first", [
-    ("L70", "L70"), ("l70.0", "L70.0"), ("L700", "L70.0"), ("acne", "L70"), ("acne vulg", "L70.0"),
-    ("Vulgaris acne", "L70.0"), ("psoria", "L40"), ("melanoma", "C43"), ("S00.01X", "S00.01XA"),
-])
+@pytest.mark.parametrize(
+    "query, first",
+    [
+        ("L70", "L70"),
+        ("l70.0", "L70.0"),
+        ("L700", "L70.0"),
+        ("acne", "L70"),
+        ("acne vulg", "L70.0"),
+        ("Vulgaris acne", "L70.0"),
+        ("psoria", "L40"),
+        ("melanoma", "C43"),
+        ("S00.01X", "S00.01XA"),
+    ],
+)
 def test_search_by_code_prefix_or_words(query, first):
     results = icd10.search(query)
     assert results and results[0].code == first, [r.code for r in results[:5]]
@@ -34,7 +48,10 @@ def test_search_limits_and_empty_queries():
     assert icd10.search("qqqqzzz") == []
     assert len(icd10.search("of", limit=5)) == 5
     assert len(icd10.search("of", limit=10_000)) == icd10.MAX_RESULTS
-    assert all(any(w.startswith("acne") for w in icd10._words(r.name)) for r in icd10.search("acne", limit=50))
+    assert all(
+        any(w.startswith("acne") for w in icd10._words(r.name))
+        for r in icd10.search("acne", limit=50)
+    )
 
 
 def test_lookup_checks_validity():
@@ -46,10 +63,23 @@ def test_lookup_checks_validity():
 
 def test_search_speed_is_reported():
     icd10.index()
-    queries = ["a", "ac", "acne", "L7", "L70.0", "of", "in", "basal cell carc", "S", "melanoma of skin"]
+    queries = [
+        "a",
+        "ac",
+        "acne",
+        "L7",
+        "L70.0",
+        "of",
+        "in",
+        "basal cell carc",
+        "S",
+        "melanoma of skin",
+    ]
     worst = 0.0
     for q in queries:
         start = time.perf_counter()
         icd10.search(q)
         worst = max(worst, time.perf_counter() - start)
-    print(f"ICD-10 search: worst of {len(queries)} queries {worst * 1000:.1f} ms")  # goal < 50 ms (not asserted)
+    print(
+        f"ICD-10 search: worst of {len(queries)} queries {worst * 1000:.1f} ms"
+    )  # goal < 50 ms (not asserted)

@@ -31,16 +31,28 @@ def setup(make_user, make_project, make_item):
 
 
 def submit(db, rater, item, data, base=0, sid=None, ms=1000):
-    return submit_label(db, rater, item, data, base_version=base, submission_id=sid, time_spent_ms=ms)
+    return submit_label(
+        db, rater, item, data, base_version=base, submission_id=sid, time_spent_ms=ms
+    )
 
 
 def test_first_submit_creates_the_label_and_its_first_revision(db, setup):
     rater, _project, item = setup
     label = submit(db, rater, item, LESION, sid="s1")
-    assert (label.version, label.decision, label.icd10, label.time_spent_ms) == (1, "lesion", "L70.0", 1000)
+    assert (label.version, label.decision, label.icd10, label.time_spent_ms) == (
+        1,
+        "lesion",
+        "L70.0",
+        1000,
+    )
     assert item.status is ItemStatus.done
     (rev,) = label_history(db, rater, item)
-    assert (rev.version, rev.author_id, rev.decision, rev.submission_id) == (1, rater.id, "lesion", "s1")
+    assert (rev.version, rev.author_id, rev.decision, rev.submission_id) == (
+        1,
+        rater.id,
+        "lesion",
+        "s1",
+    )
     assert rev.created_at is not None
 
 
@@ -48,10 +60,18 @@ def test_a_change_keeps_the_old_version(db, setup):
     rater, _project, item = setup
     submit(db, rater, item, LESION, sid="s1", ms=1000)
     label = submit(db, rater, item, POOR, base=1, sid="s2", ms=500)
-    assert (label.version, label.decision, label.icd10, label.explanations) == (2, "poor_quality", None, ["blurry"])
+    assert (label.version, label.decision, label.icd10, label.explanations) == (
+        2,
+        "poor_quality",
+        None,
+        ["blurry"],
+    )
     assert label.time_spent_ms == 1500  # total over both visits; each revision keeps its own
     history = label_history(db, rater, item)
-    assert [(r.version, r.decision, r.time_spent_ms) for r in history] == [(1, "lesion", 1000), (2, "poor_quality", 500)]
+    assert [(r.version, r.decision, r.time_spent_ms) for r in history] == [
+        (1, "lesion", 1000),
+        (2, "poor_quality", 500),
+    ]
     assert history[0].icd10 == "L70.0"
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "label.change"))
     assert event.actor_id == rater.id and event.details["before"]["decision"] == "lesion"
@@ -64,7 +84,9 @@ def test_a_retried_submit_creates_no_second_revision(db, setup):
     again = submit(db, rater, item, LESION, sid="same")  # the client did not see the first answer
     assert again.id == first.id and again.version == 1
     submit(db, rater, item, POOR, base=1, sid="s2")
-    late = submit(db, rater, item, LESION, base=0, sid="same")  # a very late retry of the first submit
+    late = submit(
+        db, rater, item, LESION, base=0, sid="same"
+    )  # a very late retry of the first submit
     assert late.version == 2 and late.decision == "poor_quality"
     assert db.scalar(select(func.count(LabelRevision.id))) == 2
 
@@ -75,7 +97,10 @@ def test_a_stale_base_version_gets_409_with_the_current_value(db, setup):
     with pytest.raises(Conflict) as err:  # a second tab that opened the item before the first label
         submit(db, rater, item, POOR, base=0, sid="tab-b")
     assert err.value.status == 409
-    assert err.value.extra["current"]["decision"] == "lesion" and err.value.extra["current"]["version"] == 1
+    assert (
+        err.value.extra["current"]["decision"] == "lesion"
+        and err.value.extra["current"]["version"] == 1
+    )
     with pytest.raises(Conflict):
         submit(db, rater, item, POOR, base=None, sid="tab-c")
     label = submit(db, rater, item, POOR, base=1, sid="tab-b2")
@@ -94,10 +119,17 @@ def test_an_invalid_change_loses_nothing_already_saved(db, setup):
     assert len(label_history(db, rater, item)) == 1
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("base", -1, "base_version"), ("base", "1", "base_version"), ("sid", 5, "submission_id"),
-    ("sid", "x" * 65, "submission_id"), ("ms", -5, "time_spent_ms"), ("ms", "10", "time_spent_ms"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("base", -1, "base_version"),
+        ("base", "1", "base_version"),
+        ("sid", 5, "submission_id"),
+        ("sid", "x" * 65, "submission_id"),
+        ("ms", -5, "time_spent_ms"),
+        ("ms", "10", "time_spent_ms"),
+    ],
+)
 def test_bookkeeping_fields_are_checked(db, setup, field, value, message):
     rater, _project, item = setup
     kwargs = {"base": 0, "sid": "s", "ms": 10, field: value}
@@ -127,7 +159,10 @@ def test_skip_is_not_a_label_and_keeps_an_optional_reason(db, setup):
     skip_item(db, rater, item, reason="  need   dermoscopy ")
     assert item.status is ItemStatus.skipped and item.skip_reason == "need dermoscopy"
     assert db.scalar(select(func.count(Label.id))) == 0
-    assert db.scalar(select(AuditEvent).where(AuditEvent.action == "item.skip")).details["reason"] == "need dermoscopy"
+    assert (
+        db.scalar(select(AuditEvent).where(AuditEvent.action == "item.skip")).details["reason"]
+        == "need dermoscopy"
+    )
     skip_item(db, rater, item)
     assert item.skip_reason is None
     submit(db, rater, item, LESION)  # coming back to it later
@@ -149,8 +184,14 @@ def test_severity_labels(db, make_user, make_item, severity_project):
     item = make_item(rater, severity_project)
     label = submit(db, rater, item, {"grade": 4})
     assert (label.decision, label.grade) == ("graded", 4.0)
-    label = submit(db, rater, item, {"decision": "cannot_assess", "explanations": ["bad_light"]}, base=1)
-    assert (label.decision, label.grade, label.explanations) == ("cannot_assess", None, ["bad_light"])
+    label = submit(
+        db, rater, item, {"decision": "cannot_assess", "explanations": ["bad_light"]}, base=1
+    )
+    assert (label.decision, label.grade, label.explanations) == (
+        "cannot_assess",
+        None,
+        ["bad_light"],
+    )
     with pytest.raises(ValidationError, match="off the scale"):
         submit(db, rater, item, {"grade": 7}, base=2)
 
@@ -174,7 +215,13 @@ def test_queue_context_positions_previous_and_next(db, make_user, make_project, 
     project = make_project()
     a, b, c, d = (make_item(rater, project) for _ in range(4))
     ctx = queue_context(db, rater, b)
-    assert (ctx.position, ctx.total, ctx.done, ctx.previous, ctx.next) == (2, 4, 0, a.public_id, c.public_id)
+    assert (ctx.position, ctx.total, ctx.done, ctx.previous, ctx.next) == (
+        2,
+        4,
+        0,
+        a.public_id,
+        c.public_id,
+    )
     skip_item(db, rater, c)
     assert queue_context(db, rater, b).next == d.public_id
     submit(db, rater, d, LESION)

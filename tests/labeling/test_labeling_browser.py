@@ -32,10 +32,19 @@ def demo(live_server):
         for project in s.scalars(select(Project)):
             if project.protocol.value == "severity":
                 project.settings = {**project.settings, "allow_non_graded": True}
-            images = s.scalars(select(Image).where(Image.project_id == project.id).order_by(Image.id)).all()
-            items = [QueueItem(public_id=f"{project.protocol.value[:3]}{i:02d}x{image.id:05d}", project_id=project.id,
-                               rater_id=rater.id, image_id=image.id, position=i + 1)
-                     for i, image in enumerate(images)]
+            images = s.scalars(
+                select(Image).where(Image.project_id == project.id).order_by(Image.id)
+            ).all()
+            items = [
+                QueueItem(
+                    public_id=f"{project.protocol.value[:3]}{i:02d}x{image.id:05d}",
+                    project_id=project.id,
+                    rater_id=rater.id,
+                    image_id=image.id,
+                    position=i + 1,
+                )
+                for i, image in enumerate(images)
+            ]
             s.add_all(items)
             queues[project.protocol.value] = [it.public_id for it in items]
     return queues
@@ -49,8 +58,10 @@ def open_item(page, server, public_id):
 def wait_ready(page, public_id):
     page.wait_for_url(re.compile(rf"/items/{public_id}$"))
     page.wait_for_selector('#labeling[data-ready="true"]', state="attached")
-    page.wait_for_function("() => { const i = document.getElementById('photo');"
-                           " return i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.getElementById('photo');"
+        " return i.complete && i.naturalWidth > 0; }"
+    )
 
 
 def press_and_expect_next(page, key, next_id):
@@ -61,9 +72,18 @@ def press_and_expect_next(page, key, next_id):
 def label_of(server, public_id):
     with server.session() as s:
         item = s.scalar(select(QueueItem).where(QueueItem.public_id == public_id))
-        label = s.scalar(select(Label).where(Label.rater_id == item.rater_id, Label.image_id == item.image_id))
-        revisions = [] if label is None else s.scalars(
-            select(LabelRevision).where(LabelRevision.label_id == label.id).order_by(LabelRevision.version)).all()
+        label = s.scalar(
+            select(Label).where(Label.rater_id == item.rater_id, Label.image_id == item.image_id)
+        )
+        revisions = (
+            []
+            if label is None
+            else s.scalars(
+                select(LabelRevision)
+                .where(LabelRevision.label_id == label.id)
+                .order_by(LabelRevision.version)
+            ).all()
+        )
         return item, label, revisions
 
 
@@ -117,7 +137,9 @@ def test_quality_protocol_by_keyboard(page_for_demo):
     box = page.locator("#stage").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, -400)
-    page.wait_for_function(f"() => Number(document.getElementById('stage').dataset.scale) > {fitted * 1.2}")
+    page.wait_for_function(
+        f"() => Number(document.getElementById('stage').dataset.scale) > {fitted * 1.2}"
+    )
     before = offset(page)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2 + 40, steps=4)
@@ -141,18 +163,27 @@ def test_quality_protocol_by_keyboard(page_for_demo):
     assert "version 1" in page.inner_text("#saved-note")
     page.keyboard.press("n")
     page.keyboard.press("Enter")
-    page.wait_for_function("() => document.getElementById('status').textContent.includes('version 2')")
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('version 2')"
+    )
     open_item(page, server, q[4])
     assert page.is_checked("#decision-no_skin") and "version 2" in page.inner_text("#saved-note")
     open_item(page, server, q[0])
     assert page.input_value("#icd10-input").startswith("L70.0 Acne vulgaris")
 
     _item, label, revs = label_of(server, q[0])
-    assert (label.decision, label.icd10, label.version) == ("lesion", "L70.0", 1) and label.time_spent_ms > 0
+    assert (label.decision, label.icd10, label.version) == (
+        "lesion",
+        "L70.0",
+        1,
+    ) and label.time_spent_ms > 0
     assert label_of(server, q[2])[1].explanations == ["blurry", "bad_light"]
     assert label_of(server, q[3])[1].icd10_missing_text == "acral pseudolymphoma"
     item, label, revs = label_of(server, q[4])
-    assert item.status is ItemStatus.done and [r.decision for r in revs] == ["healthy_skin", "no_skin"]
+    assert item.status is ItemStatus.done and [r.decision for r in revs] == [
+        "healthy_skin",
+        "no_skin",
+    ]
     assert label_of(server, q[5])[1].explanations == ["too_far_away"]
 
 
@@ -178,10 +209,15 @@ def test_severity_protocol_by_keyboard_with_back_and_reload(page_for_demo):
     wait_ready(page, q[4])
     open_item(page, server, q[3])
     assert page.is_checked("#grade-2")
-    assert [(r.decision, r.grade) for r in label_of(server, q[3])[2]] == [("not_acne", None), ("graded", 2.0)]
+    assert [(r.decision, r.grade) for r in label_of(server, q[3])[2]] == [
+        ("not_acne", None),
+        ("graded", 2.0),
+    ]
     assert label_of(server, q[0])[1].grade == 3.0
-    assert (label_of(server, q[2])[1].decision, label_of(server, q[2])[1].explanations) == ("cannot_assess",
-                                                                                          ["low_resolution"])
+    assert (label_of(server, q[2])[1].decision, label_of(server, q[2])[1].explanations) == (
+        "cannot_assess",
+        ["low_resolution"],
+    )
 
 
 def test_skip_with_a_reason_and_my_labels(page_for_demo):
@@ -191,7 +227,11 @@ def test_skip_with_a_reason_and_my_labels(page_for_demo):
     page.keyboard.type("needs dermoscopy")
     press_and_expect_next(page, "Enter", q[1])
     item, label, _ = label_of(server, q[0])
-    assert item.status is ItemStatus.skipped and item.skip_reason == "needs dermoscopy" and label is None
+    assert (
+        item.status is ItemStatus.skipped
+        and item.skip_reason == "needs dermoscopy"
+        and label is None
+    )
     page.keyboard.press("h")
     press_and_expect_next(page, "Enter", q[2])
     page.goto(f"{server.url}/my-labels")
@@ -205,13 +245,17 @@ def test_skip_with_a_reason_and_my_labels(page_for_demo):
 def test_prefetched_next_image_paints_quickly(page_for_demo):
     page, _server, q = page_for_demo("severity")
     for i in range(1, 5):
-        page.wait_for_timeout(150)  # let the prefetch of the next item finish, as a rater's look would
+        page.wait_for_timeout(
+            150
+        )  # let the prefetch of the next item finish, as a rater's look would
         page.keyboard.press(str(i))
         press_and_expect_next(page, "Enter", q[i])
     page.wait_for_timeout(100)
     timings = page.evaluate("window.labelingTimings")
-    print("submit key -> saved / next image painted (ms): "
-          + ", ".join(f"{t['saved']:.0f}/{t['painted']:.0f}" for t in timings))
+    print(
+        "submit key -> saved / next image painted (ms): "
+        + ", ".join(f"{t['saved']:.0f}/{t['painted']:.0f}" for t in timings)
+    )
     assert len(timings) == 4
 
 
@@ -230,12 +274,15 @@ def test_no_serious_accessibility_violations(page_for_demo, axe_page, protocol):
     else:
         page.keyboard.press("x")
     violations += axe_scan(page)
-    assert not violations, [(v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]]) for v in violations]
+    assert not violations, [
+        (v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]]) for v in violations
+    ]
 
 
 @pytest.fixture()
 def page_for_demo(request, live_server, demo):
     """Sign rater1 in and open the first item of a protocol's queue (in browser_page unless given a page)."""
+
     def _open(protocol, page=None):
         page = page or request.getfixturevalue("browser_page")
         sign_in(page, live_server, RATER)

@@ -23,8 +23,13 @@ def severity(settings=SEVERITY, **data):
 
 def test_lesion_with_a_code_is_stored_in_its_canonical_form():
     clean = quality(decision="lesion", icd10="l700")
-    assert clean.as_dict() == {"decision": "lesion", "icd10": "L70.0", "icd10_missing_text": None,
-                               "explanations": [], "grade": None}
+    assert clean.as_dict() == {
+        "decision": "lesion",
+        "icd10": "L70.0",
+        "icd10_missing_text": None,
+        "explanations": [],
+        "grade": None,
+    }
 
 
 def test_lesion_with_icd10_missing_keeps_the_free_text():
@@ -32,25 +37,43 @@ def test_lesion_with_icd10_missing_keeps_the_free_text():
     assert clean.icd10 is None and clean.icd10_missing_text == "acral pseudolymphoma"
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"decision": "lesion", "icd10": "Q99.99"}, "unknown ICD-10 code"),
-    ({"decision": "lesion"}, "a lesion needs a diagnosis"),
-    ({"decision": "lesion", "icd10_missing_text": "   "}, "a lesion needs a diagnosis"),
-    ({"decision": "lesion", "icd10": "L70.0", "icd10_missing_text": "x"}, "not both"),
-    ({"decision": "lesion", "icd10": "L70.0", "explanations": ["blurry"]}, "explanations are only for poor quality"),
-    ({"decision": "poor_quality"}, "poor quality needs at least one explanation"),
-    ({"decision": "poor_quality", "explanations": []}, "poor quality needs at least one explanation"),
-    ({"decision": "poor_quality", "explanations": ["smudged"]}, "unknown explanation"),
-    ({"decision": "poor_quality", "explanations": "blurry"}, "must be a list"),
-    ({"decision": "poor_quality", "explanations": ["blurry"], "icd10": "L70.0"}, "a diagnosis belongs to a lesion"),
-    ({"decision": "no_skin", "explanations": ["blurry"]}, "explanations are only for poor quality"),
-    ({"decision": "healthy_skin", "icd10_missing_text": "eczema"}, "a diagnosis belongs to a lesion"),
-    ({"decision": "healthy_skin", "grade": 3}, "a grade does not belong"),
-    ({"decision": "blurry"}, "'decision' must be one of"),
-    ({}, "'decision' must be one of"),
-    ({"decision": "lesion", "icd10": 700}, "'icd10' must be text"),
-    ({"decision": "lesion", "icd10_missing_text": "x" * 501}, "too long"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"decision": "lesion", "icd10": "Q99.99"}, "unknown ICD-10 code"),
+        ({"decision": "lesion"}, "a lesion needs a diagnosis"),
+        ({"decision": "lesion", "icd10_missing_text": "   "}, "a lesion needs a diagnosis"),
+        ({"decision": "lesion", "icd10": "L70.0", "icd10_missing_text": "x"}, "not both"),
+        (
+            {"decision": "lesion", "icd10": "L70.0", "explanations": ["blurry"]},
+            "explanations are only for poor quality",
+        ),
+        ({"decision": "poor_quality"}, "poor quality needs at least one explanation"),
+        (
+            {"decision": "poor_quality", "explanations": []},
+            "poor quality needs at least one explanation",
+        ),
+        ({"decision": "poor_quality", "explanations": ["smudged"]}, "unknown explanation"),
+        ({"decision": "poor_quality", "explanations": "blurry"}, "must be a list"),
+        (
+            {"decision": "poor_quality", "explanations": ["blurry"], "icd10": "L70.0"},
+            "a diagnosis belongs to a lesion",
+        ),
+        (
+            {"decision": "no_skin", "explanations": ["blurry"]},
+            "explanations are only for poor quality",
+        ),
+        (
+            {"decision": "healthy_skin", "icd10_missing_text": "eczema"},
+            "a diagnosis belongs to a lesion",
+        ),
+        ({"decision": "healthy_skin", "grade": 3}, "a grade does not belong"),
+        ({"decision": "blurry"}, "'decision' must be one of"),
+        ({}, "'decision' must be one of"),
+        ({"decision": "lesion", "icd10": 700}, "'icd10' must be text"),
+        ({"decision": "lesion", "icd10_missing_text": "x" * 501}, "too long"),
+    ],
+)
 def test_quality_refuses_invalid_combinations_with_a_clear_message(data, message):
     with pytest.raises(ValidationError, match=message) as err:
         quality(**data)
@@ -69,25 +92,39 @@ def test_poor_quality_explanations_are_deduplicated_in_a_fixed_order():
 
 @pytest.mark.parametrize("grade", [1, 2, 3, 4, 5, 3.0])
 def test_severity_grades_on_the_scale(grade):
-    assert severity(grade=grade).as_dict() == {"decision": "graded", "icd10": None, "icd10_missing_text": None,
-                                               "explanations": [], "grade": float(grade)}
+    assert severity(grade=grade).as_dict() == {
+        "decision": "graded",
+        "icd10": None,
+        "icd10_missing_text": None,
+        "explanations": [],
+        "grade": float(grade),
+    }
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"grade": 6}, "off the scale"),
-    ({"grade": 0}, "off the scale"),
-    ({"grade": 2.5}, "off the scale"),
-    ({"grade": "3"}, "must be a number"),
-    ({"grade": True}, "must be a number"),
-    ({"grade": float("nan")}, "must be a number"),
-    ({"decision": "graded"}, "choose a grade"),
-    ({"grade": 3, "explanations": ["blurry"]}, "explanations are only for 'cannot assess'"),
-    ({"grade": 3, "icd10": "L70.0"}, "takes no diagnosis"),
-    ({"decision": "cannot_assess"}, "needs at least one explanation"),
-    ({"decision": "cannot_assess", "explanations": ["blurry"], "grade": 2}, "a grade does not belong"),
-    ({"decision": "not_acne", "explanations": ["blurry"]}, "explanations are only for 'cannot assess'"),
-    ({"decision": "lesion"}, "'decision' must be one of"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"grade": 6}, "off the scale"),
+        ({"grade": 0}, "off the scale"),
+        ({"grade": 2.5}, "off the scale"),
+        ({"grade": "3"}, "must be a number"),
+        ({"grade": True}, "must be a number"),
+        ({"grade": float("nan")}, "must be a number"),
+        ({"decision": "graded"}, "choose a grade"),
+        ({"grade": 3, "explanations": ["blurry"]}, "explanations are only for 'cannot assess'"),
+        ({"grade": 3, "icd10": "L70.0"}, "takes no diagnosis"),
+        ({"decision": "cannot_assess"}, "needs at least one explanation"),
+        (
+            {"decision": "cannot_assess", "explanations": ["blurry"], "grade": 2},
+            "a grade does not belong",
+        ),
+        (
+            {"decision": "not_acne", "explanations": ["blurry"]},
+            "explanations are only for 'cannot assess'",
+        ),
+        ({"decision": "lesion"}, "'decision' must be one of"),
+    ],
+)
 def test_severity_refuses_invalid_answers(data, message):
     with pytest.raises(ValidationError, match=message):
         severity(**data)
@@ -96,7 +133,11 @@ def test_severity_refuses_invalid_answers(data, message):
 def test_non_graded_answers_are_kept_when_the_project_allows_them():
     assert severity(decision="not_acne").decision == "not_acne"
     clean = severity(decision="cannot_assess", explanations=["bad_light"])
-    assert clean.decision == "cannot_assess" and clean.explanations == ["bad_light"] and clean.grade is None
+    assert (
+        clean.decision == "cannot_assess"
+        and clean.explanations == ["bad_light"]
+        and clean.grade is None
+    )
 
 
 @pytest.mark.parametrize("decision", ["not_acne", "cannot_assess"])
@@ -114,12 +155,17 @@ def test_a_custom_scale_is_respected():
 
 def test_form_spec_keys_do_not_clash():
     quality_spec = form_spec("quality", {})
-    keys = [c["key"] for c in quality_spec["choices"]] + [e["key"] for e in quality_spec["explanations"]]
+    keys = [c["key"] for c in quality_spec["choices"]] + [
+        e["key"] for e in quality_spec["explanations"]
+    ]
     reserved = {"Z", "0", "+", "-", "S", "M", "?"}
     assert len(keys) == len(set(keys)) and not reserved & set(keys)
     sev = form_spec("severity", SEVERITY)
-    sev_keys = [s["key"] for s in sev["scale"]] + [c["key"] for c in sev["non_graded"]] + [
-        e["key"] for e in sev["explanations"]]
+    sev_keys = (
+        [s["key"] for s in sev["scale"]]
+        + [c["key"] for c in sev["non_graded"]]
+        + [e["key"] for e in sev["explanations"]]
+    )
     assert sev_keys[:5] == ["1", "2", "3", "4", "5"] and len(sev_keys) == len(set(sev_keys))
     assert not reserved & set(sev_keys)
     assert [e["value"] for e in sev["explanations"]] == list(EXPLANATION_CODES)

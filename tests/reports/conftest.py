@@ -24,7 +24,13 @@ def _jpeg(i: int) -> bytes:
 
 class Built:
     def __init__(self, project, lead, raters, images, token):
-        self.project, self.lead, self.raters, self.images, self.token = project, lead, raters, images, token
+        self.project, self.lead, self.raters, self.images, self.token = (
+            project,
+            lead,
+            raters,
+            images,
+            token,
+        )
 
     @property
     def headers(self):
@@ -33,15 +39,24 @@ class Built:
 
 @pytest.fixture()
 def build_project(app, db, make_user, make_project):
-    def _build(protocol: str, table: list[list], golden: set[int] = frozenset(), case_ids=None) -> Built:
+    def _build(
+        protocol: str, table: list[list], golden: set[int] = frozenset(), case_ids=None
+    ) -> Built:
         """table[i][j]: rater j's label for image i (None = no label): a decision string, or a dict of fields."""
         lead = make_user(None, "lead")
         project = make_project(lead, protocol=protocol)
         raters = [make_user(None, "rater", name=f"Rater {j + 1}") for j in range(len(table[0]))]
         for r in raters:
             add_member(db, None, project, r, MemberRole.rater)
-        summary = import_images(db, None, project, [MemorySource(f"im{i}.jpg", _jpeg(i)) for i in range(len(table))],
-                                storage=app.extensions["labeler_storage"], source_label="t", checkpoint=db.flush)
+        summary = import_images(
+            db,
+            None,
+            project,
+            [MemorySource(f"im{i}.jpg", _jpeg(i)) for i in range(len(table))],
+            storage=app.extensions["labeler_storage"],
+            source_label="t",
+            checkpoint=db.flush,
+        )
         ids = [row["id"] for row in summary.imported]
         for i in golden:
             db.add(GoldenImage(project_id=project.id, image_id=ids[i]))
@@ -50,7 +65,9 @@ def build_project(app, db, make_user, make_project):
                 if value is None:
                     continue
                 fields = value if isinstance(value, dict) else {"decision": value}
-                db.add(Label(project_id=project.id, rater_id=raters[j].id, image_id=ids[i], **fields))
+                db.add(
+                    Label(project_id=project.id, rater_id=raters[j].id, image_id=ids[i], **fields)
+                )
         _t, raw = create_token(db, lead, lead, "t")
         db.flush()
         return Built(project, lead, raters, ids, raw)

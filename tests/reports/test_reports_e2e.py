@@ -45,30 +45,50 @@ def test_labels_through_api_match_dashboard_export_agreement(client, db, make_us
         tokens[u.email] = {"Authorization": f"Bearer {raw}"}
     db.commit()
     lh = tokens[lead.email]
-    pid = client.post("/api/v1/projects", json={"name": "E2E quality", "protocol": "quality"}, headers=lh).json["id"]
+    pid = client.post(
+        "/api/v1/projects", json={"name": "E2E quality", "protocol": "quality"}, headers=lh
+    ).json["id"]
     files = {"files": [(io.BytesIO(_jpeg(i)), f"e{i}.jpg") for i in range(8)]}
-    up = client.post(f"/api/v1/projects/{pid}/images", data=files, headers=lh, content_type="multipart/form-data")
+    up = client.post(
+        f"/api/v1/projects/{pid}/images", data=files, headers=lh, content_type="multipart/form-data"
+    )
     assert up.status_code == 201 and len(up.json["imported"]) == 8
-    alloc = client.post(f"/api/v1/projects/{pid}/allocation", headers=lh,
-                        json={"raters": [r.email for r in raters], "golden_size": 2, "overlap": 2, "seed": 3})
+    alloc = client.post(
+        f"/api/v1/projects/{pid}/allocation",
+        headers=lh,
+        json={"raters": [r.email for r in raters], "golden_size": 2, "overlap": 2, "seed": 3},
+    )
     assert alloc.status_code == 201, alloc.json
 
     for j, r in enumerate(raters):
         position = 0
         while True:
-            item = client.get(f"/api/v1/projects/{pid}/queue/next", headers=tokens[r.email]).json["item"]
+            item = client.get(f"/api/v1/projects/{pid}/queue/next", headers=tokens[r.email]).json[
+                "item"
+            ]
             if item is None:
                 break
-            resp = client.put(f"/api/v1/items/{item['id']}/label", json=_answer(j, position),
-                              headers=tokens[r.email])
+            resp = client.put(
+                f"/api/v1/items/{item['id']}/label",
+                json=_answer(j, position),
+                headers=tokens[r.email],
+            )
             assert resp.status_code == 200, resp.json
             position += 1
         assert position >= 2
 
-    raw = [json.loads(x) for x in client.get(f"/api/v1/projects/{pid}/export?kind=raw&format=jsonl",
-                                              headers=lh).get_data(as_text=True).splitlines()]
-    fused = [json.loads(x) for x in client.get(f"/api/v1/projects/{pid}/export?kind=fused&format=jsonl",
-                                                headers=lh).get_data(as_text=True).splitlines()]
+    raw = [
+        json.loads(x)
+        for x in client.get(f"/api/v1/projects/{pid}/export?kind=raw&format=jsonl", headers=lh)
+        .get_data(as_text=True)
+        .splitlines()
+    ]
+    fused = [
+        json.loads(x)
+        for x in client.get(f"/api/v1/projects/{pid}/export?kind=fused&format=jsonl", headers=lh)
+        .get_data(as_text=True)
+        .splitlines()
+    ]
     figures = client.get(f"/api/v1/projects/{pid}/agreement", headers=lh).json
     assert len(fused) == 8 and len(raw) == sum(r["rater_count"] for r in fused)
 
@@ -84,7 +104,9 @@ def test_labels_through_api_match_dashboard_export_agreement(client, db, make_us
         assert rec["fused_class"] == (winners[0] if len(winners) == 1 else None)
         assert rec["tie"] == (len(winners) > 1)
     counts = Counter(rec["fused_class"] for rec in fused if rec["fused_class"])
-    assert {d["class"]: d["count"] for d in figures["distribution"]} == {c: counts.get(c, 0) for c in CLASSES}
+    assert {d["class"]: d["count"] for d in figures["distribution"]} == {
+        c: counts.get(c, 0) for c in CLASSES
+    }
     assert figures["ties_unresolved"] == sum(rec["tie"] for rec in fused)
 
     # pairwise macro F1 with scikit-learn on co-labeled images

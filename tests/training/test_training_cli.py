@@ -15,9 +15,13 @@ from labeler.training.models import RunStatus, TrainingRun
 
 def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
     lead = make_user(None, "lead")
-    project, _ids = build_quality_project(db, ml_app.extensions["labeler_storage"], lead, n=60, golden=16)
+    project, _ids = build_quality_project(
+        db, ml_app.extensions["labeler_storage"], lead, n=60, golden=16
+    )
 
-    res = runner.invoke(args=["ml", "train", str(project.id), "--wait", "--epochs", "30", "--seed", "1"])
+    res = runner.invoke(
+        args=["ml", "train", str(project.id), "--wait", "--epochs", "30", "--seed", "1"]
+    )
     assert res.exit_code == 0, res.output
     run = db.scalar(select(TrainingRun).where(TrainingRun.project_id == project.id))
     db.refresh(run)
@@ -33,7 +37,11 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
 
     res = runner.invoke(args=["ml", "evaluate", run.model_id])
     assert res.exit_code == 0, res.output
-    assert "macro F1" in res.output and "expert level: " in res.output and "raters' macro F1" in res.output
+    assert (
+        "macro F1" in res.output
+        and "expert level: " in res.output
+        and "raters' macro F1" in res.output
+    )
     report = Path(res.output.strip().splitlines()[-1].removeprefix("report: "))
     assert report.parent == folder and json.loads(report.read_text())["split"] == "golden"
 
@@ -48,13 +56,20 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
     assert abs(sum(out[0]["probabilities"].values()) - 1) < 1e-3
 
     res = runner.invoke(args=["ml", "list"])
-    assert res.exit_code == 0 and run.model_id in res.output and f"project {project.id}" in res.output
+    assert (
+        res.exit_code == 0 and run.model_id in res.output and f"project {project.id}" in res.output
+    )
 
     # a second seed, then both evaluated together: mean ± std over the seeds, as in seed 003
-    res = runner.invoke(args=["ml", "train", str(project.id), "--wait", "--epochs", "30", "--seed", "2"])
+    res = runner.invoke(
+        args=["ml", "train", str(project.id), "--wait", "--epochs", "30", "--seed", "2"]
+    )
     assert res.exit_code == 0, res.output
-    second = db.scalars(select(TrainingRun).where(TrainingRun.project_id == project.id)
-                        .order_by(TrainingRun.id.desc())).first()
+    second = db.scalars(
+        select(TrainingRun)
+        .where(TrainingRun.project_id == project.id)
+        .order_by(TrainingRun.id.desc())
+    ).first()
     db.refresh(second)
     assert second.model_id and second.model_id != run.model_id
     res = runner.invoke(args=["ml", "evaluate", run.model_id, second.model_id])
@@ -64,18 +79,23 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
     mean, std = (float(v) for v in line.split(":")[1].split("±"))
 
     def saved_macro_f1(model_id: str) -> float:
-        report = max((Path(ml_app.config["ML_DIR"]) / "models" / model_id).glob("evaluation-*.json"))
+        report = max(
+            (Path(ml_app.config["ML_DIR"]) / "models" / model_id).glob("evaluation-*.json")
+        )
         return json.loads(report.read_text())["figures"]["macro_f1"]
 
     f1s = [saved_macro_f1(m) for m in (run.model_id, second.model_id)]
-    assert mean == pytest.approx(sum(f1s) / 2, abs=1e-3) and std == pytest.approx(abs(f1s[0] - f1s[1]) / 2, abs=1e-3)
+    assert mean == pytest.approx(sum(f1s) / 2, abs=1e-3) and std == pytest.approx(
+        abs(f1s[0] - f1s[1]) / 2, abs=1e-3
+    )
     assert "expert level on the mean: " in res.output
 
 
 def test_a_project_without_labels_fails_with_a_clear_message(ml_app, db, runner, make_user):
     lead = make_user(None, "lead")
-    project, _ids = build_quality_project(db, ml_app.extensions["labeler_storage"], lead, n=8, golden=0,
-                                          labeled=False)
+    project, _ids = build_quality_project(
+        db, ml_app.extensions["labeler_storage"], lead, n=8, golden=0, labeled=False
+    )
     res = runner.invoke(args=["ml", "train", str(project.id), "--wait"])
     assert res.exit_code != 0
     run = db.scalar(select(TrainingRun).where(TrainingRun.project_id == project.id))
@@ -87,7 +107,9 @@ def test_a_project_without_labels_fails_with_a_clear_message(ml_app, db, runner,
 
 def test_cli_refuses_bad_input(ml_app, db, runner, make_user, tmp_path):
     lead = make_user(None, "lead")
-    project, _ = build_quality_project(db, ml_app.extensions["labeler_storage"], lead, n=4, labeled=False)
+    project, _ = build_quality_project(
+        db, ml_app.extensions["labeler_storage"], lead, n=4, labeled=False
+    )
     res = runner.invoke(args=["ml", "train", str(project.id), "--kind", "severity", "--wait"])
     assert res.exit_code != 0 and "quality project trains quality models" in res.output
     res = runner.invoke(args=["ml", "evaluate", "quality-20260101T000000-abcdef"])
@@ -102,7 +124,9 @@ def test_work_runs_a_queued_run_once(ml_app, db, runner, make_user):
     from labeler.training.services import start_run
 
     lead = make_user(None, "lead")
-    project, _ = build_quality_project(db, ml_app.extensions["labeler_storage"], lead, n=4, labeled=False)
+    project, _ = build_quality_project(
+        db, ml_app.extensions["labeler_storage"], lead, n=4, labeled=False
+    )
     run = start_run(db, lead, project, seed=5)
     db.flush()
     res = runner.invoke(args=["ml", "work", str(run.id)])

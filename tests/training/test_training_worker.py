@@ -25,14 +25,18 @@ def test_worker_trains_in_the_background(committed_app):
     with factory() as s:
         lead = add_user(s, None, "lead@worker.test", "Lead", {Role.lead})
         s.flush()
-        project, _ids = build_quality_project(s, app.extensions["labeler_storage"], lead, n=60, golden=16, seed=4)
+        project, _ids = build_quality_project(
+            s, app.extensions["labeler_storage"], lead, n=60, golden=16, seed=4
+        )
         s.commit()
         project_id = project.id
     client = app.test_client()
     login(client, lead)
 
-    resp = client.post(f"/projects/{project_id}/models/train",
-                       data={"kind": "quality", "seed": "2", "epochs": "20", "csrf_token": client.csrf})
+    resp = client.post(
+        f"/projects/{project_id}/models/train",
+        data={"kind": "quality", "seed": "2", "epochs": "20", "csrf_token": client.csrf},
+    )
     assert resp.status_code == 302, resp.get_data(as_text=True)
     page = client.get(f"/projects/{project_id}/models").get_data(as_text=True)
     assert "data-run-url=" in page and "training-runs.js" in page and "<script>" not in page
@@ -69,11 +73,18 @@ def test_worker_trains_in_the_background(committed_app):
     html = report.get_data(as_text=True)
     assert report.status_code == 200
     assert ("Expert level: yes" in html) or ("Expert level: no" in html)
-    assert 'id="per-class"' in html and 'id="per-explanation"' in html and "The raters' own pairwise macro F1" in html
+    assert (
+        'id="per-class"' in html
+        and 'id="per-explanation"' in html
+        and "The raters' own pairwise macro F1" in html
+    )
     assert 'id="model-size"' in html and "MB" in html
     dl = client.get(f"/projects/{project_id}/models/{model_id}/report.json")
     assert dl.status_code == 200 and "attachment" in dl.headers["Content-Disposition"]
     body = json.loads(dl.data)
-    assert body["evaluation"]["verdict"]["expert_level"] in (True, False) and body["model"]["id"] == model_id
+    assert (
+        body["evaluation"]["verdict"]["expert_level"] in (True, False)
+        and body["model"]["id"] == model_id
+    )
     project_page = client.get(f"/projects/{project_id}").get_data(as_text=True)
     assert f"/projects/{project_id}/models" in project_page

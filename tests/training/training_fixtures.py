@@ -42,7 +42,9 @@ def synthetic_image(rng: np.random.Generator, cls: str, photos: dict) -> tuple[b
     if cls == "no_skin":
         im = synth._crop(rng, photos[names[int(rng.integers(len(names)))]])
     else:
-        im = synth.skin(rng, lesion=cls == "lesion" or (cls == "poor_quality" and rng.random() < 0.5))
+        im = synth.skin(
+            rng, lesion=cls == "lesion" or (cls == "poor_quality" and rng.random() < 0.5)
+        )
     if cls == "poor_quality":
         kind = ("blurry", "bad_light", "low_resolution")[int(rng.integers(3))]
         bg = synth._crop(rng, photos[names[int(rng.integers(len(names)))]])
@@ -73,8 +75,19 @@ def good_jpeg(seed: int = 7) -> bytes:
     return buf.getvalue()
 
 
-def build_quality_project(db, storage, lead, *, n: int = 60, golden: int = 16, raters: int = 3, seed: int = 0,
-                          labeled: bool = True, make_user=None, name: str | None = None):
+def build_quality_project(
+    db,
+    storage,
+    lead,
+    *,
+    n: int = 60,
+    golden: int = 16,
+    raters: int = 3,
+    seed: int = 0,
+    labeled: bool = True,
+    make_user=None,
+    name: str | None = None,
+):
     """A quality project of n synthetic images, the last `golden` in the golden set, labeled by raters.
 
     Raters give the true class (one of them errs on ~10% of images), so the golden set has
@@ -89,13 +102,24 @@ def build_quality_project(db, storage, lead, *, n: int = 60, golden: int = 16, r
     truth = [CLASSES[i % 4] for i in range(n)]
     rng.shuffle(truth)
     items = [synthetic_image(rng, cls, photos) for cls in truth]
-    summary = import_images(db, None, project, [MemorySource(f"im{i:03d}.jpg", b) for i, (b, _e) in enumerate(items)],
-                            storage=storage, source_label="test", checkpoint=db.flush)
+    summary = import_images(
+        db,
+        None,
+        project,
+        [MemorySource(f"im{i:03d}.jpg", b) for i, (b, _e) in enumerate(items)],
+        storage=storage,
+        source_label="test",
+        checkpoint=db.flush,
+    )
     ids = [row["id"] for row in summary.imported]
     assert len(ids) == n
     if labeled:
-        users = [add_user(db, None, f"rater{j}-{uuid.uuid4().hex[:6]}@train.test", f"Rater {j}", {Role.rater})
-                 for j in range(raters)]
+        users = [
+            add_user(
+                db, None, f"rater{j}-{uuid.uuid4().hex[:6]}@train.test", f"Rater {j}", {Role.rater}
+            )
+            for j in range(raters)
+        ]
         db.flush()
         for u in users:
             add_member(db, None, project, u, MemberRole.rater)
@@ -106,8 +130,15 @@ def build_quality_project(db, storage, lead, *, n: int = 60, golden: int = 16, r
                 decision = cls
                 if j == raters - 1 and rng.random() < 0.1:
                     decision = CLASSES[(CLASSES.index(cls) + 1) % 4]
-                db.add(Label(project_id=project.id, rater_id=u.id, image_id=ids[i], decision=decision,
-                             explanations=expl if decision == "poor_quality" else []))
+                db.add(
+                    Label(
+                        project_id=project.id,
+                        rater_id=u.id,
+                        image_id=ids[i],
+                        decision=decision,
+                        explanations=expl if decision == "poor_quality" else [],
+                    )
+                )
     db.flush()
     return project, ids
 
