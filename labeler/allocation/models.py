@@ -65,6 +65,9 @@ class QueueItem(Base):
         default=ItemStatus.pending,
     )
     skip_reason: Mapped[str | None] = mapped_column(Text)
+    # first time the rater was served this item (queue/next, the page, the API); a rebalance moves
+    # only items never shown, so that nothing leaves a screen and the queue reveals nothing
+    shown_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base, utcnow
@@ -27,7 +27,7 @@ class Label(Base):
     explanations: Mapped[list[Any]] = mapped_column(default=list)
     grade: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    time_spent_ms: Mapped[int] = mapped_column(Integer, default=0)
+    time_spent_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     submission_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -46,7 +46,7 @@ class LabelRevision(Base):
     icd10_missing_text: Mapped[str | None] = mapped_column(Text)
     explanations: Mapped[list[Any]] = mapped_column(default=list)
     grade: Mapped[float | None] = mapped_column(Float)
-    time_spent_ms: Mapped[int] = mapped_column(Integer, default=0)
+    time_spent_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     submission_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
