@@ -34,6 +34,7 @@ from .queue import get_item_for_rater, next_item, rater_progress
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ALLOCATION_MANAGERS",
     "AllocationPlan",
     "add_rater",
     "allocate",
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 MAX_SEED = 2**31 - 1  # the seed column is a 32-bit integer
+ALLOCATION_MANAGERS = "Only the project's leads and admins manage its allocation."
 
 
 PUBLIC_ID_BYTES = (

@@ -73,11 +73,8 @@ def _page(project, *, preview=None, params=None, error=None, status=200):
     ), status
 
 
-ALLOCATION_MANAGERS = "Only the project's leads and admins manage its allocation."
-
-
 def _project(project_id: int):
-    return authorized_project(project_id, can_allocate, ALLOCATION_MANAGERS)
+    return authorized_project(project_id, can_allocate, services.ALLOCATION_MANAGERS)
 
 
 @bp.get("/projects/<int:project_id>/allocation")

@@ -14,7 +14,6 @@ from flask_login import current_user
 from ..allocation import services
 from ..allocation.models import QueueItem
 from ..allocation.queue import get_item_for_rater, is_project_rater, next_item, queue_total
-from ..allocation.views import ALLOCATION_MANAGERS
 from ..auth.models import Role
 from ..auth.permissions import authorized_project, can_allocate, role_required, signed_in
 from ..db import get_session
@@ -74,7 +73,7 @@ def _email(body: dict) -> str:
 
 
 def _managed_project(project_id: int):
-    return get_session(), authorized_project(project_id, can_allocate, ALLOCATION_MANAGERS)
+    return get_session(), authorized_project(project_id, can_allocate, services.ALLOCATION_MANAGERS)
 
 
 @bp.post("/projects/<int:project_id>/allocation")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from flask_login import current_user
 
 from ..auth.models import Role
 from ..auth.permissions import authorized_project, role_required
 from ..db import get_session
 from ..errors import ValidationError
-from ..images.views import import_request_files
+from ..images.services import import_uploads
+from ..images.storage import app_storage
 from ..projects.services import create_project, visible_projects
 from . import bp
 
@@ -54,11 +55,24 @@ def create_project_api():
 @bp.post("/projects/<int:project_id>/images")
 @role_required(Role.lead, Role.admin)
 def upload_images_api(project_id: int):
-    summary = import_request_files(authorized_project(project_id), "api")
-    if summary is None:
+    project = authorized_project(project_id)
+    files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
+    if not files:
         raise ValidationError(
             "send the images as multipart field 'files' (one or many, or a .zip)",
             status=400,
             code="no_files",
         )
+    db = get_session()
+    summary = import_uploads(
+        db,
+        current_user,
+        project,
+        files,
+        storage=app_storage(),
+        config=current_app.config,
+        source_label="api",
+        checkpoint=db.commit,
+    )
+    db.commit()
     return jsonify(summary.as_dict()), 201 if summary.imported else 200

@@ -9,8 +9,8 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import ValidationError
+from ..reports.http import export_response, managed_project
 from ..reports.services import adjudicate, check_scope, project_agreement, tie_list
-from ..reports.views import export_response, managed_project
 from . import bp
 from .projects import json_body
 

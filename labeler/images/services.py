@@ -17,9 +17,10 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -30,6 +31,7 @@ from ..errors import ValidationError
 from ..projects.models import Project
 from .models import Image, ImportBatch
 from .processing import DEFAULT_LIMITS, ImageLimits, ImageRejected, process_image
+from .sources import iter_uploads
 from .storage import LocalStorage, Storage, content_key
 
 log = logging.getLogger(__name__)
@@ -244,6 +246,34 @@ def import_images(
     )
     for row in summary.imported:
         row["id"] = ids.get(row["sha256"])
+    return summary
+
+
+def import_uploads(
+    session: Session,
+    actor: User,
+    project: Project,
+    files: list[tuple[str, BinaryIO]],
+    *,
+    storage: Storage,
+    config: Mapping[str, Any],
+    source_label: str,
+    checkpoint: Callable[[], None],
+    limits: ImageLimits = DEFAULT_LIMITS,
+) -> ImportSummary:
+    """Import uploaded files (images or zips, as (name, stream) pairs) for the page and the API."""
+    summary = import_images(
+        session,
+        actor,
+        project,
+        iter_uploads(files, limits=limits),
+        storage=storage,
+        source_label=source_label,
+        checkpoint=checkpoint,
+    )
+    from ..training.prescreen import prescreen_import
+
+    prescreen_import(session, config, project, summary, storage)
     return summary
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from flask import Flask, current_app
+
 _KEY_RE = re.compile(r"[a-z0-9._-]+(?:/[a-z0-9._-]+)*")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_KEY_LEN = 512
@@ -34,6 +36,11 @@ class Storage(Protocol):
     def size(self, key: str) -> int: ...
     def path(self, key: str) -> Path | None: ...
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
+
+
+def app_storage(app: Flask | None = None) -> Storage:
+    """The app's blob store (created by create_app)."""
+    return (app or current_app).extensions["labeler_storage"]
 
 
 def validate_key(key: str) -> str:

@@ -11,21 +11,11 @@ from ..auth.permissions import authorized_project, can_manage_project, require, 
 from ..db import get_session
 from ..projects.services import get_project
 from .models import Image
-from .processing import ImageLimits
-from .services import import_images
-from .sources import iter_uploads
-from .storage import LocalStorage
+from .services import import_uploads
+from .storage import app_storage
 
 bp = Blueprint("images", __name__)
 PAGE_SIZE = 48
-
-
-def storage() -> LocalStorage:
-    return current_app.extensions["labeler_storage"]
-
-
-def upload_limits() -> ImageLimits:
-    return ImageLimits()
 
 
 @bp.get("/projects/<int:project_id>/images")
@@ -72,37 +62,27 @@ def upload_form(project_id: int):
 @role_required(Role.lead, Role.admin)
 def upload(project_id: int):
     project = authorized_project(project_id)
-    summary = import_request_files(project, "upload")
-    if summary is None:
+    files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
+    if not files:
         return render_template(
             "images/image_upload.html",
             project=project,
             summary=None,
             error="Choose one or more image files or a .zip.",
         ), 400
-    return render_template("images/image_upload.html", project=project, summary=summary)
-
-
-def import_request_files(project, source_label: str):
-    """Import the request's multipart `files` (images or zips) for page and API; None when none were sent."""
-    files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]
-    if not files:
-        return None
     db = get_session()
-    summary = import_images(
+    summary = import_uploads(
         db,
         current_user,
         project,
-        iter_uploads(files, limits=upload_limits()),
-        storage=storage(),
-        source_label=source_label,
+        files,
+        storage=app_storage(),
+        config=current_app.config,
+        source_label="upload",
         checkpoint=db.commit,
     )
-    from ..training.prescreen import prescreen_import
-
-    prescreen_import(db, current_app.config, project, summary, storage())
     db.commit()
-    return summary
+    return render_template("images/image_upload.html", project=project, summary=summary)
 
 
 @bp.get("/images/<int:image_id>/<any(thumb, display, original):kind>")
@@ -116,7 +96,7 @@ def image_file(image_id: int, kind: str):
     key = {"thumb": image.thumb_key, "display": image.display_key, "original": image.original_key}[
         kind
     ]
-    path = storage().path(key)
+    path = app_storage().path(key)
     if path is None or not path.exists():
         abort(404, "the file for this image is missing from storage")
     resp = send_file(path, mimetype=_mime(key), conditional=True, max_age=3600)

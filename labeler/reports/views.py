@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from flask import (
-    Blueprint,
-    Response,
-    flash,
-    redirect,
-    render_template,
-    request,
-    stream_with_context,
-    url_for,
-)
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..auth.models import Role
-from ..auth.permissions import authorized_project, role_required
+from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import LabelerError
 from ..labeling.protocols import QUALITY_DECISIONS
-from ..projects.services import get_project
-from .export import MEDIA_TYPES, check_export_args, export_chunks, export_filename
+from .http import export_response, managed_project
 from .services import adjudicate, check_scope, project_agreement, rater_progress, tie_list
 
 bp = Blueprint("reports", __name__)
-
-
-def managed_project(project_id: int):
-    return authorized_project(
-        project_id, message="Only the project's leads and admins see its reports."
-    )
 
 
 @bp.get("/projects/<int:project_id>/dashboard")
@@ -88,21 +72,3 @@ def adjudicate_tie(project_id: int, image_id: int):
 def download(project_id: int):
     project = managed_project(project_id)
     return export_response(project)
-
-
-def export_response(project) -> Response:
-    """Stream an export as a download (used by the page and the API)."""
-    kind, fmt = request.args.get("kind", "fused"), request.args.get("format", "csv")
-    check_export_args(kind, fmt)
-    revisions = request.args.get("revisions") in {"1", "true", "yes"}
-    project_id, filename = project.id, export_filename(project, kind, fmt)
-
-    def generate():
-        # The request's session is closed once the view returns; the stream reads with its own.
-        db = get_session()
-        yield from export_chunks(db, get_project(db, project_id), kind, fmt, revisions=revisions)
-
-    resp = Response(stream_with_context(generate()), mimetype=MEDIA_TYPES[fmt])
-    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    resp.headers["Cache-Control"] = "no-store"
-    return resp

@@ -1,0 +1,36 @@
+"""HTTP for reports, shared by the pages and the API: the request's project and streamed exports."""
+
+from __future__ import annotations
+
+from flask import Response, request, stream_with_context
+
+from ..auth.permissions import authorized_project
+from ..db import get_session
+from ..projects.models import Project
+from ..projects.services import get_project
+from .export import MEDIA_TYPES, check_export_args, export_chunks, export_filename
+
+
+def managed_project(project_id: int) -> Project:
+    """The request's project, for its leads and admins only."""
+    return authorized_project(
+        project_id, message="Only the project's leads and admins see its reports."
+    )
+
+
+def export_response(project: Project) -> Response:
+    """Stream an export as a download (kind, format and revisions from the query string)."""
+    kind, fmt = request.args.get("kind", "fused"), request.args.get("format", "csv")
+    check_export_args(kind, fmt)
+    revisions = request.args.get("revisions") in {"1", "true", "yes"}
+    project_id, filename = project.id, export_filename(project, kind, fmt)
+
+    def generate():
+        # The request's session is closed once the view returns; the stream reads with its own.
+        db = get_session()
+        yield from export_chunks(db, get_project(db, project_id), kind, fmt, revisions=revisions)
+
+    resp = Response(stream_with_context(generate()), mimetype=MEDIA_TYPES[fmt])
+    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
