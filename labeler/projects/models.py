@@ -11,6 +11,16 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..auth.models import User
 from ..db import Base, utcnow
+from .settings import DEFAULT_SEVERITY_SCALE, default_settings
+
+__all__ = [
+    "DEFAULT_SEVERITY_SCALE",
+    "MemberRole",
+    "Project",
+    "ProjectMember",
+    "Protocol",
+    "default_settings",
+]
 
 
 class Protocol(str, enum.Enum):
@@ -21,23 +31,6 @@ class Protocol(str, enum.Enum):
 class MemberRole(str, enum.Enum):
     lead = "lead"
     rater = "rater"
-
-
-DEFAULT_SEVERITY_SCALE = [
-    {"value": 1, "name": "Clear"},
-    {"value": 2, "name": "Almost clear"},
-    {"value": 3, "name": "Mild"},
-    {"value": 4, "name": "Moderate"},
-    {"value": 5, "name": "Severe"},
-]
-
-
-def default_settings(protocol: Protocol) -> dict[str, Any]:
-    """Protocol and fusion settings a new project starts with."""
-    fusion = {"tie_policy": "unresolved", "precedence": [], "explanation_k": 1}
-    if protocol is Protocol.severity:
-        return {"scale": DEFAULT_SEVERITY_SCALE, "allow_non_graded": False, "fusion": fusion}
-    return {"fusion": fusion}
 
 
 class Project(Base):

@@ -1,0 +1,328 @@
+"""Project settings: the one place for their defaults, their validation and how code reads them.
+
+``project.settings`` is a JSON dict. Readers go through ``read_settings`` (or the small accessors
+below), which fill in the defaults, so a project stored before a key existed reads the same as a new
+one. Writers go through ``merge_settings``, which validates a partial change and returns the whole
+new dict; the service in ``projects.services`` adds the rules that need the database (labels exist,
+the prescreen model exists) and the audit event.
+
+Pure: plain data in, plain data or a ValidationError out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from ..errors import ValidationError
+from ..labeling.protocols import QUALITY_DECISIONS
+
+DEFAULT_SEVERITY_SCALE = [
+    {"value": 1, "name": "Clear"},
+    {"value": 2, "name": "Almost clear"},
+    {"value": 3, "name": "Mild"},
+    {"value": 4, "name": "Moderate"},
+    {"value": 5, "name": "Severe"},
+]
+TIE_POLICIES = ("unresolved", "precedence")
+FUSION_METHODS = ("plurality", "dawid_skene")
+FUSION_METHOD_NAMES = {"plurality": "Plurality vote", "dawid_skene": "Dawid-Skene"}
+QUALITY_CLASS_NAMES = {
+    "lesion": "Lesion",
+    "no_skin": "No skin",
+    "healthy_skin": "Healthy skin",
+    "poor_quality": "Poor quality",
+}
+SCALE_SIZE = (2, 11)  # a grade scale has 2 to 11 steps (0-10 at most)
+SCALE_NAME_MAX = 40
+LIMITS = {  # inclusive bounds of the whole-number settings
+    "fusion.explanation_k": (1, 50),
+    "agreement.min_pair_images": (1, 100_000),
+    "agreement.min_group_images": (1, 1_000_000),
+}
+DEFAULT_FUSION = {
+    "method": "plurality",
+    "tie_policy": "unresolved",
+    "precedence": [],
+    "explanation_k": 1,
+}
+DEFAULT_AGREEMENT = {"min_pair_images": 1, "min_group_images": 30}
+# the keys a change may carry, per section ("" is the top level)
+EDITABLE = {
+    "": {"scale", "allow_non_graded", "fusion", "agreement", "prescreen_model_id"},
+    "fusion": set(DEFAULT_FUSION),
+    "agreement": set(DEFAULT_AGREEMENT),
+}
+SEVERITY_ONLY = {"scale", "allow_non_graded"}
+QUALITY_ONLY = {"prescreen_model_id"}
+
+
+def _protocol(protocol: Any) -> str:
+    return getattr(protocol, "value", protocol)
+
+
+def default_settings(protocol: Any) -> dict[str, Any]:
+    """The settings a new project of the protocol starts with."""
+    settings: dict[str, Any] = {
+        "fusion": dict(DEFAULT_FUSION, precedence=[]),
+        "agreement": dict(DEFAULT_AGREEMENT),
+    }
+    if _protocol(protocol) == "severity":
+        settings["scale"] = [dict(step) for step in DEFAULT_SEVERITY_SCALE]
+        settings["allow_non_graded"] = False
+    return settings
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """A project's settings with every default filled in (what fusion, agreement and labeling read)."""
+
+    scale: tuple[dict[str, Any], ...]
+    allow_non_graded: bool
+    explanation_k: int
+    tie_policy: str
+    precedence: tuple[str, ...]
+    fusion_method: str
+    min_pair_images: int
+    min_group_images: int
+    prescreen_model_id: str | None
+
+    @property
+    def scale_values(self) -> list[float]:
+        return [float(step["value"]) for step in self.scale]
+
+
+def read_settings(settings: Mapping[str, Any] | None) -> ProjectSettings:
+    """The settings as stored, defaults filled in for every key a project does not carry."""
+    settings = settings or {}
+    fusion = {**DEFAULT_FUSION, **(settings.get("fusion") or {})}
+    agreement = {**DEFAULT_AGREEMENT, **(settings.get("agreement") or {})}
+    return ProjectSettings(
+        scale=tuple(settings.get("scale") or DEFAULT_SEVERITY_SCALE),
+        allow_non_graded=bool(settings.get("allow_non_graded", False)),
+        explanation_k=int(fusion["explanation_k"]),
+        tie_policy=str(fusion["tie_policy"]),
+        precedence=tuple(fusion.get("precedence") or ()),
+        fusion_method=str(fusion["method"]),
+        min_pair_images=int(agreement["min_pair_images"]),
+        min_group_images=int(agreement["min_group_images"]),
+        prescreen_model_id=settings.get("prescreen_model_id") or None,
+    )
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+
+def _number(value: Any, what: str, field: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{what} must be a number (got {value!r})", field=field)
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def parse_number(text: Any, what: str, field: str) -> int | float:
+    """A number from form text or JSON ("2", "2.5", 2): whole numbers come back as int."""
+    if isinstance(text, str):
+        raw = text.strip()
+        try:
+            value: Any = float(raw)
+        except ValueError:
+            raise ValidationError(f"{what} must be a number (got {raw!r})", field=field) from None
+        return _number(value, what, field)
+    return _number(text, what, field)
+
+
+def _whole(value: Any, key: str, label: str) -> int:
+    low, high = LIMITS[key]
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(
+            f"{label} must be a whole number from {low} to {high} (got {value!r})", field=key
+        )
+    return value
+
+
+def validate_scale(scale: Any) -> list[dict[str, Any]]:
+    """A severity scale: 2 to 11 steps of {value, name}, values ascending and distinct, names distinct."""
+    if not isinstance(scale, list):
+        raise ValidationError(
+            "the scale must be a list of steps, each {value, name}", field="scale"
+        )
+    low, high = SCALE_SIZE
+    if not low <= len(scale) <= high:
+        raise ValidationError(
+            f"the scale needs {low} to {high} steps (got {len(scale)})", field="scale"
+        )
+    steps: list[dict[str, Any]] = []
+    for i, step in enumerate(scale, start=1):
+        if not isinstance(step, Mapping) or set(step) != {"value", "name"}:
+            raise ValidationError(
+                f"step {i} of the scale must be {{value, name}} (got {step!r})", field="scale"
+            )
+        value = parse_number(step["value"], f"the value of step {i}", "scale")
+        name = " ".join(str(step["name"] or "").split()) if isinstance(step["name"], str) else ""
+        if not name or len(name) > SCALE_NAME_MAX:
+            raise ValidationError(
+                f"step {i} of the scale needs a name of 1 to {SCALE_NAME_MAX} characters",
+                field="scale",
+            )
+        steps.append({"value": value, "name": name})
+    for prev, step in pairwise(steps):
+        if step["value"] <= prev["value"]:
+            raise ValidationError(
+                "the scale's values must ascend with no repeats: "
+                f"{prev['value']} ({prev['name']}) is followed by {step['value']} ({step['name']})",
+                field="scale",
+            )
+    names = [s["name"].casefold() for s in steps]
+    if len(set(names)) != len(names):
+        raise ValidationError("two steps of the scale have the same name", field="scale")
+    return steps
+
+
+def _validate_fusion(protocol: str, fusion: dict[str, Any]) -> dict[str, Any]:
+    if fusion["method"] not in FUSION_METHODS:
+        raise ValidationError(
+            f"the fusion method must be one of {', '.join(FUSION_METHODS)} "
+            f"(got {fusion['method']!r})",
+            field="fusion.method",
+        )
+    if fusion["tie_policy"] not in TIE_POLICIES:
+        raise ValidationError(
+            f"the tie policy must be 'unresolved' (a lead adjudicates) or 'precedence' "
+            f"(got {fusion['tie_policy']!r})",
+            field="fusion.tie_policy",
+        )
+    precedence = fusion.get("precedence") or []
+    if not isinstance(precedence, list) or not all(isinstance(c, str) for c in precedence):
+        raise ValidationError(
+            "the precedence must be a list of quality classes", field="fusion.precedence"
+        )
+    if fusion["tie_policy"] == "precedence":
+        if protocol != "quality":
+            raise ValidationError(
+                "a precedence order breaks ties between quality classes; severity fusion takes "
+                "the mean of the grades and has no ties to break",
+                field="fusion.tie_policy",
+            )
+        if sorted(precedence) != sorted(QUALITY_DECISIONS):
+            names = ", ".join(QUALITY_DECISIONS)
+            raise ValidationError(
+                f"a precedence order must list each of the four classes once ({names}), "
+                f"first the one that wins a tie (got {precedence!r})",
+                field="fusion.precedence",
+            )
+    elif precedence and sorted(precedence) != sorted(QUALITY_DECISIONS):
+        raise ValidationError(
+            "the precedence must be empty or list each of the four classes once",
+            field="fusion.precedence",
+        )
+    return {
+        "method": fusion["method"],
+        "tie_policy": fusion["tie_policy"],
+        "precedence": list(precedence),
+        "explanation_k": _whole(
+            fusion["explanation_k"], "fusion.explanation_k", "the explanation threshold k"
+        ),
+    }
+
+
+def _check_keys(section: str, changes: Mapping[str, Any]) -> None:
+    unknown = sorted(set(changes) - EDITABLE[section])
+    if unknown:
+        where = f"in '{section}' " if section else ""
+        known = ", ".join(sorted(EDITABLE[section]))
+        raise ValidationError(
+            f"unknown setting {where}{unknown[0]!r}; the settings are: {known}",
+            field=f"{section}.{unknown[0]}" if section else unknown[0],
+        )
+
+
+def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> dict[str, Any]:
+    """The project's whole new settings after a partial change, validated (ValidationError says what is wrong).
+
+    Sections ("fusion", "agreement") merge key by key; other keys replace. Defaults fill what the
+    project never stored.
+    """
+    protocol = _protocol(protocol)
+    if not isinstance(changes, Mapping):
+        raise ValidationError("'settings' must be an object of the settings to change")
+    _check_keys("", changes)
+    for section in ("fusion", "agreement"):
+        if section in changes:
+            if not isinstance(changes[section], Mapping):
+                raise ValidationError(f"'{section}' must be an object", field=section)
+            _check_keys(section, changes[section])
+    misplaced = (SEVERITY_ONLY if protocol != "severity" else QUALITY_ONLY) & set(changes)
+    if misplaced:
+        key = min(misplaced)
+        other = "severity" if key in SEVERITY_ONLY else "quality"
+        raise ValidationError(
+            f"'{key}' is a setting of {other} projects; this is a {protocol} project", field=key
+        )
+    merged = {**default_settings(protocol), **dict(current or {})}
+    new = dict(merged)
+    new["fusion"] = _validate_fusion(
+        protocol,
+        {**DEFAULT_FUSION, **(merged.get("fusion") or {}), **(changes.get("fusion") or {})},
+    )
+    agreement = {
+        **DEFAULT_AGREEMENT,
+        **(merged.get("agreement") or {}),
+        **(changes.get("agreement") or {}),
+    }
+    new["agreement"] = {
+        "min_pair_images": _whole(
+            agreement["min_pair_images"],
+            "agreement.min_pair_images",
+            "the minimum of co-labeled images per rater pair",
+        ),
+        "min_group_images": _whole(
+            agreement["min_group_images"],
+            "agreement.min_group_images",
+            "the minimum of images per fairness group",
+        ),
+    }
+    if protocol == "severity":
+        if "scale" in changes:
+            new["scale"] = validate_scale(changes["scale"])
+        if "allow_non_graded" in changes:
+            if not isinstance(changes["allow_non_graded"], bool):
+                raise ValidationError(
+                    "'allow_non_graded' must be true or false", field="allow_non_graded"
+                )
+            new["allow_non_graded"] = changes["allow_non_graded"]
+    if "prescreen_model_id" in changes:
+        model_id = changes["prescreen_model_id"]
+        if model_id is not None and not isinstance(model_id, str):
+            raise ValidationError(
+                "'prescreen_model_id' must be a model id or null", field="prescreen_model_id"
+            )
+        new["prescreen_model_id"] = (model_id or "").strip() or None
+    return new
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Dotted keys whose value differs (sections compared key by key; defaults fill the old side)."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(b, Mapping) and key in ("fusion", "agreement"):
+            base = DEFAULT_FUSION if key == "fusion" else DEFAULT_AGREEMENT
+            a = {**base, **(a or {})}
+            keys += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif key == "scale":
+            if _scale_key(a) != _scale_key(b):
+                keys.append(key)
+        elif a != b:
+            keys.append(key)
+    return keys
+
+
+def _scale_key(scale: Any) -> list[tuple[float, str]] | None:
+    if not scale:
+        return None
+    return [(float(s["value"]), str(s["name"])) for s in scale]
