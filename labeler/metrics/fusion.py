@@ -32,6 +32,9 @@ class Resolution(IntEnum):
     UNRESOLVED = 2  # a tie, left without a fused class (the default policy)
     PRECEDENCE = 3  # a tie resolved by the project's precedence order
     ADJUDICATED = 4  # a tie resolved by a lead's adjudication
+    # An adjudication whose class is no longer among the tied classes (labels changed since) is
+    # outdated: it decides nothing, the image keeps one of the codes above and the flag
+    # `QualityFusion.adjudication_outdated` tells the lead.
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class QualityFusion:
     votes: np.ndarray  # (n_images, C) int: votes per class
     n_raters: np.ndarray  # (n_images,) int: raters with a label on the image
     resolution: np.ndarray  # (n_images,) int8: a `Resolution` code per image
+    adjudication_outdated: np.ndarray  # (n_images,) bool: an adjudication no longer applies
 
     @property
     def plurality(self) -> np.ndarray:
@@ -97,11 +101,17 @@ def fuse_quality(
             raise ValueError(f"adjudications must be an int array of shape ({n},)")
         if adj.size and (adj.min() < -1 or adj.max() >= n_classes):
             raise ValueError(f"adjudications must be -1 or a class code in 0..{n_classes - 1}")
-        # An adjudication only overrides a tie; one left on an image that is no longer tied
-        # (labels changed since) is ignored, so the plurality of current labels stands.
-        use = is_tie & (adj >= 0)
+        # An adjudication decides an image only while its class is among the current tied
+        # classes. After label changes make another tie (or none), it is outdated: the image
+        # follows the votes (or is unresolved again) and is flagged for the lead.
+        has_adj = adj >= 0
+        in_tie = tied[np.arange(n), np.where(has_adj, adj, 0)] if n else has_adj
+        use = has_adj & in_tie
+        outdated = has_adj & ~in_tie
         fused = np.where(use, adj, fused)
         resolution[use] = Resolution.ADJUDICATED
+    else:
+        outdated = np.zeros(n, dtype=bool)
 
     return QualityFusion(
         fused=fused.astype(np.int64),
@@ -110,6 +120,7 @@ def fuse_quality(
         votes=votes,
         n_raters=n_raters,
         resolution=resolution,
+        adjudication_outdated=outdated,
     )
 
 

@@ -3,7 +3,8 @@
 One service for the download buttons, `labeler export` and `GET /api/v1/projects/{id}/export`.
 
 Training manifest (read by `labeler.ml.manifest`): JSON Lines. The first line is a header
-`{"manifest": "labeler-training", "version": 1, "project_id": .., "protocol": ..}`; then one object
+`{"manifest": "labeler-training", "version": 1, "project_id": .., "protocol": .., "scale": [..]}`
+(the severity scale values, severity projects only; grades are scale values); then one object
 per image: `image_id`, `sha256`, `path` (absolute path of the display image), `case_id`,
 `split` ("golden" | "fold"), `quality` (null, or `{"class": fused class or null for an unresolved
 tie, "tie": bool, "explanations": [relevant explanations]}`), `severity` (null, or
@@ -28,7 +29,7 @@ from ..images.models import Image
 from ..labeling.models import Label, LabelRevision
 from ..labeling.protocols import EXPLANATION_CODES, NON_GRADED, QUALITY_DECISIONS
 from ..projects.models import Project
-from .figures import explanation_k, fuse, num
+from .figures import explanation_k, fuse, grade_value, num, project_scale
 from .matrix import load_label_matrix
 
 KINDS = ("fused", "raw")
@@ -70,7 +71,7 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
         )
         diag = metrics.fuse_diagnoses(m.diagnosis)
     else:
-        consensus = metrics.severity_consensus(m.grades)
+        consensus = metrics.severity_consensus(m.grades, project_scale(settings))
         labeled = m.labeled
         relevance = metrics.explanation_relevance(
             m.explanations, labeled, k=explanation_k(settings)
@@ -107,6 +108,7 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
                     "adjudication": QUALITY_DECISIONS[m.adjudication[i]]
                     if m.adjudication[i] >= 0
                     else None,
+                    "adjudication_outdated": bool(fusion.adjudication_outdated[i]),
                 }
             )
         else:
@@ -115,7 +117,7 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
                 "median": num(consensus.median[i]),
                 "std": num(consensus.std[i]),
                 "count": int(consensus.count[i]),
-                "grade": int(consensus.grade[i]) if consensus.grade[i] > 0 else None,
+                "grade": grade_value(consensus.value[i]) if consensus.grade[i] > 0 else None,
             }
             rec["non_graded"] = {name: int(ng_counts[k][i]) for k, name in enumerate(NON_GRADED)}
         yield rec
@@ -200,6 +202,11 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
                 "version": 1,
                 "project_id": project.id,
                 "protocol": project.protocol.value,
+                **(
+                    {"scale": project_scale(project.settings or {})}
+                    if project.protocol.value == "severity"
+                    else {}
+                ),
             }
         )
         + "\n"

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from .. import metrics
 from ..allocation.models import ItemStatus, QueueItem
 from ..audit.services import record_event
 from ..auth.models import User
@@ -69,12 +70,12 @@ def rater_progress(session: Session, project: Project) -> list[dict[str, Any]]:
 
 
 def tie_list(session: Session, project: Project) -> list[dict[str, Any]]:
-    """Images whose fused class is tied: the tied classes, votes and any adjudication."""
+    """Tied images, and images whose adjudication is outdated: votes, tied classes, status."""
     if project.protocol.value != "quality":
         return []
     m = load_label_matrix(session, project)
     fusion = fuse(m, project.settings or {})
-    idx = [int(i) for i in (fusion.is_tie.nonzero()[0])]
+    idx = [int(i) for i in (fusion.is_tie | fusion.adjudication_outdated).nonzero()[0]]
     return [
         {
             "image_id": int(m.image_ids[i]),
@@ -83,10 +84,22 @@ def tie_list(session: Session, project: Project) -> list[dict[str, Any]]:
             "adjudication": QUALITY_DECISIONS[m.adjudication[i]]
             if m.adjudication[i] >= 0
             else None,
+            "status": tie_status(fusion, i),
+            "fused_class": QUALITY_DECISIONS[fusion.fused[i]] if fusion.fused[i] >= 0 else None,
             "golden": bool(m.golden[i]),
         }
         for i in idx
     ]
+
+
+def tie_status(fusion: metrics.QualityFusion, i: int) -> str:
+    """What the ties page says about image i: adjudicated, adjudication outdated, or how it stands."""
+    if fusion.adjudication_outdated[i]:
+        return "adjudication outdated"
+    return {
+        metrics.Resolution.ADJUDICATED: "adjudicated",
+        metrics.Resolution.PRECEDENCE: "resolved by precedence",
+    }.get(int(fusion.resolution[i]), "unresolved")
 
 
 def adjudicate(

@@ -89,6 +89,40 @@ def test_adjudication_overrides_ties_only():
         Resolution.PRECEDENCE,
     ]
     assert out.plurality.tolist() == [-1, LESION, -1]
+    assert out.adjudication_outdated.tolist() == [False, True, False]
+
+
+def test_stale_adjudication_does_not_decide_a_different_tie():
+    # The repro: lesion was adjudicated on an earlier tie; the current labels tie
+    # healthy_skin and poor_quality 2-2, and lesion has one vote of five.
+    out = fuse_quality(np.array([[0, 2, 3, 2, 3]]), C, adjudications=np.array([LESION]))
+    assert out.fused.tolist() == [-1]
+    assert out.resolution.tolist() == [Resolution.UNRESOLVED]
+    assert out.tied.tolist() == [[False, False, True, True]]
+    assert out.adjudication_outdated.tolist() == [True]
+    # With a precedence order the outdated image follows the policy, not the old decision.
+    prec = fuse_quality(np.array([[0, 2, 3, 2, 3]]), C, tie_policy=[POOR], adjudications=[0])
+    assert prec.fused.tolist() == [POOR] and prec.resolution.tolist() == [Resolution.PRECEDENCE]
+
+
+@given(label_sets(max_classes=4), st.data())
+@settings(max_examples=150, deadline=None)
+def test_adjudication_applies_only_within_the_current_tie(case, data):
+    labels, n_classes = case
+    adj = data.draw(hnp.arrays(np.int64, labels.shape[0], elements=st.integers(-1, n_classes - 1)))
+    plain = fuse_quality(labels, n_classes)
+    out = fuse_quality(labels, n_classes, adjudications=adj)
+    for i in range(labels.shape[0]):
+        votes = Counter(int(v) for v in labels[i] if v >= 0)
+        top = max(votes.values(), default=0)
+        tied = sorted(c for c, v in votes.items() if v == top) if len(votes) else []
+        applies = adj[i] >= 0 and len(tied) > 1 and int(adj[i]) in tied
+        assert out.adjudication_outdated[i] == (adj[i] >= 0 and not applies)
+        if applies:
+            assert out.fused[i] == adj[i] and out.resolution[i] == Resolution.ADJUDICATED
+        else:  # the votes decide, exactly as without any adjudication
+            assert out.fused[i] == plain.fused[i]
+            assert out.resolution[i] == plain.resolution[i]
 
 
 @pytest.mark.parametrize(

@@ -269,3 +269,60 @@ def test_dashboard_pages_render(client, login_as, build_project):
     login_as(sb.lead)
     html = client.get(f"/projects/{sb.project.id}/dashboard").get_data(as_text=True)
     assert 'id="rmse"' in html and "The bar" in html
+
+
+def test_outdated_adjudication_is_flagged_and_never_a_clean_label(
+    client, db, runner, login_as, build_project, tmp_path
+):
+    from labeler.labeling.models import Label
+
+    # Lesion and poor quality tie 2-2; a lead adjudicates lesion. Then a rater changes lesion to
+    # healthy skin: the tie is now healthy skin / poor quality and lesion has one vote of five.
+    b = build_project("quality", [[L, H, poor("blurry"), L, poor("blurry")]], golden={0})
+    url = f"/api/v1/projects/{b.project.id}/adjudications"
+    resp = client.post(url, json={"image_id": b.images[0], "decision": L}, headers=b.headers)
+    assert resp.status_code == 200
+    label = db.query(Label).filter_by(image_id=b.images[0], rater_id=b.raters[3].id).one()
+    label.decision = H
+    db.flush()
+
+    export = f"/api/v1/projects/{b.project.id}/export?kind=fused&format="
+    (row,) = [
+        json.loads(x) for x in client.get(export + "jsonl", headers=b.headers).text.splitlines()
+    ]
+    assert (row["fused_class"], row["resolution"], row["tied_classes"]) == (
+        None,
+        "unresolved",
+        [H, P],
+    )
+    assert (row["adjudication"], row["adjudication_outdated"]) == (L, True)
+    (flat,) = csv.DictReader(io.StringIO(client.get(export + "csv", headers=b.headers).text))
+    assert flat["adjudication_outdated"] == "True" and flat["fused_class"] == ""
+
+    ties = client.get(f"/api/v1/projects/{b.project.id}/ties", headers=b.headers).json["ties"]
+    assert [(t["image_id"], t["status"]) for t in ties] == [(b.images[0], "adjudication outdated")]
+    agreement = client.get(
+        f"/api/v1/projects/{b.project.id}/agreement?scope=golden", headers=b.headers
+    ).json
+    assert (agreement["ties_adjudicated"], agreement["ties_unresolved"]) == (0, 1)
+    login_as(b.lead)
+    page = client.get(f"/projects/{b.project.id}/ties").get_data(as_text=True)
+    assert "adjudication outdated" in page and "the decision lesion is not among" in page
+
+    man = tmp_path / "manifest.jsonl"
+    res = runner.invoke(args=["export", str(b.project.id), "--kind", "manifest", "-o", str(man)])
+    assert res.exit_code == 0, res.output
+    quality = json.loads(man.read_text().splitlines()[1])["quality"]
+    assert (quality["class"], quality["tie"]) == (None, True)
+
+    # A rater changes back: the adjudicated class is tied again, so the decision counts again.
+    label.decision = L
+    db.flush()
+    (row,) = [
+        json.loads(x) for x in client.get(export + "jsonl", headers=b.headers).text.splitlines()
+    ]
+    assert (row["fused_class"], row["resolution"], row["adjudication_outdated"]) == (
+        L,
+        "adjudicated",
+        False,
+    )
