@@ -37,6 +37,7 @@ from labeler.metrics.severity import (
     SeverityConsensus,
     grade_codes,
     rater_rmse,
+    scale_edges,
     severity_consensus,
 )
 
@@ -67,5 +68,6 @@ __all__ = [
     "pairwise_severity_kappa",
     "rater_rmse",
     "rater_vs_fused",
+    "scale_edges",
     "severity_consensus",
 ]

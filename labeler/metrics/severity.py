@@ -17,6 +17,20 @@ DEFAULT_EDGES: tuple[float, ...] = (1.5, 2.5, 3.5, 4.5)
 DEFAULT_SCALE: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0)
 
 
+def scale_edges(scale: Sequence[float] = DEFAULT_SCALE) -> tuple[float, ...]:
+    """Discretization edges of a grading scale: the midpoints between consecutive scale values."""
+    arr = check_scale(scale)
+    return tuple(((arr[:-1] + arr[1:]) / 2.0).tolist())
+
+
+def check_scale(scale: Sequence[float]) -> np.ndarray:
+    """Return the scale as a float array after checking it is non-empty and strictly increasing."""
+    arr = np.asarray(scale, dtype=float)
+    if arr.ndim != 1 or arr.size == 0 or np.any(np.diff(arr) <= 0) or np.isnan(arr).any():
+        raise ValueError("scale must be a non-empty, strictly increasing sequence of grades")
+    return arr
+
+
 def check_grades(grades: np.ndarray) -> np.ndarray:
     """Return `grades` as a 2-D float64 array (NaN = missing) after checking its shape."""
     arr = np.asarray(grades, dtype=float)
@@ -35,18 +49,28 @@ class SeverityConsensus:
     median: np.ndarray  # (n_images,) float, NaN where no rater graded
     std: np.ndarray  # (n_images,) float: population std (ddof=0), NaN where no rater graded
     count: np.ndarray  # (n_images,) int: raters who graded the image
-    grade: np.ndarray  # (n_images,) int: discretized mean, -1 where no rater graded
+    grade: np.ndarray  # (n_images,) int: discretized mean as a 1-based scale position, -1 if none
     edges: tuple[float, ...]
+    value: np.ndarray  # (n_images,) float: the scale value of `grade`, NaN where no rater graded
 
 
 def severity_consensus(
-    grades: np.ndarray, edges: Sequence[float] = DEFAULT_EDGES
+    grades: np.ndarray,
+    scale: Sequence[float] = DEFAULT_SCALE,
+    *,
+    edges: Sequence[float] | None = None,
 ) -> SeverityConsensus:
-    """Mean, median, population std (ddof=0), count; grade = 1 + digitize(mean, edges, right=False)."""
+    """Mean, median, population std (ddof=0), count; grade = 1 + digitize(mean, edges, right=False).
+
+    The edges are the midpoints of the project's scale unless given (domain.md section 4).
+    """
     g = check_grades(grades)
-    edge_arr = np.asarray(edges, dtype=float)
+    scale_arr = check_scale(scale)
+    edge_arr = np.asarray(scale_edges(scale) if edges is None else edges, dtype=float)
     if edge_arr.ndim != 1 or np.any(np.diff(edge_arr) <= 0):
         raise ValueError("edges must be strictly increasing")
+    if edges is not None and edge_arr.size != scale_arr.size - 1:
+        scale_arr = 1.0 + np.arange(edge_arr.size + 1)  # explicit edges: grades are positions
     ok = ~np.isnan(g)
     count = row_count(ok)
     mean = safe_divide(row_sum(np.where(ok, g, 0.0)), count)
@@ -63,8 +87,15 @@ def severity_consensus(
 
     # right=False: a mean exactly on an edge goes up (1.5 -> 2, 2.5 -> 3), i.e. round half up.
     grade = np.where(has, 1 + np.digitize(np.where(has, mean, 0.0), edge_arr, right=False), -1)
+    value = np.where(has, scale_arr[np.maximum(grade - 1, 0)], np.nan)
     return SeverityConsensus(
-        mean=mean, median=median, std=std, count=count, grade=grade, edges=tuple(edge_arr.tolist())
+        mean=mean,
+        median=median,
+        std=std,
+        count=count,
+        grade=grade,
+        edges=tuple(edge_arr.tolist()),
+        value=value,
     )
 
 
@@ -122,9 +153,7 @@ def rater_rmse(grades: np.ndarray, golden: np.ndarray | None = None) -> RaterRMS
 def grade_codes(grades: np.ndarray, scale: Sequence[float] = DEFAULT_SCALE) -> np.ndarray:
     """Map grades to int codes 0..len(scale)-1 by position on the scale; NaN -> -1; off-scale raises."""
     g = check_grades(grades)
-    scale_arr = np.asarray(scale, dtype=float)
-    if scale_arr.ndim != 1 or scale_arr.size == 0 or np.any(np.diff(scale_arr) <= 0):
-        raise ValueError("scale must be a non-empty, strictly increasing sequence of grades")
+    scale_arr = check_scale(scale)
     step = scale_arr[0] + np.arange(scale_arr.size)
     if np.array_equal(scale_arr, step):  # consecutive integers (the usual 1..5): plain arithmetic
         idx = g - scale_arr[0]  # NaN stays NaN, and NaN fails every comparison below

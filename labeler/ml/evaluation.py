@@ -74,7 +74,10 @@ def evaluate(
             raise NotEnoughData(f"no {split} images with a severity consensus in the manifest")
         pred = np.array([predict_severity(model, r.path)["score"] for r in rows])
         figures = severity_figures(
-            np.array([r.severity.mean for r in rows]), pred, model.config.edges
+            np.array([r.severity.mean for r in rows]),
+            pred,
+            model.config.edges,
+            scale=manifest.scale,
         )
         verdict = severity_verdict(figures["rmse"], rater_figures["bar"]) if rater_figures else None
     result = {

@@ -75,6 +75,12 @@ class Manifest:
     sha256: str = ""
     path: str = ""
 
+    @property
+    def scale(self) -> list[float] | None:
+        """The project's severity scale from the header (None for older manifests)."""
+        scale = self.header.get("scale")
+        return [float(v) for v in scale] if isinstance(scale, list) and scale else None
+
     def quality_training_rows(self) -> list[ManifestRow]:
         """Rows the quality model trains on: a resolved fused class, not a tie, not golden."""
         return [r for r in self.rows if r.split != "golden" and _resolved(r)]

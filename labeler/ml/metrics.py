@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics.severity import scale_edges
 from .config import SEVERITY_EDGES
 
 
@@ -76,9 +77,19 @@ def discretize(scores: np.ndarray, edges: Sequence[float] = SEVERITY_EDGES) -> n
 
 
 def severity_figures(
-    truth: np.ndarray, pred: np.ndarray, edges: Sequence[float] = SEVERITY_EDGES
+    truth: np.ndarray,
+    pred: np.ndarray,
+    edges: Sequence[float] = SEVERITY_EDGES,
+    *,
+    scale: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """RMSE against the consensus, Pearson r, confusion of the discretized grades."""
+    """RMSE against the consensus, Pearson r, confusion of the discretized grades.
+
+    With the project's ``scale``, the edges are its midpoints and the labels its values
+    (domain.md section 4); without it, ``edges`` and grades 1..len(edges)+1.
+    """
+    if scale is not None:
+        edges = scale_edges(scale)
     t, p = np.asarray(truth, float), np.asarray(pred, float)
     r = None
     if len(t) > 1 and np.std(t) > 0 and np.std(p) > 0:
@@ -92,8 +103,19 @@ def severity_figures(
         "mae": float(np.mean(np.abs(t - p))) if len(t) else None,
         "pearson_r": r,
         "grade_agreement": _ratio(float(np.sum(gt == gp)), len(t)),
-        "confusion": {"labels": list(range(1, k + 1)), "matrix": confusion.tolist()},
+        "confusion": {
+            "labels": [grade_value(v) for v in scale]
+            if scale is not None
+            else list(range(1, k + 1)),
+            "matrix": confusion.tolist(),
+        },
+        "edges": [float(e) for e in edges],
     }
+
+
+def grade_value(v: float) -> float | int:
+    """A scale value as JSON: an int when it is whole."""
+    return int(v) if float(v).is_integer() else float(v)
 
 
 def quality_verdict(

@@ -21,6 +21,16 @@ def num(x: Any) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
+def grade_value(v: float) -> float | int:
+    """A scale value as JSON: an int when it is whole (grade 3, not 3.0)."""
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def project_scale(settings: Mapping[str, Any]) -> list[float]:
+    """The project's severity scale values, ascending."""
+    return [float(s["value"]) for s in severity_scale(settings)]
+
+
 def nums(arr: np.ndarray) -> list:
     return [nums(a) if np.ndim(a) else num(a) for a in np.asarray(arr, dtype=float)]
 
@@ -137,8 +147,8 @@ def severity_figures(
     """Seed 001's consensus and per-rater RMSE table with the bar, plus kappas and alpha."""
     rows = m.scope_rows(scope)
     grades = m.grades[rows]
-    scale = [float(s["value"]) for s in severity_scale(settings)]
-    consensus = metrics.severity_consensus(grades)
+    scale = project_scale(settings)
+    consensus = metrics.severity_consensus(grades, scale)
     rmse = metrics.rater_rmse(m.grades, golden=m.golden)
     kappa = metrics.pairwise_severity_kappa(grades, scale, min_co_labeled=min_co_labeled)
     codes = metrics.grade_codes(grades, scale)
@@ -153,8 +163,8 @@ def severity_figures(
         "images": int(rows.sum()),
         "graded_images": int((consensus.count > 0).sum()),
         "grade_distribution": [
-            {"grade": int(g), "count": int((consensus.grade == g).sum())}
-            for g in range(1, len(scale) + 1)
+            {"grade": grade_value(v), "count": int((consensus.grade == g).sum())}
+            for g, v in enumerate(scale, start=1)
         ],
         "non_graded": int((m.non_graded[rows] >= 0).sum()),
         "raters": [

@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from labeler.metrics import grade_codes, rater_rmse, severity_consensus
+from labeler.metrics import (
+    grade_codes,
+    pairwise_severity_kappa,
+    rater_rmse,
+    rater_vs_fused,
+    scale_edges,
+    severity_consensus,
+)
 
 NAN = np.nan
 
@@ -47,6 +54,57 @@ def test_custom_edges_and_bad_edges():
     assert severity_consensus(np.array([[2.0], [0.5]]), edges=[1.0, 3.0]).grade.tolist() == [2, 1]
     with pytest.raises(ValueError):
         severity_consensus(np.array([[2.0]]), edges=[2.5, 1.5])
+
+
+def test_edges_are_the_midpoints_of_the_scale():
+    assert scale_edges([1, 2, 3, 4, 5]) == (1.5, 2.5, 3.5, 4.5)
+    assert scale_edges([0, 1, 2, 3, 4]) == (0.5, 1.5, 2.5, 3.5)
+    assert scale_edges([1, 3, 5]) == (2.0, 4.0)
+    with pytest.raises(ValueError):
+        scale_edges([3, 1])
+
+
+def test_zero_to_four_scale_keeps_unanimous_zero_and_one_apart():
+    # The issue: with the fixed edges [1.5, 2.5, 3.5, 4.5], unanimous 0 and unanimous 1 both
+    # became grade 1. Midpoint edges [0.5, 1.5, 2.5, 3.5] keep every scale value its own grade.
+    scale = [0, 1, 2, 3, 4]
+    grades = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [3.0, 4.0], [4.0, 4.0]])
+    out = severity_consensus(grades, scale)
+    assert out.grade.tolist() == [1, 2, 2, 5, 5]  # lower edge inclusive: 0.5 -> second grade
+    assert out.value.tolist() == [0.0, 1.0, 1.0, 4.0, 4.0]
+    assert out.edges == (0.5, 1.5, 2.5, 3.5)
+
+
+def test_one_three_five_scale_feeds_the_agreement_figures():
+    # The issue: on [1, 3, 5] the consensus grade went up to 5 and the agreement endpoint raised.
+    scale = [1, 3, 5]
+    grades = np.array([[1.0, 3.0], [5.0, 5.0], [3.0, 5.0], [1.0, 1.0]])
+    out = severity_consensus(grades, scale)
+    assert out.grade.tolist() == [2, 3, 3, 1]  # means 2, 5, 4, 1 with edges [2, 4]
+    assert out.value.tolist() == [3.0, 5.0, 5.0, 1.0]
+    codes = grade_codes(grades, scale)
+    confusion = rater_vs_fused(codes, out.grade - 1, len(scale)).confusion
+    assert confusion.shape == (2, 3, 3) and confusion.sum() == 8
+    assert pairwise_severity_kappa(grades, scale).n_pairs == 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.floats(-10, 10, allow_nan=False), min_size=1, max_size=6, unique=True).map(sorted),
+    st.data(),
+)
+def test_grade_is_the_nearest_scale_value_half_up(scale, data):
+    grades = data.draw(
+        hnp.arrays(float, (data.draw(st.integers(1, 12)), 3), elements=st.sampled_from(scale))
+    )
+    out = severity_consensus(grades, scale)
+    np.testing.assert_allclose(out.mean, grades.mean(axis=1))
+    arr = np.array(scale)
+    for i, m in enumerate(out.mean):
+        # the largest scale value whose lower midpoint is <= the mean (ties go up)
+        below = [k for k in range(len(arr)) if k == 0 or m >= (arr[k - 1] + arr[k]) / 2]
+        assert out.grade[i] == 1 + max(below)
+        assert out.value[i] == arr[max(below)]
 
 
 @settings(max_examples=50, deadline=None)
