@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ValidationError
+from ..validation import clean_text
 
 LESION, NO_SKIN, HEALTHY_SKIN, POOR_QUALITY = "lesion", "no_skin", "healthy_skin", "poor_quality"
 QUALITY_DECISIONS = (LESION, NO_SKIN, HEALTHY_SKIN, POOR_QUALITY)
@@ -97,17 +98,7 @@ def form_spec(protocol: str, settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _text(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"'{key}' must be text", field=key)
-    value = " ".join(value.split())
-    if len(value) > MAX_TEXT:
-        raise ValidationError(
-            f"'{key}' is too long ({len(value)} characters; at most {MAX_TEXT})", field=key
-        )
-    return value or None
+    return clean_text(data.get(key), f"'{key}'", max_len=MAX_TEXT, field=key)
 
 
 def _explanations(data: Mapping[str, Any]) -> list[str]:

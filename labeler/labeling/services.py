@@ -6,6 +6,7 @@ Services take the session and an explicit rater, flush and never commit.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +22,15 @@ from ..auth.models import User
 from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..projects.models import Project
+from ..validation import clean_text, text_problem
 from . import icd10
 from .models import Label, LabelRevision
 from .protocols import MAX_TEXT, CleanLabel, validate_submission
 
 log = logging.getLogger(__name__)
-MAX_TIME_SPENT_MS = 24 * 3600 * 1000  # a day: anything longer is a forgotten tab, clipped
+# One submission adds at most an hour to a label's time: longer is a tab left open, not work, and the
+# cap keeps the accumulated total (a 64-bit column) from ever overflowing.
+MAX_TIME_SPENT_MS = 3600 * 1000
 
 
 def known_code(code: str) -> str | None:
@@ -87,11 +91,13 @@ def revision_dict(rev: LabelRevision) -> dict[str, Any]:
 
 
 def _clean_time(time_spent_ms: Any) -> int:
+    """Milliseconds spent on this submission: a finite number >= 0, clipped to MAX_TIME_SPENT_MS."""
     if time_spent_ms is None:
         return 0
     if (
         isinstance(time_spent_ms, bool)
         or not isinstance(time_spent_ms, (int, float))
+        or not math.isfinite(time_spent_ms)
         or time_spent_ms < 0
     ):
         raise ValidationError(
@@ -103,7 +109,11 @@ def _clean_time(time_spent_ms: Any) -> int:
 def _clean_submission_id(submission_id: Any) -> str | None:
     if submission_id is None:
         return None
-    if not isinstance(submission_id, str) or not 1 <= len(submission_id) <= 64:
+    if (
+        not isinstance(submission_id, str)
+        or not 1 <= len(submission_id) <= 64
+        or text_problem(submission_id)
+    ):
         raise ValidationError(
             "'submission_id' must be text of 1 to 64 characters", field="submission_id"
         )
@@ -248,13 +258,7 @@ def skip_item(
 ) -> QueueItem:
     """Put the item aside (served again after the unlabeled ones). A skip is not a label; a labeled item stays done."""
     _check_owner(rater, item)
-    if reason is not None and not isinstance(reason, str):
-        raise ValidationError("'reason' must be text", field="reason")
-    reason = " ".join((reason or "").split()) or None
-    if reason and len(reason) > MAX_TEXT:
-        raise ValidationError(
-            f"the reason is too long (at most {MAX_TEXT} characters)", field="reason"
-        )
+    reason = clean_text(reason, "the reason", max_len=MAX_TEXT, field="reason")
     if item.status is ItemStatus.done:
         return item
     item.status = ItemStatus.skipped

@@ -12,6 +12,7 @@ from labeler.audit.models import AuditEvent
 from labeler.errors import Conflict, NotFound, ValidationError
 from labeler.labeling.models import Label, LabelRevision
 from labeler.labeling.services import (
+    MAX_TIME_SPENT_MS,
     label_history,
     my_labels,
     queue_context,
@@ -128,6 +129,11 @@ def test_an_invalid_change_loses_nothing_already_saved(db, setup):
         ("sid", "x" * 65, "submission_id"),
         ("ms", -5, "time_spent_ms"),
         ("ms", "10", "time_spent_ms"),
+        ("ms", float("nan"), "time_spent_ms"),
+        ("ms", float("inf"), "time_spent_ms"),
+        ("ms", -float("inf"), "time_spent_ms"),
+        ("sid", "a\x00b", "submission_id"),
+        ("sid", "\ud800", "submission_id"),
     ],
 )
 def test_bookkeeping_fields_are_checked(db, setup, field, value, message):
@@ -137,9 +143,23 @@ def test_bookkeeping_fields_are_checked(db, setup, field, value, message):
         submit(db, rater, item, LESION, **kwargs)
 
 
-def test_time_spent_is_clipped_to_a_day(db, setup):
+def test_time_spent_is_clipped_to_an_hour_per_submission(db, setup):
     rater, _project, item = setup
-    assert submit(db, rater, item, LESION, ms=10**12).time_spent_ms == 24 * 3600 * 1000
+    assert MAX_TIME_SPENT_MS == 3600 * 1000
+    assert submit(db, rater, item, LESION, ms=10**30).time_spent_ms == MAX_TIME_SPENT_MS
+
+
+def test_time_spent_accumulates_without_overflow(db, setup):
+    """The old int32 column took ~24 day-long edits; now each submission adds at most an hour."""
+    rater, _project, item = setup
+    for version in range(30):
+        label = submit(db, rater, item, LESION, base=version, ms=2**31 - 1)
+    db.expire_all()
+    label = db.scalar(select(Label))
+    assert label.version == 30
+    assert label.time_spent_ms == 30 * MAX_TIME_SPENT_MS
+    revisions = label_history(db, rater, item)
+    assert {r.time_spent_ms for r in revisions} == {MAX_TIME_SPENT_MS}
 
 
 def test_another_raters_item_can_neither_be_read_nor_written(db, setup, make_user):
@@ -177,6 +197,10 @@ def test_skip_reason_is_checked(db, setup):
         skip_item(db, rater, item, reason="x" * 501)
     with pytest.raises(ValidationError, match="must be text"):
         skip_item(db, rater, item, reason=5)
+    for bad in ("wait\x00", "\ud800", "bell\x07"):
+        with pytest.raises(ValidationError, match="not allowed|not valid Unicode"):
+            skip_item(db, rater, item, reason=bad)
+    assert item.status is ItemStatus.pending and item.skip_reason is None
 
 
 def test_severity_labels(db, make_user, make_item, severity_project):

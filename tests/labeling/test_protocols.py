@@ -72,6 +72,8 @@ def test_lesion_with_icd10_missing_keeps_the_free_text():
         ({}, "'decision' must be one of"),
         ({"decision": "lesion", "icd10": 700}, "'icd10' must be text"),
         ({"decision": "lesion", "icd10_missing_text": "x" * 501}, "too long"),
+        ({"decision": "lesion", "icd10_missing_text": "acne\x00"}, "not allowed"),
+        ({"decision": "lesion", "icd10_missing_text": "\ud800"}, "not valid Unicode"),
     ],
 )
 def test_quality_refuses_invalid_combinations_with_a_clear_message(data, message):
