@@ -1,9 +1,5 @@
 """JSON API v1: session (with CSRF) or bearer-token authentication, JSON errors, an OpenAPI document."""
 
-from flask import Blueprint
-
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
 from . import (  # noqa: F401  (routes register on import)
     allocation,
     labeling,
@@ -12,3 +8,6 @@ from . import (  # noqa: F401  (routes register on import)
     reports,
     training,
 )
+from .blueprint import bp
+
+__all__ = ["bp"]

@@ -21,7 +21,7 @@ from ..errors import NotFound, ValidationError
 from ..images.models import Image
 from ..images.storage import InvalidKey
 from ..projects.services import get_project
-from . import bp
+from .blueprint import bp
 from .projects import json_body
 
 DISPLAY_TYPES = {

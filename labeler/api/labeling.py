@@ -19,7 +19,7 @@ from ..labeling.services import (
     skip_item,
     submit_label,
 )
-from . import bp
+from .blueprint import bp
 from .projects import json_body
 
 LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from . import bp
+from .blueprint import bp
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 

@@ -12,7 +12,7 @@ from ..errors import ValidationError
 from ..images.services import import_uploads
 from ..images.storage import app_storage
 from ..projects.services import create_project, visible_projects
-from . import bp
+from .blueprint import bp
 
 
 def project_json(project) -> dict:

@@ -11,7 +11,7 @@ from ..db import get_session
 from ..errors import ValidationError
 from ..reports.http import export_response, managed_project
 from ..reports.services import adjudicate, check_scope, project_agreement, tie_list
-from . import bp
+from .blueprint import bp
 from .projects import json_body
 
 

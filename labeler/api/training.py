@@ -27,7 +27,7 @@ from ..training.services import (
     start_run,
 )
 from ..training.worker import start_worker
-from . import bp
+from .blueprint import bp
 from .projects import json_body
 
 PREDICT_MAX_BYTES = 20 * 1024 * 1024

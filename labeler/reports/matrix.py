@@ -38,6 +38,10 @@ class LabelMatrix:
     diagnosis: np.ndarray  # (n, r) int: index into diagnosis_codes, -1 when none
     diagnosis_codes: list[str]
     adjudication: np.ndarray  # (n,) int: adjudicated class code, -1 none
+    # Import-manifest metadata per image (None = not recorded): bootstrap cases, breakdowns.
+    case_ids: np.ndarray | None = None  # (n,) object: case id or None
+    fitzpatrick: np.ndarray | None = None  # (n,) object: raw Fitzpatrick value or None
+    body_site: np.ndarray | None = None  # (n,) object: body site or None
 
     def scope_rows(self, scope: str) -> np.ndarray:
         """Row mask for all / golden / fold images."""
@@ -52,12 +56,12 @@ class LabelMatrix:
 
 def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
     """Read every image and current label of a project (two queries, vectorized fill)."""
-    image_ids = np.array(
-        session.scalars(
-            select(Image.id).where(Image.project_id == project.id).order_by(Image.id)
-        ).all(),
-        dtype=np.int64,
-    )
+    meta_rows = session.execute(
+        select(Image.id, Image.case_id, Image.fitzpatrick, Image.body_site, Image.meta)
+        .where(Image.project_id == project.id)
+        .order_by(Image.id)
+    ).all()
+    image_ids = np.array([row[0] for row in meta_rows], dtype=np.int64)
     golden_ids = np.array(
         session.scalars(
             select(GoldenImage.image_id).where(GoldenImage.project_id == project.id)
@@ -146,4 +150,27 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
         diagnosis=diagnosis,
         diagnosis_codes=list(codes),
         adjudication=adjudication,
+        case_ids=_column([row[1] for row in meta_rows]),
+        fitzpatrick=_column([_skin_type(row[2], row[4]) for row in meta_rows]),
+        body_site=_column([row[3] for row in meta_rows]),
     )
+
+
+# Manifest columns other than `fitzpatrick` that some sources use for the skin type (kept in meta).
+SKIN_TYPE_META_KEYS = ("fitzpatrick_type", "skin_type", "fst")
+
+
+def _skin_type(column: int | None, meta: dict | None) -> object:
+    """The image's Fitzpatrick value: the parsed column, else a skin-type entry of its metadata."""
+    if column is not None:
+        return column
+    for key in SKIN_TYPE_META_KEYS:
+        if meta and meta.get(key) not in (None, ""):
+            return meta[key]
+    return None
+
+
+def _column(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
