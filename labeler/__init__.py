@@ -43,7 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     app.extensions["labeler_storage"] = LocalStorage(Path(app.config["STORAGE_PATH"]))
     login.init_app(app)
-    errors.register_error_handlers(app)
+    errors.register_error_handlers(app, db.rollback_request)
     for bp in (auth_bp, projects_bp, images_bp, allocation_bp, api_bp):
         app.register_blueprint(bp)
     app.register_blueprint(labeling_bp)

@@ -10,8 +10,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
-from .db import database
-from .errors import LabelerError
+from .db import CommandSession
+from .training.cli import ml_cli
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 users_cli = AppGroup("users", help="Accounts, roles and API tokens.")
@@ -20,8 +20,6 @@ images_cli = AppGroup("images", help="Image import.")
 
 
 def init_app(app: Flask) -> None:
-    from .training.cli import ml_cli
-
     for group in (db_cli, users_cli, projects_cli, images_cli, ml_cli):
         app.cli.add_command(group)
     app.cli.add_command(allocate_cmd)
@@ -37,24 +35,6 @@ def main() -> None:
         create_app=lambda: create_app(), add_default_commands=True, help="labeler command line"
     )
     group.main(prog_name="labeler")
-
-
-class _Session:
-    """One session per command; commit on success, roll back and report a clear error otherwise."""
-
-    def __enter__(self):
-        self.session = database().session_factory()
-        return self.session
-
-    def __exit__(self, exc_type, exc, _tb):
-        if exc_type is None:
-            self.session.commit()
-        else:
-            self.session.rollback()
-        self.session.close()
-        if isinstance(exc, LabelerError):
-            raise click.ClickException(exc.message) from exc
-        return False
 
 
 def _user(session, email: str):
@@ -99,7 +79,7 @@ def users_add(email: str, name: str, roles: tuple[str, ...]) -> None:
     """Invite an account (bound to its Microsoft account at first sign-in)."""
     from .auth.services import add_user, parse_roles
 
-    with _Session() as s:
+    with CommandSession() as s:
         parsed = parse_roles(r for value in roles for r in value.split(","))
         user = add_user(s, None, email, name, parsed)
         click.echo(f"user {user.id} {user.email} roles={','.join(sorted(r.value for r in parsed))}")
@@ -113,7 +93,7 @@ def users_token(email: str, name: str) -> None:
     """Print a new personal API token for EMAIL (shown once; stored hashed)."""
     from .auth.services import create_token
 
-    with _Session() as s:
+    with CommandSession() as s:
         user = _user(s, email)
         _token, raw = create_token(s, user, user, name)
         click.echo(raw)
@@ -127,7 +107,7 @@ def users_list() -> None:
 
     from .auth.models import User
 
-    with _Session() as s:
+    with CommandSession() as s:
         for u in s.scalars(select(User).order_by(User.email)):
             state = "" if u.active else " (deactivated)"
             click.echo(f"{u.id}\t{u.email}\t{','.join(sorted(r.value for r in u.roles))}{state}")
@@ -140,7 +120,7 @@ def users_deactivate(email: str) -> None:
     """Deactivate an account (refused at once, even in an open session)."""
     from .auth.services import set_active
 
-    with _Session() as s:
+    with CommandSession() as s:
         user = _user(s, email)
         set_active(s, None, user, False)
         click.echo(f"deactivated {user.email}")
@@ -154,7 +134,7 @@ def projects_create(name: str, protocol: str) -> None:
     """Create a project and print its id."""
     from .projects.services import create_project
 
-    with _Session() as s:
+    with CommandSession() as s:
         project = create_project(s, None, name, protocol)
         s.flush()
         click.echo(project.id)
@@ -176,7 +156,7 @@ def images_import(project: str, path: Path, manifest: Path | None) -> None:
     from .projects.services import find_project
 
     storage = current_app.extensions["labeler_storage"]
-    with _Session() as s:
+    with CommandSession() as s:
         proj = find_project(s, project)
         rows = read_manifest(manifest.read_bytes()) if manifest else None
         total = sum(
@@ -212,7 +192,7 @@ def images_recover() -> None:
     """Remove files left by an import that died before committing."""
     from .images.services import recover_interrupted_imports
 
-    with _Session() as s:
+    with CommandSession() as s:
         n = recover_interrupted_imports(s, current_app.extensions["labeler_storage"])
     click.echo(f"removed {n} orphan files")
 
@@ -259,7 +239,7 @@ def allocate_cmd(
     if golden_size is not None and golden_list is not None:
         raise click.UsageError("give --golden-size or --golden-list, not both")
     emails = [e.strip() for e in raters.split(",") if e.strip()]
-    with _Session() as s:
+    with CommandSession() as s:
         proj = find_project(s, project)
         golden_ids = (
             services.resolve_golden_refs(s, proj, golden_list.read_text().splitlines())
@@ -295,7 +275,7 @@ def demo_cmd(count: int) -> None:
     """Create demo users of every role and two demo projects with generated skin-like images."""
     from .demo import build_demo
 
-    with _Session() as s:
+    with CommandSession() as s:
         lines = build_demo(s, current_app.extensions["labeler_storage"], count, checkpoint=s.commit)
     for line in lines:
         click.echo(line)
@@ -321,7 +301,7 @@ def export_cmd(project: str, kind: str, fmt: str, revisions: bool, output: Path)
     from .projects.services import find_project
     from .reports.export import export_chunks, training_manifest
 
-    with _Session() as s:
+    with CommandSession() as s:
         proj = find_project(s, project)
         chunks = (
             training_manifest(s, proj, current_app.extensions["labeler_storage"])

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import click
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from .errors import LabelerError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NAMING_CONVENTION = {
@@ -96,6 +99,31 @@ def get_session() -> Session:
         writes = has_request_context() and request.method not in SAFE_METHODS
         g.db_session = (db.write_session_factory if writes else db.session_factory)()
     return g.db_session
+
+
+def rollback_request() -> None:
+    """Discard the request's unflushed and flushed writes (error handlers, before rendering)."""
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
+
+
+class CommandSession:
+    """One session per CLI command: commit on success, roll back and report a clear error otherwise."""
+
+    def __enter__(self) -> Session:
+        self.session = database().session_factory()
+        return self.session
+
+    def __exit__(self, exc_type, exc, _tb):
+        if exc_type is None:
+            self.session.commit()
+        else:
+            self.session.rollback()
+        self.session.close()
+        if isinstance(exc, LabelerError):
+            raise click.ClickException(exc.message) from exc
+        return False
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
-
-from .db import get_session
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +59,12 @@ def error_response(
     return render_template("errors/error.html", status=status, code=code, message=message), status
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, rollback: Callable[[], None]) -> None:
+    """JSON or an error page for every error; `rollback` discards the request's writes first."""
+
     @app.errorhandler(LabelerError)
     def _domain_error(exc: LabelerError):
-        get_session().rollback()
+        rollback()
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
 
     @app.errorhandler(HTTPException)
@@ -74,7 +75,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        get_session().rollback()
+        rollback()
         return error_response(
             500, "internal_error", "Something went wrong on our side; nothing was saved."
         )

@@ -9,9 +9,10 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 
 from ..auth.models import Role
-from ..auth.permissions import authorized_project, can_allocate, role_required
+from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import LabelerError, ValidationError
+from ..projects.access import authorized_project, can_allocate
 from . import services
 
 bp = Blueprint("allocation", __name__)

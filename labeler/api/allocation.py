@@ -15,11 +15,12 @@ from ..allocation import services
 from ..allocation.models import QueueItem
 from ..allocation.queue import get_item_for_rater, is_project_rater, next_item, queue_total
 from ..auth.models import Role
-from ..auth.permissions import authorized_project, can_allocate, role_required, signed_in
+from ..auth.permissions import role_required, signed_in
 from ..db import get_session
 from ..errors import NotFound, ValidationError
 from ..images.models import Image
 from ..images.storage import InvalidKey
+from ..projects.access import authorized_project, can_allocate
 from ..projects.services import get_project
 from .blueprint import bp
 from .projects import json_body

@@ -6,11 +6,12 @@ from flask import current_app, jsonify, request
 from flask_login import current_user
 
 from ..auth.models import Role
-from ..auth.permissions import authorized_project, role_required
+from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import ValidationError
 from ..images.services import import_uploads
 from ..images.storage import app_storage
+from ..projects.access import authorized_project
 from ..projects.services import create_project, visible_projects
 from .blueprint import bp
 

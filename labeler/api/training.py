@@ -11,9 +11,10 @@ from flask_login import current_user
 
 from .. import ml
 from ..auth.models import Role
-from ..auth.permissions import authorized_project, require, role_required
+from ..auth.permissions import require, role_required
 from ..db import get_session
 from ..errors import LabelerError
+from ..projects.access import authorized_project
 from ..projects.models import Project
 from ..training.prescreen import loaded_model
 from ..training.services import (

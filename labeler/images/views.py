@@ -7,8 +7,9 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from ..auth.models import Role
-from ..auth.permissions import authorized_project, can_manage_project, require, role_required
+from ..auth.permissions import require, role_required
 from ..db import get_session
+from ..projects.access import authorized_project, can_manage_project
 from ..projects.services import get_project
 from .models import Image
 from .services import import_uploads

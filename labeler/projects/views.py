@@ -9,16 +9,11 @@ from sqlalchemy import func, select
 from ..allocation.queue import rater_progress
 from ..allocation.views import item_url
 from ..auth.models import Role
-from ..auth.permissions import (
-    can_manage_project,
-    can_view_project,
-    require,
-    role_required,
-    signed_in,
-)
+from ..auth.permissions import require, role_required, signed_in
 from ..db import get_session
 from ..errors import LabelerError
 from ..images.models import Image
+from .access import can_manage_project, can_view_project
 from .models import Protocol
 from .services import create_project, get_project, visible_projects
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response, request, stream_with_context
 
-from ..auth.permissions import authorized_project
 from ..db import get_session
+from ..projects.access import authorized_project
 from ..projects.models import Project
 from ..projects.services import get_project
 from .export import MEDIA_TYPES, check_export_args, export_chunks, export_filename

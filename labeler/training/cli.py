@@ -11,13 +11,24 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from .. import ml
+from ..db import CommandSession, database
+from ..errors import LabelerError
+from ..projects.models import Project
+from ..projects.services import find_project
+from ..reports.export import training_manifest
+from .prescreen import loaded_model
+from .services import (
+    get_run,
+    latest_evaluation,
+    models_dir,
+    rater_figures,
+    run_for_model,
+    start_run,
+)
+from .worker import execute_run, start_worker
+
 ml_cli = AppGroup("ml", help="Quality and severity models: train, evaluate, predict, list.")
-
-
-def _session():
-    from ..cli import _Session
-
-    return _Session()
 
 
 @ml_cli.command("train")
@@ -41,20 +52,13 @@ def _session():
 @with_appcontext
 def ml_train(project: str, kind: str | None, seed: int, epochs: int | None, wait: bool) -> None:
     """Train a model from PROJECT's labels (id or name); evaluate it on the golden set."""
-    from ..db import database
-    from ..projects.services import find_project
-    from .services import start_run
-    from .worker import execute_run, start_worker
-
     config = current_app.config
-    with _session() as s:
+    with CommandSession() as s:
         run = start_run(s, None, find_project(s, project), kind=kind, seed=seed, epochs=epochs)
         run_id = run.id
     click.echo(f"training run {run_id} queued")
     if not wait:
-        with _session() as s:
-            from .services import get_run
-
+        with CommandSession() as s:
             run = get_run(s, run_id)
             start_worker(s, {**config, "ML_SPAWN_WORKER": True}, run)
             click.echo(
@@ -142,14 +146,8 @@ def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
     Several models (e.g. the same training with different seeds) are also summarised as mean ± std, as in
     seed 003, with the verdict taken on the mean.
     """
-    from .. import ml
-    from ..projects.models import Project
-    from ..projects.services import find_project
-    from ..reports.export import training_manifest
-    from .services import models_dir, rater_figures, run_for_model
-
     config = current_app.config
-    with _session() as s:
+    with CommandSession() as s:
         folders = [ml.resolve_model(models_dir(config), model_id) for model_id in model_ids]
         if project is not None:
             proj = find_project(s, project)
@@ -197,11 +195,6 @@ def _print_summary(combined: dict) -> None:
 @with_appcontext
 def ml_predict(model_id: str, images: tuple[Path, ...], cams: bool) -> None:
     """Predict with MODEL on IMAGE files; prints one JSON object per image."""
-    from .. import ml
-    from ..errors import LabelerError
-    from .prescreen import loaded_model
-    from .services import models_dir
-
     try:
         model = loaded_model(ml.resolve_model(models_dir(current_app.config), model_id))
     except LabelerError as exc:
@@ -221,10 +214,7 @@ def ml_predict(model_id: str, images: tuple[Path, ...], cams: bool) -> None:
 @with_appcontext
 def ml_list() -> None:
     """List trained models: id, kind, size, project, and the verdict of their evaluation."""
-    from .. import ml
-    from .services import latest_evaluation, models_dir, run_for_model
-
-    with _session() as s:
+    with CommandSession() as s:
         models = ml.list_models(models_dir(current_app.config))
         if not models:
             click.echo("no trained models")
@@ -244,10 +234,6 @@ def ml_list() -> None:
 @with_appcontext
 def ml_work(run_id: int) -> None:
     """Execute queued training run RUN_ID here (what the background worker does; for LABELER_ML_SPAWN_WORKER=0)."""
-    from ..db import database
-    from ..errors import LabelerError
-    from .worker import execute_run
-
     try:
         run = execute_run(
             database().session_factory,

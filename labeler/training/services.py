@@ -7,8 +7,6 @@ CLI start) or in the foreground by ``labeler ml train --wait``; both call ``exec
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
 from ..auth.models import Role, User
-from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
+from ..ml.artifacts import MODEL_ID, REQUIRED
+from ..projects.access import can_manage_project
 from ..projects.models import Project
+from ..reports.services import project_agreement
 from .models import ModelKind, RunStatus, TrainingRun
+from .processes import mark_dead_runs
 
 MAX_EPOCHS = 1000
 MAX_SEED = 2**31 - 1
@@ -138,48 +139,8 @@ def run_for_model(session: Session, model_id: str) -> TrainingRun | None:
     return session.scalar(select(TrainingRun).where(TrainingRun.model_id == model_id))
 
 
-def process_alive(pid: int) -> bool:
-    """True while a process with this pid exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in {"Z", "X"}
-
-
-def mark_dead_runs(session: Session, runs: list[TrainingRun]) -> None:
-    """Runs in flight whose worker (on this host) is gone are failed: say so instead of spinning forever."""
-    from .worker import reap_children
-
-    reap_children()
-    here = socket.gethostname()
-    for run in runs:
-        if (
-            run.status not in (RunStatus.queued, RunStatus.running)
-            or not run.pid
-            or run.host != here
-        ):
-            continue
-        if not process_alive(run.pid):
-            run.status = RunStatus.failed
-            run.finished_at = utcnow()
-            run.error = (
-                f"the worker process (pid {run.pid}) ended without finishing the run; "
-                "see the worker log and start a new run"
-            )
-    session.flush()
-
-
 def can_use_model(user: User, run: TrainingRun | None, project: Project | None) -> bool:
     """Admins use any model; a project's leads use the models trained from that project."""
-    from ..auth.permissions import can_manage_project
-
     if user.has_role(Role.admin):
         return True
     return run is not None and project is not None and can_manage_project(user, project)
@@ -187,8 +148,6 @@ def can_use_model(user: User, run: TrainingRun | None, project: Project | None) 
 
 def rater_figures(session: Session, project: Project) -> dict[str, float] | None:
     """The raters' own golden-set figures that set the "expert level" bar (None without enough labels)."""
-    from ..reports.services import project_agreement
-
     figures = project_agreement(session, project, "golden")
     if project.protocol.value == "quality":
         macro = figures.get("macro_f1") or {}
@@ -265,8 +224,6 @@ def project_models(
     session: Session, config: Mapping[str, Any], project: Project
 ) -> list[dict[str, Any]]:
     """The project's trained models (from its succeeded runs whose folder still exists), newest first."""
-    from ..ml.artifacts import MODEL_ID, REQUIRED
-
     root = models_dir(config)
     out = []
     for run in project_runs(session, project):

@@ -17,9 +17,10 @@ from flask import (
 from flask_login import current_user
 
 from ..auth.models import Role
-from ..auth.permissions import authorized_project, role_required
+from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import LabelerError, NotFound, ValidationError
+from ..projects.access import authorized_project
 from ..projects.models import Project
 from .models import ModelKind
 from .services import (

@@ -22,13 +22,17 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..db import utcnow
+from .. import ROOT, create_app, ml
+from ..db import database, utcnow
 from ..errors import LabelerError
+from ..projects.models import Project
+from ..reports.export import training_manifest
 from .models import RunStatus, TrainingRun
+from .processes import CHILDREN, reap_children
+from .services import cache_dir, models_dir, rater_figures, run_dir
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
-_CHILDREN: list[subprocess.Popen] = []
 # settings the worker must share with the process that queued the run (tests build apps from overrides)
 _ENV_KEYS = {
     "DATABASE_URL": "DATABASE_URL",
@@ -40,16 +44,8 @@ _ENV_KEYS = {
 }
 
 
-def reap_children() -> None:
-    """Collect workers this process started that have exited (no zombies in a long-lived server)."""
-    _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
-
-
 def spawn_worker(config: Mapping[str, Any], run_id: int) -> int:
     """Start the worker for a run as a detached process; returns its pid. Output goes to the run's log."""
-    from .. import ROOT
-    from .services import run_dir
-
     reap_children()
     env = dict(os.environ)
     for key, name in _ENV_KEYS.items():
@@ -68,7 +64,7 @@ def spawn_worker(config: Mapping[str, Any], run_id: int) -> int:
             start_new_session=True,
             close_fds=True,
         )
-    _CHILDREN.append(proc)
+    CHILDREN.append(proc)
     return proc.pid
 
 
@@ -168,11 +164,6 @@ def _train(
     run_id: int,
     echo: Callable[[str, int, int], None] | None,
 ) -> dict[str, Any]:
-    from .. import ml
-    from ..projects.models import Project
-    from ..reports.export import training_manifest
-    from .services import cache_dir, models_dir, rater_figures, run_dir
-
     folder = run_dir(config, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "manifest.jsonl"
@@ -214,9 +205,6 @@ def _train(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the worker process."""
-    from .. import create_app
-    from ..db import database
-
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m labeler.training.worker RUN_ID", file=sys.stderr)
