@@ -1,34 +1,32 @@
 """Image import: one service for the CLI, the upload page and the API.
 
-Crash safety: every key an import is about to write is first listed in a journal file; the
-files are written (atomically, content-addressed), then the rows are committed by the caller's
-checkpoint, then the journal is removed. A journal left behind by a crash is replayed by
-`recover_interrupted_imports` (run before every import and by `labeler images recover`): it
-deletes the listed files that no row refers to. So no row exists without its files, and no
-file survives without its row.
+Crash safety (labeler.images.journal): every key an import is about to write is first listed in a
+journal file; the files are written (atomically, content-addressed), then the rows are committed by
+the caller's checkpoint, then the journal is removed. A journal left behind by a dead import is
+replayed by `recover_interrupted_imports` (run before every import and by `labeler images
+recover`): it deletes the listed files that no committed row and no live import refers to. So no
+row exists without its files, and no file survives without its row.
 """
 
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
-import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
 from ..auth.models import User
 from ..errors import ValidationError
 from ..projects.models import Project
+from .journal import Journal, recover_interrupted_imports
 from .models import Image, ImportBatch
 from .processing import DEFAULT_LIMITS, ImageLimits, ImageRejected, process_image
 from .sources import iter_uploads
@@ -67,34 +65,6 @@ class ImportSummary:
         elif pre.get("status") == "skipped":
             line += f"; prescreen skipped: {pre['reason']}"
         return line
-
-
-class Journal:
-    """A file listing keys being written; it exists only while an import is in flight.
-
-    The running import holds an exclusive lock on it, so recovery never touches a live import.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.dir = root / ".journal"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir / f"{uuid.uuid4().hex}.jsonl"
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held open: the lock lives as long as the import)
-        fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def add(self, keys: Iterable[str]) -> None:
-        self._fh.write(json.dumps(list(keys)) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def finish(self) -> None:
-        """Everything listed is committed: drop the journal."""
-        self.path.unlink(missing_ok=True)
-        self._fh.close()
-
-    def abandon(self) -> None:
-        """Leave the journal for recovery (uncommitted files may exist) and release the lock."""
-        self._fh.close()
 
 
 def read_manifest(data: bytes | str) -> dict[str, dict]:
@@ -301,61 +271,10 @@ def _store(storage: Storage, journal: Journal | None, data: bytes, result) -> tu
         content_key("display", result.sha256, disp_ext),
         content_key("thumbs", result.sha256, "jpg"),
     )
-    if journal is not None:
-        journal.add(keys)
-    # durable=False: one sync per checkpoint (before the commit) instead of six fsyncs per image
-    storage.put(keys[0], data, durable=False)
-    storage.put(keys[1], result.display_bytes, durable=False)
-    storage.put(keys[2], result.thumb_bytes, durable=False)
+    # Listed first, then written or found, with recovery held off (see .journal). durable=False: one
+    # sync per checkpoint (before the commit) instead of six fsyncs per image.
+    with journal.writing(keys) if journal is not None else nullcontext():
+        storage.put(keys[0], data, durable=False)
+        storage.put(keys[1], result.display_bytes, durable=False)
+        storage.put(keys[2], result.thumb_bytes, durable=False)
     return keys
-
-
-def recover_interrupted_imports(session: Session, storage: Storage) -> int:
-    """Delete files written by imports that died before their rows were committed."""
-    if not isinstance(storage, LocalStorage):
-        return 0
-    jdir = storage.root / ".journal"
-    if not jdir.is_dir():
-        return 0
-    removed = 0
-    for journal in sorted(jdir.glob("*.jsonl")):
-        if _journal_in_use(journal):
-            continue
-        keys: set[str] = set()
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            try:
-                keys.update(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line: the crash happened while writing it
-        referenced = set()
-        if keys:
-            referenced = set(
-                session.execute(
-                    select(Image.original_key, Image.display_key, Image.thumb_key).where(
-                        or_(
-                            Image.original_key.in_(keys),
-                            Image.display_key.in_(keys),
-                            Image.thumb_key.in_(keys),
-                        )
-                    )
-                ).all()
-            )
-            referenced = {k for row in referenced for k in row}
-        for key in keys - referenced:
-            storage.delete(key)
-            removed += 1
-        journal.unlink(missing_ok=True)
-    if removed:
-        log.warning("removed %d files left by an interrupted import", removed)
-    return removed
-
-
-def _journal_in_use(path: Path) -> bool:
-    """True while another import holds the journal's lock."""
-    with open(path, "a", encoding="utf-8") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    return False

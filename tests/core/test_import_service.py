@@ -210,7 +210,7 @@ def test_crash_mid_import_leaves_no_orphans(tmp_path):
     # the next import (or `labeler images recover`) removes them
     from labeler import create_app
     from labeler.db import get_session
-    from labeler.images.services import recover_interrupted_imports
+    from labeler.images.journal import recover_interrupted_imports
 
     app = create_app(
         {

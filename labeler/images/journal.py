@@ -1,0 +1,199 @@
+"""Crash safety of imports: the journal of files an import is writing, and recovery after a crash.
+
+An import lists every key in its journal before it writes (or finds) the file, writes the files
+(content-addressed: one file per content, shared by every project that imports it), and the caller's
+checkpoints commit the rows; the journal is removed after the last commit. A journal whose import
+died (kill -9, power loss, an exception) lists files that may have no row: recovery deletes those.
+
+Recovery must never delete a file that a live import or a committed row refers to. Two locks
+(fcntl.flock, released by the OS when a process dies, so a dead import's locks never linger):
+
+* each journal is locked exclusively by its import for the import's whole life: recovery replays
+  only journals it can lock, i.e. whose import is dead;
+* `.journal/.lock` is held shared by an import while it creates its journal, lists keys and writes
+  or finds their files, and while it removes its journal after the last commit; recovery holds it
+  exclusively. So while recovery runs, every file a live import has written or found is listed in
+  that import's (live) journal, which recovery reads and spares; every live journal stays in place
+  until its rows are committed; and a file recovery deletes before an import reaches it is written
+  again by that import (put() writes whatever is missing), under the same shared lock, before any
+  row refers to it.
+
+Recovery also spares every key a committed row refers to, in any project. It checks rows on a
+connection of its own, opened after it holds the lock, so it sees every row committed before then
+(an import that committed earlier has either removed its journal, after that commit, or still holds
+it). Storage other than LocalStorage has no journal (its own store guarantees atomic writes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from .models import Image
+from .storage import LocalStorage, Storage
+
+log = logging.getLogger(__name__)
+
+JOURNAL_DIR = ".journal"
+LOCK_NAME = ".lock"
+
+
+def _open_lock(jdir: Path) -> int:
+    jdir.mkdir(parents=True, exist_ok=True)
+    return os.open(jdir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+class Journal:
+    """The keys an import is writing; it exists only while the import is in flight.
+
+    The import holds an exclusive lock on its journal file from creation to the end, so recovery
+    never replays a live import's journal.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.dir = Path(root) / JOURNAL_DIR
+        self._lock = _open_lock(self.dir)
+        self.path = self.dir / f"{uuid.uuid4().hex}.jsonl"
+        with self.writing():
+            # Created under a hidden name, locked, then renamed: recovery never sees it unlocked.
+            tmp = self.dir / f".new-{self.path.name}"
+            self._fh = open(tmp, "a", encoding="utf-8")  # noqa: SIM115 (held open: the lock lives as long as the import)
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.replace(tmp, self.path)
+
+    @contextmanager
+    def writing(self, keys: Iterable[str] = ()) -> Iterator[None]:
+        """List `keys`, then let the caller write or find their files, with recovery held off."""
+        fcntl.flock(self._lock, fcntl.LOCK_SH)
+        try:
+            keys = list(keys)
+            if keys:
+                self._fh.write(json.dumps(keys) + "\n")
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            yield
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+    def finish(self) -> None:
+        """Everything listed is committed: drop the journal."""
+        with self.writing():
+            self.path.unlink(missing_ok=True)
+        self._close()
+
+    def abandon(self) -> None:
+        """Leave the journal for recovery (uncommitted files may exist) and release its lock."""
+        self._close()
+
+    def _close(self) -> None:
+        self._fh.close()
+        os.close(self._lock)
+
+
+def recover_interrupted_imports(session: Session, storage: Storage) -> int:
+    """Delete files written by imports that died before their rows were committed.
+
+    Journals of live imports are left alone; files that a live import has listed, or that any
+    committed row refers to, are never deleted. Returns the number of files deleted.
+    """
+    if not isinstance(storage, LocalStorage):
+        return 0
+    jdir = storage.root / JOURNAL_DIR
+    if not jdir.is_dir():
+        return 0
+    lock = _open_lock(jdir)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # imports hold it shared only for a few file writes
+        for stale in jdir.glob(
+            ".new-*"
+        ):  # a journal's creation never finished (it is never unlocked)
+            stale.unlink(missing_ok=True)
+        dead, in_use = [], set()
+        for path in sorted(jdir.glob("*.jsonl")):
+            fh = _lock_if_dead(path)
+            if fh is None:
+                in_use |= _read_keys(path)
+            else:
+                dead.append((path, fh))
+        removed = 0
+        try:
+            for path, _fh in dead:
+                keys = _read_keys(path) - in_use
+                for key in keys - _referenced(session, keys):
+                    storage.delete(key)
+                    removed += 1
+                path.unlink(missing_ok=True)
+        finally:
+            for _path, fh in dead:
+                fh.close()
+    finally:
+        os.close(lock)  # releases the lock
+    if removed:
+        log.warning("removed %d files left by an interrupted import", removed)
+    return removed
+
+
+def _lock_if_dead(path: Path):
+    """The journal opened and locked if no live import holds it, else None."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (returned open: the lock is held until replayed)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
+
+
+def _read_keys(path: Path) -> set[str]:
+    keys: set[str] = set()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return keys
+    for line in text.splitlines():
+        try:
+            keys.update(json.loads(line))
+        except (json.JSONDecodeError, TypeError):
+            continue  # a torn last line: the crash happened while writing it
+    return keys
+
+
+def _referenced(session: Session, keys: set[str]) -> set[str]:
+    """The keys any committed row (any project) refers to, read on a connection of its own."""
+    if not keys:
+        return set()
+    found: set[str] = set()
+    bind = session.get_bind()
+    if isinstance(bind, Engine):  # a plain read: never wait for SQLite's write lock (the caller's)
+        bind = bind.execution_options(sqlite_immediate=False)
+    with Session(bind=bind) as fresh:
+        for chunk in _chunks(sorted(keys), 500):
+            rows = fresh.execute(
+                select(Image.original_key, Image.display_key, Image.thumb_key).where(
+                    or_(
+                        Image.original_key.in_(chunk),
+                        Image.display_key.in_(chunk),
+                        Image.thumb_key.in_(chunk),
+                    )
+                )
+            ).all()
+            found.update(k for row in rows for k in row)
+    return found
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
