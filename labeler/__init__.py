@@ -20,7 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth import login
     from .auth.admin_views import bp as admin_bp
     from .auth.views import bp as auth_bp
-    from .config import load_settings
+    from .config import content_security_policy, load_settings
     from .images.storage import LocalStorage
     from .images.views import bp as images_bp
     from .labeling.views import bp as labeling_bp
@@ -51,17 +51,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(training_bp)
     app.register_blueprint(admin_bp)
     cli.init_app(app)
+    csp = content_security_policy(app.config)
 
     @app.after_request
     def _security_headers(resp):
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("Referrer-Policy", "same-origin")
-        resp.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self' https:",
-        )
+        resp.headers.setdefault("Content-Security-Policy", csp)
         return resp
 
     @app.context_processor

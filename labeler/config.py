@@ -8,10 +8,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-PRODUCTION_ENVS = {"production", "prod", "staging"}
+# An allow-list, compared exactly (no trimming, no case folding): any other LABELER_ENV value, a typo
+# included, is production, with secure cookies, single sign-on and a strong secret key required.
+DEVELOPMENT_ENVS = frozenset({"development", "test"})
+MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -22,6 +26,11 @@ def _bool(value: str | bool | None) -> bool:
     if isinstance(value, bool):
         return value
     return str(value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def is_production(environment: object) -> bool:
+    """Everything but exactly 'development' or 'test' is production."""
+    return environment not in DEVELOPMENT_ENVS
 
 
 def load_settings(
@@ -38,7 +47,7 @@ def load_settings(
         return env.get(f"LABELER_{name}", default)
 
     instance = Path(get("INSTANCE_PATH", Path.cwd() / "instance")).resolve()
-    environment = get("ENV", "development").lower()
+    environment = get("ENV", "development")
     cfg: dict[str, Any] = {
         "LABELER_ENV": environment,
         "INSTANCE_PATH": str(instance),
@@ -73,7 +82,7 @@ def load_settings(
     if overrides:
         cfg.update(overrides)
     # Secure cookies everywhere but on a developer's http://localhost (also when overrides set the env)
-    secure = str(cfg["LABELER_ENV"]).lower() not in {"development", "test"}
+    secure = is_production(cfg["LABELER_ENV"])
     for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
         cfg.setdefault(name, secure)
     validate_settings(cfg)
@@ -81,26 +90,32 @@ def load_settings(
 
 
 def validate_settings(cfg: dict[str, Any]) -> None:
-    """Refuse dangerous combinations (dev sign-in in production, missing secrets)."""
+    """Refuse dangerous combinations (dev sign-in in production, missing or weak secrets)."""
     env = cfg["LABELER_ENV"]
+    production = is_production(env)
     if cfg["AUTH_MODE"] not in {"sso", "dev"}:
         raise ConfigError(f"LABELER_AUTH must be 'sso' or 'dev', not {cfg['AUTH_MODE']!r}")
-    if env in PRODUCTION_ENVS:
+    if production:
+        counts = f"LABELER_ENV={env!r} counts as production (only exactly 'development' or 'test' do not)"
         if cfg["AUTH_MODE"] == "dev":
+            raise ConfigError(f"LABELER_AUTH=dev (development sign-in) is refused: {counts}")
+        key = cfg.get("SECRET_KEY")
+        if not key:
+            raise ConfigError(f"LABELER_SECRET_KEY must be set: {counts}")
+        size = len(key.encode() if isinstance(key, str) else key)
+        if size < MIN_SECRET_KEY_BYTES:
             raise ConfigError(
-                "LABELER_AUTH=dev (development sign-in) is refused when LABELER_ENV is production"
+                f"LABELER_SECRET_KEY is {size} bytes; production needs at least "
+                f"{MIN_SECRET_KEY_BYTES} random bytes, e.g. the output of "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
-        if not cfg.get("SECRET_KEY"):
-            raise ConfigError("LABELER_SECRET_KEY must be set in production")
-    if cfg["AUTH_MODE"] == "sso" and env in PRODUCTION_ENVS:
+    if cfg["AUTH_MODE"] == "sso" and production:
         missing = [
             k for k in ("SSO_AUTHORITY", "SSO_CLIENT_ID", "SSO_REDIRECT_URI") if not cfg.get(k)
         ]
         if missing:
             raise ConfigError("single sign-on needs " + ", ".join("LABELER_" + m for m in missing))
-    sso_configured = cfg["AUTH_MODE"] == "sso" and (
-        cfg.get("SSO_AUTHORITY") or env in PRODUCTION_ENVS
-    )
+    sso_configured = cfg["AUTH_MODE"] == "sso" and (cfg.get("SSO_AUTHORITY") or production)
     if sso_configured and bool(cfg.get("SSO_CLIENT_SECRET")) == bool(
         cfg.get("SSO_CLIENT_CERTIFICATE")
     ):
@@ -110,6 +125,22 @@ def validate_settings(cfg: dict[str, Any]) -> None:
     if not cfg.get("SECRET_KEY"):
         # development only: a per-instance key kept in the instance folder so sessions survive restarts
         cfg["SECRET_KEY"] = _instance_secret(Path(cfg["INSTANCE_PATH"]))
+
+
+def content_security_policy(cfg: Mapping[str, Any]) -> str:
+    """The CSP header. Forms post only to this app; sign-out's form is answered by a redirect to the
+    identity provider's end-session page, which form-action also governs, so that origin is allowed
+    when single sign-on is configured (and only then)."""
+    form_action = ["'self'"]
+    authority = cfg.get("SSO_AUTHORITY")
+    if cfg.get("AUTH_MODE") == "sso" and authority:
+        parts = urlsplit(authority)
+        if parts.scheme and parts.netloc:
+            form_action.append(f"{parts.scheme}://{parts.netloc}")
+    return (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+        f"frame-ancestors 'none'; base-uri 'none'; form-action {' '.join(form_action)}"
+    )
 
 
 def _instance_secret(instance: Path) -> str:
