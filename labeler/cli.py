@@ -85,18 +85,35 @@ def users_add(email: str, name: str, roles: tuple[str, ...]) -> None:
         click.echo(f"user {user.id} {user.email} roles={','.join(sorted(r.value for r in parsed))}")
 
 
+def _token_days(value: str) -> int | None:
+    if value.strip().lower() in {"none", "never"}:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a number of days, or 'none'") from None
+
+
 @users_cli.command("token")
 @click.argument("email")
 @click.option("--name", default="cli", help="A name to recognise the token by.")
+@click.option(
+    "--days",
+    default="90",
+    show_default=True,
+    help="Days until the token expires, or 'none' for a token that never expires.",
+)
 @with_appcontext
-def users_token(email: str, name: str) -> None:
+def users_token(email: str, name: str, days: str) -> None:
     """Print a new personal API token for EMAIL (shown once; stored hashed)."""
     from .auth.services import create_token
 
     with CommandSession() as s:
         user = _user(s, email)
-        _token, raw = create_token(s, user, user, name)
+        token, raw = create_token(s, user, user, name, expires_in_days=_token_days(days))
         click.echo(raw)
+        expiry = f"{token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "never"
+        click.echo(f"expires: {expiry}", err=True)  # stdout carries the token alone
 
 
 @users_cli.command("list")

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from ..db import get_session
 from ..errors import LabelerError, NotFound, ValidationError
+from .login import keep_session
 from .models import Role, User
 from .permissions import role_required
 from .services import add_user, parse_roles, set_active, set_roles
@@ -27,6 +28,12 @@ def _user(user_id: int) -> User:
     if user is None:
         raise NotFound("no such user")
     return user
+
+
+def _keep_own_session(user: User) -> None:
+    """The change ended the user's sessions; an admin editing their own account stays signed in here."""
+    if user.id == current_user.id:
+        keep_session(user)
 
 
 def _roles_from_form() -> set[Role]:
@@ -69,6 +76,7 @@ def user_roles(user_id: int):
     except LabelerError as exc:
         db.rollback()
         return _page(exc.message, exc.status)
+    _keep_own_session(user)
     db.commit()
     flash(f"Roles of {user.email} saved.")
     return redirect(url_for("admin.user_list"))
@@ -88,6 +96,7 @@ def user_active(user_id: int):
     except LabelerError as exc:
         db.rollback()
         return _page(exc.message, exc.status)
+    _keep_own_session(user)
     db.commit()
     flash(f"{user.email} {'reactivated' if user.active else 'deactivated'}.")
     return redirect(url_for("admin.user_list"))

@@ -1,4 +1,10 @@
-"""flask-login wiring: session and bearer-token users, timeouts, CSRF on every cookie-authenticated write."""
+"""flask-login wiring: session and bearer-token users, timeouts, CSRF on every cookie-authenticated write.
+
+A request with an Authorization header is authenticated by that header alone: its session cookie is
+neither read nor renewed, so a stray or bogus header can never borrow (or keep alive) a browser session.
+Cookie sessions carry the user's session generation from sign-in; one that no longer matches the user
+row (signed out, deactivated, reactivated, roles changed) is refused.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,13 @@ from sqlalchemy.exc import OperationalError
 from ..db import get_session
 from ..errors import error_response, wants_json
 from .models import User
-from .services import user_for_token
+from .services import TokenRefused, authenticate_token, end_sessions
 
 log = logging.getLogger(__name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 clock = time.time  # seconds; the session-timeout tests replace it
+GENERATION_KEY = "gen"  # the user's session_generation when this session signed in
 
 
 def init_app(app: Flask) -> None:
@@ -35,20 +42,42 @@ def init_app(app: Flask) -> None:
     app.before_request(_enforce_session_rules)
 
 
+def has_authorization_header() -> bool:
+    """An API request: authenticated by its Authorization header alone, never by the cookie."""
+    return "Authorization" in request.headers
+
+
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
+    if has_authorization_header():
+        return None  # the cookie is ignored; the request loader decides
     user = get_session().get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+    if user is None or not user.active:
+        return None
+    # the generation is on the row just loaded: revocation costs no extra query
+    if session.get(GENERATION_KEY) != user.session_generation:
+        return None
+    return user
 
 
 @login_manager.request_loader
 def _load_bearer(req) -> User | None:
-    header = req.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer "):
+    header = req.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        g.auth_refusal = TokenRefused(
+            "Send the API token as 'Authorization: Bearer <token>'.", code="unauthorized"
+        )
         return None
     db = get_session()
-    user = user_for_token(db, header[7:].strip())
-    if user is not None and db.dirty:
+    try:
+        user = authenticate_token(db, credentials.strip())
+    except TokenRefused as exc:
+        g.auth_refusal = exc
+        return None
+    if db.dirty:
         try:
             db.commit()  # the last-used stamp
         except OperationalError as exc:
@@ -61,8 +90,16 @@ def _load_bearer(req) -> User | None:
     return user
 
 
+def _refused_authorization():
+    refusal = g.get("auth_refusal") or TokenRefused("The Authorization header was not accepted.")
+    resp = error_response(401, refusal.code, refusal.message)
+    return resp[0], 401, {"WWW-Authenticate": 'Bearer realm="labeler"'}
+
+
 @login_manager.unauthorized_handler
 def _unauthorized():
+    if has_authorization_header():
+        return _refused_authorization()
     if wants_json():
         return error_response(
             401, "unauthorized", "Sign in or send 'Authorization: Bearer <token>'."
@@ -70,14 +107,18 @@ def _unauthorized():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
-def _enforce_session_rules() -> None:
-    """Idle/absolute timeouts for cookie sessions; CSRF on writes that did not come with a bearer token."""
+def _enforce_session_rules():
+    """Idle/absolute timeouts and CSRF for cookie sessions; API requests answer for their header alone."""
     if request.endpoint == "static":
-        return
-    has_bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
-    if request.method not in {"GET", "HEAD", "OPTIONS"} and not has_bearer:
+        return None
+    if has_authorization_header():
+        # no cookie is consulted, so no cross-site form can ride on it: CSRF is not needed
+        if not current_user.is_authenticated:
+            return _refused_authorization()
+        return None
+    if request.method not in {"GET", "HEAD", "OPTIONS"}:
         csrf.protect()
-    if "_user_id" in session and not has_bearer:
+    if "_user_id" in session:
         now = clock()
         idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
         absolute = current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600
@@ -85,13 +126,13 @@ def _enforce_session_rules() -> None:
         expired = (
             now - session.get("seen_at", 0) > idle or now - session.get("auth_at", 0) > absolute
         )
-        if (
-            expired or not current_user.is_authenticated
-        ):  # not authenticated: the user was deactivated
+        # not authenticated: the user was deactivated, or the session was revoked (older generation)
+        if expired or not current_user.is_authenticated:
             logout_user()
             session.clear()
-            return
+            return None
         session["seen_at"] = now
+    return None
 
 
 def sign_in(user: User) -> None:
@@ -100,10 +141,19 @@ def sign_in(user: User) -> None:
     g.pop("csrf_token", None)  # the cached CSRF token belonged to the old session
     login_user(user)
     session["auth_at"] = session["seen_at"] = clock()
+    session[GENERATION_KEY] = user.session_generation
     session.permanent = True
 
 
+def keep_session(user: User) -> None:
+    """After changing the signed-in user's own generation (e.g. their roles): this session stays valid."""
+    session[GENERATION_KEY] = user.session_generation
+
+
 def sign_out() -> None:
+    """End this session, and every copy of its cookie: the user's older sessions are refused too."""
+    if current_user.is_authenticated:
+        end_sessions(get_session(), current_user._get_current_object())
     logout_user()
     session.clear()
 

@@ -18,6 +18,9 @@ from .models import ApiToken, Role, User, UserRole
 
 TOKEN_PREFIX = "lbl_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+DEFAULT_TOKEN_DAYS = 90
+TOKEN_DAYS_CHOICES = (30, 90, 365, None)  # the tokens page offers these; None: never expires
+MAX_TOKEN_DAYS = 3650
 APP_ROLE_CLAIMS = {
     "Labeler.Rater": Role.rater,
     "Labeler.Lead": Role.lead,
@@ -83,9 +86,12 @@ def set_roles(session: Session, actor: User | None, user: User, roles: Iterable[
         and Role.admin not in wanted
     ):
         raise Forbidden("You cannot remove your own admin role; ask another admin.")
+    changed = wanted != user.roles
     user.role_rows = [r for r in user.role_rows if r.role in wanted] + [
         UserRole(role=r) for r in sorted(wanted - user.roles, key=lambda r: r.value)
     ]
+    if changed:
+        end_sessions(session, user)  # a session never outlives the roles it was opened with
     session.flush()
     record_event(
         session, actor, "user.roles", "user", user.id, roles=sorted(r.value for r in wanted)
@@ -97,8 +103,19 @@ def set_active(session: Session, actor: User | None, user: User, active: bool) -
     if actor is not None and actor.id == user.id and not active:
         raise Forbidden("You cannot deactivate your own account; ask another admin.")
     user.active = active
-    session.flush()
+    # deactivation ends every session; reactivation must not revive cookies issued before it
+    end_sessions(session, user)
     record_event(session, actor, "user.activate" if active else "user.deactivate", "user", user.id)
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Refuse every session cookie issued to the user so far (sign-out, (de)activation, role change).
+
+    Sessions carry the user's generation from sign-in; the request hook compares it with the row it
+    loads anyway. The increment is done in SQL so two concurrent bumps both count.
+    """
+    user.session_generation = User.session_generation + 1
+    session.flush()
 
 
 @dataclass(frozen=True)
@@ -167,14 +184,55 @@ def _hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_token(session: Session, actor: User, user: User, name: str) -> tuple[ApiToken, str]:
+class TokenRefused(LabelerError):
+    """A bearer token that does not (or no longer) authenticate; the message says why."""
+
+    status, code = 401, "invalid_token"
+
+
+def token_lifetime(days: int | None) -> timedelta | None:
+    """Check a requested token lifetime in days (None: the token never expires)."""
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
+        raise ValidationError(
+            f"A token's lifetime must be between 1 and {MAX_TOKEN_DAYS} days, or none."
+        )
+    return timedelta(days=days)
+
+
+def create_token(
+    session: Session,
+    actor: User,
+    user: User,
+    name: str,
+    *,
+    expires_in_days: int | None = DEFAULT_TOKEN_DAYS,
+) -> tuple[ApiToken, str]:
     """Create a personal API token; the raw value is returned once and stored only hashed."""
+    lifetime = token_lifetime(expires_in_days)
     name = (name or "").strip() or "token"
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name[:100], prefix=raw[:12], token_hash=_hash_token(raw))
+    now = utcnow()
+    token = ApiToken(
+        user_id=user.id,
+        name=name[:100],
+        prefix=raw[:12],
+        token_hash=_hash_token(raw),
+        created_at=now,
+        expires_at=now + lifetime if lifetime else None,
+    )
     session.add(token)
     session.flush()
-    record_event(session, actor, "token.create", "api_token", token.id, user_id=user.id)
+    record_event(
+        session,
+        actor,
+        "token.create",
+        "api_token",
+        token.id,
+        user_id=user.id,
+        expires_in_days=expires_in_days,
+    )
     return token, raw
 
 
@@ -189,10 +247,10 @@ def revoke_token(session: Session, actor: User, token_id: int) -> ApiToken:
     return token
 
 
-def user_for_token(session: Session, raw: str) -> User | None:
-    """The active user a bearer token belongs to (stamps last use), or None."""
+def authenticate_token(session: Session, raw: str) -> User:
+    """The active user a bearer token belongs to (stamps last use); TokenRefused says why not."""
     if not raw.startswith(TOKEN_PREFIX):
-        return None
+        raise TokenRefused("This is not a labeler API token.")
     # token, user and roles in one round trip: this runs on every scripted request
     token = (
         session.scalars(
@@ -203,12 +261,30 @@ def user_for_token(session: Session, raw: str) -> User | None:
         .unique()
         .one_or_none()
     )
-    if token is None or token.revoked_at is not None or not token.user.active:
-        return None
+    if token is None:
+        raise TokenRefused("Unknown API token.")
+    if token.revoked_at is not None:
+        raise TokenRefused("This API token has been revoked.", code="token_revoked")
     now = utcnow()
+    if token.is_expired(now):
+        raise TokenRefused(
+            f"This API token expired on {token.expires_at_utc:%Y-%m-%d %H:%M} UTC; create a new one "
+            "on the API tokens page.",
+            code="token_expired",
+        )
+    if not token.user.active:
+        raise TokenRefused("This account has been deactivated.", code="account_deactivated")
     last = token.last_used_at
     if last is not None and last.tzinfo is None:  # SQLite keeps no time zone; we store UTC
         last = last.replace(tzinfo=UTC)
     if last is None or now - last > LAST_USED_RESOLUTION:
         token.last_used_at = now  # a minute's resolution: no write on every scripted request
     return token.user
+
+
+def user_for_token(session: Session, raw: str) -> User | None:
+    """The active user a bearer token belongs to, or None (see authenticate_token for the reason)."""
+    try:
+        return authenticate_token(session, raw)
+    except TokenRefused:
+        return None

@@ -19,12 +19,14 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..db import get_session
-from ..errors import LabelerError
+from ..db import get_session, utcnow
+from ..errors import LabelerError, ValidationError
 from .login import safe_next, sign_in, sign_out
 from .models import ApiToken, User
 from .permissions import signed_in
 from .services import (
+    DEFAULT_TOKEN_DAYS,
+    TOKEN_DAYS_CHOICES,
     NotAdmitted,
     SignInIdentity,
     admit,
@@ -152,9 +154,10 @@ SSO_ERROR_MESSAGES = {
 
 @bp.post("/auth/logout")
 def logout():
-    """Clear the session; after single sign-on, also sign out at the provider."""
+    """End the session (every copy of its cookie); after single sign-on, also sign out at the provider."""
     was_sso = current_app.config["AUTH_MODE"] == "sso" and current_user.is_authenticated
     sign_out()
+    get_session().commit()
     if was_sso and current_app.config.get("SSO_AUTHORITY"):
         from . import sso
 
@@ -213,31 +216,63 @@ def _client_certificate(path: str) -> dict[str, str]:
     return {"private_key": pem, "public_certificate": cert.group(0)}
 
 
-@bp.get("/account/tokens")
-@signed_in
-def tokens():
+def _tokens_page(new_token: str | None = None, error: str | None = None, status: int = 200):
     rows = (
         get_session()
         .scalars(
             select(ApiToken)
             .where(ApiToken.user_id == current_user.id)
-            .order_by(ApiToken.created_at.desc())
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
         )
         .all()
     )
-    return render_template(
-        "auth/tokens.html", tokens=rows, new_token=session.pop("new_token", None)
+    html = render_template(
+        "auth/tokens.html",
+        tokens=rows,
+        new_token=new_token,
+        error=error,
+        now=utcnow(),
+        day_choices=TOKEN_DAYS_CHOICES,
+        default_days=DEFAULT_TOKEN_DAYS,
     )
+    # a page showing a raw token must not be kept by the browser or a proxy
+    return html, status, {"Cache-Control": "no-store"}
+
+
+@bp.get("/account/tokens")
+@signed_in
+def tokens():
+    return _tokens_page()
+
+
+def _days_from_form() -> int | None:
+    value = request.form.get("expires_in_days", str(DEFAULT_TOKEN_DAYS)).strip()
+    choices = {str(d) if d else "none": d for d in TOKEN_DAYS_CHOICES}
+    if value not in choices:
+        raise ValidationError(
+            "Choose how long the token stays valid: 30, 90 or 365 days, or never."
+        )
+    return choices[value]
 
 
 @bp.post("/account/tokens")
 @signed_in
 def tokens_create():
+    """Create a token and show it in this response only: it is never stored in the session cookie."""
     db = get_session()
-    _token, raw = create_token(db, current_user, current_user, request.form.get("name", ""))
+    try:
+        _token, raw = create_token(
+            db,
+            current_user,
+            current_user,
+            request.form.get("name", ""),
+            expires_in_days=_days_from_form(),
+        )
+    except LabelerError as exc:
+        db.rollback()
+        return _tokens_page(error=exc.message, status=exc.status)
     db.commit()
-    session["new_token"] = raw  # shown once on the next page, then dropped
-    return redirect(url_for("auth.tokens"))
+    return _tokens_page(new_token=raw)
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from flask import session as flask_session
 from flask.testing import FlaskClient
 from helpers import CSRF_META, make_config
 from sqlalchemy import func, select
@@ -25,7 +26,7 @@ from labeler import create_app
 from labeler.auth import login as login_module
 from labeler.auth import sso
 from labeler.auth.models import Role, User
-from labeler.auth.services import create_token, set_active
+from labeler.auth.services import create_token, end_sessions, set_active
 from labeler.auth.views import SSO_ERROR_MESSAGES
 from labeler.errors import LabelerError
 
@@ -510,11 +511,24 @@ def test_user_loader_returns_none_for_inactive_users(app, db, make_user):
     user = make_user("inactive@example.test", "rater")
     loader = app.login_manager._user_callback
     with app.test_request_context():
+        flask_session[login_module.GENERATION_KEY] = user.session_generation
         assert loader(str(user.id)).id == user.id
         set_active(db, None, user, False)
         db.flush()
         assert loader(str(user.id)) is None
         assert loader("not-a-number") is None
+
+
+def test_user_loader_refuses_a_session_of_an_older_generation(app, db, make_user):
+    user = make_user("alice@example.test", "rater")
+    loader = app.login_manager._user_callback
+    with app.test_request_context():
+        flask_session[login_module.GENERATION_KEY] = user.session_generation
+        assert loader(str(user.id)).id == user.id
+        end_sessions(db, user)
+        assert loader(str(user.id)) is None
+        flask_session.pop(login_module.GENERATION_KEY)  # a cookie from before generations existed
+        assert loader(str(user.id)) is None
 
 
 def test_sign_out_clears_the_session_and_ends_the_provider_session(
@@ -540,6 +554,14 @@ def test_sign_out_clears_the_session_and_ends_the_provider_session(
     assert signed_out(client)
     page = browser.get(resp.headers["Location"], timeout=10)  # the provider asks to confirm
     assert page.status_code == 200 and "logout" in page.text.lower()
+
+
+def test_csp_lets_the_sign_out_form_reach_the_provider_only(client, oidc_provider):
+    csp = client.get("/auth/login").headers["Content-Security-Policy"]
+    form_action = next(d for d in csp.split(";") if d.split()[0] == "form-action").split()[1:]
+    provider = urlsplit(oidc_provider.issuer)
+    assert form_action == ["'self'", f"{provider.scheme}://{provider.netloc}"]
+    assert "base-uri 'none'" in csp
 
 
 def test_sign_out_needs_the_csrf_token(client, make_user, sign_in):

@@ -30,7 +30,7 @@ def test_users_add_and_token(runner, db):
     user = db.scalar(select(User).where(User.email == "doc@clinic.org"))
     assert {r.value for r in user.roles} == {"rater", "lead"}
     res = runner.invoke(args=["users", "token", "doc@clinic.org"])
-    raw = res.output.strip()
+    raw = res.stdout.strip()
     assert res.exit_code == 0 and raw.startswith("lbl_")
     token = db.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
     assert token.token_hash != raw and raw not in token.token_hash  # stored hashed
