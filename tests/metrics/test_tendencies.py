@@ -96,7 +96,9 @@ def test_finds_the_rater_who_over_calls_blurry_and_the_one_who_never_uses_health
     assert cls.high[1, 2] < 0  # interval below 0: avoids healthy skin
     ex = rater_tendencies(blurry[:, :, None], labeled, resamples=500, seed=1)
     assert ex.low[4, 0] > 0  # interval above 0: over-calls blurry
-    assert ex.difference[4, 0] > 3 * np.abs(ex.difference[:4, 0]).max()
+    # the others sit a little below a panel that includes the over-caller, far less than 4 above
+    assert (ex.difference[:4, 0] < 0).all()
+    assert ex.difference[4, 0] > 2 * np.abs(ex.difference[:4, 0]).max()
     assert ex.interval.resamples == 500 and ex.interval.seed == 1
 
 
