@@ -16,8 +16,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -238,6 +241,26 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
         yield json.dumps(out) + "\n"
 
 
+# OWASP CSV injection: a spreadsheet runs a cell that starts with one of these as a formula
+# (=HYPERLINK(...), @SUM(...), a tab or carriage return that hides one). Text cells starting so get a
+# leading apostrophe, which spreadsheets show as plain text; JSON Lines keeps the exact text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Text that is a plain decimal number ("-3", "+1.5", "2e-3") cannot be a formula: left as written,
+# like numeric cells (a negative grade or mean is data, never touched).
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: text that a spreadsheet would run as a formula is prefixed with an apostrophe."""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_START)
+        and not _PLAIN_NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
 def _flat(rec: dict[str, Any]) -> dict[str, Any]:
     """Flatten one record for CSV: nested dicts become prefixed columns, lists ';'-joined strings."""
     flat: dict[str, Any] = {}
@@ -279,7 +302,7 @@ def serialize(records: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
                 fields = list(flat)
                 writer = csv.writer(buf)
                 writer.writerow(fields)
-            writer.writerow([flat.get(f) for f in fields])
+            writer.writerow([csv_cell(flat.get(f)) for f in fields])
             rows += 1
             if rows % CHUNK_ROWS == 0:
                 yield buf.getvalue()
@@ -303,5 +326,21 @@ def export_chunks(
 
 
 def export_filename(project: Project, kind: str, fmt: str) -> str:
+    """The download's name: the project's name (letters of any script), kind and format."""
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in project.name)[:60]
     return f"{safe}-{kind}.{fmt}"
+
+
+def export_disposition(project: Project, kind: str, fmt: str) -> str:
+    """The Content-Disposition header of an export download (RFC 6266 with RFC 5987's filename*).
+
+    HTTP headers are Latin-1 (gunicorn refuses anything else), so `filename` is an ASCII fallback
+    (accents dropped; a name with no ASCII letter at all becomes project-<id>) and `filename*` carries
+    the UTF-8 name, percent-encoded, for the browsers that read it (all current ones).
+    """
+    name = export_filename(project, kind, fmt)
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    stem = ascii_name.rsplit("-", 1)[0]
+    if not any(ch.isalnum() for ch in stem):
+        ascii_name = f"project-{project.id}-{kind}.{fmt}"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

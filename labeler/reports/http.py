@@ -8,7 +8,7 @@ from ..db import get_session
 from ..projects.access import authorized_project
 from ..projects.models import Project
 from ..projects.services import get_project
-from .export import MEDIA_TYPES, check_export_args, export_chunks, export_filename
+from .export import MEDIA_TYPES, check_export_args, export_chunks, export_disposition
 
 
 def managed_project(project_id: int) -> Project:
@@ -23,7 +23,7 @@ def export_response(project: Project) -> Response:
     kind, fmt = request.args.get("kind", "fused"), request.args.get("format", "csv")
     check_export_args(kind, fmt)
     revisions = request.args.get("revisions") in {"1", "true", "yes"}
-    project_id, filename = project.id, export_filename(project, kind, fmt)
+    project_id, disposition = project.id, export_disposition(project, kind, fmt)
 
     def generate():
         # The request's session is closed once the view returns; the stream reads with its own.
@@ -31,6 +31,6 @@ def export_response(project: Project) -> Response:
         yield from export_chunks(db, get_project(db, project_id), kind, fmt, revisions=revisions)
 
     resp = Response(stream_with_context(generate()), mimetype=MEDIA_TYPES[fmt])
-    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    resp.headers["Content-Disposition"] = disposition
     resp.headers["Cache-Control"] = "no-store"
     return resp
