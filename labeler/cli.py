@@ -20,6 +20,10 @@ images_cli = AppGroup("images", help="Image import.")
 
 
 def init_app(app: Flask) -> None:
+    from .projects.cli import members_cmd, settings_cmd
+
+    projects_cli.add_command(members_cmd)
+    projects_cli.add_command(settings_cmd)
     for group in (db_cli, users_cli, projects_cli, images_cli, ml_cli):
         app.cli.add_command(group)
     app.cli.add_command(allocate_cmd)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from ..labeling.protocols import QUALITY_DECISIONS
+from ..projects.settings import FUSION_METHODS, TIE_POLICIES
 from .blueprint import bp
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -325,6 +327,99 @@ TRAINING_PATHS: dict[str, dict] = {
     "/api/v1/models/{model_id}/predict": {"post": _PREDICT},
 }
 
+_MEMBER_BODY = {
+    "type": "object",
+    "required": ["email", "role"],
+    "properties": {
+        "email": {"type": "string", "description": "an address without an account is invited"},
+        "role": {"enum": ["lead", "rater"]},
+        "name": {"type": "string", "description": "display name of a new invitation"},
+    },
+}
+_SETTINGS_BODY = {
+    "type": "object",
+    "required": ["settings"],
+    "properties": {
+        "settings": {
+            "type": "object",
+            "description": "the settings to change (sections merge key by key)",
+            "properties": {
+                "scale": {
+                    "type": "array",
+                    "description": "severity: 2-11 steps, values ascending and distinct",
+                    "items": {
+                        "type": "object",
+                        "properties": {"value": {"type": "number"}, "name": {"type": "string"}},
+                    },
+                },
+                "allow_non_graded": {"type": "boolean"},
+                "fusion": {
+                    "type": "object",
+                    "properties": {
+                        "method": {"enum": list(FUSION_METHODS)},
+                        "tie_policy": {"enum": list(TIE_POLICIES)},
+                        "precedence": {"type": "array", "items": {"enum": list(QUALITY_DECISIONS)}},
+                        "explanation_k": {"type": "integer", "minimum": 1},
+                    },
+                },
+                "agreement": {
+                    "type": "object",
+                    "properties": {
+                        "min_pair_images": {"type": "integer", "minimum": 1},
+                        "min_group_images": {"type": "integer", "minimum": 1},
+                    },
+                },
+                "prescreen_model_id": {"type": ["string", "null"]},
+            },
+        },
+        "confirm_migration": {
+            "type": "boolean",
+            "description": "needed once labels exist to change the scale or the non-graded answers",
+        },
+        "grade_mapping": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "old grade -> new grade for every grade in use (a scale change once "
+            "labels exist)",
+        },
+    },
+}
+PROJECT_PATHS: dict[str, dict] = {
+    "/api/v1/projects/{project_id}": {
+        "get": _op("A project with its settings (leads, admins)", params=[_path_id("project_id")]),
+        "patch": _op(
+            "Change a project's settings (validated, audited; 409 when labels exist and the "
+            "change needs confirm_migration)",
+            params=[_path_id("project_id")],
+            body=_SETTINGS_BODY,
+        ),
+    },
+    "/api/v1/projects/{project_id}/members": {
+        "get": _op(
+            "The project's leads and raters (leads, admins)", params=[_path_id("project_id")]
+        ),
+        "post": _op(
+            "Add a lead or rater by e-mail (unknown addresses are invited; a rater added after "
+            "the allocation gets a queue)",
+            ok=201,
+            params=[_path_id("project_id")],
+            body=_MEMBER_BODY,
+        ),
+        "delete": _op(
+            "Remove a lead or rater; a rater needs confirm: true (labels stay, unlabeled work moves)",
+            params=[_path_id("project_id")],
+            body={
+                **_MEMBER_BODY,
+                "properties": {
+                    "email": {"type": "string"},
+                    "role": {"enum": ["lead", "rater"]},
+                    "confirm": {"type": "boolean"},
+                },
+            },
+        ),
+    },
+}
+
 PATHS: dict[str, dict] = {
     "/api/v1/projects": {
         "get": _op("Projects the caller may see"),
@@ -355,6 +450,7 @@ PATHS: dict[str, dict] = {
             },
         ),
     },
+    **PROJECT_PATHS,
     **LABELING_PATHS,
     **ALLOCATION_PATHS,
     **REPORT_PATHS,

@@ -1,4 +1,4 @@
-"""API: projects and image import."""
+"""API: projects, their settings and members, and image import."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from ..errors import ValidationError
 from ..images.services import import_uploads
 from ..images.storage import app_storage
 from ..projects.access import authorized_project
-from ..projects.services import create_project, visible_projects
+from ..projects.members import add_project_member, list_members, remove_project_member
+from ..projects.services import create_project, update_settings, visible_projects
 from .blueprint import bp
 
 
@@ -77,3 +78,92 @@ def upload_images_api(project_id: int):
     )
     db.commit()
     return jsonify(summary.as_dict()), 201 if summary.imported else 200
+
+
+# -- one project: settings and members ------------------------------------------------------------
+
+
+def _flag(body: dict, key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ValidationError(f"'{key}' must be true or false", field=key)
+    return value
+
+
+@bp.get("/projects/<int:project_id>")
+@role_required(Role.lead, Role.admin)
+def project_api(project_id: int):
+    return jsonify(project_json(authorized_project(project_id)))
+
+
+@bp.patch("/projects/<int:project_id>")
+@role_required(Role.lead, Role.admin)
+def update_project_api(project_id: int):
+    """Change settings: {"settings": {...}, "confirm_migration": bool, "grade_mapping": {...}}."""
+    project = authorized_project(project_id)
+    body = json_body()
+    unknown = sorted(set(body) - {"settings", "confirm_migration", "grade_mapping"})
+    if unknown:
+        raise ValidationError(
+            f"unknown field {unknown[0]!r}: send settings, confirm_migration and grade_mapping",
+            field=unknown[0],
+        )
+    if "settings" not in body:
+        raise ValidationError("send the settings to change as 'settings'", field="settings")
+    db = get_session()
+    result = update_settings(
+        db,
+        current_user,
+        project,
+        body["settings"],
+        confirm_migration=_flag(body, "confirm_migration"),
+        grade_mapping=body.get("grade_mapping"),
+        models_config=current_app.config,
+    )
+    db.commit()
+    return jsonify(project=project_json(project), **result)
+
+
+@bp.get("/projects/<int:project_id>/members")
+@role_required(Role.lead, Role.admin)
+def members_api(project_id: int):
+    project = authorized_project(project_id)
+    return jsonify(members=[m.as_dict() for m in list_members(get_session(), project)])
+
+
+@bp.post("/projects/<int:project_id>/members")
+@role_required(Role.lead, Role.admin)
+def add_member_api(project_id: int):
+    """Add a lead or rater by e-mail: {"email", "role", "name"?}; unknown addresses are invited."""
+    project = authorized_project(project_id)
+    body = json_body()
+    db = get_session()
+    result = add_project_member(
+        db,
+        current_user,
+        project,
+        str(body.get("email") or ""),
+        body.get("role"),
+        name=str(body.get("name") or ""),
+    )
+    db.commit()
+    return jsonify(result), 201
+
+
+@bp.delete("/projects/<int:project_id>/members")
+@role_required(Role.lead, Role.admin)
+def remove_member_api(project_id: int):
+    """Remove a lead or rater: {"email", "role", "confirm": true} (a rater needs confirm)."""
+    project = authorized_project(project_id)
+    body = json_body()
+    db = get_session()
+    result = remove_project_member(
+        db,
+        current_user,
+        project,
+        str(body.get("email") or ""),
+        body.get("role"),
+        confirm=_flag(body, "confirm"),
+    )
+    db.commit()
+    return jsonify(result)

@@ -1,14 +1,21 @@
-"""Creating projects, listing what a user may see, and project membership."""
+"""Creating projects, listing what a user may see, project membership and project settings."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
 from ..auth.models import Role, User
+from ..db import utcnow
 from ..errors import Conflict, Forbidden, NotFound, ValidationError
-from .models import MemberRole, Project, ProjectMember, Protocol, default_settings
+from ..labeling.models import Label, LabelRevision
+from ..labeling.protocols import NON_GRADED
+from .models import MemberRole, Project, ProjectMember, Protocol
+from .settings import changed_keys, default_settings, merge_settings, parse_number, show_number
 
 
 def parse_protocol(value: str | None) -> Protocol:
@@ -123,3 +130,218 @@ def find_project(session: Session, ref: str) -> Project:
     if project is None:
         raise NotFound(f"no project named {ref!r}")
     return project
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def grades_in_use(session: Session, project: Project) -> list[float]:
+    """The distinct grades of the project's current labels."""
+    stmt = (
+        select(Label.grade)
+        .where(Label.project_id == project.id, Label.grade.is_not(None))
+        .distinct()
+    )
+    return sorted(float(g) for g in session.scalars(stmt))
+
+
+def label_counts(session: Session, project: Project) -> tuple[int, int]:
+    """(current labels, current non-graded labels) of the project."""
+    total, non_graded = session.execute(
+        select(
+            func.count(Label.id),
+            func.count(Label.id).filter(Label.decision.in_(NON_GRADED)),
+        ).where(Label.project_id == project.id)
+    ).one()
+    return int(total or 0), int(non_graded or 0)
+
+
+def parse_grade_mapping(raw: Any) -> dict[float, float]:
+    """{old grade: new grade} from a JSON object ({"1": 0}) or a list of [old, new] pairs."""
+    if isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    elif isinstance(raw, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in raw):
+        pairs = [tuple(p) for p in raw]
+    else:
+        raise ValidationError(
+            '\'grade_mapping\' must map each old grade to a new one, e.g. {"1": 0, "2": 1}',
+            field="grade_mapping",
+        )
+    mapping: dict[float, float] = {}
+    for old, new in pairs:
+        key = float(parse_number(old, "an old grade of the mapping", "grade_mapping"))
+        mapping[key] = float(parse_number(new, f"the new grade for {old}", "grade_mapping"))
+    return mapping
+
+
+def _check_reading_changes(
+    session: Session,
+    project: Project,
+    changed: list[str],
+    new: dict[str, Any],
+    *,
+    confirm_migration: bool,
+    grade_mapping: dict[float, float] | None,
+) -> dict[float, float] | None:
+    """The rules for settings that change how existing labels are read (README "Project settings").
+
+    Returns the grade mapping to apply to the current labels, or None when no label changes.
+    """
+    total, non_graded = label_counts(session, project)
+    if "allow_non_graded" in changed and total:
+        if not new["allow_non_graded"] and non_graded:
+            raise Conflict(
+                f"{non_graded} current labels are non-graded answers ('not acne' or 'cannot "
+                "assess'); they have no grade to map to, so non-graded answers stay allowed "
+                "until the raters change those labels",
+                code="non_graded_labels",
+                non_graded_labels=non_graded,
+            )
+        if not confirm_migration:
+            raise Conflict(
+                f"the project has {total} labels: confirm the change of the non-graded answers "
+                "(the labels already given stay as they are)",
+                code="confirm_migration",
+                labels=total,
+            )
+    if "scale" not in changed:
+        return None
+    in_use = grades_in_use(session, project)
+    if not in_use:
+        return None
+    shown = ", ".join(show_number(g) for g in in_use)
+    if not confirm_migration or grade_mapping is None:
+        raise Conflict(
+            f"labels already carry the grades {shown}: changing the scale needs a mapping of "
+            "each of these grades to a value of the new scale and your confirmation; every "
+            "label whose grade changes gets a new version",
+            code="confirm_migration",
+            grades_in_use=in_use,
+        )
+    missing = [g for g in in_use if g not in grade_mapping]
+    if missing:
+        raise ValidationError(
+            f"the grade mapping must say what becomes of grade "
+            f"{', '.join(show_number(g) for g in missing)} (in use by current labels)",
+            field="grade_mapping",
+        )
+    values = {float(s["value"]) for s in new["scale"]}
+    off = sorted({grade_mapping[g] for g in in_use} - values)
+    if off:
+        raise ValidationError(
+            f"the grade mapping leads to {', '.join(show_number(g) for g in off)}, which is not on "
+            "the new scale",
+            field="grade_mapping",
+        )
+    return {g: grade_mapping[g] for g in in_use}
+
+
+def _migrate_grades(
+    session: Session, actor: User | None, project: Project, mapping: dict[float, float]
+) -> int:
+    """Map every current label's grade; each changed label gets a new version authored by the actor."""
+    if actor is None:
+        raise ValidationError(
+            "a scale migration changes labels: it needs a person (a lead or admin) to author "
+            "the new label versions"
+        )
+    labels = session.scalars(
+        select(Label)
+        .where(Label.project_id == project.id, Label.grade.is_not(None))
+        .order_by(Label.id)
+        .with_for_update()
+    ).all()
+    now = utcnow()
+    changed = 0
+    for label in labels:
+        new_grade = mapping.get(float(label.grade), float(label.grade))
+        if new_grade == float(label.grade):
+            continue
+        label.grade = new_grade
+        label.version += 1
+        label.updated_at = now
+        label.submission_id = None
+        session.add(
+            LabelRevision(
+                label_id=label.id,
+                version=label.version,
+                author_id=actor.id,
+                decision=label.decision,
+                icd10=label.icd10,
+                icd10_missing_text=label.icd10_missing_text,
+                explanations=list(label.explanations or []),
+                grade=new_grade,
+                time_spent_ms=0,
+                created_at=now,
+            )
+        )
+        changed += 1
+    session.flush()
+    return changed
+
+
+def update_settings(
+    session: Session,
+    actor: User | None,
+    project: Project,
+    changes: Any,
+    *,
+    confirm_migration: bool = False,
+    grade_mapping: Any = None,
+    models_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Change some of a project's settings: validated, audited, with the label-reading rules.
+
+    The scale and the non-graded answers change how existing labels are read: once labels exist a
+    change needs ``confirm_migration`` (and, for the scale, a ``grade_mapping`` of every grade in
+    use); fusion and agreement settings apply to every figure computed afterwards (nothing is
+    stored). ``models_config`` (the app config) is needed to check a prescreen model.
+    """
+    before = {**default_settings(project.protocol), **(project.settings or {})}
+    new = merge_settings(project.protocol, project.settings or {}, changes)
+    changed = changed_keys(before, new)
+    mapping = None if grade_mapping is None else parse_grade_mapping(grade_mapping)
+    if mapping is not None and "scale" not in changed:
+        if any(old != new for old, new in mapping.items()):
+            raise ValidationError(
+                "a grade mapping goes with a change of the scale, and the scale is unchanged",
+                field="grade_mapping",
+            )
+        mapping = None  # the settings page sends the identity mapping with every save
+    if not changed:
+        return {"changed": [], "labels_migrated": 0}
+    mapping = _check_reading_changes(
+        session,
+        project,
+        changed,
+        new,
+        confirm_migration=bool(confirm_migration),
+        grade_mapping=mapping,
+    )
+    if "prescreen_model_id" in changed:
+        from ..training.services import set_prescreen_model  # training imports projects
+
+        set_prescreen_model(session, actor, project, new["prescreen_model_id"], models_config or {})
+    migrated = _migrate_grades(session, actor, project, mapping) if mapping else 0
+    project.settings = new
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "project.settings",
+        "project",
+        project.id,
+        project_id=project.id,
+        changed=changed,
+        before={k: _dotted(before, k) for k in changed},
+        after={k: _dotted(new, k) for k in changed},
+        grade_mapping=None if mapping is None else {show_number(k): v for k, v in mapping.items()},
+        labels_migrated=migrated,
+    )
+    return {"changed": changed, "labels_migrated": migrated}
+
+
+def _dotted(settings: Mapping[str, Any], key: str) -> Any:
+    section, _, name = key.partition(".")
+    value = settings.get(section)
+    return (value or {}).get(name) if name else value

@@ -134,6 +134,11 @@ def parse_number(text: Any, what: str, field: str) -> int | float:
     return _number(text, what, field)
 
 
+def show_number(value: float) -> str:
+    """A grade as people write it: 2, not 2.0; 2.5 as is."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def _whole(value: Any, key: str, label: str) -> int:
     low, high = LIMITS[key]
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
