@@ -6,16 +6,22 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import click
 import numpy as np
+from flask.cli import with_appcontext
 from PIL import Image as PILImage
 from PIL import ImageFilter
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .allocation.models import QueueItem
 from .allocation.services import allocate, current_allocation
 from .auth.models import Role
 from .auth.services import add_user, find_user_by_email
+from .db import CommandSession
+from .images.models import Image
 from .images.services import import_images
-from .images.storage import Storage
+from .images.storage import Storage, app_storage
 from .labeling.services import submit_label
 from .projects.models import MemberRole, Project
 from .projects.services import add_member, create_project
@@ -141,11 +147,6 @@ def build_demo(
 
 def _prelabel(session: Session, project: Project, raters: list, rng: np.random.Generator) -> int:
     """Label the whole queue of some demo raters with plausible, partly disagreeing answers."""
-    from sqlalchemy import select
-
-    from .allocation.models import QueueItem
-    from .images.models import Image
-
     count = 0
     for rater in raters:
         items = session.scalars(
@@ -190,3 +191,16 @@ def _demo_answer(project: Project, index: int, rng: np.random.Generator) -> dict
     if kind == 1:
         return {"decision": "healthy_skin"}
     return {"decision": "poor_quality", "explanations": ["bad_light"] if kind == 2 else ["blurry"]}
+
+
+@click.command("demo")
+@click.option(
+    "--images", "count", default=24, show_default=True, help="Generated images per project."
+)
+@with_appcontext
+def demo_cmd(count: int) -> None:
+    """Create demo users of every role and two demo projects with generated skin-like images."""
+    with CommandSession() as s:
+        lines = build_demo(s, app_storage(), count, checkpoint=s.commit)
+    for line in lines:
+        click.echo(line)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import click
 from alembic import command
 from alembic.config import Config
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
 
 from . import ROOT
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 
 
 def alembic_config(url: str) -> Config:
@@ -22,3 +27,21 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Upgrade the database schema to REVISION (default: head)."""
+    upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Downgrade the database schema to REVISION ('base' drops everything)."""
+    downgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")

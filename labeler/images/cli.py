@@ -1,0 +1,70 @@
+"""`labeler images ...`: import a folder or a .zip, recover after a crash."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from ..db import CommandSession
+from ..projects.services import find_project
+from ..training.prescreen import prescreen_import
+from .journal import recover_interrupted_imports
+from .services import import_images, read_manifest
+from .sources import iter_source
+from .storage import app_storage
+
+images_cli = AppGroup("images", help="Image import.")
+
+
+@images_cli.command("import")
+@click.argument("project")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV with filename, case_id, body_site, fitzpatrick and any other metadata columns.",
+)
+@with_appcontext
+def images_import(project: str, path: Path, manifest: Path | None) -> None:
+    """Import a folder or a .zip of images into PROJECT (id or name)."""
+    storage = app_storage()
+    with CommandSession() as s:
+        proj = find_project(s, project)
+        rows = read_manifest(manifest.read_bytes()) if manifest else None
+        total = sum(
+            1 for _ in iter_source(path)
+        )  # names only: files are read lazily during the import
+        with click.progressbar(
+            length=total, label="importing", file=sys.stderr, show_pos=True
+        ) as bar:
+            summary = import_images(
+                s,
+                None,
+                proj,
+                iter_source(path),
+                storage=storage,
+                source_label=str(path),
+                manifest=rows,
+                checkpoint=s.commit,
+                progress=lambda _n: bar.update(1),
+            )
+
+        prescreen_import(s, current_app.config, proj, summary, storage)
+    for row in summary.rejected:
+        click.echo(f"rejected {row['filename']}: {row['error']}")
+    if summary.duplicates and not summary.imported:
+        click.echo("nothing new: every image is already in the project")
+    click.echo(summary.line())
+
+
+@images_cli.command("recover")
+@with_appcontext
+def images_recover() -> None:
+    """Remove files left by an import that died before committing."""
+    with CommandSession() as s:
+        n = recover_interrupted_imports(s, app_storage())
+    click.echo(f"removed {n} orphan files")
