@@ -24,6 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .images.storage import LocalStorage
     from .images.views import bp as images_bp
     from .labeling.views import bp as labeling_bp
+    from .projects import member_views, settings_views  # noqa: F401  (their routes join projects_bp)
     from .projects.views import bp as projects_bp
     from .reports.views import bp as reports_bp
     from .training.views import bp as training_bp

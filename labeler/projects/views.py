@@ -85,6 +85,3 @@ def project_page(project_id: int):
     return render_template(
         "projects/project_page.html", project=project, total=total, recent=recent
     )
-
-
-from . import member_views, settings_views  # noqa: F401  (routes register on import)
