@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -80,6 +81,11 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
             m.explanations, labeled, k=explanation_k(settings)
         )
         ng_counts = [(m.non_graded == i).sum(axis=1) for i in range(len(NON_GRADED))]
+        scale = project_scale(settings)
+        # Votes per scale value behind the consensus (codes: position on the scale, -1 none).
+        grade_codes = metrics.grade_codes(m.grades, scale)
+        grade_votes = (grade_codes[:, :, None] == np.arange(len(scale))).sum(axis=1)
+        grade_names = [str(grade_value(v)) for v in scale]
     for i, img in enumerate(_images(session, project)):
         rec: dict[str, Any] = {
             "image_id": img.id,
@@ -108,6 +114,7 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
                     "diagnosis": m.diagnosis_codes[diag.code[i]] if diag.code[i] >= 0 else None,
                     "diagnosis_votes": int(diag.votes[i]),
                     "diagnosis_tie": bool(diag.is_tie[i]),
+                    "diagnosis_tied_codes": [m.diagnosis_codes[c] for c in diag.tied[i] if c >= 0],
                     "adjudication": QUALITY_DECISIONS[m.adjudication[i]]
                     if m.adjudication[i] >= 0
                     else None,
@@ -122,6 +129,7 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
                 "count": int(consensus.count[i]),
                 "grade": grade_value(consensus.value[i]) if consensus.grade[i] > 0 else None,
             }
+            rec["grade_votes"] = {g: int(grade_votes[i, k]) for k, g in enumerate(grade_names)}
             rec["non_graded"] = {name: int(ng_counts[k][i]) for k, name in enumerate(NON_GRADED)}
         yield rec
 

@@ -10,15 +10,18 @@ import numpy as np
 
 from .. import metrics
 from ..labeling.protocols import EXPLANATION_CODES, QUALITY_DECISIONS, severity_scale
+from ..metrics.bootstrap import DEFAULT_RESAMPLES
+from ..projects.settings import read_settings
+from .intervals import add_quality_intervals, add_severity_intervals, complete_raters
 from .matrix import LabelMatrix
 
 N_CLASSES = len(QUALITY_DECISIONS)
 
 
 def num(x: Any) -> float | None:
-    """A JSON-safe float (NaN -> None)."""
+    """A JSON-safe float at full precision (NaN -> None); pages round, JSON and exports do not."""
     x = float(x)
-    return None if math.isnan(x) else round(x, 6)
+    return None if math.isnan(x) else x
 
 
 def grade_value(v: float) -> float | int:
@@ -58,10 +61,19 @@ def fuse(m: LabelMatrix, settings: Mapping[str, Any]) -> metrics.QualityFusion:
     )
 
 
+def min_pair_images(settings: Mapping[str, Any]) -> int:
+    """The project's minimum of co-labeled images for a rater pair to count (default 1)."""
+    return read_settings(settings).min_pair_images
+
+
 def quality_figures(
-    m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all", min_co_labeled: int = 1
+    m: LabelMatrix,
+    settings: Mapping[str, Any],
+    scope: str = "all",
+    resamples: int = DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """Seed 003 Tables 1-2 and the rest: distribution, pairwise F1, explanations, per rater, kappas, alpha."""
+    min_co_labeled = min_pair_images(settings)
     rows = m.scope_rows(scope)
     labels = m.classes[rows]
     labeled = labels >= 0
@@ -78,9 +90,11 @@ def quality_figures(
     vs_fused = metrics.rater_vs_fused(labels, fusion.plurality[rows], N_CLASSES, golden=golden_rows)
     confusion = metrics.rater_vs_fused(labels, fusion.plurality[rows], N_CLASSES).confusion
     kappa = metrics.pairwise_kappa(labels, N_CLASSES, min_co_labeled=min_co_labeled)
-    fleiss = metrics.fleiss_kappa(m.classes, N_CLASSES, golden=m.golden)
+    complete = complete_raters(m.classes >= 0, m.golden)
+    fleiss = metrics.fleiss_kappa(m.classes, N_CLASSES, golden=m.golden, raters=complete)
+    alpha_golden = metrics.krippendorff_alpha(m.classes[m.golden], "nominal")
     alpha = metrics.krippendorff_alpha(labels, "nominal")
-    return {
+    body = {
         "classes": list(QUALITY_DECISIONS),
         "images": int(rows.sum()),
         "labeled_images": int(labeled.any(axis=1).sum()),
@@ -130,21 +144,31 @@ def quality_figures(
             "mean": num(kappa.mean),
             "std": num(kappa.std),
             "pairs": kappa.n_pairs,
+            "excluded_pairs": kappa.n_excluded_pairs,
             "matrix": nums(kappa.kappa),
         },
         "fleiss_kappa_golden": {
             "kappa": num(fleiss.kappa),
             "images": fleiss.n_images,
             "dropped_incomplete": fleiss.n_images_dropped,
+            "raters": fleiss.n_raters,
+            "raters_left_out": int((~complete).sum()),
+            "krippendorff_alpha": num(alpha_golden.alpha),
         },
         "krippendorff_alpha_nominal": {"alpha": num(alpha.alpha), "images": alpha.n_images},
     }
+    add_quality_intervals(body, m, rows, f1, complete, min_co_labeled, resamples)
+    return body
 
 
 def severity_figures(
-    m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all", min_co_labeled: int = 1
+    m: LabelMatrix,
+    settings: Mapping[str, Any],
+    scope: str = "all",
+    resamples: int = DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """Seed 001's consensus and per-rater RMSE table with the bar, plus kappas and alpha."""
+    min_co_labeled = min_pair_images(settings)
     rows = m.scope_rows(scope)
     grades = m.grades[rows]
     scale = project_scale(settings)
@@ -152,13 +176,15 @@ def severity_figures(
     rmse = metrics.rater_rmse(m.grades, golden=m.golden)
     kappa = metrics.pairwise_severity_kappa(grades, scale, min_co_labeled=min_co_labeled)
     codes = metrics.grade_codes(grades, scale)
-    fleiss = metrics.fleiss_kappa(metrics.grade_codes(m.grades, scale), len(scale), golden=m.golden)
+    complete = complete_raters(~np.isnan(m.grades), m.golden)
+    all_codes = metrics.grade_codes(m.grades, scale)
+    fleiss = metrics.fleiss_kappa(all_codes, len(scale), golden=m.golden, raters=complete)
     ordinal = metrics.krippendorff_alpha(grades, "ordinal", value_domain=scale)
     interval = metrics.krippendorff_alpha(grades, "interval")
     graded = ~np.isnan(grades)
     cons_code = np.where(consensus.count > 0, consensus.grade - 1, -1)
     confusion = metrics.rater_vs_fused(codes, cons_code.astype(np.int64), len(scale)).confusion
-    return {
+    body = {
         "scale": scale,
         "images": int(rows.sum()),
         "graded_images": int((consensus.count > 0).sum()),
@@ -185,6 +211,7 @@ def severity_figures(
             "mean": num(kappa.mean),
             "std": num(kappa.std),
             "pairs": kappa.n_pairs,
+            "excluded_pairs": kappa.n_excluded_pairs,
             "matrix": nums(kappa.kappa),
         },
         "confusion": confusion.tolist(),
@@ -192,6 +219,8 @@ def severity_figures(
             "kappa": num(fleiss.kappa),
             "images": fleiss.n_images,
             "dropped_incomplete": fleiss.n_images_dropped,
+            "raters": fleiss.n_raters,
+            "raters_left_out": int((~complete).sum()),
         },
         "krippendorff_alpha": {
             "ordinal": num(ordinal.alpha),
@@ -199,14 +228,19 @@ def severity_figures(
             "images": ordinal.n_images,
         },
     }
+    add_severity_intervals(body, m, rows, scale, complete, min_co_labeled, resamples)
+    return body
 
 
 def agreement_figures(
-    m: LabelMatrix, settings: Mapping[str, Any], scope: str = "all"
+    m: LabelMatrix,
+    settings: Mapping[str, Any],
+    scope: str = "all",
+    resamples: int = DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """All agreement figures of the project's protocol for a scope (all / golden / fold)."""
     body = (quality_figures if m.protocol.value == "quality" else severity_figures)(
-        m, settings, scope
+        m, settings, scope, resamples
     )
     return {
         "project_id": m.project_id,

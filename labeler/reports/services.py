@@ -16,7 +16,9 @@ from ..errors import Conflict, NotFound, ValidationError
 from ..images.models import Image
 from ..labeling.models import Adjudication, Label
 from ..labeling.protocols import QUALITY_DECISIONS
+from ..metrics.bootstrap import DEFAULT_RESAMPLES
 from ..projects.models import Project
+from ..validation import clean_id, clean_text
 from .figures import agreement_figures, fuse
 from .matrix import SCOPES, load_label_matrix
 
@@ -30,10 +32,19 @@ def check_scope(scope: str | None) -> str:
     return scope
 
 
-def project_agreement(session: Session, project: Project, scope: str = "all") -> dict[str, Any]:
-    """All agreement figures of a project for a scope (all / golden / fold)."""
+# The dashboard draws fewer resamples than the JSON and exports (2000) to stay fast; it says so.
+DASHBOARD_RESAMPLES = 1000
+
+
+def project_agreement(
+    session: Session, project: Project, scope: str = "all", resamples: int = DEFAULT_RESAMPLES
+) -> dict[str, Any]:
+    """All agreement figures of a project for a scope (all / golden / fold), with intervals."""
     return agreement_figures(
-        load_label_matrix(session, project), project.settings or {}, check_scope(scope)
+        load_label_matrix(session, project),
+        project.settings or {},
+        check_scope(scope),
+        resamples,
     )
 
 
@@ -113,6 +124,8 @@ def adjudicate(
     """Record a lead's decision for a tied image (one per image; a new decision replaces it, audited)."""
     if project.protocol.value != "quality":
         raise ValidationError("only quality projects have class ties to adjudicate")
+    image_id = clean_id(image_id, "image_id")
+    note = clean_text(note, "the note", max_len=2000, collapse=False)
     image = session.get(Image, image_id)
     if image is None or image.project_id != project.id:
         raise NotFound(f"no image {image_id} in this project")
@@ -137,7 +150,7 @@ def adjudicate(
         session.add(adj)
     adj.decision, adj.note, adj.decided_by_id = (
         decision,
-        (note or "").strip()[:2000] or None,
+        note,
         actor.id,
     )
     adj.decided_at = utcnow()

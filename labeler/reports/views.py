@@ -11,7 +11,14 @@ from ..db import get_session
 from ..errors import LabelerError
 from ..labeling.protocols import QUALITY_DECISIONS
 from .http import export_response, managed_project
-from .services import adjudicate, check_scope, project_agreement, rater_progress, tie_list
+from .services import (
+    DASHBOARD_RESAMPLES,
+    adjudicate,
+    check_scope,
+    project_agreement,
+    rater_progress,
+    tie_list,
+)
 
 bp = Blueprint("reports", __name__)
 
@@ -26,7 +33,7 @@ def dashboard(project_id: int):
         "reports/dashboard.html",
         project=project,
         scope=scope,
-        figures=project_agreement(db, project, scope),
+        figures=project_agreement(db, project, scope, DASHBOARD_RESAMPLES),
         progress=rater_progress(db, project),
         ties=len(tie_list(db, project)),
     )
