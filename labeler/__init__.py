@@ -27,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .projects import member_views, settings_views  # noqa: F401  (their routes join projects_bp)
     from .projects.views import bp as projects_bp
     from .reports.views import bp as reports_bp
+    from .training import prescreen
     from .training.views import bp as training_bp
 
     settings = load_settings(config)
@@ -51,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(reports_bp)
     app.register_blueprint(training_bp)
     app.register_blueprint(admin_bp)
+    prescreen.init_app(app)  # training's step after every image import
     cli.init_app(app)
     csp = content_security_policy(app.config)
 

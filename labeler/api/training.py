@@ -25,9 +25,8 @@ from ..training.services import (
     project_models,
     run_dict,
     run_for_model,
-    start_run,
 )
-from ..training.worker import start_worker
+from ..training.worker import launch_run
 from .blueprint import bp
 from .projects import json_body
 
@@ -49,16 +48,16 @@ def start_run_api(project_id: int):
     db = get_session()
     project = authorized_project(project_id)
     body = json_body()
-    run = start_run(
+    run = launch_run(
         db,
+        current_app.config,
         current_user,
         project,
         kind=body.get("kind"),
         seed=body.get("seed"),
         epochs=body.get("epochs"),
+        checkpoint=db.commit,
     )
-    db.commit()
-    start_worker(db, current_app.config, run)
     db.commit()
     return jsonify(run_dict(run)), 202
 

@@ -11,9 +11,8 @@ from flask.cli import AppGroup, with_appcontext
 
 from ..db import CommandSession
 from ..projects.services import find_project
-from ..training.prescreen import prescreen_import
 from .journal import recover_interrupted_imports
-from .services import import_images, read_manifest
+from .services import import_images, read_manifest, run_import_hooks
 from .sources import iter_source
 from .storage import app_storage
 
@@ -53,7 +52,7 @@ def images_import(project: str, path: Path, manifest: Path | None) -> None:
                 progress=lambda _n: bar.update(1),
             )
 
-        prescreen_import(s, current_app.config, proj, summary, storage)
+        run_import_hooks(s, current_app.config, proj, summary, storage)
     for row in summary.rejected:
         click.echo(f"rejected {row['filename']}: {row['error']}")
     if summary.duplicates and not summary.imported:

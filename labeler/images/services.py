@@ -44,9 +44,10 @@ class ImportSummary:
     imported: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
-    prescreen: dict | None = (
-        None  # set by the prescreen step right after the import (labeler.training)
-    )
+    after_import: dict[str, dict] = field(
+        default_factory=dict
+    )  # each import hook's result, by name
+    notes: list[str] = field(default_factory=list)  # what the hooks want said in the summary line
 
     def as_dict(self) -> dict:
         return {
@@ -54,17 +55,51 @@ class ImportSummary:
             "imported": self.imported,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
-            "prescreen": self.prescreen,
+            **self.after_import,
         }
 
     def line(self) -> str:
         line = f"{len(self.imported)} imported, {len(self.duplicates)} duplicates, {len(self.rejected)} rejected"
-        pre = self.prescreen or {}
-        if pre.get("status") == "done":
-            line += f"; prescreen flagged {pre['flagged']} of {pre['screened']} as poor quality"
-        elif pre.get("status") == "skipped":
-            line += f"; prescreen skipped: {pre['reason']}"
-        return line
+        return "; ".join([line, *self.notes])
+
+
+@dataclass(frozen=True)
+class ImportHook:
+    """A step run right after every import of a project's images (registered by other features).
+
+    ``run(session, config, project, image_ids, storage)`` looks at the new images, may flush, never
+    commits, and returns a JSON-able result reported in the summary under ``name``; ``describe(result)``
+    says it in a few words for the summary line (or None). A hook must not fail the import.
+    """
+
+    name: str
+    run: Callable[[Session, Mapping[str, Any], Project, list[int], Storage], dict[str, Any]]
+    describe: Callable[[dict[str, Any]], str | None] = lambda _result: None
+
+
+IMPORT_HOOKS: dict[str, ImportHook] = {}
+
+
+def register_import_hook(hook: ImportHook) -> None:
+    """Run `hook` after every import (called once at app setup; registering again replaces it)."""
+    IMPORT_HOOKS[hook.name] = hook
+
+
+def run_import_hooks(
+    session: Session,
+    config: Mapping[str, Any],
+    project: Project,
+    summary: ImportSummary,
+    storage: Storage,
+) -> None:
+    """The step right after an import: each registered hook sees the images it added."""
+    ids = [row["id"] for row in summary.imported if row.get("id")]
+    for hook in IMPORT_HOOKS.values():
+        result = hook.run(session, config, project, ids, storage)
+        summary.after_import[hook.name] = result
+        note = hook.describe(result)
+        if note:
+            summary.notes.append(note)
 
 
 def read_manifest(data: bytes | str) -> dict[str, dict]:
@@ -241,9 +276,7 @@ def import_uploads(
         source_label=source_label,
         checkpoint=checkpoint,
     )
-    from ..training.prescreen import prescreen_import
-
-    prescreen_import(session, config, project, summary, storage)
+    run_import_hooks(session, config, project, summary, storage)
     return summary
 
 

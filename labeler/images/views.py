@@ -11,6 +11,7 @@ from ..auth.permissions import require, role_required
 from ..db import get_session
 from ..projects.access import authorized_project, can_manage_project
 from ..projects.services import get_project
+from ..training.prescreen import flagged_filter
 from .models import Image
 from .services import import_uploads
 from .storage import app_storage
@@ -28,8 +29,6 @@ def project_images(project_id: int):
     flagged = request.args.get("flagged") == "1"  # only images the prescreen judged poor quality
     where = [Image.project_id == project.id]
     if flagged:
-        from ..training.prescreen import flagged_filter
-
         where.append(flagged_filter())
     total = db.scalar(select(func.count(Image.id)).where(*where)) or 0
     images = db.scalars(

@@ -19,14 +19,13 @@ from ..projects.services import find_project
 from ..reports.export import training_manifest
 from .prescreen import loaded_model
 from .services import (
-    get_run,
     latest_evaluation,
     models_dir,
     rater_figures,
     run_for_model,
     start_run,
 )
-from .worker import execute_run, start_worker
+from .worker import execute_run, launch_run
 
 ml_cli = AppGroup("ml", help="Quality and severity models: train, evaluate, predict, list.")
 
@@ -54,16 +53,26 @@ def ml_train(project: str, kind: str | None, seed: int, epochs: int | None, wait
     """Train a model from PROJECT's labels (id or name); evaluate it on the golden set."""
     config = current_app.config
     with CommandSession() as s:
-        run = start_run(s, None, find_project(s, project), kind=kind, seed=seed, epochs=epochs)
-        run_id = run.id
+        proj = find_project(s, project)
+        if wait:  # trained below, in this process
+            run = start_run(s, None, proj, kind=kind, seed=seed, epochs=epochs)
+        else:
+            run = launch_run(
+                s,
+                {**config, "ML_SPAWN_WORKER": True},
+                None,
+                proj,
+                kind=kind,
+                seed=seed,
+                epochs=epochs,
+                checkpoint=s.commit,
+            )
+        run_id, pid = run.id, run.pid
     click.echo(f"training run {run_id} queued")
     if not wait:
-        with CommandSession() as s:
-            run = get_run(s, run_id)
-            start_worker(s, {**config, "ML_SPAWN_WORKER": True}, run)
-            click.echo(
-                f"worker started (pid {run.pid}); log in {Path(config['ML_DIR']) / 'runs' / str(run_id)}"
-            )
+        click.echo(
+            f"worker started (pid {pid}); log in {Path(config['ML_DIR']) / 'runs' / str(run_id)}"
+        )
         return
     bars: dict[str, object] = {}
 

@@ -15,12 +15,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import ml
 from ..errors import LabelerError
 from ..images.models import Image
+from ..images.services import ImportHook, register_import_hook
 from ..projects.models import Project
+from .services import models_dir
 
 log = logging.getLogger(__name__)
 FLAG_CLASS = "poor_quality"
@@ -31,8 +35,6 @@ _LOCK = threading.Lock()
 
 def loaded_model(folder: Path):  # a labeler.ml LoadedModel
     """A model folder opened once per process (the ONNX session is reused across requests)."""
-    from .. import ml
-
     key = (str(folder), (folder / "model.onnx").stat().st_mtime)
     with _LOCK:
         if key in _CACHE:
@@ -57,9 +59,6 @@ def prescreen_images(
 
     Returns ``{"status": "off" | "done" | "skipped", ...}``; flushes, never commits.
     """
-    from .. import ml
-    from .services import models_dir
-
     model_id = (project.settings or {}).get("prescreen_model_id")
     ids = list(image_ids)
     if not model_id:
@@ -106,15 +105,21 @@ def prescreen_images(
     }
 
 
-def prescreen_import(
-    session: Session, config: Mapping[str, Any], project: Project, summary: Any, storage: Any
-) -> dict[str, Any]:
-    """The step right after an import: prescreen the images it added and attach the result to its summary."""
-    result = prescreen_images(
-        session, config, project, [r["id"] for r in summary.imported if r.get("id")], storage
-    )
-    summary.prescreen = result
-    return result
+def describe_prescreen(result: dict[str, Any]) -> str | None:
+    """The prescreen's words in an import's summary line."""
+    if result.get("status") == "done":
+        return f"prescreen flagged {result['flagged']} of {result['screened']} as poor quality"
+    if result.get("status") == "skipped":
+        return f"prescreen skipped: {result['reason']}"
+    return None
+
+
+PRESCREEN_HOOK = ImportHook("prescreen", prescreen_images, describe_prescreen)
+
+
+def init_app(_app: Flask) -> None:
+    """Prescreen every import with the project's quality model (when its settings name one)."""
+    register_import_hook(PRESCREEN_HOOK)
 
 
 def flagged_filter():  # a SQL expression

@@ -16,6 +16,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from .. import ml
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
@@ -31,17 +32,14 @@ from .services import (
     run_dict,
     run_for_model,
     set_prescreen_model,
-    start_run,
 )
-from .worker import start_worker
+from .worker import launch_run
 
 bp = Blueprint("training", __name__)
 
 
 def project_model(project: Project, model_id: str):
     """(folder, run) of a model trained from this project; 404 for anything else."""
-    from .. import ml
-
     run = run_for_model(get_session(), model_id)
     if run is None or run.project_id != project.id:
         raise NotFound(f"no model {model_id!r} in this project", code="model_not_found")
@@ -78,19 +76,19 @@ def train(project_id: int):
     try:
         if not request.form.get("kind"):
             raise ValidationError("choose the kind of model to train")
-        run = start_run(
+        run = launch_run(
             db,
+            current_app.config,
             current_user,
             project,
             kind=request.form.get("kind"),
             seed=request.form.get("seed"),
             epochs=request.form.get("epochs"),
+            checkpoint=db.commit,
         )
     except LabelerError as exc:
         db.rollback()
         return _models_page(project, exc.message, exc.status)
-    db.commit()
-    start_worker(db, current_app.config, run)
     db.commit()
     flash(f"Training run {run.id} started.")
     return redirect(url_for("training.models_page", project_id=project.id))

@@ -23,13 +23,14 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import ROOT, create_app, ml
+from ..auth.models import User
 from ..db import database, utcnow
 from ..errors import LabelerError
 from ..projects.models import Project
 from ..reports.export import training_manifest
 from .models import RunStatus, TrainingRun
 from .processes import CHILDREN, reap_children
-from .services import cache_dir, models_dir, rater_figures, run_dir
+from .services import cache_dir, models_dir, rater_figures, run_dir, start_run
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
@@ -81,6 +82,28 @@ def start_worker(session: Session, config: Mapping[str, Any], run: TrainingRun) 
         if run.status is RunStatus.queued:  # the worker may already have claimed it
             run.pid, run.host = pid, socket.gethostname()
     session.flush()
+
+
+def launch_run(
+    session: Session,
+    config: Mapping[str, Any],
+    actor: User | None,
+    project: Project,
+    *,
+    kind: Any = None,
+    seed: Any = None,
+    epochs: Any = None,
+    checkpoint: Callable[[], None],
+) -> TrainingRun:
+    """Queue a training run and start its worker: the one starter for the page, the API and the CLI.
+
+    `checkpoint` is the caller's commit: the worker is another process and reads the run from the
+    database, so the queued run is committed before the worker starts. The pid is flushed after.
+    """
+    run = start_run(session, actor, project, kind=kind, seed=seed, epochs=epochs)
+    checkpoint()
+    start_worker(session, config, run)
+    return run
 
 
 class _Progress:
