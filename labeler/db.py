@@ -37,6 +37,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+    else:
+        # a pooled connection the server has dropped (restart, failover, pg_terminate_backend, idle
+        # timeout) is found by a ping at checkout and replaced, instead of failing the request with a 500
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
 

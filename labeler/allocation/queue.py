@@ -1,4 +1,5 @@
-"""A rater's own queue: the next item, one item by its opaque id, progress per project.
+"""A rater's own queue: the next item, one item by its opaque id, progress per project; and the
+per-project queue lock that serializes rebalancing against submitting and serving.
 
 Everything here is rater-facing, so nothing returned tells golden from fold items: the same
 columns, the same queries and the same code path for both.
@@ -6,15 +7,58 @@ columns, the same queries and the same code path for both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Engine, case, exists, func, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
+from ..db import utcnow
 from ..errors import NotFound
 from ..projects.models import MemberRole, Project, ProjectMember
 from .models import ItemStatus, QueueItem
+
+# The queue lock (PostgreSQL): one transaction-scoped advisory lock per project, keyed
+# (QUEUE_LOCK_SPACE, project id). Rebalancing (add/remove a rater) holds it exclusively; submitting,
+# skipping and serving an item for the first time hold it shared. So a rebalance waits until every
+# submission in flight has committed and then sees its label (a labeled item never moves), and a
+# submission that arrives during a rebalance waits, then re-reads its item and finds it moved or kept.
+# Submits do not block each other (shared), and the lock costs no row writes. Row locks alone would
+# not do: a rebalance reads the whole project (labels, loads, holders) to decide, and a label inserted
+# after that read but before its commit is exactly the race that put one image in two queues.
+# SQLite needs nothing more: its writing transactions begin IMMEDIATE (labeler/db.py), one at a time.
+QUEUE_LOCK_SPACE = (
+    0x4C42  # "LB": first key of the two-int advisory lock (other features pick others)
+)
+
+
+def lock_project_queues(session: Session, project_id: int, *, exclusive: bool = False) -> None:
+    """Hold the project's queue lock until the transaction ends: shared to submit, exclusive to rebalance."""
+    if session.get_bind().dialect.name == "postgresql":
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(
+            text(f"SELECT {fn}(:space, :project)"),
+            {"space": QUEUE_LOCK_SPACE, "project": project_id},
+        )
+
+
+def _begin_immediate(session: Session) -> None:
+    """SQLite: make sure a reading request's transaction holds the write lock (BEGIN IMMEDIATE).
+
+    Writing requests already begin IMMEDIATE. A reading request (a GET that records the first time an
+    item was shown) began a deferred transaction, which cannot take the write lock once another writer
+    has committed since its first read. It has only read, so it ends and begins again IMMEDIATE (the
+    caller re-reads what it needs). Tests bind sessions to one shared connection: nothing to do there.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or not isinstance(bind, Engine):
+        return
+    if session.connection().get_execution_options().get("sqlite_immediate"):
+        return
+    session.rollback()
+    session.connection(execution_options={"sqlite_immediate": True})
 
 
 @dataclass(frozen=True)
@@ -54,17 +98,77 @@ def next_item(session: Session, rater: User, project: Project) -> QueueItem | No
     return None
 
 
+def _still_a_rater(rater_id: int):
+    """The item's project still counts the rater among its raters (a removed rater keeps no access)."""
+    return exists().where(
+        ProjectMember.project_id == QueueItem.project_id,
+        ProjectMember.user_id == rater_id,
+        ProjectMember.role == MemberRole.rater,
+    )
+
+
 def get_item_for_rater(session: Session, rater: User, public_id: str) -> QueueItem:
-    """The rater's own item; anything else (another rater's item, an unknown id) is a plain 404."""
+    """The rater's own item; anything else (another rater's item, an unknown id, an item of a project
+    the rater was removed from) is a plain 404."""
     item = None
     if isinstance(public_id, str) and 0 < len(public_id) <= 32:
         item = session.scalar(
             select(QueueItem).where(
-                QueueItem.public_id == public_id, QueueItem.rater_id == rater.id
+                QueueItem.public_id == public_id,
+                QueueItem.rater_id == rater.id,
+                _still_a_rater(rater.id),
             )
         )
     if item is None:
         raise NotFound("no such item in your queue")
+    return item
+
+
+def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> QueueItem:
+    """Take the project's queue lock (shared) and re-read the item: it stays the rater's until commit.
+
+    The item was read before the lock; a rebalance that committed meanwhile may have moved it (only
+    never-shown items move) or removed the rater. Either way the rater no longer holds it: a 404 that
+    says so, and nothing is written.
+    """
+    lock_project_queues(session, item.project_id)
+    locked = session.scalar(
+        select(QueueItem)
+        .where(QueueItem.id == item.id, QueueItem.rater_id == rater.id, _still_a_rater(rater.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if locked is None:
+        raise NotFound(
+            "this item is no longer in your queue (the project's allocation changed); nothing was saved",
+            code="item_moved",
+        )
+    return locked
+
+
+def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueItem | None:
+    """Serve the item ``pick()`` finds, recording the first time it is shown (at most one write).
+
+    A rebalance moves only items never shown, so the stamp is written under the project's queue lock
+    and ``pick`` runs again under it: the item served is one that can no longer move.
+    """
+    item = pick()
+    if item is None or item.shown_at is not None:
+        return item
+    _begin_immediate(session)  # SQLite: the writer lock before the write (PostgreSQL: nothing)
+    lock_project_queues(session, item.project_id)
+    session.expire_all()  # re-read under the lock what was read before it
+    item = pick()
+    if item is not None and item.shown_at is None:
+        now = utcnow()
+        session.execute(
+            update(QueueItem)
+            .where(QueueItem.id == item.id, QueueItem.shown_at.is_(None))
+            .values(shown_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        # written above: nothing left for the ORM to flush
+        set_committed_value(item, "shown_at", now)
     return item
 
 

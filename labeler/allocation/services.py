@@ -12,6 +12,7 @@ import random
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -29,7 +30,7 @@ from ..projects.models import MemberRole, Project, ProjectMember
 from ..projects.services import add_member, remove_member
 from .models import Allocation, GoldenImage, ItemStatus, QueueItem
 from .planning import AllocationPlan, plan_allocation
-from .queue import get_item_for_rater, next_item, rater_progress
+from .queue import get_item_for_rater, lock_project_queues, next_item, rater_progress
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ __all__ = [
     "plan_allocation",
     "plan_summary",
     "preview_allocation",
+    "preview_rater_change",
     "rater_candidates",
     "rater_progress",
     "remove_rater",
@@ -289,6 +291,20 @@ def allocate(
 
 
 # -- changing raters later ------------------------------------------------------------------------
+# What may move (docs/domain.md section 2): a remaining rater's item moves only if it was never shown
+# to them (queue_items.shown_at is NULL), is not labeled and not skipped, and is not golden; a removed
+# rater's unlabeled work all moves (they lose access). Labels never move. Moved items land at random
+# places among the receiving rater's unseen items. Every change holds the project's queue lock
+# exclusively (allocation.queue.lock_project_queues), so no label is written while it decides.
+
+MOVE_RULE = (
+    "Only items that their rater has never been shown and has not labeled move; golden items and "
+    "labels never move."
+)
+REMOVE_RULE = (
+    "The removed rater's unlabeled items move to the other raters (the removed rater loses access); "
+    "their labels stay, read-only, in your dashboards and exports. Other raters' items do not move."
+)
 
 
 def _require_allocation(session: Session, project: Project) -> Allocation:
@@ -326,18 +342,18 @@ class _Items:
                 QueueItem.position,
                 QueueItem.is_golden,
                 QueueItem.status,
+                QueueItem.shown_at,
                 Image.case_id,
             )
             .join(Image, Image.id == QueueItem.image_id)
             .where(QueueItem.project_id == project.id)
         )
         self.rows = session.execute(stmt).all()
-        labeled = set(
+        self.labeled = set(
             session.execute(
                 select(Label.rater_id, Label.image_id).where(Label.project_id == project.id)
             ).all()
         )
-        self.labeled = labeled
         self.by_rater: dict[int, list[Any]] = defaultdict(list)
         for row in self.rows:
             self.by_rater[row.rater_id].append(row)
@@ -350,20 +366,32 @@ class _Items:
     def fold_load(self, rater_id: int) -> int:
         return sum(1 for r in self.by_rater.get(rater_id, []) if not r.is_golden)
 
-    def is_movable(self, row: Any) -> bool:
-        """Unlabeled work: never done, no label by this rater on this image."""
+    def is_unlabeled(self, row: Any) -> bool:
+        """Never done, no label by this rater on this image (a removed rater's work that moves)."""
         return (
             row.status is not ItemStatus.done and (row.rater_id, row.image_id) not in self.labeled
         )
 
+    def is_unseen(self, row: Any) -> bool:
+        """Never shown, never skipped, unlabeled: the only items a remaining rater may lose or gain around."""
+        return row.shown_at is None and row.status is ItemStatus.pending and self.is_unlabeled(row)
+
     def movable_groups(self, rater_id: int) -> list[list[Any]]:
-        """The rater's unlabeled fold items grouped by case, the group reached last in the queue first."""
+        """The rater's unseen fold items grouped by case, the group reached last in the queue first.
+
+        A case moves whole, so a case with any item already shown (or labeled) stays.
+        """
         groups: dict[Any, list[Any]] = {}
+        pinned: set[Any] = set()
         for row in self.by_rater.get(rater_id, []):
-            if not row.is_golden and self.is_movable(row):
-                key = ("case", row.case_id) if row.case_id else ("image", row.image_id)
-                groups.setdefault(key, []).append(row)
-        return sorted(groups.values(), key=lambda g: max(r.position for r in g), reverse=True)
+            if row.is_golden:
+                continue
+            key = ("case", row.case_id) if row.case_id else ("image", row.image_id)
+            groups.setdefault(key, []).append(row)
+            if not self.is_unseen(row):
+                pinned.add(key)
+        movable = [g for k, g in groups.items() if k not in pinned]
+        return sorted(movable, key=lambda g: max(r.position for r in g), reverse=True)
 
 
 def _reorder(
@@ -377,20 +405,32 @@ def _reorder(
     removed: set[int],
     now: Any,
 ) -> None:
-    """Rewrite a rater's queue: drop ``removed`` rows, slot new images at random open places, renumber 1..n."""
+    """Rewrite a rater's queue: drop ``removed`` rows, place new images at random among the unseen ones,
+    renumber 1..n. Items the rater has seen keep their order; nothing lands in front of them unseen
+    items did not already stand in front of."""
     kept = [r for r in items.by_rater.get(rater_id, []) if r.id not in removed]
-    order: list[Any] = list(kept)
-    first_open = next(
-        (i for i, r in enumerate(order) if r.status is not ItemStatus.done), len(order)
-    )
-    for image_id in new_images:  # random places among the work still ahead, like the first shuffle
-        order.insert(rng.randint(first_open, len(order)), image_id)
+    unseen = [r for r in kept if items.is_unseen(r)]
+    total = len(unseen) + len(new_images)
+    slots = set(rng.sample(range(total), len(new_images)))  # a uniform interleaving of old and new
+    fresh, old = iter(new_images), iter(unseen)
+    merged = [next(fresh) if k in slots else next(old) for k in range(total)]
+    order: list[Any] = []
+    m = 0
+    for row in kept:
+        if items.is_unseen(row):  # new images drawn before this unseen row go in front of it
+            while merged[m] is not row:
+                order.append(merged[m])
+                m += 1
+            m += 1
+        order.append(row)
+    order.extend(merged[m:])
     updates, inserts = [], []
+    ids = iter(new_public_ids(len(new_images)))
     for pos, entry in enumerate(order, start=1):
         if isinstance(entry, int):
             inserts.append(
                 {
-                    "public_id": new_public_id(),
+                    "public_id": next(ids),
                     "project_id": project.id,
                     "rater_id": rater_id,
                     "image_id": entry,
@@ -424,27 +464,41 @@ def _golden_ids(session: Session, project: Project) -> set[int]:
     )
 
 
-def add_rater(
-    session: Session, actor: User | None, project: Project, rater: str | User
-) -> dict[str, Any]:
-    """Add a rater to an allocated project: every golden image, plus unlabeled fold work moved from the
-    most loaded raters until loads differ by at most 1 (whole cases; labels never move)."""
+@dataclass
+class RaterChange:
+    """A planned add or removal: what moves where. Planning reads only; ``_apply_change`` writes."""
+
+    action: str  # "add" | "remove"
+    user: User
+    allocation: Allocation
+    items: _Items
+    golden: set[int]
+    rng: random.Random
+    removed: set[int] = field(default_factory=set)  # queue item ids leaving their rater
+    incoming: dict[int, list[int]] = field(default_factory=dict)  # rater id -> images they receive
+    moved_from: dict[int, int] = field(default_factory=dict)  # rater id -> items taken from them
+
+    @property
+    def moved(self) -> int:
+        """Fold items changing hands (golden images given to a new rater are not moves)."""
+        return sum(self.moved_from.values())
+
+
+def _plan_add(session: Session, project: Project, rater: str | User) -> RaterChange:
     allocation = _require_allocation(session, project)
     (user,) = resolve_raters(session, [rater])
     active = _active_rater_ids(session, project)
     if user.id in active:
         raise Conflict(f"{user.email} already has a queue in this project", code="already_rater")
-    add_member(session, actor, project, user, MemberRole.rater)
     items = _Items(session, project)
     golden = _golden_ids(session, project)
     rng = random.Random(f"{allocation.seed}:{allocation.version}:add:{user.id}")
+    change = RaterChange("add", user, allocation, items, golden, rng)
     mine = items.images_of(user.id)  # a returning rater keeps what they labeled before
     new_images = sorted(golden - mine)
     loads = {r: items.fold_load(r) for r in active}
     my_load = items.fold_load(user.id)
     pools = {r: items.movable_groups(r) for r in active}
-    removed: set[int] = set()
-    moved: dict[int, int] = defaultdict(int)
     donors = set(active)
     while donors:
         donor = max(sorted(donors), key=lambda r: loads[r])
@@ -464,46 +518,18 @@ def add_rater(
             continue
         pools[donor].remove(group)
         for row in group:
-            removed.add(row.id)
+            change.removed.add(row.id)
             new_images.append(row.image_id)
             mine.add(row.image_id)
         loads[donor] -= len(group)
         my_load += len(group)
-        moved[donor] += len(group)
-    _delete_items(session, removed)
-    now = utcnow()
-    for donor in moved:
-        _reorder(session, items, donor, project, [], golden, rng, removed, now)
+        change.moved_from[donor] = change.moved_from.get(donor, 0) + len(group)
     rng.shuffle(new_images)
-    _reorder(session, items, user.id, project, new_images, golden, rng, removed, now)
-    allocation.version += 1
-    session.flush()
-    session.expire_all()  # bulk statements bypassed the identity map
-    result = {
-        "rater": user.email,
-        "golden": len(golden - items.images_of(user.id)),
-        "moved": {str(k): v for k, v in sorted(moved.items())},
-        "fold": my_load,
-    }
-    record_event(
-        session,
-        actor,
-        "allocation.rater_add",
-        "allocation",
-        allocation.id,
-        project_id=project.id,
-        user_id=user.id,
-        version=allocation.version,
-        **result,
-    )
-    return result
+    change.incoming[user.id] = new_images
+    return change
 
 
-def remove_rater(
-    session: Session, actor: User | None, project: Project, rater: str | User
-) -> dict[str, Any]:
-    """Take a rater off a project: their labels and labeled items stay; their unlabeled fold work goes,
-    whole cases at a time, to the least loaded raters who do not already hold those images."""
+def _plan_remove(session: Session, project: Project, rater: str | User) -> RaterChange:
     allocation = _require_allocation(session, project)
     user = rater if isinstance(rater, User) else find_user_by_email(session, str(rater))
     active = _active_rater_ids(session, project)
@@ -518,11 +544,17 @@ def remove_rater(
     items = _Items(session, project)
     golden = _golden_ids(session, project)
     rng = random.Random(f"{allocation.seed}:{allocation.version}:remove:{user.id}")
+    change = RaterChange("remove", user, allocation, items, golden, rng)
     loads = {r: items.fold_load(r) for r in others}
     holds = {r: items.images_of(r) for r in others}
     incoming: dict[int, list[int]] = defaultdict(list)
-    groups = sorted(items.movable_groups(user.id), key=lambda g: min(r.position for r in g))
-    for group in groups:
+    leaving = [r for r in items.by_rater.get(user.id, []) if items.is_unlabeled(r)]
+    groups: dict[Any, list[Any]] = {}
+    for row in leaving:
+        if not row.is_golden:  # golden items simply go: every other rater holds every golden image
+            key = ("case", row.case_id) if row.case_id else ("image", row.image_id)
+            groups.setdefault(key, []).append(row)
+    for group in sorted(groups.values(), key=lambda g: min(r.position for r in g)):
         images = [r.image_id for r in group]
         eligible = [r for r in others if not holds[r].intersection(images)]
         if not eligible:
@@ -534,33 +566,127 @@ def remove_rater(
         incoming[receiver].extend(images)
         holds[receiver].update(images)
         loads[receiver] += len(images)
-    removed = {r.id for r in items.by_rater.get(user.id, []) if items.is_movable(r)}
-    kept = len(items.by_rater.get(user.id, [])) - len(removed)
-    _delete_items(session, removed)
-    now = utcnow()
+    change.removed = {r.id for r in leaving}
+    change.moved_from = {user.id: sum(len(v) for v in incoming.values())} if incoming else {}
     for receiver in sorted(incoming):
-        new_images = incoming[receiver]
-        rng.shuffle(new_images)
-        _reorder(session, items, receiver, project, new_images, golden, rng, removed, now)
-    _reorder(session, items, user.id, project, [], golden, rng, removed, now)
-    remove_member(session, actor, project, user, MemberRole.rater)
-    allocation.version += 1
+        rng.shuffle(incoming[receiver])
+    change.incoming = dict(incoming)
+    return change
+
+
+def _apply_change(session: Session, project: Project, change: RaterChange) -> None:
+    _delete_items(session, change.removed)
+    now = utcnow()
+    touched = set(change.moved_from) | set(change.incoming) | {change.user.id}
+    for rater_id in sorted(touched):
+        new_images = change.incoming.get(rater_id, [])
+        _reorder(
+            session,
+            change.items,
+            rater_id,
+            project,
+            new_images,
+            change.golden,
+            change.rng,
+            change.removed,
+            now,
+        )
+    change.allocation.version += 1
     session.flush()
     session.expire_all()  # bulk statements bypassed the identity map
+
+
+def _emails(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.email).where(User.id.in_(ids))).all())
+
+
+def preview_rater_change(
+    session: Session, project: Project, rater: str | User, *, remove: bool = False
+) -> dict[str, Any]:
+    """What adding (or removing) the rater would move, without writing: counts per rater and the rule."""
+    change = (_plan_remove if remove else _plan_add)(session, project, rater)
+    receivers = {r: len(v) for r, v in change.incoming.items() if r != change.user.id or remove}
+    names = _emails(session, set(change.moved_from) | set(receivers))
+    out: dict[str, Any] = {
+        "action": change.action,
+        "rater": change.user.email,
+        "moves": change.moved,
+        "moved_from": {names[r]: n for r, n in sorted(change.moved_from.items())},
+        "rule": REMOVE_RULE if remove else MOVE_RULE,
+    }
+    if remove:
+        out["moved_to"] = {names[r]: n for r, n in sorted(receivers.items())}
+        out["kept_labeled"] = len(change.items.by_rater.get(change.user.id, [])) - len(
+            change.removed
+        )
+    else:
+        out["golden"] = len(change.golden - change.items.images_of(change.user.id))
+        out["fold"] = change.items.fold_load(change.user.id) + change.moved
+    return out
+
+
+def add_rater(
+    session: Session, actor: User | None, project: Project, rater: str | User
+) -> dict[str, Any]:
+    """Add a rater to an allocated project: every golden image, plus fold work never shown to its rater
+    moved from the most loaded raters until loads differ by at most 1 (whole cases; labels never move)."""
+    lock_project_queues(session, project.id, exclusive=True)
+    change = _plan_add(session, project, rater)
+    user = change.user
+    add_member(session, actor, project, user, MemberRole.rater)
+    golden_new = len(change.golden - change.items.images_of(user.id))
+    fold = change.items.fold_load(user.id) + change.moved
+    _apply_change(session, project, change)
+    result = {
+        "rater": user.email,
+        "golden": golden_new,
+        "moved": {str(k): v for k, v in sorted(change.moved_from.items())},
+        "fold": fold,
+    }
+    record_event(
+        session,
+        actor,
+        "allocation.rater_add",
+        "allocation",
+        change.allocation.id,
+        project_id=project.id,
+        user_id=user.id,
+        version=change.allocation.version,
+        **result,
+    )
+    return result
+
+
+def remove_rater(
+    session: Session, actor: User | None, project: Project, rater: str | User
+) -> dict[str, Any]:
+    """Take a rater off a project: their labels and labeled items stay (read-only, for the leads); their
+    unlabeled work goes, whole cases at a time, to the least loaded raters who do not hold those images;
+    they keep no access to the project's items."""
+    lock_project_queues(session, project.id, exclusive=True)
+    change = _plan_remove(session, project, rater)
+    user = change.user
+    kept = len(change.items.by_rater.get(user.id, [])) - len(change.removed)
+    _apply_change(session, project, change)
+    remove_member(session, actor, project, user, MemberRole.rater)
+    session.flush()
     result = {
         "rater": user.email,
         "kept_labeled": kept,
-        "moved": {str(k): len(v) for k, v in sorted(incoming.items())},
+        "moved": {str(k): len(v) for k, v in sorted(change.incoming.items())},
     }
     record_event(
         session,
         actor,
         "allocation.rater_remove",
         "allocation",
-        allocation.id,
+        change.allocation.id,
         project_id=project.id,
         user_id=user.id,
-        version=allocation.version,
+        version=change.allocation.version,
         **result,
     )
     return result

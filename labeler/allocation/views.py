@@ -61,7 +61,7 @@ def form_params() -> dict[str, Any]:
     return params
 
 
-def _page(project, *, preview=None, params=None, error=None, status=200):
+def _page(project, *, preview=None, params=None, error=None, status=200, change=None):
     db = get_session()
     return render_template(
         "allocation/allocation_page.html",
@@ -71,6 +71,7 @@ def _page(project, *, preview=None, params=None, error=None, status=200):
         preview=preview,
         params=params or {},
         error=error,
+        change=change,
     ), status
 
 
@@ -118,6 +119,23 @@ def rater_add(project_id: int):
     return _change_rater(
         project_id, services.add_rater, "Added {rater}: {fold} fold items and the golden set."
     )
+
+
+@bp.post("/projects/<int:project_id>/allocation/raters/preview")
+@role_required(Role.lead, Role.admin)
+def rater_change_preview(project_id: int):
+    """What adding or removing the rater would move (form: email, action=add|remove); writes nothing."""
+    project = _project(project_id)
+    try:
+        change = services.preview_rater_change(
+            get_session(),
+            project,
+            request.form.get("email", ""),
+            remove=request.form.get("action") == "remove",
+        )
+    except LabelerError as exc:
+        return _page(project, error=exc.message, status=exc.status)
+    return _page(project, change=change)
 
 
 @bp.post("/projects/<int:project_id>/allocation/raters/remove")

@@ -13,7 +13,13 @@ from flask_login import current_user
 
 from ..allocation import services
 from ..allocation.models import QueueItem
-from ..allocation.queue import get_item_for_rater, is_project_rater, next_item, queue_total
+from ..allocation.queue import (
+    get_item_for_rater,
+    is_project_rater,
+    next_item,
+    queue_total,
+    serve_item,
+)
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session
@@ -103,6 +109,18 @@ def add_rater_api(project_id: int):
     return jsonify(change=change, summary=services.summary(db, project)), 201
 
 
+@bp.post("/projects/<int:project_id>/allocation/raters/preview")
+@role_required(Role.lead, Role.admin)
+def rater_change_preview_api(project_id: int):
+    """What adding ({"email"}) or removing ({"email", "remove": true}) a rater would move; writes nothing."""
+    db, project = _managed_project(project_id)
+    body = json_body()
+    remove = body.get("remove", False)
+    if not isinstance(remove, bool):
+        raise ValidationError("remove must be true or false", code="invalid_remove")
+    return jsonify(services.preview_rater_change(db, project, _email(body), remove=remove))
+
+
 @bp.post("/projects/<int:project_id>/allocation/raters/remove")
 @role_required(Role.lead, Role.admin)
 def remove_rater_api(project_id: int):
@@ -129,17 +147,20 @@ def queue_next_api(project_id: int):
     project = get_project(db, project_id)
     if not is_project_rater(db, current_user, project):
         raise NotFound(f"no project with id {project_id}")
-    item = next_item(db, current_user, project)
-    return jsonify(item=item_json(item, queue_total(db, item)) if item else None)
+    item = serve_item(db, lambda: next_item(db, current_user, project))
+    body = item_json(item, queue_total(db, item)) if item else None
+    db.commit()  # the first-shown stamp, if this was the item's first showing
+    return jsonify(item=body)
 
 
 @bp.get("/items/<public_id>")
 @signed_in
 def item_api(public_id: str):
     db = get_session()
-    item = get_item_for_rater(db, current_user, public_id)
+    item = serve_item(db, lambda: get_item_for_rater(db, current_user, public_id))
     body = item_json(item, queue_total(db, item))
     body["status"] = item.status.value
+    db.commit()  # the first-shown stamp
     return jsonify(item=body)
 
 
@@ -148,8 +169,9 @@ def item_api(public_id: str):
 def item_image(public_id: str):
     """The display image; no ETag, no Last-Modified, no file name, never cached (blinding)."""
     db = get_session()
-    item = get_item_for_rater(db, current_user, public_id)
+    item = serve_item(db, lambda: get_item_for_rater(db, current_user, public_id))
     image = db.get(Image, item.image_id)
+    db.commit()  # the first-shown stamp (the page prefetches the next image: fetched counts as shown)
     storage = current_app.extensions["labeler_storage"]
     try:
         with storage.open(image.display_key) as fh:

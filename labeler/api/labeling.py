@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import jsonify, request
 from flask_login import current_user
 
+from ..allocation.queue import serve_item
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session
@@ -29,14 +30,16 @@ LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grad
 @role_required(Role.rater)
 def get_label(public_id: str):
     db = get_session()
-    item = own_item(db, current_user, public_id)
-    return jsonify(
-        item=item.public_id,
-        status=item.status.value,
-        label=label_dict(current_label(db, current_user, item)),
-        history=[revision_dict(r) for r in label_history(db, current_user, item)],
-        queue=queue_context(db, current_user, item).as_dict(),
-    )
+    item = serve_item(db, lambda: own_item(db, current_user, public_id))
+    body = {
+        "item": item.public_id,
+        "status": item.status.value,
+        "label": label_dict(current_label(db, current_user, item)),
+        "history": [revision_dict(r) for r in label_history(db, current_user, item)],
+        "queue": queue_context(db, current_user, item).as_dict(),
+    }
+    db.commit()  # the first-shown stamp (the labeling page loads and prefetches items here)
+    return jsonify(body)
 
 
 @bp.put("/items/<public_id>/label")

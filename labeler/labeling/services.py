@@ -16,12 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..allocation.models import ItemStatus, QueueItem
-from ..allocation.queue import get_item_for_rater
+from ..allocation.queue import get_item_for_rater, lock_item_for_rater
 from ..audit.services import record_event
 from ..auth.models import User
 from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
-from ..projects.models import Project
+from ..projects.models import MemberRole, Project, ProjectMember
 from ..validation import clean_text, text_problem
 from . import icd10
 from .models import Label, LabelRevision
@@ -156,18 +156,12 @@ def submit_label(
     base_version = _clean_base_version(base_version)
     submission_id = _clean_submission_id(submission_id)
     spent = _clean_time(time_spent_ms)
+    # the item is the rater's until commit: no rebalance moves it while this label is written, and one
+    # that moved it before we got here answers 404 without writing (see allocation.queue)
+    item = lock_item_for_rater(session, rater, item)
 
     label = current_label(session, rater, item, for_update=True)
-    if (
-        label is not None
-        and submission_id is not None
-        and session.scalar(
-            select(LabelRevision.id).where(
-                LabelRevision.label_id == label.id, LabelRevision.submission_id == submission_id
-            )
-        )
-        is not None
-    ):
+    if label is not None and _already_recorded(session, label, submission_id):
         return label  # a retried submit: already recorded
     if label is None:
         if base_version:
@@ -187,10 +181,12 @@ def submit_label(
             with session.begin_nested():
                 session.add(label)
                 session.flush()
-        except IntegrityError:  # another tab created it between our read and our insert
+        except IntegrityError:  # another request created it between our read and our insert
             existing = current_label(session, rater, item)
             if existing is None:
                 raise
+            if _already_recorded(session, existing, submission_id):
+                return existing  # the same submission sent twice at once: both get the one label
             raise _conflict(
                 existing, "this image was labeled meanwhile (another tab?); review the saved answer"
             ) from None
@@ -244,6 +240,20 @@ def submit_label(
     return label
 
 
+def _already_recorded(session: Session, label: Label, submission_id: str | None) -> bool:
+    """The submission id is one of the label's revisions (a retry, or a duplicate sent at once)."""
+    if submission_id is None:
+        return False
+    return (
+        session.scalar(
+            select(LabelRevision.id).where(
+                LabelRevision.label_id == label.id, LabelRevision.submission_id == submission_id
+            )
+        )
+        is not None
+    )
+
+
 def _apply(label: Label, clean: CleanLabel, submission_id: str | None) -> None:
     label.decision = clean.decision
     label.icd10 = clean.icd10
@@ -259,6 +269,7 @@ def skip_item(
     """Put the item aside (served again after the unlabeled ones). A skip is not a label; a labeled item stays done."""
     _check_owner(rater, item)
     reason = clean_text(reason, "the reason", max_len=MAX_TEXT, field="reason")
+    item = lock_item_for_rater(session, rater, item)
     if item.status is ItemStatus.done:
         return item
     item.status = ItemStatus.skipped
@@ -299,13 +310,22 @@ class LabeledItem:
 
 
 def my_labels(session: Session, rater: User, project: Project | None = None) -> list[LabeledItem]:
-    """The rater's labeled items (most recently changed first), each with its current label."""
+    """The rater's labeled items (most recently changed first), each with its current label; none of a
+    project the rater was removed from (the labels stay, for the project's leads only)."""
     stmt = (
         select(QueueItem, Label, Project)
         .join(
             Label, and_(Label.rater_id == QueueItem.rater_id, Label.image_id == QueueItem.image_id)
         )
         .join(Project, Project.id == QueueItem.project_id)
+        .join(
+            ProjectMember,
+            and_(
+                ProjectMember.project_id == QueueItem.project_id,
+                ProjectMember.user_id == rater.id,
+                ProjectMember.role == MemberRole.rater,
+            ),
+        )
         .where(QueueItem.rater_id == rater.id)
         .order_by(Label.updated_at.desc(), QueueItem.id.desc())
     )

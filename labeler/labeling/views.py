@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
+from ..allocation.queue import serve_item
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
@@ -20,7 +21,7 @@ ID = "__ID__"  # placeholder the page script replaces with an item's public id
 @role_required(Role.rater)
 def item_page(public_id: str):
     db = get_session()
-    item = own_item(db, current_user, public_id)
+    item = serve_item(db, lambda: own_item(db, current_user, public_id))
     project = db.get(Project, item.project_id)
     spec = form_spec(project.protocol.value, project.settings or {})
     state = {
@@ -38,6 +39,7 @@ def item_page(public_id: str):
             "done": url_for("labeling.my_labels_page"),
         },
     }
+    db.commit()  # the first-shown stamp
     return render_template(
         "labeling/item_page.html", project=project, spec=spec, state=state, queue=state["queue"]
     )

@@ -14,6 +14,8 @@ def make_item(db):
 
     from labeler.allocation.models import QueueItem
     from labeler.images.models import Image
+    from labeler.projects.models import MemberRole
+    from labeler.projects.services import add_member
 
     def _make(rater, project, *, position: int | None = None, image=None):
         if image is None:
@@ -41,6 +43,8 @@ def make_item(db):
                 )
                 or 0
             ) + 1
+        # a queue item belongs to a rater of the project (a removed rater keeps no access to items)
+        add_member(db, None, project, rater, MemberRole.rater)
         item = QueueItem(
             public_id=uuid.uuid4().hex[:20],
             project_id=project.id,

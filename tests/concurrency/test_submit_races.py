@@ -1,0 +1,198 @@
+"""Submitting against itself and against rebalancing, on real separate connections (both databases).
+
+These tests commit, so each uses a database of its own (helpers.fresh_database: a SQLite file, or a new
+PostgreSQL database next to LABELER_TEST_DATABASE_URL's), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+from concurrency_harness import image_row
+from helpers import fresh_database, login, make_config
+from sqlalchemy import func, select, text
+
+from labeler import create_app
+from labeler.allocation import services
+from labeler.allocation.models import ItemStatus, QueueItem
+from labeler.auth.models import Role, User
+from labeler.auth.services import add_user
+from labeler.db import Database, make_engine
+from labeler.errors import NotFound
+from labeler.labeling import services as labeling
+from labeler.labeling.models import Label, LabelRevision
+from labeler.projects.models import Project
+from labeler.projects.services import create_project
+
+PG_URL = os.environ.get("LABELER_TEST_DATABASE_URL")
+ANSWER = {"decision": "lesion", "icd10": "L70.0"}
+
+
+@pytest.fixture()
+def world(tmp_path):
+    """A fresh database with a project of 40 images allocated to two raters; yields (Database, ids)."""
+    with fresh_database(tmp_path, PG_URL) as url:
+        database = Database(url)
+        with database.session_factory() as s:
+            lead = add_user(s, None, "lead@race.test", "Lead", {Role.lead, Role.admin})
+            raters = [add_user(s, None, f"r{i}@race.test", f"R{i}", {Role.rater}) for i in range(3)]
+            project = create_project(s, lead, "race", "quality")
+            s.add_all(image_row(project.id) for _ in range(40))
+            s.flush()
+            services.allocate(s, lead, project, raters[:2], golden_size=0, overlap=1, seed=7)
+            s.commit()
+            ids = {"lead": lead.id, "project": project.id, "raters": [r.id for r in raters]}
+        yield database, ids
+        database.engine.dispose()
+
+
+def first_item(s, rater_id: int) -> QueueItem:
+    return s.scalar(
+        select(QueueItem)
+        .where(QueueItem.rater_id == rater_id)
+        .order_by(QueueItem.position)
+        .limit(1)
+    )
+
+
+def test_the_same_first_submission_twice_at_once_gets_the_one_label_twice(world, monkeypatch):
+    """Both requests read "no label yet" before either writes (the window is held open): both get 200
+    with the same label, and one revision is recorded."""
+    database, ids = world
+    rater_id = ids["raters"][0]
+    with database.session_factory() as s:
+        public_id = first_item(s, rater_id).public_id
+    both_read = threading.Barrier(2, timeout=3)
+    original = labeling.current_label
+
+    def read_then_wait(session, rater, item, *, for_update=False):
+        found = original(session, rater, item, for_update=for_update)
+        if for_update:
+            try:  # with the item locked, the second request waits for the lock instead: no meeting
+                both_read.wait()
+            except threading.BrokenBarrierError:
+                pass
+        return found
+
+    monkeypatch.setattr(labeling, "current_label", read_then_wait)
+    submission = uuid.uuid4().hex
+    results: list[object] = []
+
+    def submit():
+        with database.write_session_factory() as s:
+            try:
+                rater = s.get(User, rater_id)
+                item = labeling.own_item(s, rater, public_id)
+                label = labeling.submit_label(
+                    s,
+                    rater,
+                    item,
+                    ANSWER,
+                    base_version=0,
+                    submission_id=submission,
+                    time_spent_ms=900,
+                )
+                out = (label.id, label.version)
+                s.commit()
+                results.append(out)
+            except Exception as exc:  # noqa: BLE001  (asserted below, in the test's thread)
+                s.rollback()
+                results.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 2 and results[0] == results[1], results
+    with database.session_factory() as s:
+        assert s.scalar(select(func.count(Label.id))) == 1
+        assert s.scalar(select(func.count(LabelRevision.id))) == 1
+        assert s.scalar(select(QueueItem.status).where(QueueItem.public_id == public_id)) is (
+            ItemStatus.done
+        )
+
+
+def test_a_submit_for_an_item_moved_before_it_got_the_lock_answers_404_and_writes_nothing(world):
+    """The rater's request read the item; a rebalance moved it (never shown) and committed; then the
+    submit runs: a clear 404, no label, no 500 (it was StaleDataError, or a label on a foreign item)."""
+    database, ids = world
+    rater_id, _, newcomer_id = ids["raters"]
+    submitter = database.write_session_factory()
+    rater = submitter.get(User, rater_id)
+    # the last item of the queue: the newcomer takes from the end of the most loaded queues
+    item = submitter.scalar(
+        select(QueueItem)
+        .where(QueueItem.rater_id == rater_id)
+        .order_by(QueueItem.position.desc())
+        .limit(1)
+    )
+    image_id = item.image_id
+    submitter.commit()  # PostgreSQL: read committed; SQLite: the read ends (the write lock is free)
+    with database.write_session_factory() as admin:
+        project = admin.get(Project, ids["project"])
+        services.add_rater(
+            admin, admin.get(User, ids["lead"]), project, admin.get(User, newcomer_id)
+        )
+        admin.commit()
+        assert admin.scalar(select(QueueItem.rater_id).where(QueueItem.image_id == image_id)) == (
+            newcomer_id
+        )
+    try:
+        with pytest.raises(NotFound, match="no longer in your queue"):
+            labeling.submit_label(
+                submitter, rater, item, ANSWER, base_version=0, submission_id="x", time_spent_ms=1
+            )
+        with pytest.raises(NotFound, match="no longer in your queue"):
+            labeling.skip_item(submitter, rater, item)
+    finally:
+        submitter.rollback()
+        submitter.close()
+    with database.session_factory() as s:
+        assert s.scalar(select(func.count(Label.id))) == 0
+
+
+def test_a_request_after_the_servers_connections_were_terminated_succeeds(tmp_path):
+    """PostgreSQL drops every connection (restart, failover, pg_terminate_backend): the pooled ones are
+    stale, and the next request must get a fresh connection instead of a 500."""
+    if not PG_URL:
+        pytest.skip(
+            "PostgreSQL only: set LABELER_TEST_DATABASE_URL (SQLite has no server connections)"
+        )
+    with fresh_database(tmp_path, PG_URL) as url:
+        app = create_app(make_config(tmp_path, url, TESTING=False))
+        database = app.extensions["labeler_db"]
+        with database.session_factory() as s:
+            rater = add_user(s, None, "r@kill.test", "R", {Role.rater})
+            lead = add_user(s, None, "l@kill.test", "L", {Role.lead})
+            project = create_project(s, lead, "kill", "quality")
+            s.add_all(image_row(project.id) for _ in range(4))
+            s.flush()
+            services.allocate(s, lead, project, [rater], seed=1)
+            s.commit()
+            project_id = project.id
+        client = app.test_client()
+        login(client, rater)
+        url_next = f"/api/v1/projects/{project_id}/queue/next"
+        assert client.get(url_next).status_code == 200
+        name = url.rsplit("/", 1)[1]
+        killer = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with killer.connect() as conn:
+                killed = conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                ).scalar()
+            assert killed >= 1  # the pool held the connection of the request above
+            for _ in range(3):  # every stale pooled connection, not only the first
+                resp = client.get(url_next)
+                assert resp.status_code == 200, resp.get_data(as_text=True)
+        finally:
+            killer.dispose()
+            database.engine.dispose()
