@@ -223,3 +223,30 @@ def test_severity_on_a_project_scale(client, db, build_project, scale, table, gr
     assert fig["bar_interval"]["low"] <= fig["bar"] <= fig["bar_interval"]["high"]
     for r in fig["raters"]:
         assert r["rmse_interval"]["low"] <= r["rmse"] <= r["rmse_interval"]["high"]
+
+
+def test_dashboard_shows_rounded_intervals_and_the_resamples(client, login_as, build_project):
+    import re
+
+    _codes, table = random_table(11, 30, 4)
+    b = build_project("quality", table, golden=set(range(10)))
+    fig = agreement(client, b)
+    login_as(b.lead)
+    html = client.get(f"/projects/{b.project.id}/dashboard").get_data(as_text=True)
+    macro = re.search(r'id="macro-f1">([^<]*)<span class="ci muted">\[([\d.]+), ([\d.]+)\]', html)
+    assert macro is not None
+    assert macro.group(1).startswith(f"{fig['macro_f1']['mean']:.2f} ± ")
+    assert float(macro.group(2)) <= float(macro.group(3))
+    note = re.search(r'id="bootstrap-note">[^<]*', html).group(0)
+    assert "1000 resamples" in note and "2000" in note and str(fig["bootstrap"]["seed"]) in note
+    bar = re.search(r'id="expert-bar">(.*?)</p>', html, re.DOTALL).group(1)
+    assert "(a) over rater pairs" in bar and "ImageQX" in bar and "one-sided" in bar
+    assert f"{fig['expert_bar']['pairs']['bar']:.3f}" in bar
+    assert 'id="explanation-mean"' in html and 'id="kappas"' in html
+
+    sb = build_project(
+        "severity", [[g(1), g(2), g(2)], [g(3), g(3), g(5)], [g(4), g(4), g(4)]], golden={0, 1, 2}
+    )
+    login_as(sb.lead)
+    html = client.get(f"/projects/{sb.project.id}/dashboard").get_data(as_text=True)
+    assert re.search(r'id="bar">.*?<span class="ci muted">\[[\d.]+, [\d.]+\]', html, re.DOTALL)
