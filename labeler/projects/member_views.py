@@ -68,7 +68,11 @@ def member_add(project_id: int):
     invited = " (invited: they can sign in with this address)" if result["invited"] else ""
     queue = result["queue"]
     given = f" They have a queue: the golden set and {queue['fold']} fold items." if queue else ""
-    flash(f"Added {result['email']} as {result['role']}{invited}.{given}")
+    granted = ""
+    if result["granted_role"]:
+        granted = f" Their account now holds the {result['role']} role"
+        granted += ": sign in again to go on." if result["email"] == current_user.email else "."
+    flash(f"Added {result['email']} as {result['role']}{invited}.{given}{granted}")
     return redirect(url_for("projects.members_page", project_id=project.id))
 
 

@@ -129,14 +129,21 @@ def add_project_member(
         )
     if user.id in project.member_ids(role):
         raise Conflict(f"{email} is already a {role.value} of this project", code="already_member")
-    if not user.has_role(account_role):
+    granted = not invited and not user.has_role(account_role)
+    if granted:  # ends the person's open sessions (auth's rule): they sign in again
         set_roles(session, actor, user, user.roles | {account_role})
     queue = None
     if role is MemberRole.rater and allocation.current_allocation(session, project) is not None:
         queue = allocation.add_rater(session, actor, project, user)
     else:
         add_member(session, actor, project, user, role)
-    return {"email": email, "role": role.value, "invited": invited, "queue": queue}
+    return {
+        "email": email,
+        "role": role.value,
+        "invited": invited,
+        "granted_role": granted,
+        "queue": queue,
+    }
 
 
 def removal_preview(session: Session, project: Project, user: User) -> dict[str, int]:

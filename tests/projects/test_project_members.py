@@ -66,9 +66,13 @@ def test_a_known_account_gets_the_role_it_needs(db, admin_project, make_user):
     admin, project = admin_project
     rater = make_user(None, "rater")
     result = add_project_member(db, admin, project, rater.email, "lead")
-    assert result["invited"] is False and rater.roles == {Role.rater, Role.lead}
+    assert result["invited"] is False and result["granted_role"] is True
+    assert rater.roles == {Role.rater, Role.lead}
     assert rater.id in project.member_ids(MemberRole.lead)
-    add_project_member(db, admin, project, rater.email, "rater")  # both roles in one project
+    again = add_project_member(
+        db, admin, project, rater.email, "rater"
+    )  # both roles in one project
+    assert again["granted_role"] is False
     (member,) = list_members(db, project)
     assert member.roles == [MemberRole.lead, MemberRole.rater]
 
