@@ -337,3 +337,42 @@ def test_patch_is_for_the_projects_leads_only(db, client, severity_team, make_us
     assert client.patch(url, json=body, headers=bearer(db, t.rater)).status_code == 403
     admin = make_user(None, "admin")
     assert client.patch(url, json=body, headers=bearer(db, admin)).status_code == 200
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+
+
+def test_cli_settings_print_change_and_migrate(runner, db, severity_team):
+    import json
+
+    t = severity_team
+    ref = str(t.project.id)
+    shown = runner.invoke(args=["projects", "settings", ref])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["scale"][0]["value"] == 1
+    res = runner.invoke(
+        args=["projects", "settings", ref, "--set", '{"fusion": {"explanation_k": 3}}']
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["fusion"]["explanation_k"] == 3
+    give_label(db, t.project, t.rater, grade=5.0)
+    db.flush()
+    scale = json.dumps({"scale": ZERO_TO_FOUR})
+    refused = runner.invoke(args=["projects", "settings", ref, "--set", scale])
+    assert refused.exit_code != 0 and "labels already carry the grades 5" in refused.output
+    no_actor = runner.invoke(
+        args=["projects", "settings", ref, "--set", scale, "--confirm-migration", "--map", "5=4"]
+    )
+    assert no_actor.exit_code != 0 and "needs a person" in no_actor.output
+    done = runner.invoke(
+        args=[
+            *("projects", "settings", ref, "--set", scale, "--confirm-migration"),
+            *("--map", "5=4", "--as", t.lead.email),
+        ]
+    )
+    assert done.exit_code == 0, done.output
+    assert "labels mapped: 1" in done.stderr
+    db.expire_all()
+    assert db.scalar(select(Label.grade).where(Label.project_id == t.project.id)) == 4.0
+    bad = runner.invoke(args=["projects", "settings", ref, "--set", "{nope"])
+    assert bad.exit_code != 0 and "not JSON" in bad.output
