@@ -16,9 +16,9 @@ from ..db import get_session
 from ..errors import LabelerError
 from ..projects.access import authorized_project
 from ..projects.models import Project
+from ..training.access import can_use_model
 from ..training.prescreen import loaded_model
 from ..training.services import (
-    can_use_model,
     get_run,
     mark_dead_runs,
     models_dir,

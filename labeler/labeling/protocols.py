@@ -64,10 +64,17 @@ class CleanLabel:
         }
 
 
+DEFAULT_SEVERITY_SCALE = [
+    {"value": 1, "name": "Clear"},
+    {"value": 2, "name": "Almost clear"},
+    {"value": 3, "name": "Mild"},
+    {"value": 4, "name": "Moderate"},
+    {"value": 5, "name": "Severe"},
+]
+
+
 def severity_scale(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The project's ordinal scale: [{value, name}, ...] (default 1 Clear ... 5 Severe)."""
-    from ..projects.models import DEFAULT_SEVERITY_SCALE
-
     return list(settings.get("scale") or DEFAULT_SEVERITY_SCALE)
 
 

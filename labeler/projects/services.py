@@ -14,6 +14,7 @@ from ..db import utcnow
 from ..errors import Conflict, Forbidden, NotFound, ValidationError
 from ..labeling.models import Label, LabelRevision
 from ..labeling.protocols import NON_GRADED
+from ..training.services import set_prescreen_model
 from .models import MemberRole, Project, ProjectMember, Protocol
 from .settings import changed_keys, default_settings, merge_settings, parse_number, show_number
 
@@ -319,8 +320,6 @@ def update_settings(
         grade_mapping=mapping,
     )
     if "prescreen_model_id" in changed:
-        from ..training.services import set_prescreen_model  # training imports projects
-
         set_prescreen_model(session, actor, project, new["prescreen_model_id"], models_config or {})
     migrated = _migrate_grades(session, actor, project, mapping) if mapping else 0
     project.settings = new

@@ -18,15 +18,8 @@ from itertools import pairwise
 from typing import Any
 
 from ..errors import ValidationError
-from ..labeling.protocols import QUALITY_DECISIONS
+from ..labeling.protocols import DEFAULT_SEVERITY_SCALE, QUALITY_DECISIONS
 
-DEFAULT_SEVERITY_SCALE = [
-    {"value": 1, "name": "Clear"},
-    {"value": 2, "name": "Almost clear"},
-    {"value": 3, "name": "Mild"},
-    {"value": 4, "name": "Moderate"},
-    {"value": 5, "name": "Severe"},
-]
 TIE_POLICIES = ("unresolved", "precedence")
 FUSION_METHODS = ("plurality", "dawid_skene")
 FUSION_METHOD_NAMES = {"plurality": "Plurality vote", "dawid_skene": "Dawid-Skene"}

@@ -11,6 +11,7 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import LabelerError, ValidationError
+from ..training.services import project_models
 from .access import authorized_project
 from .models import Project, Protocol
 from .services import grades_in_use, label_counts, update_settings
@@ -34,8 +35,6 @@ def _project(project_id: int) -> Project:
 def _models(project: Project) -> list[dict[str, Any]]:
     if project.protocol is not Protocol.quality:
         return []
-    from ..training.services import project_models  # training imports projects
-
     config = current_app.config
     return [m for m in project_models(get_session(), config, project) if m["kind"] == "quality"]
 

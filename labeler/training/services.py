@@ -15,10 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
-from ..auth.models import Role, User
+from ..auth.models import User
 from ..errors import Conflict, NotFound, ValidationError
 from ..ml.artifacts import MODEL_ID, REQUIRED
-from ..projects.access import can_manage_project
 from ..projects.models import Project
 from ..reports.services import project_agreement
 from .models import ModelKind, RunStatus, TrainingRun
@@ -137,13 +136,6 @@ def project_runs(session: Session, project: Project) -> list[TrainingRun]:
 
 def run_for_model(session: Session, model_id: str) -> TrainingRun | None:
     return session.scalar(select(TrainingRun).where(TrainingRun.model_id == model_id))
-
-
-def can_use_model(user: User, run: TrainingRun | None, project: Project | None) -> bool:
-    """Admins use any model; a project's leads use the models trained from that project."""
-    if user.has_role(Role.admin):
-        return True
-    return run is not None and project is not None and can_manage_project(user, project)
 
 
 def rater_figures(session: Session, project: Project) -> dict[str, float] | None:

@@ -132,6 +132,18 @@ def test_the_api_imports_no_page_views():
     assert bad == set()
 
 
+def test_imports_inside_functions_are_only_the_listed_deferrals():
+    hidden = set()
+    for m in MODULES:
+        for target in imports(m)[1]:
+            allowed = (m, target) in DEFERRED_IMPORTS or (
+                (m, target.split(".")[0] + ".*") in DEFERRED_IMPORTS and target in MODULES
+            )
+            if not allowed:
+                hidden.add((m, target))
+    assert sorted(hidden) == [], "imports inside functions: move them to the top of the module"
+
+
 def test_the_graph_sees_the_known_edges():
     assert "labeler.projects.access" in GRAPH["labeler.api.projects"]
     assert "labeler.images.services" in GRAPH["labeler.api.projects"]
