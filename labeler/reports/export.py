@@ -35,6 +35,7 @@ from ..labeling.protocols import EXPLANATION_CODES, NON_GRADED, QUALITY_DECISION
 from ..projects.models import Project
 from .figures import explanation_k, fuse, grade_value, num, project_scale
 from .matrix import load_label_matrix
+from .panel import reference_fusion
 
 KINDS = ("fused", "raw")
 FORMATS = ("csv", "jsonl")
@@ -69,6 +70,8 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
     quality = project.protocol.value == "quality"
     if quality:
         fusion = fuse(m, settings)
+        ref = reference_fusion(m, settings, fusion)  # the project's method: plurality or DS
+        posterior = ref.dawid_skene.posterior if ref.dawid_skene is not None else None
         labeled = m.classes >= 0
         relevance = metrics.explanation_relevance(
             m.explanations, labeled, k=explanation_k(settings)
@@ -101,15 +104,16 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
             e for k, e in enumerate(EXPLANATION_CODES) if relevance.relevant[i, k]
         ]
         if quality:
-            code = int(fusion.fused[i])
+            code = int(ref.fused[i])
             rec.update(
                 {
                     "fused_class": QUALITY_DECISIONS[code] if code >= 0 else None,
+                    "fusion_method": ref.method,
                     "tie": bool(fusion.is_tie[i]),
                     "tied_classes": [
                         c for k, c in enumerate(QUALITY_DECISIONS) if fusion.tied[i, k]
                     ],
-                    "resolution": RESOLUTION_NAMES[int(fusion.resolution[i])],
+                    "resolution": ref.resolution[i],
                     "votes": {c: int(fusion.votes[i, k]) for k, c in enumerate(QUALITY_DECISIONS)},
                     "diagnosis": m.diagnosis_codes[diag.code[i]] if diag.code[i] >= 0 else None,
                     "diagnosis_votes": int(diag.votes[i]),
@@ -121,6 +125,10 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
                     "adjudication_outdated": bool(fusion.adjudication_outdated[i]),
                 }
             )
+            if posterior is not None:  # Dawid-Skene: P(true class | votes) behind the fused class
+                rec["posterior"] = {
+                    c: num(posterior[i, k]) for k, c in enumerate(QUALITY_DECISIONS)
+                }
         else:
             rec["severity"] = {
                 "mean": num(consensus.mean[i]),
@@ -241,7 +249,7 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
         if "fused_class" in rec:
             out["quality"] = {
                 "class": rec["fused_class"],
-                "tie": rec["tie"] and rec["resolution"] != "adjudicated",
+                "tie": rec["tie"] and rec["resolution"] not in ("adjudicated", "dawid_skene"),
                 "explanations": rec["relevant_explanations"],
             }
         else:

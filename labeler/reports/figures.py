@@ -14,6 +14,7 @@ from ..metrics.bootstrap import DEFAULT_RESAMPLES
 from ..projects.settings import read_settings
 from .intervals import add_quality_intervals, add_severity_intervals, complete_raters
 from .matrix import LabelMatrix
+from .panel import add_panel_figures
 
 N_CLASSES = len(QUALITY_DECISIONS)
 
@@ -239,9 +240,11 @@ def agreement_figures(
     resamples: int = DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """All agreement figures of the project's protocol for a scope (all / golden / fold)."""
-    body = (quality_figures if m.protocol.value == "quality" else severity_figures)(
-        m, settings, scope, resamples
-    )
+    quality = m.protocol.value == "quality"
+    body = (quality_figures if quality else severity_figures)(m, settings, scope, resamples)
+    # Fusion method, fairness breakdowns, rater tendencies, ICC and MAE (reports/panel.py).
+    plurality = fuse(m, settings) if quality else None
+    add_panel_figures(body, m, settings, m.scope_rows(scope), plurality, resamples)
     return {
         "project_id": m.project_id,
         "protocol": m.protocol.value,
