@@ -298,6 +298,8 @@ def update_settings(
     use); fusion and agreement settings apply to every figure computed afterwards (nothing is
     stored). ``models_config`` (the app config) is needed to check a prescreen model.
     """
+    # two leads saving at once: the second waits and compares against what the first saved
+    session.refresh(project, attribute_names=["settings"], with_for_update=True)
     before = {**default_settings(project.protocol), **(project.settings or {})}
     new = merge_settings(project.protocol, project.settings or {}, changes)
     changed = changed_keys(before, new)
