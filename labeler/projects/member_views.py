@@ -9,7 +9,7 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import LabelerError
-from .access import authorized_project
+from .access import authorized_project, can_manage_project
 from .members import (
     add_project_member,
     list_members,
@@ -99,4 +99,6 @@ def member_remove(project_id: int):
         else ""
     )
     flash(f"Removed {result['email']} as {result['role']}.{moved}")
+    if not can_manage_project(current_user, project):  # a lead who stepped down
+        return redirect(url_for("projects.home"))
     return redirect(url_for("projects.members_page", project_id=project.id))

@@ -260,6 +260,17 @@ def test_member_pages_check_role_membership_and_csrf(db, client, make_user, make
         data={"email": "nope", "role": "rater", "csrf_token": client.csrf},
     )
     assert bad.status_code == 422 and "not a valid e-mail" in bad.get_data(as_text=True)
+    co_lead = make_user(None, "lead")
+    add_project_member(db, lead, project, co_lead.email, "lead")
+    db.flush()
+    stepped_down = client.post(
+        f"/projects/{project.id}/members/remove",
+        data={"email": lead.email, "role": "lead", "csrf_token": client.csrf},
+    )
+    assert stepped_down.status_code == 302 and stepped_down.headers["Location"] == "/"
+    db.expire_all()
+    assert project.member_ids(MemberRole.lead) == {co_lead.id}
+    assert client.get(f"/projects/{project.id}/members").status_code == 403
 
 
 # -- CLI ------------------------------------------------------------------------------------------
