@@ -231,3 +231,27 @@ def test_sign_in_page_csrf_still_guards_cookie_writes(client, make_user, login_a
     assert resp.status_code == 400
     page = client.get(HOME).get_data(as_text=True)
     assert CSRF_META.search(page)
+
+
+def test_generation_check_costs_no_extra_query(app, db, connection, make_user):
+    """The loader compares the generation on the row it loads anyway: user + roles, nothing more."""
+    from flask import session as flask_session
+    from sqlalchemy import event
+
+    user = make_user("alice@example.test", "rater")
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    loader = app.login_manager._user_callback
+    with app.test_request_context():
+        flask_session[login_module.GENERATION_KEY] = user.session_generation
+        event.listen(connection, "before_cursor_execute", count)
+        try:
+            assert loader(str(user.id)).id == user.id
+        finally:
+            event.remove(connection, "before_cursor_execute", count)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert 1 <= len(selects) <= 2, selects  # the user row, then its roles (selectin)
+    assert "users.session_generation" in selects[0]
