@@ -35,7 +35,9 @@ def image_row(project_id: int) -> Image:
     )
 
 
-def give_label(session, project, rater, *, grade=None, decision=None, image=None) -> Label:
+def give_label(
+    session, project, rater, *, grade=None, decision=None, image=None, explanations=None
+) -> Label:
     """A current label (version 1, with its revision) of a fresh image, as a rater's submit leaves it."""
     if image is None:
         image = image_row(project.id)
@@ -48,7 +50,9 @@ def give_label(session, project, rater, *, grade=None, decision=None, image=None
         image_id=image.id,
         decision=decision,
         grade=grade,
-        explanations=["blurry"] if decision == "cannot_assess" else [],
+        explanations=list(explanations)
+        if explanations is not None
+        else (["blurry"] if decision == "cannot_assess" else []),
         version=1,
         time_spent_ms=1200,
     )

@@ -376,3 +376,40 @@ def test_cli_settings_print_change_and_migrate(runner, db, severity_team):
     assert db.scalar(select(Label.grade).where(Label.project_id == t.project.id)) == 4.0
     bad = runner.invoke(args=["projects", "settings", ref, "--set", "{nope"])
     assert bad.exit_code != 0 and "not JSON" in bad.output
+
+
+def test_fusion_settings_apply_to_the_next_export_without_recomputing(db, make_user, make_project):
+    """Nothing fused is stored: the next read of the fused set follows the new settings."""
+    from projects_fixtures import image_row
+
+    from labeler.reports.export import fused_records
+
+    lead = make_user(None, "lead")
+    a, b = make_user(None, "rater"), make_user(None, "rater")
+    project = make_project(lead, protocol="quality")
+    one, two = image_row(project.id), image_row(project.id)
+    db.add_all([one, two])
+    db.flush()
+    give_label(db, project, a, decision="poor_quality", image=one, explanations=["blurry"])
+    give_label(
+        db, project, b, decision="poor_quality", image=one, explanations=["blurry", "bad_light"]
+    )
+    give_label(db, project, a, decision="lesion", image=two)
+    give_label(db, project, b, decision="no_skin", image=two)
+
+    def fused():
+        return {r["image_id"]: r for r in fused_records(db, project)}
+
+    before = fused()
+    assert before[one.id]["relevant_explanations"] == ["blurry", "bad_light"]
+    assert before[two.id]["tie"] and before[two.id]["fused_class"] is None
+    order = ["no_skin", "lesion", "healthy_skin", "poor_quality"]
+    update_settings(
+        db,
+        lead,
+        project,
+        {"fusion": {"explanation_k": 2, "tie_policy": "precedence", "precedence": order}},
+    )
+    after = fused()
+    assert after[one.id]["relevant_explanations"] == ["blurry"]
+    assert after[two.id]["fused_class"] == "no_skin"
