@@ -7,6 +7,18 @@ Policy decisions (documented here because the import service relies on them):
 * Formats: JPEG (including MPO, reported as JPEG), PNG, WEBP and TIFF.
 * Animated or multi-frame files (APNG, animated WebP, multi-page TIFF, MPO) are
   accepted and the first frame is used.
+* Colour modes: what cameras, phones and dermatoscopes produce. 8-bit RGB is used as
+  is; grayscale (L), palette (P), bilevel (1), RGBA/LA with transparency and CMYK or
+  YCbCr are converted to RGB (RGBA when the transparency is real); 16-bit RGB(A) is
+  reduced to 8 bits by the decoder. 16-bit grayscale, 32-bit integer and floating-point
+  images (I;16*, I, F: scientific and medical-imaging data) and Lab/HSV are refused: they
+  need a choice of value range to be shown at all, none of which is faithful to skin
+  colour, and they are what blew up memory (a float 10000x10000 TIFF took 2.7 GB).
+* Memory: decoding is bounded by bytes, not pixels alone. Before anything is decoded,
+  the bytes it will take (the decoded image as Pillow stores it, the RGB copy made from
+  it, and each decoder's own full-size buffers: libwebp's canvas, a progressive JPEG's
+  coefficients, a TIFF strip or tile) are worked out from the header and checked
+  against ``max_decode_bytes`` (see ``decode_bytes``).
 * The display image is RGB JPEG, or RGBA PNG when the source has real
   transparency; the thumbnail is always JPEG (alpha flattened onto white).
 * Derivatives carry no EXIF, GPS or XMP. An ICC profile is kept when it
@@ -25,11 +37,13 @@ import io
 import logging
 import math
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
@@ -80,6 +94,9 @@ class ImageLimits:
 
     max_file_bytes: int = 50 * MiB
     max_pixels: int = 100_000_000
+    # Peak memory of decoding one file (decode_bytes); 256 MB is a 64 MP RGB PNG or TIFF, a 32 MP
+    # RGBA PNG, an 85 MP progressive JPEG, any baseline JPEG up to the pixel limit.
+    max_decode_bytes: int = 256 * MiB
     max_exif_bytes: int = 64 * 1024
     max_icc_bytes: int = 1 * MiB
     allowed_formats: frozenset[str] = field(
@@ -177,57 +194,72 @@ def _process(data: bytes, filename: str, sha256: str, limits: ImageLimits) -> Pr
         width, height = im.size
         if width * height > limits.max_pixels:
             raise _too_large(im.size, limits)
+        _check_mode(im)
         if fmt == "JPEG":
             _draft(im, limits)
-        try:
-            im.load()
-        except _DECODE_ERRORS as e:
-            if "truncated" in str(e):
-                raise ImageRejected("truncated image") from e
-            raise ImageRejected(f"corrupt image data: {e}") from e
+        need = decode_bytes(im, fmt, (width, height), limits.display_max)
+        if need > limits.max_decode_bytes:
+            raise _too_much_memory((width, height), need, limits)
+        # Decodes running at once in this process share the budget: a worker's threads wait for
+        # each other instead of multiplying the peak.
+        with _BUDGET.hold(need, limits.max_decode_bytes):
+            return _derive(im, fmt, sha256, (width, height), limits)
 
-        # Metadata is read after load(): PNG may carry eXIf/iCCP chunks after IDAT.
-        exif_len = len(im.info.get("exif") or b"")
-        if exif_len > limits.max_exif_bytes:
-            raise ImageRejected(
-                f"EXIF block too large ({exif_len} bytes, limit {limits.max_exif_bytes})"
-            )
-        icc = im.info.get("icc_profile") or None
-        if icc is not None and len(icc) > limits.max_icc_bytes:
-            raise ImageRejected(
-                f"ICC profile too large ({len(icc)} bytes, limit {limits.max_icc_bytes})"
-            )
-        transpose = _ORIENTATION.get(_orientation(im))
-        if transpose in (
-            Image.Transpose.TRANSPOSE,
-            Image.Transpose.TRANSVERSE,
-            Image.Transpose.ROTATE_90,
-            Image.Transpose.ROTATE_270,
-        ):
-            width, height = height, width
 
-        display = _to_display_mode(im)
+def _derive(
+    im: Image.Image, fmt: str, sha256: str, size: tuple[int, int], limits: ImageLimits
+) -> ProcessedImage:
+    """Decode the checked image and build its display image and thumbnail."""
+    width, height = size
+    try:
+        im.load()
+    except _DECODE_ERRORS as e:
+        if "truncated" in str(e):
+            raise ImageRejected("truncated image") from e
+        raise ImageRejected(f"corrupt image data: {e}") from e
 
-        if icc is not None and _icc_colour_space(icc) != b"RGB ":
-            icc = None
-        # Resize first, then transpose: the orientation is the same at any scale and
-        # transposing the smaller image is cheaper.
-        display = _fit(display, limits.display_max, Image.Resampling.BICUBIC)
-        if transpose is not None:
-            display = display.transpose(transpose)
-        display.info = {}
+    # Metadata is read after load(): PNG may carry eXIf/iCCP chunks after IDAT.
+    exif_len = len(im.info.get("exif") or b"")
+    if exif_len > limits.max_exif_bytes:
+        raise ImageRejected(
+            f"EXIF block too large ({exif_len} bytes, limit {limits.max_exif_bytes})"
+        )
+    icc = im.info.get("icc_profile") or None
+    if icc is not None and len(icc) > limits.max_icc_bytes:
+        raise ImageRejected(
+            f"ICC profile too large ({len(icc)} bytes, limit {limits.max_icc_bytes})"
+        )
+    transpose = _ORIENTATION.get(_orientation(im))
+    if transpose in (
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.TRANSVERSE,
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_270,
+    ):
+        width, height = height, width
 
-        has_alpha = display.mode == "RGBA"
-        thumb_src = _flatten(display) if has_alpha else display
-        thumb = _fit(thumb_src, limits.thumb_max, Image.Resampling.BILINEAR)
+    display = _to_display_mode(im)
 
-        if has_alpha:
-            display_bytes = _encode(display, "PNG", icc, compress_level=3)
-            display_mime = "image/png"
-        else:
-            display_bytes = _encode(display, "JPEG", icc, quality=limits.display_quality)
-            display_mime = "image/jpeg"
-        thumb_bytes = _encode(thumb, "JPEG", icc, quality=limits.thumb_quality)
+    if icc is not None and _icc_colour_space(icc) != b"RGB ":
+        icc = None
+    # Resize first, then transpose: the orientation is the same at any scale and
+    # transposing the smaller image is cheaper.
+    display = _fit(display, limits.display_max, Image.Resampling.BICUBIC)
+    if transpose is not None:
+        display = display.transpose(transpose)
+    display.info = {}
+
+    has_alpha = display.mode == "RGBA"
+    thumb_src = _flatten(display) if has_alpha else display
+    thumb = _fit(thumb_src, limits.thumb_max, Image.Resampling.BILINEAR)
+
+    if has_alpha:
+        display_bytes = _encode(display, "PNG", icc, compress_level=3)
+        display_mime = "image/png"
+    else:
+        display_bytes = _encode(display, "JPEG", icc, quality=limits.display_quality)
+        display_mime = "image/jpeg"
+    thumb_bytes = _encode(thumb, "JPEG", icc, quality=limits.thumb_quality)
 
     return ProcessedImage(
         sha256=sha256,
@@ -240,6 +272,30 @@ def _process(data: bytes, filename: str, sha256: str, limits: ImageLimits) -> Pr
         thumb_bytes=thumb_bytes,
         thumb_size=thumb.size,
     )
+
+
+class _DecodeBudget:
+    """Bytes held by the decodes running in this process (threads of one worker)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._used = 0
+
+    @contextmanager
+    def hold(self, need: int, limit: int) -> Iterator[None]:
+        with self._cond:
+            # One decode always runs (need was checked against the limit on its own).
+            self._cond.wait_for(lambda: self._used == 0 or self._used + need <= limit)
+            self._used += need
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= need
+                self._cond.notify_all()
+
+
+_BUDGET = _DecodeBudget()
 
 
 def _mb(n: int) -> str:
@@ -261,13 +317,21 @@ def _too_large(size: tuple[int, int], limits: ImageLimits) -> ImageRejected:
     )
 
 
+def _too_much_memory(size: tuple[int, int], need: int, limits: ImageLimits) -> ImageRejected:
+    return ImageRejected(
+        f"image too large to process: {size[0]}x{size[1]} pixels would need {_mb(need)} of "
+        f"memory; the limit is {_mb(limits.max_decode_bytes)}. Save a smaller copy, or a "
+        "standard (not progressive) JPEG"
+    )
+
+
 def _check_header_size(data: bytes, limits: ImageLimits) -> None:
     """Check the canvas size of PNG and WebP before Pillow sees them.
 
-    Pillow's WebP plugin allocates the canvas while opening; for PNG this gives
-    a precise message for headers beyond Pillow's own hard limit. JPEG and TIFF
-    headers are only parsed (nothing allocated) by Image.open, so their size is
-    checked on the opened image.
+    Pillow's WebP plugin allocates the canvas while opening, so WebP's memory is
+    checked here too; for PNG this gives a precise message for headers beyond
+    Pillow's own hard limit. JPEG and TIFF headers are only parsed (nothing
+    allocated) by Image.open, so their size is checked on the opened image.
     """
     size = None
     if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
@@ -285,8 +349,14 @@ def _check_header_size(data: bytes, limits: ImageLimits) -> None:
         elif chunk == b"VP8L" and data[20] == 0x2F:
             bits = int.from_bytes(data[21:25], "little")
             size = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if size is not None and size[0] * size[1] > limits.max_pixels:
+    if size is None:
+        return
+    if size[0] * size[1] > limits.max_pixels:
         raise _too_large(size, limits)
+    if data[:4] == b"RIFF":  # WebP: the decoder's canvases are allocated while opening
+        need = size[0] * size[1] * (_WEBP_DECODER_BYTES + MODE_BYTES["RGBA"])
+        if need > limits.max_decode_bytes:
+            raise _too_much_memory(size, need, limits)
 
 
 _OTHER_MAGIC = {
@@ -333,42 +403,133 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
+# Measured: libwebp's two RGBA canvases and its own buffers, and the frame bytes Pillow copies.
+_WEBP_DECODER_BYTES = 16
+# Bytes per pixel of each accepted mode as Pillow stores it (multi-band modes take 4).
+MODE_BYTES = {
+    "RGB": 4,
+    "RGBA": 4,
+    "RGBX": 4,
+    "RGBa": 4,
+    "CMYK": 4,
+    "YCbCr": 4,
+    "LA": 4,
+    "La": 4,
+    "PA": 4,
+    "L": 1,
+    "P": 1,
+    "1": 1,
+}
+_REFUSED_MODES = {
+    "I;16": "16-bit grayscale",
+    "I;16L": "16-bit grayscale",
+    "I;16B": "16-bit grayscale",
+    "I;16N": "16-bit grayscale",
+    "I": "32-bit integer",
+    "F": "floating-point",
+    "LAB": "Lab colour",
+    "HSV": "HSV colour",
+}
+
+
+def _check_mode(im: Image.Image) -> None:
+    if im.mode in MODE_BYTES:
+        return
+    kind = _REFUSED_MODES.get(im.mode, f"{im.mode} colour mode")
+    raise ImageRejected(
+        f"{kind} images are not supported: save the photo as 8-bit colour JPEG, PNG or TIFF"
+    )
+
+
+def decode_bytes(
+    im: Image.Image,
+    fmt: str,
+    full_size: tuple[int, int],
+    display_max: int = DEFAULT_LIMITS.display_max,
+) -> int:
+    """Peak bytes that decoding and converting the opened (not yet loaded) image will hold.
+
+    ``im.size`` is the size it decodes to (a JPEG draft may be smaller than ``full_size``). Two
+    phases, the larger counts:
+
+    * decoding: the image as Pillow stores it, plus the buffers a decoder holds for the whole image
+      (libwebp's canvases and the frame bytes Pillow copies out of them; a progressive JPEG's DCT
+      coefficients; a TIFF strip or tile), freed when load() returns;
+    * converting: the decoded image (still held), the RGB(A) copy the display image is made from
+      (none for RGB; RGBA gets either an RGB copy, when opaque, or the premultiplied copy Pillow's
+      resize makes, when transparent; LA, PA and transparent P get both), the resize's
+      intermediate (the new width by the old height) and its output.
+
+    tests/images/test_decode_memory.py checks the measured peak against it, format by format.
+    """
+    w, h = im.size
+    px = w * h
+    stored = px * MODE_BYTES[im.mode]
+    fw, fh = full_size
+    decoder = 0
+    if fmt == "WEBP":
+        decoder = fw * fh * _WEBP_DECODER_BYTES
+    elif fmt == "JPEG" and im.info.get("progressive"):
+        decoder = _jpeg_coefficient_bytes(im, fw, fh)
+    elif fmt == "TIFF":
+        decoder = _tiff_buffer_bytes(im, fw, fh)
+    transparency = "transparency" in im.info
+    resized = max(w, h) > display_max
+    copy = 0 if im.mode == "RGB" and not transparency else px * 4
+    if resized and im.mode != "RGBA" and (transparency or im.mode in ("LA", "La", "PA", "RGBa")):
+        copy += px * 4  # converted to RGBA, then premultiplied for the resize
+    resize = 0
+    if resized:  # the horizontal pass's output (new width x old height), then the result
+        scale = display_max / max(w, h)
+        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+        resize = (new_w * h + new_w * new_h) * 4
+    return max(stored + decoder, stored + copy + resize)
+
+
+def _jpeg_coefficient_bytes(im: Image.Image, w: int, h: int) -> int:
+    """A progressive JPEG keeps every DCT coefficient (64 x 2 bytes per 8x8 block) until the end."""
+    layers = getattr(im, "layer", None) or [(0, 1, 1, 0)] * len(im.getbands())
+    hmax = max(layer[1] for layer in layers) or 1
+    vmax = max(layer[2] for layer in layers) or 1
+    blocks = sum(
+        math.ceil(w * layer[1] / (8 * hmax)) * math.ceil(h * layer[2] / (8 * vmax))
+        for layer in layers
+    )
+    return blocks * 128
+
+
+def _tiff_buffer_bytes(im: Image.Image, w: int, h: int) -> int:
+    """libtiff reads a whole strip (or tile) of raw samples at a time; one strip may be the image."""
+    tags = getattr(im, "tag_v2", {})
+    bits = tags.get(258, (8,))
+    bits_per_pixel = sum(bits) if isinstance(bits, tuple) else int(bits)
+    samples = int(tags.get(277, 1))
+    if isinstance(bits, tuple) and len(bits) < samples:
+        bits_per_pixel = bits[0] * samples
+    if 322 in tags and 323 in tags:  # tiled
+        area = int(tags[322]) * int(tags[323])
+    else:
+        area = w * min(int(tags.get(278, h)), h)
+    return math.ceil(area * bits_per_pixel / 8)
+
+
 def _to_display_mode(im: Image.Image) -> Image.Image:
-    """Convert any decoded mode to RGB, or RGBA when there is real transparency."""
+    """Convert an accepted mode to RGB, or RGBA when there is real transparency."""
     mode = im.mode
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        im = _to_8bit_gray(im)
-        mode = "L"
     try:
-        if mode == "P":
+        if mode in ("RGB", "RGBA") and "transparency" not in im.info:
+            pass  # used as is: a copy of a 12 MP image costs more than the thumbnail
+        elif mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        elif mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        elif mode in ("LA", "PA", "RGBa", "La") or "transparency" in im.info:
             im = im.convert("RGBA")
-        elif mode != "RGB":
+        else:
             im = im.convert("RGB")
-        # RGB is used as is: a copy of a 12 MP image costs more than the thumbnail.
     except ValueError as e:
         raise ImageRejected(f"unsupported colour mode {mode}") from e
     if im.mode == "RGBA" and im.getextrema()[3][0] == 255:
         im = im.convert("RGB")  # fully opaque: the alpha channel carries nothing
     return im
-
-
-def _to_8bit_gray(im: Image.Image) -> Image.Image:
-    """Map 16-bit (or 32-bit int/float) grayscale onto 0..255."""
-    arr = np.asarray(im)
-    if im.mode.startswith("I;16"):
-        out = (arr.astype(np.uint16) >> 8).astype(np.uint8)
-    else:
-        arr = arr.astype(np.float64)
-        lo, hi = (
-            (0.0, 65535.0)
-            if im.mode == "I" and arr.min() >= 0 and arr.max() <= 65535
-            else (float(arr.min()), float(arr.max()))
-        )
-        span = hi - lo or 1.0
-        out = np.clip((arr - lo) * (255.0 / span), 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "L")
 
 
 def _flatten(im: Image.Image) -> Image.Image:

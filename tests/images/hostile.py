@@ -92,3 +92,54 @@ def zip_lying_sizes(data: bytes, declared: int) -> bytes:
     central = raw.find(b"PK\x01\x02")
     struct.pack_into("<I", raw, central + 24, declared)
     return bytes(raw)
+
+
+def flat_png(w: int, h: int, mode: str = "RGBA", pixel: bytes | None = None) -> bytes:
+    """A real w x h PNG of one colour, compressed row by row: small, and never held decoded here.
+
+    The default RGBA pixel is half transparent (real transparency).
+    """
+    colour_type, channels = {"L": (0, 1), "RGB": (2, 3), "LA": (4, 2), "RGBA": (6, 4)}[mode]
+    pixel = pixel or bytes([180, 120, 100, 128][:channels])
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
+    row = b"\0" + pixel * w
+    idat = _deflate_rows(row, h)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def float_tiff(w: int, h: int) -> bytes:
+    """A real w x h 32-bit floating-point TIFF of zeros in one deflated strip (Pillow mode F)."""
+    data = _deflate_rows(bytes(4 * w), h)
+    short, long_ = 3, 4
+    tags = [
+        (256, long_, w),  # ImageWidth
+        (257, long_, h),  # ImageLength
+        (258, short, 32),  # BitsPerSample
+        (259, short, 8),  # Compression: deflate
+        (262, short, 1),  # PhotometricInterpretation: BlackIsZero
+        (273, long_, 0),  # StripOffsets (filled in below)
+        (277, short, 1),  # SamplesPerPixel
+        (278, long_, h),  # RowsPerStrip: the whole image in one strip
+        (279, long_, len(data)),  # StripByteCounts
+        (339, short, 3),  # SampleFormat: IEEE float
+    ]
+    offset = 8 + 2 + 12 * len(tags) + 4
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, value in tags:
+        value = offset if tag == 273 else value
+        packed = struct.pack("<H2x", value) if kind == short else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, 1) + packed
+    return b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + data
+
+
+def _deflate_rows(row: bytes, h: int, rows_per_call: int = 64) -> bytes:
+    z = zlib.compressobj(1)
+    block = row * rows_per_call
+    parts = [z.compress(block) for _ in range(h // rows_per_call)]
+    parts.append(z.compress(row * (h % rows_per_call)))
+    return b"".join(parts) + z.flush()

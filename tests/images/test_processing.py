@@ -1,7 +1,9 @@
 import hashlib
 import io
 import struct
+import threading
 import warnings
+import zlib
 
 import hostile
 import numpy as np
@@ -12,7 +14,9 @@ from labeler.images.processing import (
     DEFAULT_LIMITS,
     ImageLimits,
     ImageRejected,
+    MiB,
     ProcessedImage,
+    _DecodeBudget,
     process_image,
 )
 
@@ -127,12 +131,104 @@ def test_palette_with_transparency() -> None:
     assert p.display_size == (40, 30)
 
 
-def test_16_bit_grayscale_scaled_to_8_bit() -> None:
-    arr = np.full((30, 40), 40000, np.uint16)
-    data = hostile.encode(Image.fromarray(arr), "PNG")
-    display = reopen(process_image(data, "g16.png").display_bytes)
-    assert display.mode == "RGB"
-    assert abs(display.getpixel((20, 15))[0] - 40000 // 256) <= 2
+@pytest.mark.parametrize(
+    ("array", "fmt", "kind"),
+    [
+        (np.full((30, 40), 40000, np.uint16), "PNG", "16-bit grayscale"),
+        (np.full((30, 40), 40000, np.uint16), "TIFF", "16-bit grayscale"),
+        (np.full((30, 40), 1 << 20, np.int32), "TIFF", "32-bit integer"),
+        (np.full((30, 40), 0.5, np.float32), "TIFF", "floating-point"),
+    ],
+)
+def test_modes_a_photo_does_not_come_in_are_refused(array, fmt, kind) -> None:
+    data = hostile.encode(Image.fromarray(array), fmt)
+    with pytest.raises(ImageRejected, match=kind) as info:
+        process_image(data, "scan." + fmt.lower())
+    assert "save the photo as 8-bit colour JPEG, PNG or TIFF" in info.value.reason
+
+
+def test_16_bit_rgb_is_reduced_to_8_bit() -> None:
+    """16-bit colour (camera and dermatoscope exports) is a photo: Pillow decodes it to 8 bits."""
+    rgb16 = struct.pack(">3H", 40000, 20000, 10000) * (40 * 30)
+    ihdr = struct.pack(">IIBBBBB", 40, 30, 16, 2, 0, 0, 0)
+    raw = b"".join(b"\0" + rgb16[i * 240 : (i + 1) * 240] for i in range(30))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + hostile._png_chunk(b"IHDR", ihdr)
+        + hostile._png_chunk(b"IDAT", zlib.compress(raw))
+        + hostile._png_chunk(b"IEND", b"")
+    )
+    display = reopen(process_image(data, "rgb16.png").display_bytes)
+    r, g, b = display.getpixel((20, 15))
+    assert abs(r - 40000 // 257) <= 3 and abs(g - 20000 // 257) <= 3 and abs(b - 10000 // 257) <= 3
+
+
+# -- memory: decoding is bounded by bytes, not pixels alone ------------------------
+
+
+def test_decode_limit_counts_bytes_per_pixel_not_pixels() -> None:
+    """Same pixel count, same limit: RGB fits, transparent RGBA (decoded + premultiplied copy) does not."""
+    limits = ImageLimits(max_decode_bytes=20 * MiB, display_max=4096)
+    rgb = hostile.flat_png(2000, 2000, "RGB")  # 4 bytes per pixel as decoded: 15.3 MB
+    assert process_image(rgb, "rgb.png", limits=limits).display_size == (2000, 2000)
+    rgba = hostile.flat_png(2000, 2000, "RGBA")  # 4 decoded + 4 for its RGBA/RGB copy: 30.5 MB
+    with pytest.raises(
+        ImageRejected, match=r"would need 30\.5 MB of memory; the limit is 20\.0 MB"
+    ):
+        process_image(rgba, "rgba.png", limits=limits)
+
+
+def test_progressive_jpeg_counts_its_coefficients() -> None:
+    """A progressive JPEG keeps every coefficient of the full image, whatever it is decoded to."""
+    photo = hostile.photo(2400, 1600)
+    baseline = hostile.encode(photo, "JPEG", quality=80)
+    progressive = hostile.encode(photo, "JPEG", quality=80, progressive=True, subsampling=0)
+    limits = ImageLimits(max_decode_bytes=24 * MiB, display_max=4096)  # decoded: 14.6 MB
+    assert process_image(baseline, "b.jpg", limits=limits).width == 2400
+    with pytest.raises(ImageRejected, match=r"would need 36\.6 MB"):  # + 3 x 2 bytes per pixel
+        process_image(progressive, "p.jpg", limits=limits)
+    assert process_image(progressive, "p.jpg").width == 2400  # within the default limit
+
+
+def test_webp_is_checked_before_its_decoder_allocates() -> None:
+    data = hostile.encode(hostile.photo(1000, 1000), "WEBP", quality=50)
+    with pytest.raises(ImageRejected, match="memory"):
+        process_image(data, "a.webp", limits=ImageLimits(max_decode_bytes=8 * MiB))
+
+
+def test_refused_for_memory_reports_the_size() -> None:
+    with pytest.raises(ImageRejected) as info:
+        process_image(hostile.flat_png(10_000, 10_000, "RGBA"), "big.png")
+    assert info.value.reason.startswith("image too large to process: 10000x10000 pixels")
+    assert "Save a smaller copy" in info.value.reason
+
+
+def test_concurrent_decodes_share_the_budget() -> None:
+    """Threads of one worker wait for each other rather than each taking the whole limit."""
+    budget = _DecodeBudget()
+    first_in, release_first, second_in = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with budget.hold(6, 10):
+            first_in.set()
+            release_first.wait(5)
+
+    def second() -> None:
+        with budget.hold(6, 10):
+            second_in.set()
+
+    t1 = threading.Thread(target=first)
+    t1.start()
+    assert first_in.wait(5)
+    t2 = threading.Thread(target=second)
+    t2.start()
+    assert not second_in.wait(0.2)  # 6 + 6 > 10: waits
+    release_first.set()
+    assert second_in.wait(5)
+    t1.join(5)
+    t2.join(5)
+    with budget.hold(4, 10), budget.hold(6, 10):  # within the limit together: no wait
+        pass
 
 
 def test_multi_frame_uses_first_frame() -> None:
