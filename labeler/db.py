@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -89,6 +89,7 @@ class Database:
 
 def init_app(app: Flask) -> None:
     app.extensions["labeler_db"] = Database(app.config["DATABASE_URL"])
+    app.after_request(_commit_request)
     app.teardown_appcontext(_close_session)
 
 
@@ -97,7 +98,7 @@ def database(app: Flask | None = None) -> Database:
 
 
 def get_session() -> Session:
-    """The request's session: services flush, the view commits once."""
+    """The request's session: services flush; the request commits once, when the view has answered."""
     if "db_session" not in g:
         db = database()
         writes = has_request_context() and request.method not in SAFE_METHODS
@@ -128,6 +129,25 @@ class CommandSession:
         if isinstance(exc, LabelerError):
             raise click.ClickException(exc.message) from exc
         return False
+
+
+@event.listens_for(Session, "after_flush")
+def _note_write(session: Session, _flush_context: Any) -> None:
+    session.info["wrote"] = True
+
+
+def _commit_request(response: Response) -> Response:
+    """The one commit of a request, once the view has answered below 400: a write request's, or a
+    read's that recorded something (an item's first showing). Views never commit; anything else
+    (an error, a refusal) is rolled back at teardown."""
+    session = g.get("db_session")
+    if (
+        session is not None
+        and response.status_code < 400
+        and (request.method not in SAFE_METHODS or session.info.pop("wrote", False))
+    ):
+        session.commit()
+    return response
 
 
 def _close_session(_exc: BaseException | None) -> None:

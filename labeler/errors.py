@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,21 @@ def error_response(
     return render_template("errors/error.html", status=status, code=code, message=message), status
 
 
+def on_form_error(page: Callable[[LabelerError], ResponseReturnValue]) -> None:
+    """A page's answer to a refused form: from here on, a LabelerError rolls the request back and
+    answers ``page(exc)`` (the form again, with the message) instead of the error page."""
+    g.labeler_form_page = page
+
+
 def register_error_handlers(app: Flask, rollback: Callable[[], None]) -> None:
     """JSON or an error page for every error; `rollback` discards the request's writes first."""
 
     @app.errorhandler(LabelerError)
     def _domain_error(exc: LabelerError):
         rollback()
+        page = g.pop("labeler_form_page", None)
+        if page is not None:
+            return page(exc)
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
 
     @app.errorhandler(HTTPException)
