@@ -20,10 +20,10 @@ install-test: $(VENV)/bin/activate
 	$(PIP) install -q -e '.[test,ml]'
 
 run: install
-	LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) db upgrade
-	LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) demo
+	LABELER_ENV=$${LABELER_ENV:-development} LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) db upgrade
+	LABELER_ENV=$${LABELER_ENV:-development} LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) demo
 	@echo "labeler: open http://127.0.0.1:$(PORT) and sign in as a demo user"
-	LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) serve --port $(PORT)
+	LABELER_ENV=$${LABELER_ENV:-development} LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) serve --port $(PORT)
 
 # Debian's chromium for the browser tests (never `playwright install`: it downloads a browser)
 browser:

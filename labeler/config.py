@@ -47,9 +47,10 @@ def load_settings(
         return env.get(f"LABELER_{name}", default)
 
     instance = Path(get("INSTANCE_PATH", Path.cwd() / "instance")).resolve()
-    environment = get("ENV", "development")
+    # unset: development, except that the development sign-in needs it set explicitly (below)
+    environment = get("ENV")
     cfg: dict[str, Any] = {
-        "LABELER_ENV": environment,
+        "LABELER_ENV": "development" if environment is None else environment,
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": get("SECRET_KEY"),
         "DATABASE_URL": get("DATABASE_URL", f"sqlite:///{instance / 'labeler.db'}"),
@@ -85,11 +86,12 @@ def load_settings(
     secure = is_production(cfg["LABELER_ENV"])
     for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
         cfg.setdefault(name, secure)
-    validate_settings(cfg)
+    explicit = environment is not None or "LABELER_ENV" in (overrides or {})
+    validate_settings(cfg, environment_explicit=explicit)
     return cfg
 
 
-def validate_settings(cfg: dict[str, Any]) -> None:
+def validate_settings(cfg: dict[str, Any], *, environment_explicit: bool = True) -> None:
     """Refuse dangerous combinations (dev sign-in in production, missing or weak secrets)."""
     env = cfg["LABELER_ENV"]
     production = is_production(env)
@@ -109,6 +111,13 @@ def validate_settings(cfg: dict[str, Any]) -> None:
                 f"{MIN_SECRET_KEY_BYTES} random bytes, e.g. the output of "
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
+    elif cfg["AUTH_MODE"] == "dev" and not environment_explicit:
+        # a server configured by copying a developer's LABELER_AUTH=dev and nothing else must not
+        # offer the password-less sign-in that lists every account
+        raise ConfigError(
+            "LABELER_AUTH=dev (development sign-in) needs LABELER_ENV=development (or test) set "
+            "explicitly"
+        )
     if cfg["AUTH_MODE"] == "sso" and production:
         missing = [
             k for k in ("SSO_AUTHORITY", "SSO_CLIENT_ID", "SSO_REDIRECT_URI") if not cfg.get(k)

@@ -20,6 +20,7 @@ def test_reads_environment(tmp_path):
             "LABELER_DATABASE_URL": "sqlite:///x.db",
             "LABELER_INSTANCE_PATH": str(tmp_path),
             "LABELER_AUTH": "dev",
+            "LABELER_ENV": "development",
             "LABELER_DOTENV": str(tmp_path / "none"),
         }
     )
@@ -133,9 +134,16 @@ def test_development_sign_in_in_development_and_test(tmp_path, environment):
     assert cfg["AUTH_MODE"] == "dev" and not cfg["SESSION_COOKIE_SECURE"]
 
 
-def test_unset_environment_is_development(tmp_path):
-    cfg = load_settings({"AUTH_MODE": "dev", "INSTANCE_PATH": str(tmp_path)}, environ={})
-    assert cfg["LABELER_ENV"] == "development"
+def test_unset_environment_is_development_but_not_for_the_development_sign_in(tmp_path):
+    cfg = load_settings({"INSTANCE_PATH": str(tmp_path)}, environ={})
+    assert cfg["LABELER_ENV"] == "development" and not cfg["SESSION_COOKIE_SECURE"]
+    with pytest.raises(ConfigError, match="set explicitly"):
+        load_settings({"INSTANCE_PATH": str(tmp_path)}, environ={"LABELER_AUTH": "dev"})
+    explicit = load_settings(
+        {"INSTANCE_PATH": str(tmp_path)},
+        environ={"LABELER_AUTH": "dev", "LABELER_ENV": "development"},
+    )
+    assert explicit["AUTH_MODE"] == "dev"
 
 
 @pytest.mark.parametrize(
