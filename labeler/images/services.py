@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
 from ..auth.models import User
-from ..errors import ValidationError
+from ..errors import LabelerError, ValidationError
 from ..projects.models import Project
 from .journal import Journal, recover_interrupted_imports
 from .models import Image, ImportBatch
@@ -100,6 +100,35 @@ def run_import_hooks(
         note = hook.describe(result)
         if note:
             summary.notes.append(note)
+
+
+class ImportInterrupted(LabelerError):
+    """An import failed after some of its checkpoints were committed: says exactly what was saved."""
+
+    status, code = 500, "import_interrupted"
+
+    def __init__(
+        self, batch_id: int, saved: list[dict], stopped_at: str | None, cause: Exception
+    ) -> None:
+        if isinstance(cause, LabelerError):
+            self.status, self.code, why = cause.status, cause.code, cause.message
+        elif isinstance(cause, OSError):
+            why = "the server could not store the files"
+        else:
+            why = "of an error on our side"
+        where = f"at '{stopped_at}'" if stopped_at else "while saving its last images"
+        last = saved[-1]["filename"]
+        count = "1 image was" if len(saved) == 1 else f"{len(saved)} images were"
+        super().__init__(
+            f"The import stopped {where} because {why}. {count} saved, up to and including "
+            f"'{last}'; nothing after '{last}' was saved. Upload the files again: the saved "
+            "images will be skipped as already in the project.",
+            saved={
+                "batch_id": batch_id,
+                "images": len(saved),
+                "filenames": [row["filename"] for row in saved],
+            },
+        )
 
 
 def read_manifest(data: bytes | str) -> dict[str, dict]:
@@ -184,8 +213,9 @@ def import_images(
     session.flush()
     summary = ImportSummary(batch_id=batch.id)
     journal = Journal(storage.root) if isinstance(storage, LocalStorage) else None
-    pending = 0
+    pending = saved = 0  # saved: images committed by the caller's checkpoints
     ok = False
+    name = None
     try:
         for src in sources:
             name = src.name
@@ -226,7 +256,8 @@ def import_images(
             _tick(progress, name)
             if pending >= CHECKPOINT_EVERY:
                 _flush_batch(session, batch, summary, checkpoint, storage)
-                pending = 0
+                saved, pending = len(summary.imported), 0
+        name = None
         record_event(
             session,
             actor,
@@ -241,6 +272,11 @@ def import_images(
         )
         _flush_batch(session, batch, summary, checkpoint, storage)
         ok = True
+    except Exception as exc:
+        if not saved:
+            raise  # nothing was committed: the caller's rollback leaves no trace
+        log.exception("import into project %s stopped after %d saved images", project.id, saved)
+        raise ImportInterrupted(batch.id, summary.imported[:saved], name, exc) from exc
     finally:
         if journal is not None:
             journal.finish() if ok else journal.abandon()

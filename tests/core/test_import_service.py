@@ -265,3 +265,58 @@ def test_files_are_made_durable_before_each_commit(db, make_project, tmp_path):
         assert "put-deferred" not in events[i - 1 : i]
     last_put = max(i for i, e in enumerate(events) if e == "put-deferred")
     assert events.index("sync", last_put) < commits[-1]
+
+
+@pytest.mark.parametrize("via", ["page", "api"])
+def test_upload_failing_after_a_checkpoint_says_what_was_saved(
+    app, client, db, make_user, make_project, login_as, via
+):
+    """25 images are committed by the first checkpoint; the 28th cannot be stored."""
+    from labeler.auth.services import create_token
+
+    lead = make_user(None, "lead")
+    project = make_project(lead)
+    names = [f"p{i:02d}.jpg" for i in range(30)]
+    files = {n: jpeg(i, size=(64 + i, 48)) for i, n in enumerate(names)}
+    storage = app.extensions["labeler_storage"]
+    real_put, originals = storage.put, []
+
+    def failing_put(key, data, *, durable=True):
+        if key.startswith("originals/"):
+            originals.append(key)
+            if len(originals) == 28:
+                raise OSError(28, "No space left on device")
+        real_put(key, data, durable=durable)
+
+    storage.put = failing_put
+    upload = {"files": [(io.BytesIO(data), name) for name, data in files.items()]}
+    if via == "page":
+        client = login_as(lead)
+        resp = client.post(
+            f"/projects/{project.id}/upload",
+            data={**upload, "csrf_token": client.csrf},
+            content_type="multipart/form-data",
+        )
+        text = resp.get_data(as_text=True)
+    else:
+        _token, raw = create_token(db, lead, lead, "test")
+        db.flush()
+        resp = client.post(
+            f"/api/v1/projects/{project.id}/images",
+            data=upload,
+            headers={"Authorization": f"Bearer {raw}"},
+            content_type="multipart/form-data",
+        )
+        error = resp.json["error"]
+        assert error["code"] == "import_interrupted"
+        assert error["saved"]["images"] == 25
+        assert error["saved"]["filenames"] == names[:25]
+        text = error["message"]
+    assert resp.status_code == 500
+    assert "nothing was saved" not in text.lower()
+    assert "25 images were saved" in text
+    assert "stopped at" in text and "p27.jpg" in text  # where it stopped
+    assert "p24.jpg" in text  # the last one saved
+    saved = db.scalars(select(Image).where(Image.project_id == project.id)).all()
+    assert sorted(im.filename for im in saved) == names[:25]
+    assert all(storage.exists(im.original_key) for im in saved)

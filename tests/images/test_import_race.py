@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PG_URL
 from helpers import fresh_database, make_config
 from sqlalchemy import select
 
 import labeler
 from labeler import create_app
 from labeler.images.models import Image
+
+PG_URL = os.environ.get("LABELER_TEST_DATABASE_URL")  # None: SQLite
 
 IMPORTER = textwrap.dedent(
     """
