@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from LABELER_* settings (and an optional .env), with explicit overrides on top."""
-    from . import cli, db, errors
+    from . import cli, db, errors, web
     from .allocation.views import bp as allocation_bp
     from .api import bp as api_bp
     from .auth import login
@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+    web.init_app(app)  # id converters and body limits: before any route or sign-in hook
     db.init_app(app)
     app.extensions["labeler_storage"] = LocalStorage(Path(app.config["STORAGE_PATH"]))
     login.init_app(app)

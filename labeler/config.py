@@ -69,7 +69,10 @@ def load_settings(
         "SSO_ROLE_CLAIMS": _bool(get("SSO_ROLE_CLAIMS", "false")),
         "SESSION_IDLE_MINUTES": int(get("SESSION_IDLE_MINUTES", 60)),
         "SESSION_ABSOLUTE_HOURS": int(get("SESSION_ABSOLUTE_HOURS", 12)),
-        "MAX_CONTENT_LENGTH": int(get("MAX_UPLOAD_MB", 512)) * 1024 * 1024,
+        # request bodies: 1 MB for JSON and forms; routes marked @accepts_upload (image import) take
+        # up to LABELER_MAX_UPLOAD_MB (see labeler/web.py); past either, 413 before anything is read
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "MAX_UPLOAD_BYTES": int(get("MAX_UPLOAD_MB", 512)) * 1024 * 1024,
         # trained models (<ML_DIR>/models) and the feature cache (<ML_DIR>/cache)
         "ML_DIR": get("ML_DIR", str(instance / "ml")),
         # start a background worker process for each training run (off: queued runs wait for `labeler ml work RUN_ID`)

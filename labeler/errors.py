@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,16 @@ def register_error_handlers(app: Flask, rollback: Callable[[], None]) -> None:
         if page is not None:
             return page(exc)
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc: RequestEntityTooLarge):
+        limit = request.max_content_length or 0
+        size = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit // 1024} KB"
+        return error_response(
+            413,
+            "too_large",
+            f"The request is larger than this address accepts ({size} at most); nothing was saved.",
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

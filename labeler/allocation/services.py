@@ -28,6 +28,7 @@ from ..images.models import Image
 from ..labeling.models import Label
 from ..projects.models import MemberRole, Project, ProjectMember
 from ..projects.services import add_member, remove_member
+from ..validation import MAX_SEED, clean_int
 from .models import Allocation, GoldenImage, ItemStatus, QueueItem
 from .planning import AllocationPlan, plan_allocation
 from .queue import get_item_for_rater, lock_project_queues, next_item, rater_progress
@@ -55,7 +56,6 @@ __all__ = [
     "summary",
 ]
 
-MAX_SEED = 2**31 - 1  # the seed column is a 32-bit integer
 ALLOCATION_MANAGERS = "Only the project's leads and admins manage its allocation."
 
 
@@ -161,9 +161,7 @@ def _project_images(session: Session, project: Project) -> dict[int, str | None]
 def _check_seed(seed: int | None) -> int:
     if seed is None:
         return new_seed()
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ValidationError(f"seed must be an integer from 0 to {MAX_SEED}", code="seed")
-    return seed
+    return clean_int(seed, "seed", lo=0, hi=MAX_SEED, code="seed")
 
 
 def preview_allocation(

@@ -13,6 +13,7 @@ from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import LabelerError, ValidationError
 from ..projects.access import authorized_project, can_allocate
+from ..validation import DB_INT_MAX, clean_int
 from . import services
 
 bp = Blueprint("allocation", __name__)
@@ -30,13 +31,14 @@ def item_url(public_id: str) -> str:
 
 
 def _int_field(name: str, *, default: int | None = None) -> int | None:
-    raw = (request.form.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(f"{name.replace('_', ' ')} must be a whole number") from None
+    return clean_int(
+        request.form.get(name),
+        name.replace("_", " "),
+        lo=0,
+        hi=DB_INT_MAX,
+        default=default,
+        from_text=True,
+    )
 
 
 def form_params() -> dict[str, Any]:

@@ -28,8 +28,9 @@ from ..images.models import Image
 from ..images.storage import InvalidKey
 from ..projects.access import authorized_project, can_allocate
 from ..projects.services import get_project
+from ..validation import DB_INT_MAX, clean_ids, clean_int
 from .blueprint import bp
-from .projects import json_body
+from .params import json_body
 
 DISPLAY_TYPES = {
     "jpg": "image/jpeg",
@@ -39,37 +40,31 @@ DISPLAY_TYPES = {
 }
 
 
-def _int(value: Any, name: str, *, default: int | None = None) -> int | None:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{name} must be an integer", code="invalid_" + name)
-    return value
-
-
 def allocation_params(body: dict) -> dict[str, Any]:
     """Validate {raters, golden_size | golden_image_ids, overlap, seed} into service arguments."""
     raters = body.get("raters")
     if not isinstance(raters, list) or not all(isinstance(r, str) for r in raters):
         raise ValidationError("raters must be a list of e-mail addresses", code="invalid_raters")
     golden_ids = body.get("golden_image_ids")
-    if golden_ids is not None and (
-        not isinstance(golden_ids, list)
-        or not all(isinstance(i, int) and not isinstance(i, bool) for i in golden_ids)
-    ):
-        raise ValidationError(
-            "golden_image_ids must be a list of image ids", code="invalid_golden_image_ids"
-        )
-    golden_size = _int(body.get("golden_size"), "golden_size")
+    if golden_ids is not None:
+        golden_ids = clean_ids(golden_ids, "golden_image_ids", code="invalid_golden_image_ids")
+    golden_size = _count(body, "golden_size")
     if golden_size is None and golden_ids is None:
         golden_size = 0
     return {
         "raters": raters,
         "golden_size": golden_size,
         "golden_image_ids": golden_ids,
-        "overlap": _int(body.get("overlap"), "overlap", default=1),
-        "seed": _int(body.get("seed"), "seed"),
+        "overlap": _count(body, "overlap", default=1),
+        "seed": body.get("seed"),  # checked (a whole number from 0 to MAX_SEED) by the service
     }
+
+
+def _count(body: dict, name: str, *, default: int | None = None) -> int | None:
+    """A whole number that fits the database; what it may be (overlap <= raters...) is the service's."""
+    return clean_int(
+        body.get(name), name, lo=0, hi=DB_INT_MAX, default=default, code="invalid_" + name
+    )
 
 
 def _email(body: dict) -> str:

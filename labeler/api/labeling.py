@@ -21,7 +21,7 @@ from ..labeling.services import (
     submit_label,
 )
 from .blueprint import bp
-from .projects import json_body
+from .params import json_body, query_int
 
 LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade")
 
@@ -65,10 +65,10 @@ def put_label(public_id: str):
 @bp.post("/items/<public_id>/skip")
 @role_required(Role.rater)
 def post_skip(public_id: str):
-    body = request.get_json(silent=True) or {}
+    body = json_body(optional=True)
     db = get_session()
     item = own_item(db, current_user, public_id)
-    skip_item(db, current_user, item, reason=body.get("reason") if isinstance(body, dict) else None)
+    skip_item(db, current_user, item, reason=body.get("reason"))
     nxt = queue_context(db, current_user, item).next
     db.commit()
     return jsonify(item=item.public_id, status=item.status.value, next=nxt)
@@ -77,5 +77,5 @@ def post_skip(public_id: str):
 @bp.get("/icd10")
 @signed_in
 def icd10_search():
-    limit = request.args.get("limit", 20, type=int) or 20
+    limit = query_int("limit", default=20, lo=1, hi=icd10.MAX_RESULTS)
     return jsonify(results=[c.as_dict() for c in icd10.search(request.args.get("q", ""), limit)])

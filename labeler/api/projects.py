@@ -14,7 +14,9 @@ from ..images.storage import app_storage
 from ..projects.access import authorized_project
 from ..projects.members import add_project_member, list_members, remove_project_member
 from ..projects.services import create_project, update_settings, visible_projects
+from ..web import accepts_upload
 from .blueprint import bp
+from .params import json_body
 
 
 def project_json(project) -> dict:
@@ -25,13 +27,6 @@ def project_json(project) -> dict:
         "settings": project.settings,
         "created_at": project.created_at.isoformat(),
     }
-
-
-def json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationError("the request body must be a JSON object", status=400, code="bad_json")
-    return body
 
 
 @bp.get("/projects")
@@ -47,15 +42,14 @@ def list_projects():
 def create_project_api():
     body = json_body()
     db = get_session()
-    project = create_project(
-        db, current_user, str(body.get("name") or ""), str(body.get("protocol") or "")
-    )
+    project = create_project(db, current_user, body.get("name"), str(body.get("protocol") or ""))
     db.commit()
     return jsonify(project_json(project)), 201
 
 
 @bp.post("/projects/<int:project_id>/images")
 @role_required(Role.lead, Role.admin)
+@accepts_upload()
 def upload_images_api(project_id: int):
     project = authorized_project(project_id)
     files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]

@@ -8,11 +8,10 @@ from flask_login import current_user
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
-from ..errors import ValidationError
 from ..reports.http import export_response, managed_project
 from ..reports.services import adjudicate, check_scope, project_agreement, tie_list
 from .blueprint import bp
-from .projects import json_body
+from .params import json_body
 
 
 @bp.get("/projects/<int:project_id>/agreement")
@@ -42,13 +41,11 @@ def adjudicate_api(project_id: int):
     db = get_session()
     project = managed_project(project_id)
     body = json_body()
-    if not isinstance(body.get("image_id"), int):
-        raise ValidationError("image_id must be an integer")
     adj = adjudicate(
         db,
         current_user,
         project,
-        body["image_id"],
+        body.get("image_id"),
         str(body.get("decision") or ""),
         body.get("note"),
     )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, joinedload
 from ..audit.services import record_event
 from ..db import utcnow
 from ..errors import Conflict, Forbidden, LabelerError, NotFound, ValidationError
+from ..validation import clean_text
 from .models import ApiToken, Role, User, UserRole
 
 TOKEN_PREFIX = "lbl_"
@@ -33,8 +34,9 @@ class NotAdmitted(LabelerError):
 
 
 def normalize_email(email: str) -> str:
-    email = (email or "").strip().lower()
-    if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
+    """An e-mail address, trimmed and lower-cased; NUL/control characters and spaces are refused."""
+    email = (clean_text(email, "the e-mail address", max_len=320, collapse=False) or "").lower()
+    if "@" not in email or any(c.isspace() for c in email):
         raise ValidationError(f"not a valid e-mail address: {email!r}")
     return email
 
@@ -60,7 +62,8 @@ def add_user(
     email = normalize_email(email)
     if find_user_by_email(session, email):
         raise Conflict(f"a user with e-mail {email} already exists")
-    user = User(email=email, name=(name or email.split("@")[0]).strip()[:200], active=True)
+    name = clean_text(name, "the name", max_len=200) or email.split("@")[0]
+    user = User(email=email, name=name, active=True)
     user.role_rows = [UserRole(role=r) for r in sorted(set(roles), key=lambda r: r.value)]
     session.add(user)
     session.flush()
@@ -211,7 +214,7 @@ def create_token(
 ) -> tuple[ApiToken, str]:
     """Create a personal API token; the raw value is returned once and stored only hashed."""
     lifetime = token_lifetime(expires_in_days)
-    name = (name or "").strip() or "token"
+    name = clean_text(name, "the token name", max_len=100) or "token"
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     token = ApiToken(

@@ -12,6 +12,7 @@ from ..db import get_session
 from ..projects.access import authorized_project, can_manage_project
 from ..projects.services import get_project
 from ..training.prescreen import flagged_filter
+from ..web import accepts_upload
 from .models import Image
 from .services import import_uploads
 from .storage import app_storage
@@ -31,6 +32,8 @@ def project_images(project_id: int):
     if flagged:
         where.append(flagged_filter())
     total = db.scalar(select(func.count(Image.id)).where(*where)) or 0
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    page = min(page, pages)  # ?page=10**20 shows the last page (and never reaches SQL's OFFSET)
     images = db.scalars(
         select(Image)
         .where(*where)
@@ -38,7 +41,6 @@ def project_images(project_id: int):
         .offset((page - 1) * PAGE_SIZE)
         .limit(PAGE_SIZE)
     ).all()
-    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     return render_template(
         "images/image_list.html",
         project=project,
@@ -60,6 +62,7 @@ def upload_form(project_id: int):
 
 @bp.post("/projects/<int:project_id>/upload")
 @role_required(Role.lead, Role.admin)
+@accepts_upload()
 def upload(project_id: int):
     project = authorized_project(project_id)
     files = [(f.filename or "upload", f.stream) for f in request.files.getlist("files") if f]

@@ -15,6 +15,7 @@ from ..errors import Conflict, Forbidden, NotFound, ValidationError
 from ..labeling.models import Label, LabelRevision
 from ..labeling.protocols import NON_GRADED
 from ..training.services import set_prescreen_model
+from ..validation import clean_text
 from .models import MemberRole, Project, ProjectMember, Protocol
 from .settings import changed_keys, default_settings, merge_settings, parse_number, show_number
 
@@ -30,9 +31,7 @@ def create_project(
     session: Session, actor: User | None, name: str, protocol: Protocol | str
 ) -> Project:
     """Create a project; its creator (a lead) becomes one of its leads."""
-    name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise ValidationError("a project needs a name of 1 to 200 characters")
+    name = clean_text(name, "the project name", max_len=200, required=True)
     if actor is not None and not actor.has_role(Role.lead, Role.admin):
         raise Forbidden("only leads and admins create projects")
     protocol = protocol if isinstance(protocol, Protocol) else parse_protocol(protocol)

@@ -169,7 +169,7 @@ def test_upload_errors(client, db, make_user, make_project):
 def test_upload_too_large_is_413(app, client, db, make_user, make_project):
     lead = make_user(None, "lead")
     project = make_project(lead)
-    app.config["MAX_CONTENT_LENGTH"] = 1000
+    app.config["MAX_UPLOAD_BYTES"] = 1000
     resp = client.post(
         f"/api/v1/projects/{project.id}/images",
         headers=bearer(db, lead),
