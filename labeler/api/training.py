@@ -20,16 +20,14 @@ from ..training.access import can_use_model
 from ..training.prescreen import loaded_model
 from ..training.services import (
     get_run,
-    mark_dead_runs,
     models_dir,
     project_models,
     run_dict,
     run_for_model,
 )
 from ..training.worker import launch_run
-from ..web import accepts_upload
 from .blueprint import bp
-from .params import json_body
+from .projects import json_body
 
 PREDICT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -39,7 +37,6 @@ PREDICT_MAX_BYTES = 20 * 1024 * 1024
 def project_models_api(project_id: int):
     db = get_session()
     models = project_models(db, current_app.config, authorized_project(project_id))
-    db.commit()
     return jsonify(models=models)
 
 
@@ -59,7 +56,6 @@ def start_run_api(project_id: int):
         epochs=body.get("epochs"),
         checkpoint=db.commit,
     )
-    db.commit()
     return jsonify(run_dict(run)), 202
 
 
@@ -69,14 +65,11 @@ def run_api(run_id: int):
     db = get_session()
     run = get_run(db, run_id)
     authorized_project(run.project_id)
-    mark_dead_runs(db, [run])
-    db.commit()
     return jsonify(run_dict(run))
 
 
 @bp.post("/models/<model_id>/predict")
 @role_required(Role.lead, Role.admin)
-@accepts_upload(PREDICT_MAX_BYTES + 64 * 1024)  # the image plus multipart framing
 def predict_api(model_id: str):
     db = get_session()
     run = run_for_model(db, model_id)

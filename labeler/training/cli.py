@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
 
 from .. import ml
 from ..db import CommandSession, database
@@ -17,7 +18,9 @@ from ..errors import LabelerError
 from ..projects.models import Project
 from ..projects.services import find_project
 from ..reports.export import training_manifest
+from .models import RunStatus, TrainingRun
 from .prescreen import loaded_model
+from .processes import mark_dead_runs
 from .services import (
     latest_evaluation,
     models_dir,
@@ -236,6 +239,23 @@ def ml_list() -> None:
             click.echo(
                 f"{m.id}\t{m.kind}\t{m.size_bytes / 1e6:.1f} MB\t{where}\texpert level: {expert}"
             )
+
+
+@ml_cli.command("reap")
+@with_appcontext
+def ml_reap() -> None:
+    """Record runs in flight whose worker process died as failed (pages show them failed already)."""
+    with CommandSession() as s:
+        runs = list(
+            s.scalars(
+                select(TrainingRun).where(
+                    TrainingRun.status.in_([RunStatus.queued, RunStatus.running])
+                )
+            )
+        )
+        mark_dead_runs(s, runs)
+        failed = [r.id for r in runs if r.status is RunStatus.failed]
+    click.echo(f"marked failed: {', '.join(map(str, failed))}" if failed else "no dead runs")
 
 
 @ml_cli.command("work")

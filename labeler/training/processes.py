@@ -35,22 +35,27 @@ def process_alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
+def dead_worker_error(run: TrainingRun) -> str | None:
+    """Why a run in flight will never finish (its worker on this host is gone), else None. Reads only:
+    pages and the API show such a run as failed at once; mark_dead_runs records it."""
+    if (
+        run.status not in (RunStatus.queued, RunStatus.running)
+        or not run.pid
+        or run.host != socket.gethostname()
+        or process_alive(run.pid)
+    ):
+        return None
+    return (
+        f"the worker process (pid {run.pid}) ended without finishing the run; "
+        "see the worker log and start a new run"
+    )
+
+
 def mark_dead_runs(session: Session, runs: list[TrainingRun]) -> None:
-    """Runs in flight whose worker (on this host) is gone are failed: say so instead of spinning forever."""
+    """Record runs whose worker died as failed (starting a run does this; so does `labeler ml reap`)."""
     reap_children()
-    here = socket.gethostname()
     for run in runs:
-        if (
-            run.status not in (RunStatus.queued, RunStatus.running)
-            or not run.pid
-            or run.host != here
-        ):
-            continue
-        if not process_alive(run.pid):
-            run.status = RunStatus.failed
-            run.finished_at = utcnow()
-            run.error = (
-                f"the worker process (pid {run.pid}) ended without finishing the run; "
-                "see the worker log and start a new run"
-            )
+        error = dead_worker_error(run)
+        if error:
+            run.status, run.finished_at, run.error = RunStatus.failed, utcnow(), error
     session.flush()

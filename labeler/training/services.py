@@ -20,11 +20,11 @@ from ..errors import Conflict, NotFound, ValidationError
 from ..ml.artifacts import MODEL_ID, REQUIRED
 from ..projects.models import Project
 from ..reports.services import project_agreement
-from ..validation import MAX_SEED, clean_int
 from .models import ModelKind, RunStatus, TrainingRun
-from .processes import mark_dead_runs
+from .processes import dead_worker_error, mark_dead_runs
 
 MAX_EPOCHS = 1000
+MAX_SEED = 2**31 - 1
 
 
 def models_dir(config: Mapping[str, Any]) -> Path:
@@ -42,6 +42,18 @@ def run_dir(config: Mapping[str, Any], run_id: int) -> Path:
     return Path(config["ML_DIR"]) / "runs" / str(run_id)
 
 
+def _int(value: Any, name: str, lo: int, hi: int, default: int | None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number") from None
+    if not lo <= number <= hi:
+        raise ValidationError(f"{name} must be between {lo} and {hi}")
+    return number
+
+
 def start_run(
     session: Session,
     actor: User | None,
@@ -52,8 +64,6 @@ def start_run(
     epochs: Any = None,
 ) -> TrainingRun:
     """Queue a training run of the project's model kind (one run in flight per project)."""
-    if kind is not None and not isinstance(kind, str):
-        raise ValidationError("kind must be 'quality' or 'severity'")
     kind = (kind or project.protocol.value).strip().lower()
     if kind not in {k.value for k in ModelKind}:
         raise ValidationError("kind must be 'quality' or 'severity'")
@@ -62,8 +72,8 @@ def start_run(
             f"a {project.protocol.value} project trains {project.protocol.value} models, "
             f"not {kind} models"
         )
-    seed = clean_int(seed, "seed", lo=0, hi=MAX_SEED, default=0, from_text=True)
-    epochs = clean_int(epochs, "epochs", lo=1, hi=MAX_EPOCHS, from_text=True)
+    seed = _int(seed, "seed", 0, MAX_SEED, 0)
+    epochs = _int(epochs, "epochs", 1, MAX_EPOCHS, None)
     busy = session.scalar(
         select(TrainingRun.id).where(
             TrainingRun.project_id == project.id,
@@ -112,16 +122,14 @@ def get_run(session: Session, run_id: int) -> TrainingRun:
 
 
 def project_runs(session: Session, project: Project) -> list[TrainingRun]:
-    """The project's runs, newest first (runs whose worker died are marked failed)."""
-    runs = list(
+    """The project's runs, newest first."""
+    return list(
         session.scalars(
             select(TrainingRun)
             .where(TrainingRun.project_id == project.id)
             .order_by(TrainingRun.id.desc())
         )
     )
-    mark_dead_runs(session, runs)
-    return runs
 
 
 def run_for_model(session: Session, model_id: str) -> TrainingRun | None:
@@ -144,19 +152,21 @@ def rater_figures(session: Session, project: Project) -> dict[str, float] | None
 
 
 def run_dict(run: TrainingRun) -> dict[str, Any]:
+    """A run as pages and the API show it: a run whose worker died shows as failed (not written here)."""
     evaluation = (run.metrics or {}).get("evaluation") or {}
+    dead = dead_worker_error(run)
     return {
         "id": run.id,
         "project_id": run.project_id,
         "kind": run.kind.value,
-        "status": run.status.value,
+        "status": RunStatus.failed.value if dead else run.status.value,
         "stage": run.stage,
         "done": run.done,
         "total": run.total,
         "seed": run.seed,
         "epochs": run.epochs,
         "model_id": run.model_id,
-        "error": run.error,
+        "error": dead or run.error,
         "created_by_id": run.created_by_id,
         "created_at": run.created_at.isoformat(),
         "started_at": _iso(run.started_at),

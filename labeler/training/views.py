@@ -20,7 +20,7 @@ from .. import ml
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
-from ..errors import LabelerError, NotFound, ValidationError
+from ..errors import NotFound, ValidationError, on_form_error
 from ..projects.access import authorized_project
 from ..projects.models import Project
 from .models import ModelKind
@@ -58,7 +58,6 @@ def _models_page(project: Project, error: str | None = None, status: int = 200):
         prescreen=(project.settings or {}).get("prescreen_model_id"),
         error=error,
     )
-    db.commit()  # runs whose worker died were just marked failed
     return page, status
 
 
@@ -73,23 +72,19 @@ def models_page(project_id: int):
 def train(project_id: int):
     db = get_session()
     project = authorized_project(project_id)
-    try:
-        if not request.form.get("kind"):
-            raise ValidationError("choose the kind of model to train")
-        run = launch_run(
-            db,
-            current_app.config,
-            current_user,
-            project,
-            kind=request.form.get("kind"),
-            seed=request.form.get("seed"),
-            epochs=request.form.get("epochs"),
-            checkpoint=db.commit,
-        )
-    except LabelerError as exc:
-        db.rollback()
-        return _models_page(project, exc.message, exc.status)
-    db.commit()
+    on_form_error(lambda exc: _models_page(project, exc.message, exc.status))
+    if not request.form.get("kind"):
+        raise ValidationError("choose the kind of model to train")
+    run = launch_run(
+        db,
+        current_app.config,
+        current_user,
+        project,
+        kind=request.form.get("kind"),
+        seed=request.form.get("seed"),
+        epochs=request.form.get("epochs"),
+        checkpoint=db.commit,
+    )
     flash(f"Training run {run.id} started.")
     return redirect(url_for("training.models_page", project_id=project.id))
 
@@ -99,14 +94,8 @@ def train(project_id: int):
 def prescreen(project_id: int):
     db = get_session()
     project = authorized_project(project_id)
-    try:
-        set_prescreen_model(
-            db, current_user, project, request.form.get("model_id"), current_app.config
-        )
-    except LabelerError as exc:
-        db.rollback()
-        return _models_page(project, exc.message, exc.status)
-    db.commit()
+    on_form_error(lambda exc: _models_page(project, exc.message, exc.status))
+    set_prescreen_model(db, current_user, project, request.form.get("model_id"), current_app.config)
     model_id = (project.settings or {}).get("prescreen_model_id")
     flash(
         f"Imports are prescreened with {model_id}." if model_id else "Prescreen on import is off."
