@@ -64,12 +64,19 @@ class Journal:
         self.dir = Path(root) / JOURNAL_DIR
         self._lock = _open_lock(self.dir)
         self.path = self.dir / f"{uuid.uuid4().hex}.jsonl"
-        with self.writing():
-            # Created under a hidden name, locked, then renamed: recovery never sees it unlocked.
-            tmp = self.dir / f".new-{self.path.name}"
-            self._fh = open(tmp, "a", encoding="utf-8")  # noqa: SIM115 (held open: the lock lives as long as the import)
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.replace(tmp, self.path)
+        tmp = self.dir / f".new-{self.path.name}"
+        try:
+            with self.writing():
+                # Created under a hidden name, locked, then renamed: never seen unlocked.
+                self._fh = open(tmp, "a", encoding="utf-8")  # noqa: SIM115 (held open: the lock lives as long as the import)
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.replace(tmp, self.path)
+        except BaseException:
+            if getattr(self, "_fh", None) is not None:
+                self._fh.close()
+            tmp.unlink(missing_ok=True)
+            os.close(self._lock)
+            raise
 
     @contextmanager
     def writing(self, keys: Iterable[str] = ()) -> Iterator[None]:
