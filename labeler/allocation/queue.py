@@ -155,8 +155,9 @@ def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueI
     item = pick()
     if item is None or item.shown_at is not None:
         return item
+    project_id = item.project_id  # read now: the restart below expires the item, which may be gone
     _begin_immediate(session)  # SQLite: the writer lock before the write (PostgreSQL: nothing)
-    lock_project_queues(session, item.project_id)
+    lock_project_queues(session, project_id)
     session.expire_all()  # re-read under the lock what was read before it
     item = pick()
     if item is not None and item.shown_at is None:
@@ -167,8 +168,9 @@ def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueI
             .values(shown_at=now)
             .execution_options(synchronize_session=False)
         )
-        # written above: nothing left for the ORM to flush
+        # written above: nothing left for the ORM to flush; the request commits what it recorded
         set_committed_value(item, "shown_at", now)
+        session.info["wrote"] = True
     return item
 
 
