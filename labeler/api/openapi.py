@@ -185,9 +185,23 @@ ALLOCATION_PATHS: dict[str, dict] = {
             body=_ALLOCATION_BODY,
         ),
     },
+    "/api/v1/projects/{project_id}/allocation/raters/preview": {
+        "post": _op(
+            "What adding (or, with remove: true, removing) a rater would move, and the rule; writes "
+            "nothing. Only items their rater was never shown and has not labeled move; a removed "
+            "rater's unlabeled work all moves",
+            params=[_path_id("project_id")],
+            body={
+                "type": "object",
+                "required": ["email"],
+                "properties": {"email": {"type": "string"}, "remove": {"type": "boolean"}},
+            },
+        ),
+    },
     "/api/v1/projects/{project_id}/allocation/raters": {
         "post": _op(
-            "Add a rater later: golden set plus unlabeled work moved from the most loaded",
+            "Add a rater later: golden set plus fold work never shown to its rater, moved from the "
+            "most loaded",
             ok=201,
             params=[_path_id("project_id")],
             body={
@@ -199,7 +213,8 @@ ALLOCATION_PATHS: dict[str, dict] = {
     },
     "/api/v1/projects/{project_id}/allocation/raters/remove": {
         "post": _op(
-            "Remove a rater: their labels stay, their unlabeled work moves to others",
+            "Remove a rater: their labels stay (for the leads), their unlabeled work moves to "
+            "others, and they keep no access to the project's items",
             params=[_path_id("project_id")],
             body={
                 "type": "object",
