@@ -202,26 +202,62 @@ class SeverityPairTable:
         return mean_std(kappa, axis=1)[0]
 
 
-def coincidences(data: np.ndarray, domain: Sequence[float]) -> np.ndarray:
-    """Per image Krippendorff coincidences (n, V, V): (n_uc n_uk - [c == k] n_uc) / (m_u - 1).
+class RowSums:
+    """Weighted sums of per-image features, over only the images where a feature is non-zero
+    (golden figures touch the golden images, not every image of the project)."""
 
-    `data` holds int codes (-1 missing) or floats (NaN missing) whose values lie in `domain`;
-    images with fewer than two values are all zero (not pairable).
-    """
-    arr = np.asarray(data)
-    dom = np.asarray(domain, dtype=float)
-    ok = arr >= 0 if np.issubdtype(arr.dtype, np.integer) else ~np.isnan(arr)
-    pos = np.searchsorted(dom, np.where(ok, arr, dom[0]).astype(float))
-    pos = np.minimum(pos, dom.size - 1)
-    if np.any(ok & (dom[pos] != arr)):
-        raise ValueError("data contains values outside the domain")
-    counts = (ok[:, :, None] & (pos[:, :, None] == np.arange(dom.size))).sum(axis=1).astype(_F)
-    m = counts.sum(axis=1)
-    inv = safe_divide(np.ones_like(m), m - 1.0)
-    inv[m < 2] = 0.0
-    o = counts[:, :, None] * counts[:, None, :]
-    o[:, np.arange(dom.size), np.arange(dom.size)] -= counts
-    return o * inv[:, None, None]
+    def __init__(self, features: np.ndarray):
+        feat = np.asarray(features, dtype=_F)
+        self.index = np.flatnonzero(np.abs(feat).sum(axis=1) > 0) if feat.shape[1] else []
+        self.features_t = np.ascontiguousarray(feat[self.index].T)
+        self.width = feat.shape[1]
+
+    def __call__(self, wt: np.ndarray) -> np.ndarray:
+        """(k, f) sums for (n, k) weight columns."""
+        if not len(self.index):
+            return np.zeros((wt.shape[1], self.width))
+        return (self.features_t @ wt[self.index].astype(_F)).T
+
+
+class CoincidenceSums:
+    """Weighted sums of per-image Krippendorff coincidences, exact in float32: images are grouped
+    by their number of values m, each group sums the integer numerators n_uc n_uk - [c == k] n_uc,
+    and the groups are combined divided by m - 1."""
+
+    def __init__(self, data: np.ndarray, domain: Sequence[float], rows: np.ndarray):
+        arr = np.asarray(data)
+        dom = np.asarray(domain, dtype=float)
+        ok = arr >= 0 if np.issubdtype(arr.dtype, np.integer) else ~np.isnan(arr)
+        ok = ok & np.asarray(rows, dtype=bool)[:, None]
+        pos = np.minimum(
+            np.searchsorted(dom, np.where(ok, arr, dom[0]).astype(float)), dom.size - 1
+        )
+        if np.any(ok & (dom[pos] != arr)):
+            raise ValueError("data contains values outside the domain")
+        v = dom.size
+        counts = np.zeros((arr.shape[0], v), dtype=np.int64)
+        for j in range(arr.shape[1]):  # a few raters: one bincount-like add per rater
+            hit = np.flatnonzero(ok[:, j])
+            counts[hit, pos[hit, j]] += 1
+        m = counts.sum(axis=1)
+        self.v = v
+        self.dtype = count_dtype(arr.shape[0] * max(int(m.max(initial=0)), 1) ** 2)
+        self.groups: list[tuple[float, np.ndarray, np.ndarray]] = []
+        for size in np.unique(m[m >= 2]):
+            idx = np.flatnonzero(m == size)
+            c = counts[idx]
+            num = c[:, :, None] * c[:, None, :]
+            num[:, np.arange(v), np.arange(v)] -= c
+            feat_t = np.ascontiguousarray(num.reshape(idx.size, v * v).T, dtype=self.dtype)
+            self.groups.append((1.0 / (size - 1.0), idx, feat_t))
+
+    def __call__(self, wt: np.ndarray) -> np.ndarray:
+        """(k, V, V) coincidence matrices for (n, k) weight columns."""
+        out = np.zeros((self.v * self.v, wt.shape[1]))
+        wt = wt.astype(self.dtype, copy=False)
+        for inv, idx, feat_t in self.groups:
+            out += inv * (feat_t @ wt[idx])
+        return out.T.reshape(wt.shape[1], self.v, self.v)
 
 
 def alpha_from_coincidences(o: np.ndarray, level: str, domain: Sequence[float]) -> np.ndarray:
@@ -333,10 +369,9 @@ def quality_replicates(
     gold = np.ones(n, dtype=bool) if golden is None else np.asarray(golden, dtype=bool)
     sel = labels[:, fleiss_raters] if fleiss_raters is not None else labels
     p_item, votes, n_fleiss = fleiss_parts(np.where(gold[:, None], sel, -1), n_classes)
-    fleiss_feat = np.concatenate([p_item[:, None], votes], axis=1)
-    o = coincidences(labels, np.arange(n_classes)).reshape(n, -1)
-    o = np.concatenate([o * scope[:, None], o * gold[:, None]], axis=1)
-    cc = n_classes * n_classes
+    fleiss_sums = RowSums(np.concatenate([p_item[:, None], votes], axis=1))
+    alpha_sums = CoincidenceSums(labels, np.arange(n_classes), scope)
+    alpha_golden_sums = CoincidenceSums(labels, np.arange(n_classes), gold)
     out: dict[str, list[np.ndarray]] = {}
 
     def add(key: str, value: np.ndarray) -> None:
@@ -353,12 +388,10 @@ def quality_replicates(
             add("expl_mean", ex.class_mean)
             add("expl_std", ex.class_std)
             add("expl_average", mean_std(ex.class_mean, axis=1)[0])
-        f = (fleiss_feat.T @ wt).T
+        f = fleiss_sums(wt)
         add("fleiss", fleiss_from_sums(f[:, 0], f[:, 1:], n_fleiss))
-        oc = (o.T @ wt).T
-        for key, part in (("alpha", oc[:, :cc]), ("alpha_golden", oc[:, cc:])):
-            oc_k = part.reshape(-1, n_classes, n_classes)
-            add(key, alpha_from_coincidences(oc_k, "nominal", np.arange(n_classes)))
+        for key, sums in (("alpha", alpha_sums), ("alpha_golden", alpha_golden_sums)):
+            add(key, alpha_from_coincidences(sums(wt), "nominal", np.arange(n_classes)))
     return {key: np.concatenate(parts) for key, parts in out.items()}
 
 
@@ -385,14 +418,13 @@ def severity_replicates(
     scope = np.ones(n, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
     gold = np.ones(n, dtype=bool) if golden is None else np.asarray(golden, dtype=bool)
     sq, ok, sq_loo, ok_loo = (x * gold[:, None] for x in rmse_parts(g))
-    rmse_feat = np.concatenate([sq, ok, sq_loo, ok_loo], axis=1)
+    rmse_sums = RowSums(np.concatenate([sq, ok, sq_loo, ok_loo], axis=1))
     r = g.shape[1]
     pairs = SeverityPairTable(codes, rows=scope)
     sel = codes[:, fleiss_raters] if fleiss_raters is not None else codes
     p_item, votes, n_fleiss = fleiss_parts(np.where(gold[:, None], sel, -1), len(scale))
-    fleiss_feat = np.concatenate([p_item[:, None], votes], axis=1)
-    v = len(scale)
-    o = coincidences(g, scale).reshape(n, -1) * scope[:, None]
+    fleiss_sums = RowSums(np.concatenate([p_item[:, None], votes], axis=1))
+    alpha_sums = CoincidenceSums(g, scale, scope)
     out: dict[str, list[np.ndarray]] = {}
 
     def add(key: str, value: np.ndarray) -> None:
@@ -400,7 +432,7 @@ def severity_replicates(
 
     for w in bootstrap_weights(n, resamples, seed, groups, chunk):
         wt = as_columns(w)
-        s = (rmse_feat.T @ wt).T
+        s = rmse_sums(wt)
         rmse = rmse_from_sums(s[:, :r], s[:, r : 2 * r])
         rmse_loo = rmse_from_sums(s[:, 2 * r : 3 * r], s[:, 3 * r :])
         add("rmse", rmse)
@@ -408,9 +440,9 @@ def severity_replicates(
         add("bar", worst(rmse))
         add("bar_loo", worst(rmse_loo))
         add("kappa_mean", pairs.kappa_mean(wt, min_co_labeled))
-        f = (fleiss_feat.T @ wt).T
+        f = fleiss_sums(wt)
         add("fleiss", fleiss_from_sums(f[:, 0], f[:, 1:], n_fleiss))
-        oc = (o.T @ wt).T.reshape(-1, v, v)
+        oc = alpha_sums(wt)
         add("alpha_ordinal", alpha_from_coincidences(oc, "ordinal", scale))
         add("alpha_interval", alpha_from_coincidences(oc, "interval", scale))
     return {key: np.concatenate(parts) for key, parts in out.items()}

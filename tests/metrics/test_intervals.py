@@ -153,3 +153,15 @@ def test_intervals_reject_nothing_and_nest():
     assert len(nested) == 2 and nested[0].low == pytest.approx(
         np.percentile(np.arange(0, 20, 2), 2.5)
     )
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (5, 0), (0, 3), (4, 1), (3, 2)])
+def test_replicates_of_empty_or_tiny_panels_are_undefined_not_errors(shape):
+    labels = np.full(shape, -1, dtype=np.int64)
+    reps = quality_replicates(labels, 4, expl=np.zeros((*shape, 3), bool), resamples=3)
+    assert reps["macro_mean"].shape == (3,) and np.isnan(reps["macro_mean"]).all()
+    assert np.isnan(reps["fleiss"]).all() and np.isnan(reps["alpha"]).all()
+    grades = np.full(shape, np.nan)
+    sev = severity_replicates(grades, grade_codes(grades, SCALE), SCALE, resamples=3)
+    assert np.isnan(sev["bar"]).all() and sev["rmse"].shape == (3, shape[1])
+    assert intervals(sev["bar"]).low is None
