@@ -4,8 +4,12 @@
 
 * quality: ``{"macro_f1_mean": 0.77, "macro_f1_std": 0.07}`` (pairwise inter-rater macro F1)
 * severity: ``{"bar": 0.517}`` (the worst rater's RMSE against the golden consensus)
+* and ``"panel"``: a ``comparison.GoldenPanel`` of the raters' golden labels. With it the verdict
+  is a paired bootstrap (difference and interval, per class and explanation too); without it,
+  the point rule on the figures above.
 
-Without them the figures are computed and the verdict is left out.
+Without them the figures (with the model's own intervals) are computed and the verdict is left
+out.
 """
 
 from __future__ import annotations
@@ -17,6 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics.bootstrap import DEFAULT_RESAMPLES
+from .comparison import (
+    GoldenPanel,
+    compare_quality,
+    compare_severity,
+    model_intervals_quality,
+    model_intervals_severity,
+    quality_predictions,
+    severity_predictions,
+)
 from .errors import NotEnoughData
 from .images import DECODE_SIDE, load_image, to_input
 from .inference import LoadedModel, load_model, predict_severity, run_quality
@@ -30,21 +44,49 @@ from .metrics import (
 )
 
 
-def evaluate(
+def _panel_index(panel: GoldenPanel | None, rows: Sequence[Any], split: str) -> np.ndarray | None:
+    """Position of each evaluated row in the raters' golden panel (None: no paired comparison)."""
+    if panel is None or split != "golden" or not rows:
+        return None
+    ids = np.array([r.image_id for r in rows], dtype=np.int64)
+    pos = np.searchsorted(panel.image_ids, ids)
+    pos = np.minimum(pos, max(panel.image_ids.size - 1, 0))
+    if panel.image_ids.size == 0 or not np.array_equal(panel.image_ids[pos], ids):
+        return None  # the manifest and the panel disagree about the golden set: no pairing
+    return pos
+
+
+def _own_panel(rows: Sequence[Any]) -> GoldenPanel:
+    """A panel of the evaluated images alone (no raters): intervals for the model's own figures."""
+    cases = [r.case_id for r in rows]
+    groups = None
+    if any(c is not None for c in cases):
+        groups = np.array(
+            [
+                f"case:{c}" if c is not None else f"image:{r.sha256}"
+                for c, r in zip(cases, rows, strict=True)
+            ]
+        )
+    return GoldenPanel(
+        image_ids=np.array([r.image_id for r in rows], dtype=np.int64), groups=groups
+    )
+
+
+def _evaluate(
     model_dir: str | Path | LoadedModel,
     manifest_path: str | Path,
-    rater_figures: Mapping[str, float] | None = None,
+    rater_figures: Mapping[str, Any] | None = None,
     *,
     split: str = "golden",
     batch: int = 16,
     save: bool = True,
-) -> dict[str, Any]:
-    """Figures on the manifest's ``split`` images (golden by default); saved beside the model.
-
-    Saved as ``evaluation-<manifest sha256[:12]>.json`` in the model folder when ``save``.
-    """
+    resamples: int = DEFAULT_RESAMPLES,
+) -> tuple[dict[str, Any], Any]:
+    """evaluate() and the per-image predictions that evaluate_runs pairs across runs."""
     model = model_dir if isinstance(model_dir, LoadedModel) else load_model(model_dir)
     manifest = read_manifest(manifest_path)
+    panel = (rater_figures or {}).get("panel")
+    bars = {k: v for k, v in (rater_figures or {}).items() if k != "panel"} or None
     if model.kind == "quality":
         rows = manifest.quality_rows(split)
         if not rows:
@@ -63,23 +105,41 @@ def evaluate(
         y = np.array([cfg.classes.index(r.quality.cls) for r in rows])
         E = np.array([[n in r.quality.explanations for n in cfg.explanations] for r in rows])
         figures = quality_figures(y, p.argmax(1), E, e >= thr, cfg.classes, cfg.explanations)
+        pos = _panel_index(panel, rows, split)
+        use = panel if pos is not None else _own_panel(rows)
+        pos = pos if pos is not None else np.arange(len(rows))
+        preds = quality_predictions(
+            use, pos, cfg.classes, cfg.explanations, y, p.argmax(1), E, e >= thr
+        )
         verdict = None
-        if rater_figures:
+        if use is panel:
+            verdict = compare_quality(panel, [preds], resamples=resamples)
+        elif bars:
             verdict = quality_verdict(
-                figures["macro_f1"], rater_figures["macro_f1_mean"], rater_figures["macro_f1_std"]
+                figures["macro_f1"], bars["macro_f1_mean"], bars["macro_f1_std"]
             )
+        if verdict is not None:
+            verdict.setdefault("expert_level", _expert_point(verdict, "quality"))
+        figures["intervals"] = model_intervals_quality(use, [preds], resamples)
     else:
         rows = manifest.severity_rows(split)
         if not rows:
             raise NotEnoughData(f"no {split} images with a severity consensus in the manifest")
         pred = np.array([predict_severity(model, r.path)["score"] for r in rows])
-        figures = severity_figures(
-            np.array([r.severity.mean for r in rows]),
-            pred,
-            model.config.edges,
-            scale=manifest.scale,
-        )
-        verdict = severity_verdict(figures["rmse"], rater_figures["bar"]) if rater_figures else None
+        truth = np.array([r.severity.mean for r in rows])
+        figures = severity_figures(truth, pred, model.config.edges, scale=manifest.scale)
+        pos = _panel_index(panel, rows, split)
+        use = panel if pos is not None else _own_panel(rows)
+        pos = pos if pos is not None else np.arange(len(rows))
+        preds = severity_predictions(use, pos, truth, pred)
+        verdict = None
+        if use is panel and panel.grades is not None:
+            verdict = compare_severity(panel, *preds[:2], [preds[2]], resamples=resamples)
+        elif bars:
+            verdict = severity_verdict(figures["rmse"], bars["bar"])
+        if verdict is not None:
+            verdict.setdefault("expert_level", _expert_point(verdict, "severity"))
+        figures["intervals"] = model_intervals_severity(use, preds, resamples)
     result = {
         "model_id": model.id,
         "kind": model.kind,
@@ -87,35 +147,83 @@ def evaluate(
         "manifest_sha256": manifest.sha256,
         "trained_on_manifest_sha256": model.info.manifest_sha256,
         "figures": figures,
-        "raters": dict(rater_figures) if rater_figures else None,
+        "raters": bars,
         "verdict": verdict,
     }
     if save:
         out = Path(model.info.path) / f"evaluation-{manifest.sha256[:12]}.json"
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return result, (use if use is panel else None, preds)
+
+
+def _expert_point(verdict: Mapping[str, Any], kind: str) -> bool:
+    """The point-estimate reading of the rule (kept for older readers): difference on the good side."""
+    diff = verdict.get("difference")
+    if diff is None:
+        return False
+    return diff >= 0 if kind == "quality" else diff < 0
+
+
+def evaluate(
+    model_dir: str | Path | LoadedModel,
+    manifest_path: str | Path,
+    rater_figures: Mapping[str, Any] | None = None,
+    *,
+    split: str = "golden",
+    batch: int = 16,
+    save: bool = True,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> dict[str, Any]:
+    """Figures on the manifest's ``split`` images (golden by default); saved beside the model.
+
+    Saved as ``evaluation-<manifest sha256[:12]>.json`` in the model folder when ``save``. With
+    the raters' golden panel (``rater_figures["panel"]``) the verdict is a paired bootstrap of the
+    model against the raters' bar, per class and explanation too (see ``comparison``).
+    """
+    return _evaluate(
+        model_dir,
+        manifest_path,
+        rater_figures,
+        split=split,
+        batch=batch,
+        save=save,
+        resamples=resamples,
+    )[0]
 
 
 def evaluate_runs(
     model_dirs: Sequence[str | Path],
     manifest_path: str | Path,
-    rater_figures: Mapping[str, float] | None = None,
+    rater_figures: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Several seeds' models on the same data: each run's figures and mean +- std over runs.
 
-    The verdict of the summary uses the mean figure (macro F1 or RMSE) over the runs.
+    The verdict of the summary uses the mean figure (macro F1 or RMSE) over the runs; with the
+    raters' panel, the mean over runs on each resample of the paired bootstrap.
     """
-    runs = [evaluate(d, manifest_path, rater_figures, **kwargs) for d in model_dirs]
+    pairs = [_evaluate(d, manifest_path, rater_figures, **kwargs) for d in model_dirs]
+    runs = [r for r, _ in pairs]
     summary = aggregate_runs([r["figures"] for r in runs])
     verdict = None
-    if rater_figures and runs:
+    resamples = kwargs.get("resamples", DEFAULT_RESAMPLES)
+    bars = {k: v for k, v in (rater_figures or {}).items() if k != "panel"} or None
+    panel = pairs[0][1][0] if pairs else None
+    if panel is not None:
+        preds = [p for _, (_, p) in pairs]
+        if runs[0]["kind"] == "quality":
+            verdict = compare_quality(panel, preds, resamples=resamples)
+        else:
+            rows, truth = preds[0][0], preds[0][1]
+            verdict = compare_severity(
+                panel, rows, truth, [p[2] for p in preds], resamples=resamples
+            )
+        verdict["expert_level"] = _expert_point(verdict, runs[0]["kind"])
+    elif bars and runs:
         if runs[0]["kind"] == "quality":
             verdict = quality_verdict(
-                summary["macro_f1"]["mean"],
-                rater_figures["macro_f1_mean"],
-                rater_figures["macro_f1_std"],
+                summary["macro_f1"]["mean"], bars["macro_f1_mean"], bars["macro_f1_std"]
             )
         else:
-            verdict = severity_verdict(summary["rmse"]["mean"], rater_figures["bar"])
+            verdict = severity_verdict(summary["rmse"]["mean"], bars["bar"])
     return {"runs": runs, "summary": summary, "verdict": verdict, "seeds": len(runs)}

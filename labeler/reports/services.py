@@ -15,11 +15,13 @@ from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..images.models import Image
 from ..labeling.models import Adjudication, Label
-from ..labeling.protocols import QUALITY_DECISIONS
+from ..labeling.protocols import EXPLANATION_CODES, QUALITY_DECISIONS
 from ..metrics.bootstrap import DEFAULT_RESAMPLES
+from ..ml.comparison import GoldenPanel
 from ..projects.models import Project
 from ..validation import clean_id, clean_text
-from .figures import agreement_figures, fuse
+from .figures import agreement_figures, fuse, min_pair_images
+from .intervals import resampling_groups
 from .matrix import SCOPES, load_label_matrix
 
 
@@ -46,6 +48,26 @@ def project_agreement(
         check_scope(scope),
         resamples,
     )
+
+
+def golden_panel(session: Session, project: Project) -> GoldenPanel:
+    """The raters' current golden-set labels for the paired model-versus-raters bootstrap."""
+    m = load_label_matrix(session, project)
+    rows = m.golden
+    common = {
+        "image_ids": m.image_ids[rows],
+        "groups": resampling_groups(m, rows),
+        "min_co_labeled": min_pair_images(project.settings or {}),
+    }
+    if project.protocol.value == "quality":
+        return GoldenPanel(
+            class_names=tuple(QUALITY_DECISIONS),
+            classes=m.classes[rows],
+            explanation_names=tuple(EXPLANATION_CODES),
+            explanations=m.explanations[rows],
+            **common,
+        )
+    return GoldenPanel(grades=m.grades[rows], **common)
 
 
 def rater_progress(session: Session, project: Project) -> list[dict[str, Any]]:

@@ -142,6 +142,13 @@ def _print_evaluation(ev: dict | None, note: str | None = None) -> None:
     else:
         click.echo(f"raters' bar (worst rater RMSE) {_fmt(v['bar'])}")
         click.echo(f"expert level: {'yes' if v['expert_level'] else 'no'} ({v['rule']})")
+    if v is not None and v.get("verdict"):
+        iv, boot = v["difference_interval"], v.get("bootstrap") or {}
+        click.echo(
+            f"verdict: {v['verdict']} (model - bar {_fmt(v['difference'])}, 95% interval "
+            f"[{_fmt(iv['low'])}, {_fmt(iv['high'])}], paired bootstrap of "
+            f"{boot.get('resamples')} resamples, seed {boot.get('seed')})"
+        )
 
 
 @ml_cli.command("evaluate")

@@ -19,9 +19,9 @@ from ..auth.models import User
 from ..errors import Conflict, NotFound, ValidationError
 from ..ml.artifacts import MODEL_ID, REQUIRED
 from ..projects.models import Project
-from ..reports.services import project_agreement
+from ..reports.services import golden_panel, project_agreement
 from .models import ModelKind, RunStatus, TrainingRun
-from .processes import dead_worker_error, mark_dead_runs
+from .processes import mark_dead_runs
 
 MAX_EPOCHS = 1000
 MAX_SEED = 2**31 - 1
@@ -122,22 +122,27 @@ def get_run(session: Session, run_id: int) -> TrainingRun:
 
 
 def project_runs(session: Session, project: Project) -> list[TrainingRun]:
-    """The project's runs, newest first."""
-    return list(
+    """The project's runs, newest first (runs whose worker died are marked failed)."""
+    runs = list(
         session.scalars(
             select(TrainingRun)
             .where(TrainingRun.project_id == project.id)
             .order_by(TrainingRun.id.desc())
         )
     )
+    mark_dead_runs(session, runs)
+    return runs
 
 
 def run_for_model(session: Session, model_id: str) -> TrainingRun | None:
     return session.scalar(select(TrainingRun).where(TrainingRun.model_id == model_id))
 
 
-def rater_figures(session: Session, project: Project) -> dict[str, float] | None:
-    """The raters' own golden-set figures that set the "expert level" bar (None without enough labels)."""
+def rater_figures(session: Session, project: Project) -> dict[str, Any] | None:
+    """The raters' own golden-set figures that set the "expert level" bar (None without enough labels).
+
+    "panel" holds their golden labels, for the paired bootstrap of the model against them.
+    """
     figures = project_agreement(session, project, "golden")
     if project.protocol.value == "quality":
         macro = figures.get("macro_f1") or {}
@@ -146,27 +151,26 @@ def rater_figures(session: Session, project: Project) -> dict[str, float] | None
         return {
             "macro_f1_mean": float(macro["mean"]),
             "macro_f1_std": float(macro.get("std") or 0.0),
+            "panel": golden_panel(session, project),
         }
     bar = figures.get("bar")
-    return None if bar is None else {"bar": float(bar)}
+    return None if bar is None else {"bar": float(bar), "panel": golden_panel(session, project)}
 
 
 def run_dict(run: TrainingRun) -> dict[str, Any]:
-    """A run as pages and the API show it: a run whose worker died shows as failed (not written here)."""
     evaluation = (run.metrics or {}).get("evaluation") or {}
-    dead = dead_worker_error(run)
     return {
         "id": run.id,
         "project_id": run.project_id,
         "kind": run.kind.value,
-        "status": RunStatus.failed.value if dead else run.status.value,
+        "status": run.status.value,
         "stage": run.stage,
         "done": run.done,
         "total": run.total,
         "seed": run.seed,
         "epochs": run.epochs,
         "model_id": run.model_id,
-        "error": dead or run.error,
+        "error": run.error,
         "created_by_id": run.created_by_id,
         "created_at": run.created_at.isoformat(),
         "started_at": _iso(run.started_at),

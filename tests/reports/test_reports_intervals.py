@@ -250,3 +250,46 @@ def test_dashboard_shows_rounded_intervals_and_the_resamples(client, login_as, b
     login_as(sb.lead)
     html = client.get(f"/projects/{sb.project.id}/dashboard").get_data(as_text=True)
     assert re.search(r'id="bar">.*?<span class="ci muted">\[[\d.]+, [\d.]+\]', html, re.DOTALL)
+
+
+def test_model_report_shows_the_paired_verdicts_per_class_and_explanation(app, build_project):
+    from flask import render_template
+
+    from labeler.ml.comparison import GoldenPanel, compare_quality, quality_predictions
+    from labeler.ml.metrics import quality_figures
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, (80, 3))
+    expl = (rng.random((80, 3, 2)) < 0.5) & (labels == 3)[:, :, None]
+    panel = GoldenPanel(
+        image_ids=np.arange(80),
+        groups=None,
+        class_names=tuple(CLASSES),
+        classes=labels,
+        explanation_names=("blurry", "bad_light"),
+        explanations=expl,
+    )
+    y = labels[:, 0]
+    preds = quality_predictions(
+        panel, np.arange(80), CLASSES, ["blurry"], y, y, expl[:, 0, :1], expl[:, 0, :1]
+    )
+    v = compare_quality(panel, [preds], resamples=200)
+    v["expert_level"] = v["difference"] >= 0
+    b = build_project("quality", [[L, L]])
+    report = {
+        "model": {"id": "m1", "kind": "quality", "created": "2026-11-30T10:00", "size_mb": 1.0},
+        "evaluation": {
+            "verdict": v,
+            "figures": quality_figures(y, y, expl[:, 0, :1], expl[:, 0, :1], CLASSES, ["blurry"]),
+        },
+        "run": None,
+        "validation": None,
+    }
+    with app.test_request_context():
+        html = render_template("training/model_report.html", project=b.project, report=report)
+    assert f"Verdict with the 95% interval: {v['verdict']}" in html
+    assert 'id="verdict-per-class"' in html and 'id="verdict-per-explanation"' in html
+    assert "one-sided" in html and "used for the verdict" in html
+    for name, row in v["per_class"].items():
+        assert f"{row['difference']:.3f}" in html and row["verdict"] in html, name
+    assert "bad light" not in html.split('id="verdict-per-explanation"')[1].split("</table>")[0]
