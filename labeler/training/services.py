@@ -21,7 +21,7 @@ from ..ml.artifacts import MODEL_ID, REQUIRED
 from ..projects.models import Project
 from ..reports.services import golden_panel, project_agreement
 from .models import ModelKind, RunStatus, TrainingRun
-from .processes import mark_dead_runs
+from .processes import dead_worker_error, mark_dead_runs
 
 MAX_EPOCHS = 1000
 MAX_SEED = 2**31 - 1
@@ -122,16 +122,14 @@ def get_run(session: Session, run_id: int) -> TrainingRun:
 
 
 def project_runs(session: Session, project: Project) -> list[TrainingRun]:
-    """The project's runs, newest first (runs whose worker died are marked failed)."""
-    runs = list(
+    """The project's runs, newest first."""
+    return list(
         session.scalars(
             select(TrainingRun)
             .where(TrainingRun.project_id == project.id)
             .order_by(TrainingRun.id.desc())
         )
     )
-    mark_dead_runs(session, runs)
-    return runs
 
 
 def run_for_model(session: Session, model_id: str) -> TrainingRun | None:
@@ -158,19 +156,21 @@ def rater_figures(session: Session, project: Project) -> dict[str, Any] | None:
 
 
 def run_dict(run: TrainingRun) -> dict[str, Any]:
+    """A run as pages and the API show it: a run whose worker died shows as failed (not written here)."""
     evaluation = (run.metrics or {}).get("evaluation") or {}
+    dead = dead_worker_error(run)
     return {
         "id": run.id,
         "project_id": run.project_id,
         "kind": run.kind.value,
-        "status": run.status.value,
+        "status": RunStatus.failed.value if dead else run.status.value,
         "stage": run.stage,
         "done": run.done,
         "total": run.total,
         "seed": run.seed,
         "epochs": run.epochs,
         "model_id": run.model_id,
-        "error": run.error,
+        "error": dead or run.error,
         "created_by_id": run.created_by_id,
         "created_at": run.created_at.isoformat(),
         "started_at": _iso(run.started_at),
