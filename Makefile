@@ -45,6 +45,7 @@ test: install-test browser npm-test lint
 bench: install-test
 	$(PY) bench/import.py --count 100
 	$(PY) bench/metrics.py
+	$(PY) bench/panel.py
 	$(PY) bench/allocation.py
 	$(PY) bench/labeling.py
 	$(PY) bench/ml.py

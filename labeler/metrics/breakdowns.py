@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labeler.metrics._arrays import check_labels, safe_divide
+from labeler.metrics._arrays import check_labels, safe_divide, skinny_product
 from labeler.metrics.bootstrap import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -150,7 +150,7 @@ def _pair_sums(
     out = np.zeros((len(parts), width, wt.shape[1]))
     for p, (at, feat_t) in enumerate(parts):
         if at.size:
-            out[p] = feat_t @ wt[at]
+            out[p] = skinny_product(feat_t, wt[at])
     return out.transpose(2, 0, 1)
 
 
@@ -266,8 +266,9 @@ def severity_breakdown(
         rmse, mean_cons = figures(f.sum(axis=0))
         interval = cons_interval = None
         if resamples and rows.size:
+            f32 = f.astype(np.float32)  # rounding 1e-7 relative: far below an interval's width
             reps = [
-                figures(w.astype(np.float64) @ f)
+                figures((w.astype(np.float32) @ f32).astype(np.float64))
                 for w in bootstrap_weights(
                     rows.size, resamples, seed, groups=_groups_of(cases, rows)
                 )

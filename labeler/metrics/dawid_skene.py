@@ -21,7 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labeler.metrics._arrays import check_labels, class_votes, one_hot, safe_divide
+from labeler.metrics._arrays import (
+    check_labels,
+    class_votes,
+    one_hot,
+    safe_divide,
+    skinny_product,
+)
 
 DEFAULT_SMOOTHING = 1.0
 DEFAULT_MAX_ITER = 200
@@ -54,7 +60,7 @@ def _m_step(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Confusion matrices [rater, true, said] and class prior from one-hot votes and posteriors."""
     c = t.shape[1]
-    counts = (t.T @ x).reshape(c, n_raters, c).transpose(1, 0, 2) + smoothing
+    counts = skinny_product(t.T, x).reshape(c, n_raters, c).transpose(1, 0, 2) + smoothing
     confusion = safe_divide(counts, counts.sum(axis=2, keepdims=True))
     confusion = np.nan_to_num(confusion, nan=1.0 / c)  # a true class with no evidence: uniform
     prior = t.sum(axis=0) + smoothing
@@ -65,7 +71,7 @@ def _e_step(x: np.ndarray, confusion: np.ndarray, prior: np.ndarray) -> tuple[np
     """Posteriors over true classes from one-hot votes (m, R*C), and the log-likelihood."""
     r, c, _ = confusion.shape
     log_pi = _log(confusion).transpose(0, 2, 1).reshape(r * c, c)  # [(rater, said), true]
-    log_joint = x @ log_pi + _log(prior)[None, :]
+    log_joint = skinny_product(x, log_pi) + _log(prior)[None, :]
     top = log_joint.max(axis=1, keepdims=True)
     e = np.exp(log_joint - top)
     total = e.sum(axis=1, keepdims=True)

@@ -69,23 +69,23 @@ def rater_tendencies(
     use = mask.astype(np.float64)  # (n, R)
     own = xf.reshape(n, r * k)
     panel = share.reshape(n, r * k)
-
-    def rates(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        den = (w @ use)[..., None]  # (.., R, 1)
-        a = safe_divide((w @ own).reshape(*w.shape[:-1], r, k), den)
-        b = safe_divide((w @ panel).reshape(*w.shape[:-1], r, k), den)
-        return a, b
-
-    rate, panel_rate = rates(np.ones(n))
+    den = use.sum(axis=0)[:, None]
+    rate = safe_divide(own.sum(axis=0).reshape(r, k), den)
+    panel_rate = safe_divide(panel.sum(axis=0).reshape(r, k), den)
     low = np.full((r, k), np.nan)
     high = np.full((r, k), np.nan)
     interval = None
     if resamples and n:
+        # Resamples need only the difference: one product for its numerator, one for the counts.
+        # float32 halves the cost; its rounding (1e-7 relative) is far below any interval's width.
+        diff_feat = (own - panel).astype(np.float32)
+        use32 = use.astype(np.float32)
         g_sub = None if groups is None else np.asarray(groups)[keep]
         reps = []
         for w in bootstrap_weights(n, resamples, seed, groups=g_sub):
-            a, b = rates(w.astype(np.float64))
-            reps.append(a - b)
+            w32 = w.astype(np.float32)
+            num = (w32 @ diff_feat).reshape(-1, r, k)
+            reps.append(safe_divide(num, (w32 @ use32)[:, :, None]))
         diff = np.concatenate(reps).reshape(-1, r * k)
         ok = np.isfinite(diff)
         tail = (1 - level) / 2 * 100

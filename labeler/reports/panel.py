@@ -13,7 +13,7 @@ Every interval uses the shared bootstrap (whole cases where images carry case id
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from ..metrics.breakdowns import (
 )
 from ..metrics.dawid_skene import DawidSkeneFusion, dawid_skene
 from ..metrics.severity_reliability import intraclass_correlation, rater_mae
-from ..metrics.tendencies import rater_tendencies
+from ..metrics.tendencies import Tendencies, rater_tendencies
 from ..projects.settings import FUSION_METHOD_NAMES, read_settings
 from .intervals import resampling_groups
 from .matrix import LabelMatrix
@@ -231,6 +231,18 @@ def fairness_section(
 # -- rater tendencies ------------------------------------------------------------------------------
 
 
+def _slice(t: Tendencies, cols: slice) -> Tendencies:
+    """The tendencies of some categories (columns) of a joint computation."""
+    return replace(
+        t,
+        rate=t.rate[:, cols],
+        panel_rate=t.panel_rate[:, cols],
+        difference=t.difference[:, cols],
+        low=t.low[:, cols],
+        high=t.high[:, cols],
+    )
+
+
 def tendencies_section(
     m: LabelMatrix,
     settings: Mapping[str, Any],
@@ -249,8 +261,15 @@ def tendencies_section(
     labeled = labels >= 0
     onehot = (labels[:, :, None] == np.arange(len(names))) & labeled[:, :, None]
     kw = {"rows": rows, "groups": cases, "resamples": resamples, "seed": seed}
-    cls = rater_tendencies(onehot, labeled, **kw)
-    ex = rater_tendencies(m.explanations, m.labeled, **kw) if m.explanations.size else None
+    k = len(names)
+    if m.explanations.size and np.array_equal(labeled, m.labeled):
+        # One pass (one set of resamples) for classes and explanations together.
+        both = rater_tendencies(np.concatenate([onehot, m.explanations], axis=2), labeled, **kw)
+        cls = _slice(both, slice(0, k))
+        ex = _slice(both, slice(k, None))
+    else:
+        cls = rater_tendencies(onehot, labeled, **kw)
+        ex = rater_tendencies(m.explanations, m.labeled, **kw) if m.explanations.size else None
 
     def entries(t, j: int, cats: list[str], key: str) -> list[dict[str, Any]]:
         return [
