@@ -158,7 +158,7 @@ def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueI
     project_id = item.project_id  # read now: the restart below expires the item, which may be gone
     _begin_immediate(session)  # SQLite: the writer lock before the write (PostgreSQL: nothing)
     lock_project_queues(session, project_id)
-    session.expire_all()  # re-read under the lock what was read before it
+    session.expire(item)  # re-read under the lock (SQLite's restart has expired everything)
     item = pick()
     if item is not None and item.shown_at is None:
         now = utcnow()
