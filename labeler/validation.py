@@ -94,6 +94,8 @@ def clean_int(
 
 def clean_id(value: Any, what: str, **extra: Any) -> int:
     """A database id (1 to 2^31 - 1); larger numbers can name no row and would overflow the column."""
+    if value is None:
+        raise ValidationError(f"{what} is required", **extra)
     return clean_int(value, what, lo=1, hi=DB_INT_MAX, **extra)
 
 

@@ -42,6 +42,11 @@ def _op(
     if params:
         op["parameters"] = params
     if body is not None:
+        op["responses"]["413"] = {
+            "description": "request body too large: 1 MB for JSON; LABELER_MAX_UPLOAD_MB for "
+            "image import",
+            "content": {"application/json": {"schema": ERROR}},
+        }
         ctype = "multipart/form-data" if multipart else "application/json"
         op["requestBody"] = {"required": True, "content": {ctype: {"schema": body}}}
     return op
@@ -102,7 +107,12 @@ _LABEL_BODY = {
             "description": "client-made id; a retry with the same id "
             "does not create a second revision",
         },
-        "time_spent_ms": {"type": ["integer", "null"], "minimum": 0},
+        "time_spent_ms": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "milliseconds spent on this submission; each adds at most an hour "
+            "(3600000) to the label's total",
+        },
     },
 }
 LABELING_PATHS: dict[str, dict] = {
