@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from ..audit.services import record_event
 from ..auth.models import User
 from ..errors import LabelerError, ValidationError
+from ..metrics.breakdowns import parse_fitzpatrick
 from ..projects.models import Project
 from .journal import Journal, recover_interrupted_imports
 from .models import Image, ImportBatch
@@ -143,27 +144,15 @@ def read_manifest(data: bytes | str) -> dict[str, dict]:
         if not name:
             raise ValidationError(f"manifest line {lineno}: empty filename")
         fitz = (row.get("fitzpatrick") or "").strip()
-        if fitz and fitz.upper() not in {
-            "I",
-            "II",
-            "III",
-            "IV",
-            "V",
-            "VI",
-            "1",
-            "2",
-            "3",
-            "4",
-            "5",
-            "6",
-        }:
+        if fitz and parse_fitzpatrick(fitz) is None:
             raise ValidationError(
-                f"manifest line {lineno}: Fitzpatrick type must be I-VI or 1-6, not {fitz!r}"
+                f"manifest line {lineno}: Fitzpatrick type must be I-VI or 1-6 "
+                f"(or written like 'type III'), not {fitz!r}"
             )
         rows[name] = {
             "case_id": (row.get("case_id") or "").strip() or None,
             "body_site": (row.get("body_site") or "").strip() or None,
-            "fitzpatrick": _fitzpatrick(fitz),
+            "fitzpatrick": parse_fitzpatrick(fitz),
             "meta": {
                 k: v
                 for k, v in row.items()
@@ -171,13 +160,6 @@ def read_manifest(data: bytes | str) -> dict[str, dict]:
             },
         }
     return rows
-
-
-def _fitzpatrick(value: str) -> int | None:
-    if not value:
-        return None
-    roman = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
-    return roman.get(value.upper()) or int(value)
 
 
 def _manifest_row(manifest: dict[str, dict], name: str) -> dict:

@@ -123,6 +123,13 @@ def test_bad_manifest(text):
         read_manifest(text)
 
 
+def test_manifest_fitzpatrick_written_in_words():
+    rows = read_manifest(
+        b"filename,fitzpatrick\na.jpg,type III\nb.jpg,Type 5\nc.jpg,vi\nd.jpg,\ne.jpg,2\n"
+    )
+    assert [rows[f"{c}.jpg"]["fitzpatrick"] for c in "abcde"] == [3, 5, 6, None, 2]
+
+
 def test_zip_import(db, make_project, storage, tmp_path):
     path = tmp_path / "batch.zip"
     with zipfile.ZipFile(path, "w") as zf:
