@@ -9,7 +9,7 @@ import click
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 
 from .errors import LabelerError
 
@@ -136,15 +136,27 @@ def _note_write(session: Session, _flush_context: Any) -> None:
     session.info["wrote"] = True
 
 
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement_write(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:  # session.execute(update(...))
+        state.session.info["wrote"] = True
+
+
 def _commit_request(response: Response) -> Response:
     """The one commit of a request, once the view has answered below 400: a write request's, or a
-    read's that recorded something (an item's first showing). Views never commit; anything else
+    read's that recorded something (an item's first showing, a first sign-in). Views never commit; anything else
     (an error, a refusal) is rolled back at teardown."""
     session = g.get("db_session")
     if (
         session is not None
         and response.status_code < 400
-        and (request.method not in SAFE_METHODS or session.info.pop("wrote", False))
+        and (
+            request.method not in SAFE_METHODS
+            or session.info.pop("wrote", False)
+            or session.new
+            or session.dirty
+            or session.deleted
+        )
     ):
         session.commit()
     return response

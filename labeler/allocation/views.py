@@ -11,7 +11,7 @@ from flask_login import current_user
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
-from ..errors import LabelerError, ValidationError
+from ..errors import ValidationError, on_form_error
 from ..projects.access import authorized_project, can_allocate
 from ..validation import DB_INT_MAX, clean_int
 from . import services
@@ -91,11 +91,13 @@ def allocation_page(project_id: int):
 @role_required(Role.lead, Role.admin)
 def allocation_preview(project_id: int):
     project = _project(project_id)
-    try:
-        params = form_params()
-        preview = services.preview_allocation(get_session(), project, **params)
-    except LabelerError as exc:
-        return _page(project, params=request.form.to_dict(), error=exc.message, status=exc.status)
+    on_form_error(
+        lambda exc: _page(
+            project, params=request.form.to_dict(), error=exc.message, status=exc.status
+        )
+    )
+    params = form_params()
+    preview = services.preview_allocation(get_session(), project, **params)
     return _page(project, preview=preview, params=params)
 
 
@@ -104,13 +106,13 @@ def allocation_preview(project_id: int):
 def allocation_commit(project_id: int):
     db = get_session()
     project = _project(project_id)
-    try:
-        params = form_params()
-        services.allocate(db, current_user, project, params.pop("raters"), **params)
-    except LabelerError as exc:
-        db.rollback()
-        return _page(project, params=request.form.to_dict(), error=exc.message, status=exc.status)
-    db.commit()
+    on_form_error(
+        lambda exc: _page(
+            project, params=request.form.to_dict(), error=exc.message, status=exc.status
+        )
+    )
+    params = form_params()
+    services.allocate(db, current_user, project, params.pop("raters"), **params)
     flash("Allocation saved: every rater now has a queue.")
     return redirect(url_for("allocation.allocation_page", project_id=project.id))
 
@@ -128,15 +130,13 @@ def rater_add(project_id: int):
 def rater_change_preview(project_id: int):
     """What adding or removing the rater would move (form: email, action=add|remove); writes nothing."""
     project = _project(project_id)
-    try:
-        change = services.preview_rater_change(
-            get_session(),
-            project,
-            request.form.get("email", ""),
-            remove=request.form.get("action") == "remove",
-        )
-    except LabelerError as exc:
-        return _page(project, error=exc.message, status=exc.status)
+    on_form_error(lambda exc: _page(project, error=exc.message, status=exc.status))
+    change = services.preview_rater_change(
+        get_session(),
+        project,
+        request.form.get("email", ""),
+        remove=request.form.get("action") == "remove",
+    )
     return _page(project, change=change)
 
 
@@ -153,11 +153,7 @@ def rater_remove(project_id: int):
 def _change_rater(project_id: int, change, message: str):
     db = get_session()
     project = _project(project_id)
-    try:
-        result = change(db, current_user, project, request.form.get("email", ""))
-    except LabelerError as exc:
-        db.rollback()
-        return _page(project, error=exc.message, status=exc.status)
-    db.commit()
+    on_form_error(lambda exc: _page(project, error=exc.message, status=exc.status))
+    result = change(db, current_user, project, request.form.get("email", ""))
     flash(message.format(**result))
     return redirect(url_for("allocation.allocation_page", project_id=project.id))

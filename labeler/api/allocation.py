@@ -84,7 +84,6 @@ def create_allocation_api(project_id: int):
     db, project = _managed_project(project_id)
     params = allocation_params(json_body())
     services.allocate(db, current_user, project, params.pop("raters"), **params)
-    db.commit()
     return jsonify(services.summary(db, project)), 201
 
 
@@ -100,7 +99,6 @@ def get_allocation_api(project_id: int):
 def add_rater_api(project_id: int):
     db, project = _managed_project(project_id)
     change = services.add_rater(db, current_user, project, _email(json_body()))
-    db.commit()
     return jsonify(change=change, summary=services.summary(db, project)), 201
 
 
@@ -121,7 +119,6 @@ def rater_change_preview_api(project_id: int):
 def remove_rater_api(project_id: int):
     db, project = _managed_project(project_id)
     change = services.remove_rater(db, current_user, project, _email(json_body()))
-    db.commit()
     return jsonify(change=change, summary=services.summary(db, project))
 
 
@@ -144,7 +141,6 @@ def queue_next_api(project_id: int):
         raise NotFound(f"no project with id {project_id}")
     item = serve_item(db, lambda: next_item(db, current_user, project))
     body = item_json(item, queue_total(db, item)) if item else None
-    db.commit()  # the first-shown stamp, if this was the item's first showing
     return jsonify(item=body)
 
 
@@ -155,7 +151,6 @@ def item_api(public_id: str):
     item = serve_item(db, lambda: get_item_for_rater(db, current_user, public_id))
     body = item_json(item, queue_total(db, item))
     body["status"] = item.status.value
-    db.commit()  # the first-shown stamp
     return jsonify(item=body)
 
 
@@ -166,7 +161,6 @@ def item_image(public_id: str):
     db = get_session()
     item = serve_item(db, lambda: get_item_for_rater(db, current_user, public_id))
     image = db.get(Image, item.image_id)
-    db.commit()  # the first-shown stamp (the page prefetches the next image: fetched counts as shown)
     storage = current_app.extensions["labeler_storage"]
     try:
         with storage.open(image.display_key) as fh:

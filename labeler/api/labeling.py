@@ -38,7 +38,6 @@ def get_label(public_id: str):
         "history": [revision_dict(r) for r in label_history(db, current_user, item)],
         "queue": queue_context(db, current_user, item).as_dict(),
     }
-    db.commit()  # the first-shown stamp (the labeling page loads and prefetches items here)
     return jsonify(body)
 
 
@@ -58,7 +57,6 @@ def put_label(public_id: str):
         time_spent_ms=body.get("time_spent_ms"),
     )
     result = {"item": item.public_id, **label_dict(label)}
-    db.commit()
     return jsonify(result)
 
 
@@ -70,7 +68,6 @@ def post_skip(public_id: str):
     item = own_item(db, current_user, public_id)
     skip_item(db, current_user, item, reason=body.get("reason"))
     nxt = queue_context(db, current_user, item).next
-    db.commit()
     return jsonify(item=item.public_id, status=item.status.value, next=nxt)
 
 

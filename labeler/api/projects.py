@@ -43,7 +43,6 @@ def create_project_api():
     body = json_body()
     db = get_session()
     project = create_project(db, current_user, body.get("name"), str(body.get("protocol") or ""))
-    db.commit()
     return jsonify(project_json(project)), 201
 
 
@@ -70,7 +69,6 @@ def upload_images_api(project_id: int):
         source_label="api",
         checkpoint=db.commit,
     )
-    db.commit()
     return jsonify(summary.as_dict()), 201 if summary.imported else 200
 
 
@@ -114,7 +112,6 @@ def update_project_api(project_id: int):
         grade_mapping=body.get("grade_mapping"),
         models_config=current_app.config,
     )
-    db.commit()
     return jsonify(project=project_json(project), **result)
 
 
@@ -140,7 +137,6 @@ def add_member_api(project_id: int):
         body.get("role"),
         name=str(body.get("name") or ""),
     )
-    db.commit()
     return jsonify(result), 201
 
 
@@ -159,5 +155,4 @@ def remove_member_api(project_id: int):
         body.get("role"),
         confirm=_flag(body, "confirm"),
     )
-    db.commit()
     return jsonify(result)

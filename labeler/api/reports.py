@@ -49,7 +49,6 @@ def adjudicate_api(project_id: int):
         str(body.get("decision") or ""),
         body.get("note"),
     )
-    db.commit()
     return jsonify(
         image_id=adj.image_id,
         decision=adj.decision,

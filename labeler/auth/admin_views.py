@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..db import get_session
-from ..errors import LabelerError, NotFound, ValidationError
+from ..errors import NotFound, ValidationError, on_form_error
 from .login import keep_session
 from .models import Role, User
 from .permissions import role_required
@@ -51,17 +51,13 @@ def user_list():
 def user_invite():
     """Invite an account by e-mail/UPN; it is bound to the Microsoft account at first sign-in."""
     db = get_session()
-    try:
-        roles = _roles_from_form()
-        if not roles:
-            raise ValidationError("Choose at least one role.")
-        user = add_user(
-            db, current_user, request.form.get("email", ""), request.form.get("name", ""), roles
-        )
-    except LabelerError as exc:
-        db.rollback()
-        return _page(exc.message, exc.status)
-    db.commit()
+    on_form_error(lambda exc: _page(exc.message, exc.status))
+    roles = _roles_from_form()
+    if not roles:
+        raise ValidationError("Choose at least one role.")
+    user = add_user(
+        db, current_user, request.form.get("email", ""), request.form.get("name", ""), roles
+    )
     flash(f"Invited {user.email}.")
     return redirect(url_for("admin.user_list"))
 
@@ -70,14 +66,10 @@ def user_invite():
 @role_required(Role.admin)
 def user_roles(user_id: int):
     db = get_session()
-    try:
-        user = _user(user_id)
-        set_roles(db, current_user, user, _roles_from_form())
-    except LabelerError as exc:
-        db.rollback()
-        return _page(exc.message, exc.status)
+    on_form_error(lambda exc: _page(exc.message, exc.status))
+    user = _user(user_id)
+    set_roles(db, current_user, user, _roles_from_form())
     _keep_own_session(user)
-    db.commit()
     flash(f"Roles of {user.email} saved.")
     return redirect(url_for("admin.user_list"))
 
@@ -88,15 +80,11 @@ def user_active(user_id: int):
     """Deactivate (refused at once, also in open sessions and for API tokens) or reactivate."""
     db = get_session()
     wanted = request.form.get("active")
-    try:
-        if wanted not in {"0", "1"}:
-            raise ValidationError("Say whether the account is to be active (1) or deactivated (0).")
-        user = _user(user_id)
-        set_active(db, current_user, user, wanted == "1")
-    except LabelerError as exc:
-        db.rollback()
-        return _page(exc.message, exc.status)
+    on_form_error(lambda exc: _page(exc.message, exc.status))
+    if wanted not in {"0", "1"}:
+        raise ValidationError("Say whether the account is to be active (1) or deactivated (0).")
+    user = _user(user_id)
+    set_active(db, current_user, user, wanted == "1")
     _keep_own_session(user)
-    db.commit()
     flash(f"{user.email} {'reactivated' if user.active else 'deactivated'}.")
     return redirect(url_for("admin.user_list"))

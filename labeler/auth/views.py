@@ -20,7 +20,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..db import get_session, utcnow
-from ..errors import LabelerError, ValidationError
+from ..errors import LabelerError, ValidationError, on_form_error
 from .login import safe_next, sign_in, sign_out
 from .models import ApiToken, User
 from .permissions import signed_in
@@ -72,7 +72,6 @@ def dev_login():
             "auth/refused.html", message="No active account with that e-mail."
         ), 403
     sign_in(user)
-    get_session().commit()
     return redirect(safe_next(request.form.get("next")) or _home())
 
 
@@ -130,7 +129,6 @@ def sso_redirect():
     if still_pending:
         session[sso.FLOWS_KEY] = still_pending
         session[SSO_NEXT_KEY] = targets
-    db.commit()
     return redirect(safe_next(nxt) or _home())
 
 
@@ -157,7 +155,6 @@ def logout():
     """End the session (every copy of its cookie); after single sign-on, also sign out at the provider."""
     was_sso = current_app.config["AUTH_MODE"] == "sso" and current_user.is_authenticated
     sign_out()
-    get_session().commit()
     if was_sso and current_app.config.get("SSO_AUTHORITY"):
         from . import sso
 
@@ -260,18 +257,14 @@ def _days_from_form() -> int | None:
 def tokens_create():
     """Create a token and show it in this response only: it is never stored in the session cookie."""
     db = get_session()
-    try:
-        _token, raw = create_token(
-            db,
-            current_user,
-            current_user,
-            request.form.get("name", ""),
-            expires_in_days=_days_from_form(),
-        )
-    except LabelerError as exc:
-        db.rollback()
-        return _tokens_page(error=exc.message, status=exc.status)
-    db.commit()
+    on_form_error(lambda exc: _tokens_page(error=exc.message, status=exc.status))
+    _token, raw = create_token(
+        db,
+        current_user,
+        current_user,
+        request.form.get("name", ""),
+        expires_in_days=_days_from_form(),
+    )
     return _tokens_page(new_token=raw)
 
 
@@ -280,6 +273,5 @@ def tokens_create():
 def tokens_revoke(token_id: int):
     db = get_session()
     revoke_token(db, current_user, token_id)
-    db.commit()
     flash("Token revoked.")
     return redirect(url_for("auth.tokens"))

@@ -84,7 +84,6 @@ def upload(project_id: int):
         source_label="upload",
         checkpoint=db.commit,
     )
-    db.commit()
     return render_template("images/image_upload.html", project=project, summary=summary)
 
 

@@ -39,7 +39,6 @@ def item_page(public_id: str):
             "done": url_for("labeling.my_labels_page"),
         },
     }
-    db.commit()  # the first-shown stamp
     return render_template(
         "labeling/item_page.html", project=project, spec=spec, state=state, queue=state["queue"]
     )

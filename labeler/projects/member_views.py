@@ -8,7 +8,7 @@ from flask_login import current_user
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
-from ..errors import LabelerError
+from ..errors import on_form_error
 from .access import authorized_project, can_manage_project
 from .members import (
     add_project_member,
@@ -52,19 +52,17 @@ def member_add(project_id: int):
     db = get_session()
     project = _project(project_id)
     form = request.form
-    try:
-        result = add_project_member(
-            db,
-            current_user,
-            project,
-            form.get("email", ""),
-            form.get("role", ""),
-            name=form.get("name", ""),
-        )
-    except LabelerError as exc:
-        db.rollback()
-        return _page(project, error=exc.message, status=exc.status, form=form.to_dict())
-    db.commit()
+    on_form_error(
+        lambda exc: _page(project, error=exc.message, status=exc.status, form=form.to_dict())
+    )
+    result = add_project_member(
+        db,
+        current_user,
+        project,
+        form.get("email", ""),
+        form.get("role", ""),
+        name=form.get("name", ""),
+    )
     invited = " (invited: they can sign in with this address)" if result["invited"] else ""
     queue = result["queue"]
     given = f" They have a queue: the golden set and {queue['fold']} fold items." if queue else ""
@@ -82,16 +80,12 @@ def member_remove(project_id: int):
     db = get_session()
     project = _project(project_id)
     email, confirmed = request.form.get("email", ""), request.form.get("confirm") == "1"
-    try:
-        role = parse_member_role(request.form.get("role"))
-        if role is MemberRole.rater and not confirmed:  # ask first, on the page
-            user = member_user(db, project, email, role)
-            return _page(project, confirm={"user": user, **removal_preview(db, project, user)})
-        result = remove_project_member(db, current_user, project, email, role, confirm=confirmed)
-    except LabelerError as exc:
-        db.rollback()
-        return _page(project, error=exc.message, status=exc.status)
-    db.commit()
+    on_form_error(lambda exc: _page(project, error=exc.message, status=exc.status))
+    role = parse_member_role(request.form.get("role"))
+    if role is MemberRole.rater and not confirmed:  # ask first, on the page
+        user = member_user(db, project, email, role)
+        return _page(project, confirm={"user": user, **removal_preview(db, project, user)})
+    result = remove_project_member(db, current_user, project, email, role, confirm=confirmed)
     queue = result["queue"]
     moved = (
         f" Their {queue['kept_labeled']} labeled items stay; their unlabeled work moved to the other raters."

@@ -10,7 +10,7 @@ from flask_login import current_user
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
-from ..errors import LabelerError, ValidationError
+from ..errors import ValidationError, on_form_error
 from ..training.services import project_models
 from .access import authorized_project
 from .models import Project, Protocol
@@ -145,21 +145,19 @@ def settings_page(project_id: int):
 def settings_save(project_id: int):
     db = get_session()
     project = _project(project_id)
-    try:
-        changes, mapping = _changes_from_form(project)
-        result = update_settings(
-            db,
-            current_user,
-            project,
-            changes,
-            confirm_migration=request.form.get("confirm_migration") == "1",
-            grade_mapping=mapping,
-            models_config=current_app.config,
-        )
-    except LabelerError as exc:
-        db.rollback()
-        return _page(project, error=exc.message, status=exc.status, form=request.form)
-    db.commit()
+    on_form_error(
+        lambda exc: _page(project, error=exc.message, status=exc.status, form=request.form)
+    )
+    changes, mapping = _changes_from_form(project)
+    result = update_settings(
+        db,
+        current_user,
+        project,
+        changes,
+        confirm_migration=request.form.get("confirm_migration") == "1",
+        grade_mapping=mapping,
+        models_config=current_app.config,
+    )
     if not result["changed"]:
         flash("Nothing changed.")
     else:

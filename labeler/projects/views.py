@@ -11,7 +11,7 @@ from ..allocation.views import item_url
 from ..auth.models import Role
 from ..auth.permissions import require, role_required, signed_in
 from ..db import get_session
-from ..errors import LabelerError
+from ..errors import on_form_error
 from ..images.models import Image
 from .access import can_manage_project, can_view_project
 from .models import Protocol
@@ -59,16 +59,17 @@ def project_new():
 @role_required(Role.lead, Role.admin)
 def project_create():
     db = get_session()
-    try:
-        project = create_project(
-            db, current_user, request.form.get("name", ""), request.form.get("protocol", "")
+    on_form_error(
+        lambda exc: (
+            render_template(
+                "projects/project_new.html", protocols=list(Protocol), error=exc.message
+            ),
+            exc.status,
         )
-    except LabelerError as exc:
-        db.rollback()
-        return render_template(
-            "projects/project_new.html", protocols=list(Protocol), error=exc.message
-        ), exc.status
-    db.commit()
+    )
+    project = create_project(
+        db, current_user, request.form.get("name", ""), request.form.get("protocol", "")
+    )
     return redirect(url_for("projects.project_page", project_id=project.id))
 
 

@@ -8,7 +8,7 @@ from flask_login import current_user
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
-from ..errors import LabelerError
+from ..errors import LabelerError, on_form_error
 from ..labeling.protocols import QUALITY_DECISIONS
 from .http import export_response, managed_project
 from .services import (
@@ -56,20 +56,20 @@ def ties(project_id: int):
 def adjudicate_tie(project_id: int, image_id: int):
     db = get_session()
     project = managed_project(project_id)
-    try:
-        adjudicate(
-            db,
-            current_user,
-            project,
-            image_id,
-            request.form.get("decision", ""),
-            request.form.get("note"),
-        )
-    except LabelerError as exc:
-        db.rollback()
+
+    def refused(exc: LabelerError):
         flash(f"Image {image_id}: {exc.message}")
         return redirect(url_for("reports.ties", project_id=project.id)), 303
-    db.commit()
+
+    on_form_error(refused)
+    adjudicate(
+        db,
+        current_user,
+        project,
+        image_id,
+        request.form.get("decision", ""),
+        request.form.get("note"),
+    )
     flash(f"Image {image_id} adjudicated.")
     return redirect(url_for("reports.ties", project_id=project.id)), 303
 
