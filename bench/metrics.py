@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
@@ -22,6 +23,8 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labeler import metrics as m
+from labeler.metrics.bootstrap import DEFAULT_RESAMPLES
+from labeler.metrics.intervals import intervals, quality_replicates, severity_replicates
 
 N_IMAGES = 36_509
 N_RATERS = 12
@@ -108,6 +111,78 @@ def all_figures(p: Project) -> dict[str, object]:
         "alpha_ordinal": m.krippendorff_alpha(p.grades, "ordinal", value_domain=SCALE),
         "alpha_interval": m.krippendorff_alpha(p.grades, "interval"),
     }
+
+
+def all_intervals(p: Project, resamples: int = DEFAULT_RESAMPLES) -> dict[str, object]:
+    """Every headline interval (B resamples of images): the quality and severity agreement
+    figures, and a paired model-versus-raters comparison on the golden set for each protocol
+    (a synthetic model: the fused class right 85% of the time; the consensus plus noise)."""
+    from labeler.ml.comparison import (
+        GoldenPanel,
+        compare_quality,
+        compare_severity,
+        quality_predictions,
+        severity_predictions,
+    )
+
+    seconds = {}
+    start = time.perf_counter()
+    quality = quality_replicates(
+        p.labels, N_CLASSES, expl=p.expl, golden=p.golden, resamples=resamples
+    )
+    seconds["quality agreement"] = time.perf_counter() - start
+    start = time.perf_counter()
+    codes = m.grade_codes(p.grades, SCALE)
+    severity = severity_replicates(p.grades, codes, SCALE, golden=p.golden, resamples=resamples)
+    seconds["severity agreement"] = time.perf_counter() - start
+    start = time.perf_counter()
+    g = p.golden
+    names = ("lesion", "no_skin", "healthy_skin", "poor_quality")
+    expl_names = tuple(f"e{j}" for j in range(N_EXPL))
+    q_panel = GoldenPanel(
+        image_ids=np.flatnonzero(g),
+        groups=None,
+        class_names=names,
+        classes=p.labels[g],
+        explanation_names=expl_names,
+        explanations=p.expl[g],
+    )
+    rng = np.random.default_rng(1)
+    fused = m.fuse_quality(p.labels[g], N_CLASSES).plurality
+    rows = np.flatnonzero(fused >= 0)
+    y = fused[rows]
+    pred = np.where(rng.random(rows.size) < 0.85, y, rng.integers(0, N_CLASSES, rows.size))
+    truth_e = m.explanation_relevance(p.expl[g], p.labels[g]).relevant[rows]
+    pred_e = truth_e ^ (rng.random(truth_e.shape) < 0.1)
+    preds = quality_predictions(q_panel, rows, names, expl_names, y, pred, truth_e, pred_e)
+    q_model = compare_quality(q_panel, [preds], resamples=resamples)
+    seconds["quality model vs raters"] = time.perf_counter() - start
+    start = time.perf_counter()
+    s_panel = GoldenPanel(image_ids=np.flatnonzero(g), groups=None, grades=p.grades[g])
+    cons = m.severity_consensus(p.grades[g])
+    s_rows = np.flatnonzero(cons.count > 0)
+    s_pred = cons.mean[s_rows] + rng.normal(0, 0.4, s_rows.size)
+    s_in, s_truth, s_model_pred = severity_predictions(s_panel, s_rows, cons.mean[s_rows], s_pred)
+    s_model = compare_severity(s_panel, s_in, s_truth, [s_model_pred], resamples=resamples)
+    seconds["severity model vs raters"] = time.perf_counter() - start
+    return {
+        "quality": quality,
+        "severity": severity,
+        "q_model": q_model,
+        "s_model": s_model,
+        "seconds": seconds,
+    }
+
+
+def timed_intervals(p: Project, resamples: int) -> tuple[float, float, dict[str, object]]:
+    """Seconds and peak traced memory (MB, NumPy's buffers included) of all_intervals."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    out = all_intervals(p, resamples)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return seconds, peak, out
 
 
 def pairwise_only(p: Project) -> tuple[m.PairwiseF1, m.PairwiseKappa]:
@@ -333,8 +408,46 @@ def main() -> None:
     print(f"Fleiss' kappa (golden): {figures['fleiss_golden'].kappa:.3f}")
     for key in ("alpha_nominal_golden", "alpha_nominal_all", "alpha_ordinal", "alpha_interval"):
         print(f"Krippendorff's alpha {key[6:]}: {figures[key].alpha:.3f}")
+    interval_figures(project)
     if not args.no_export:
         export_figures(project)
+
+
+def interval_figures(project: Project) -> None:
+    """Time every headline interval (B = 2000) and print a few of them."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        t_one, peak_one, out = timed_intervals(project, DEFAULT_RESAMPLES)
+    t_threaded, peak_threaded, _ = timed_intervals(project, DEFAULT_RESAMPLES)
+    print(
+        f"all intervals, B = {DEFAULT_RESAMPLES} (quality + severity agreement, paired model "
+        f"comparisons), BLAS 1 thread: {t_one:.2f} s, peak {peak_one:.0f} MB traced"
+    )
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in out["seconds"].items())
+    print(f"  of which (BLAS 1 thread): {parts}")
+    print(
+        f"all intervals, B = {DEFAULT_RESAMPLES}, BLAS default threads: {t_threaded:.2f} s, "
+        f"peak {peak_threaded:.0f} MB traced"
+    )
+    q, s = out["quality"], out["severity"]
+    for label, reps in (
+        ("macro F1 (pairs) mean", q["macro_mean"]),
+        ("bar (a) mean - std over pairs", q["pairs_bar"]),
+        ("bar (b) class average", q["class_average_bar"]),
+        ("Cohen's kappa mean", q["kappa_mean"]),
+        ("Fleiss' kappa (golden)", q["fleiss"]),
+        ("alpha nominal", q["alpha"]),
+        ("RMSE bar", s["bar"]),
+        ("quadratic kappa mean", s["kappa_mean"]),
+        ("alpha ordinal", s["alpha_ordinal"]),
+    ):
+        ci = intervals(reps)
+        print(f"  95% interval, {label}: [{ci.low:.3f}, {ci.high:.3f}]")
+    for name, v in (("quality", out["q_model"]), ("severity", out["s_model"])):
+        iv = v["difference_interval"]
+        print(
+            f"  synthetic {name} model - bar: {v['difference']:.3f} "
+            f"[{iv['low']:.3f}, {iv['high']:.3f}]: {v['verdict']}"
+        )
 
 
 if __name__ == "__main__":
