@@ -111,6 +111,7 @@ def quality_figures(
         ],
         "ties_unresolved": int((fusion.resolution[rows] == metrics.Resolution.UNRESOLVED).sum()),
         "ties_adjudicated": int((fusion.resolution[rows] == metrics.Resolution.ADJUDICATED).sum()),
+        "adjudications_outdated": int(fusion.adjudication_outdated[rows].sum()),
         "macro_f1": {
             "mean": num(f1.macro_mean),
             "std": num(f1.macro_std),

@@ -305,7 +305,10 @@ def test_outdated_adjudication_is_flagged_and_never_a_clean_label(
         f"/api/v1/projects/{b.project.id}/agreement?scope=golden", headers=b.headers
     ).json
     assert (agreement["ties_adjudicated"], agreement["ties_unresolved"]) == (0, 1)
+    assert agreement["adjudications_outdated"] == 1
     login_as(b.lead)
+    dashboard = client.get(f"/projects/{b.project.id}/dashboard").get_data(as_text=True)
+    assert "1 adjudication outdated" in dashboard
     page = client.get(f"/projects/{b.project.id}/ties").get_data(as_text=True)
     assert "adjudication outdated" in page and "the decision lesion is not among" in page
 
