@@ -431,8 +431,14 @@ PROJECT_PATHS: dict[str, dict] = {
             body=_MEMBER_BODY,
         ),
         "delete": _op(
-            "Remove a lead or rater; a rater needs confirm: true (labels stay, unlabeled work moves)",
-            params=[_path_id("project_id")],
+            "Remove a lead or rater; a rater needs confirm: true (labels stay, unlabeled work "
+            "moves). The fields go in a JSON body or, for clients that send none, in the query",
+            params=[
+                _path_id("project_id"),
+                {"name": "email", "in": "query", "schema": {"type": "string"}},
+                {"name": "role", "in": "query", "schema": {"enum": ["lead", "rater"]}},
+                {"name": "confirm", "in": "query", "schema": {"enum": ["true", "false"]}},
+            ],
             body={
                 **_MEMBER_BODY,
                 "properties": {

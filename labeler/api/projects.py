@@ -143,9 +143,16 @@ def add_member_api(project_id: int):
 @bp.delete("/projects/<int:project_id>/members")
 @role_required(Role.lead, Role.admin)
 def remove_member_api(project_id: int):
-    """Remove a lead or rater: {"email", "role", "confirm": true} (a rater needs confirm)."""
+    """Remove a lead or rater: {"email", "role", "confirm": true} as a JSON body or as query parameters
+    (some clients send no body with DELETE); removing a rater needs confirm."""
     project = authorized_project(project_id)
-    body = json_body()
+    body = json_body(optional=True)
+    if not body:
+        body = request.args.to_dict()
+        confirm = body.get("confirm", "false").lower()
+        if confirm not in {"true", "false"}:
+            raise ValidationError("'confirm' must be true or false", field="confirm")
+        body["confirm"] = confirm == "true"
     db = get_session()
     result = remove_project_member(
         db,

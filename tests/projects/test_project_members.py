@@ -213,6 +213,14 @@ def test_members_api_add_list_remove(db, client, make_user, make_project):
         == 422
     )
     assert client.post(url, data="nope", headers=headers).status_code == 400
+    client.post(url, json={"email": "q@clinic.org", "role": "rater"}, headers=headers)
+    by_query = f"{url}?email=q@clinic.org&role=rater"
+    assert client.delete(by_query, headers=headers).json["error"]["code"] == "confirm_needed"
+    assert client.delete(by_query + "&confirm=maybe", headers=headers).status_code == 422
+    assert client.delete(by_query + "&confirm=true", headers=headers).status_code == 200
+    assert "q@clinic.org" not in {
+        m["email"] for m in client.get(url, headers=headers).json["members"]
+    }
 
 
 def test_members_are_managed_by_the_projects_leads_and_admins_only(
