@@ -184,13 +184,13 @@ def model_intervals_quality(
     first = runs[0]
     used = np.logical_or.reduce([r.expl_used for r in runs])
     return {
-        "macro_f1": intervals(rep["macro"]).as_dict(),
+        "macro_f1": intervals(rep["macro"], seed=seed).as_dict(),
         "per_class": {
-            name: intervals(rep["class"][:, j]).as_dict()
+            name: intervals(rep["class"][:, j], seed=seed).as_dict()
             for j, name in enumerate(first.class_names)
         },
         "per_explanation": {
-            name: intervals(rep["expl"][:, j]).as_dict()
+            name: intervals(rep["expl"][:, j], seed=seed).as_dict()
             for j, name in enumerate(first.explanation_names)
             if used[j]
         },
@@ -213,8 +213,8 @@ def model_intervals_severity(
         parts.append((feat.T @ np.ascontiguousarray(w.T, dtype=float)).T)
     s = np.concatenate(parts)
     return {
-        "rmse": intervals(np.sqrt(safe_divide(s[:, 0], s[:, 2]))).as_dict(),
-        "mae": intervals(safe_divide(s[:, 1], s[:, 2])).as_dict(),
+        "rmse": intervals(np.sqrt(safe_divide(s[:, 0], s[:, 2])), seed=seed).as_dict(),
+        "mae": intervals(safe_divide(s[:, 1], s[:, 2]), seed=seed).as_dict(),
         "bootstrap": bootstrap_info(resamples, seed, panel.groups),
     }
 
@@ -281,7 +281,7 @@ def compare_quality(
             "rater_mean": _f(point[f"{name}_mean"]),
             "rater_std": _f(point[f"{name}_std"]),
             "bar": _f(bar),
-            "bar_interval": intervals(bar_reps).as_dict(),
+            "bar_interval": intervals(bar_reps, seed=seed).as_dict(),
             **_compare(point["model_macro"], bar, rep["model_macro"] - bar_reps, True),
         }
 
@@ -294,7 +294,7 @@ def compare_quality(
             diffs = rep[model][:, j] - (rep[mean][:, j] - rep[std][:, j])
             out[name] = {
                 "model_f1": _f(point[model][j]),
-                "model_f1_interval": intervals(rep[model][:, j]).as_dict(),
+                "model_f1_interval": intervals(rep[model][:, j], seed=seed).as_dict(),
                 "rater_mean": _f(point[mean][j]),
                 "rater_std": _f(point[std][j]),
                 "bar": _f(bar),
@@ -309,7 +309,7 @@ def compare_quality(
         "reading_label": READINGS[reading],
         "rule": QUALITY_RULE,
         "model_macro_f1": _f(point["model_macro"]),
-        "model_macro_f1_interval": intervals(rep["model_macro"]).as_dict(),
+        "model_macro_f1_interval": intervals(rep["model_macro"], seed=seed).as_dict(),
         "rater_macro_f1_mean": chosen["rater_mean"],
         "rater_macro_f1_std": chosen["rater_std"],
         "bar": chosen["bar"],
@@ -365,9 +365,9 @@ def compare_severity(
     return {
         "rule": SEVERITY_RULE,
         "model_rmse": _f(point["model"]),
-        "model_rmse_interval": intervals(rep["model"]).as_dict(),
+        "model_rmse_interval": intervals(rep["model"], seed=seed).as_dict(),
         "bar": _f(point["bar"]),
-        "bar_interval": intervals(rep["bar"]).as_dict(),
+        "bar_interval": intervals(rep["bar"], seed=seed).as_dict(),
         **_compare(point["model"], point["bar"], rep["model"] - rep["bar"], False),
         "bootstrap": bootstrap_info(resamples, seed, panel.groups),
     }

@@ -73,6 +73,7 @@ def test_quality_comparison_is_paired_on_the_same_resamples(seed):
     assert b["rater_mean"] == pytest.approx(np.nanmean(f1.mean), rel=1e-12)
     assert b["rater_std"] == pytest.approx(np.nanmean(np.where(np.isnan(f1.mean), np.nan, f1.std)))
     assert out["reading"] == "pairs" and out["verdict"] == a["verdict"]
+    assert out["bootstrap"]["seed"] == seed and out["model_macro_f1_interval"]["seed"] == seed
     assert out["difference"] == pytest.approx(fig["macro_f1"] - a["bar"], rel=1e-12)
 
     # The interval of the difference comes from the same resamples on both sides: recompute it.
