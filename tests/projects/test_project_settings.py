@@ -413,3 +413,32 @@ def test_fusion_settings_apply_to_the_next_export_without_recomputing(db, make_u
     after = fused()
     assert after[one.id]["relevant_explanations"] == ["blurry"]
     assert after[two.id]["fused_class"] == "no_skin"
+
+
+def test_settings_page_keeps_a_prescreen_model_whose_files_are_gone(
+    db, client, make_user, make_project, login_as
+):
+    lead = make_user(None, "lead")
+    project = make_project(lead, protocol="quality")
+    gone = "quality-20260101T000000-abcdef"
+    project.settings = {**project.settings, "prescreen_model_id": gone}
+    db.flush()
+    login_as(lead)
+    page = client.get(f"/projects/{project.id}/settings").get_data(as_text=True)
+    assert f'value="{gone}" selected' in page and "files are missing" in page
+    form = {
+        "csrf_token": client.csrf,
+        "method": "plurality",
+        "explanation_k": "2",
+        "tie_policy": "unresolved",
+        "min_pair_images": "1",
+        "min_group_images": "30",
+        "prescreen_model_id": gone,
+    }
+    saved = client.post(f"/projects/{project.id}/settings", data=form)
+    assert saved.status_code == 302
+    db.expire_all()
+    s = read_settings(project.settings)
+    assert s.explanation_k == 2 and s.prescreen_model_id == gone
+    bad = client.post(f"/projects/{project.id}/settings", data={**form, "min_group_images": "lots"})
+    assert bad.status_code == 422 and "fairness group" in bad.get_data(as_text=True)
