@@ -294,3 +294,102 @@ def severity_breakdown(
             )
         )
     return out
+
+
+def _group_figure(
+    name: str, n: int, too_few_below: int, value: float, units: int, interval: Interval | None
+) -> GroupFigure:
+    return GroupFigure(
+        name=name,
+        n_images=n,
+        n_labeled=n,
+        too_few=n < too_few_below,
+        value=value,
+        std=float("nan"),
+        n_units=units,
+        interval=interval,
+        extra={},
+    )
+
+
+def _macro_f1_from_counts(s: np.ndarray, c: int) -> np.ndarray:
+    """Macro F1 over the classes present in the reference or the prediction, from (.., 3C) sums."""
+    tp, true, pred = s[..., :c], s[..., c : 2 * c], s[..., 2 * c :]
+    f1 = safe_divide(2.0 * tp, true + pred)  # NaN for a class in neither: left out
+    defined = ~np.isnan(f1)
+    return safe_divide(np.where(defined, f1, 0.0).sum(axis=-1), defined.sum(axis=-1))
+
+
+def model_quality_breakdown(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    n_classes: int,
+    breakdown: list[Group],
+    *,
+    cases: np.ndarray | None = None,
+    min_group_images: int = DEFAULT_MIN_GROUP_IMAGES,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    level: float = 0.95,
+) -> list[GroupFigure]:
+    """A model's macro F1 against the reference class per group (classes present in either)."""
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    cls = np.arange(n_classes)
+    th, ph = t[:, None] == cls, p[:, None] == cls
+    feats = np.concatenate([th & ph, th, ph], axis=1).astype(np.float32)
+    out = []
+    for group in breakdown:
+        rows = np.flatnonzero(group.members)
+        f = feats[rows]
+        value = float(_macro_f1_from_counts(f.sum(axis=0, dtype=np.float64), n_classes))
+        interval = None
+        if resamples and rows.size:
+            reps = [
+                _macro_f1_from_counts(w.astype(np.float32) @ f, n_classes)
+                for w in bootstrap_weights(
+                    rows.size, resamples, seed, groups=_groups_of(cases, rows)
+                )
+            ]
+            interval = percentile_interval(np.concatenate(reps), level, seed)
+        out.append(
+            _group_figure(
+                group.name, int(rows.size), min_group_images, value, int(rows.size), interval
+            )
+        )
+    return out
+
+
+def model_severity_breakdown(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    breakdown: list[Group],
+    *,
+    cases: np.ndarray | None = None,
+    min_group_images: int = DEFAULT_MIN_GROUP_IMAGES,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    level: float = 0.95,
+) -> list[GroupFigure]:
+    """A model's RMSE against the consensus per group."""
+    sq = (np.asarray(pred, dtype=np.float64) - np.asarray(truth, dtype=np.float64)) ** 2
+    out = []
+    for group in breakdown:
+        rows = np.flatnonzero(group.members)
+        err = sq[rows]
+        value = float(np.sqrt(err.mean())) if rows.size else float("nan")
+        interval = None
+        if resamples and rows.size:
+            reps = [
+                np.sqrt(safe_divide(w @ err, w.sum(axis=1)))
+                for w in bootstrap_weights(
+                    rows.size, resamples, seed, groups=_groups_of(cases, rows)
+                )
+            ]
+            interval = percentile_interval(np.concatenate(reps), level, seed)
+        out.append(
+            _group_figure(
+                group.name, int(rows.size), min_group_images, value, int(rows.size), interval
+            )
+        )
+    return out

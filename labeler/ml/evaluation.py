@@ -22,6 +22,13 @@ from typing import Any
 import numpy as np
 
 from ..metrics.bootstrap import DEFAULT_RESAMPLES
+from ..metrics.breakdowns import (
+    DEFAULT_MIN_GROUP_IMAGES,
+    body_site_groups,
+    fitzpatrick_groups,
+    model_quality_breakdown,
+    model_severity_breakdown,
+)
 from .comparison import (
     GoldenPanel,
     compare_quality,
@@ -121,6 +128,7 @@ def _evaluate(
         if verdict is not None:
             verdict.setdefault("expert_level", _expert_point(verdict, "quality"))
         figures["intervals"] = model_intervals_quality(use, [preds], resamples)
+        figures["fairness"] = model_fairness(rows, y, p.argmax(1), len(cfg.classes), resamples)
     else:
         rows = manifest.severity_rows(split)
         if not rows:
@@ -140,6 +148,7 @@ def _evaluate(
         if verdict is not None:
             verdict.setdefault("expert_level", _expert_point(verdict, "severity"))
         figures["intervals"] = model_intervals_severity(use, preds, resamples)
+        figures["fairness"] = model_fairness(rows, truth, pred, None, resamples)
     result = {
         "model_id": model.id,
         "kind": model.kind,
@@ -154,6 +163,47 @@ def _evaluate(
         out = Path(model.info.path) / f"evaluation-{manifest.sha256[:12]}.json"
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result, (use if use is panel else None, preds)
+
+
+def model_fairness(
+    rows: Sequence[Any],
+    truth: np.ndarray,
+    pred: np.ndarray,
+    n_classes: int | None,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> dict[str, Any]:
+    """The model's macro F1 (quality, n_classes given) or RMSE (severity) per Fitzpatrick type and
+    body site of the import manifest, with intervals; small groups flagged "too few to say"."""
+    cases = np.array([r.group for r in rows]) if rows else None
+    out: dict[str, Any] = {
+        "figure": "macro F1 against the fused class" if n_classes else "RMSE against the consensus",
+        "min_group_images": DEFAULT_MIN_GROUP_IMAGES,
+    }
+    key = "macro_f1" if n_classes else "rmse"
+    for name, groups in (
+        ("fitzpatrick", fitzpatrick_groups([r.fitzpatrick for r in rows])),
+        ("body_site", body_site_groups([r.body_site for r in rows])),
+    ):
+        if n_classes:
+            figs = model_quality_breakdown(
+                truth, pred, n_classes, groups, cases=cases, resamples=resamples
+            )
+        else:
+            figs = model_severity_breakdown(truth, pred, groups, cases=cases, resamples=resamples)
+        out[name] = [
+            {
+                "group": f.name,
+                "images": f.n_images,
+                "too_few": f.too_few,
+                key: None if np.isnan(f.value) else f.value,
+                "interval": {
+                    "low": f.interval.low if f.interval else None,
+                    "high": f.interval.high if f.interval else None,
+                },
+            }
+            for f in figs
+        ]
+    return out
 
 
 def _expert_point(verdict: Mapping[str, Any], kind: str) -> bool:

@@ -4,6 +4,7 @@ Format: JSON Lines (UTF-8), one object per image::
 
     {"image_id": 17, "sha256": "ab12...", "path": "/abs/path/display.jpg",
      "case_id": "patient-9" | null, "split": "golden" | "fold",
+     "fitzpatrick": 1-6 | null, "body_site": "face" | null,   (optional; for fairness breakdowns)
      "quality": null | {"class": "lesion" | "no_skin" | "healthy_skin" | "poor_quality" | null,
                         "tie": false, "explanations": ["blurry", ...]},
      "severity": null | {"mean": 2.4, "median": 2.0, "std": 0.5, "count": 5, "grade": 2 | null}}
@@ -61,6 +62,8 @@ class ManifestRow:
     split: str
     quality: QualityLabel | None
     severity: SeverityLabel | None
+    fitzpatrick: int | None = None  # from the import manifest: the evaluation's fairness breakdown
+    body_site: str | None = None
 
     @property
     def group(self) -> str:
@@ -145,6 +148,8 @@ def _row(obj: dict[str, Any], where: str) -> ManifestRow:
             split=split,
             quality=_quality(obj.get("quality"), where),
             severity=_severity(obj.get("severity")),
+            fitzpatrick=None if obj.get("fitzpatrick") is None else int(obj["fitzpatrick"]),
+            body_site=None if obj.get("body_site") is None else str(obj["body_site"]),
         )
     except KeyError as exc:
         raise ManifestError(f"{where}: missing field {exc.args[0]!r}") from exc

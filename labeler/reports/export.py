@@ -6,8 +6,9 @@ Training manifest (read by `labeler.ml.manifest`): JSON Lines. The first line is
 `{"manifest": "labeler-training", "version": 1, "project_id": .., "protocol": .., "scale": [..]}`
 (the severity scale values, severity projects only; grades are scale values); then one object
 per image: `image_id`, `sha256`, `path` (absolute path of the display image), `case_id`,
-`split` ("golden" | "fold"), `quality` (null, or `{"class": fused class or null for an unresolved
-tie, "tie": bool, "explanations": [relevant explanations]}`), `severity` (null, or
+`split` ("golden" | "fold"), `fitzpatrick` (1-6 or null), `body_site` (or null), `quality`
+(null, or `{"class": fused class or null for an unresolved tie, "tie": bool, "explanations":
+[relevant explanations]}`), `severity` (null, or
 `{"mean", "median", "std", "count", "grade"}`). Images nobody labeled are left out.
 """
 
@@ -32,6 +33,7 @@ from ..errors import ValidationError
 from ..images.models import Image
 from ..labeling.models import Label, LabelRevision
 from ..labeling.protocols import EXPLANATION_CODES, NON_GRADED, QUALITY_DECISIONS
+from ..metrics.breakdowns import parse_fitzpatrick
 from ..projects.models import Project
 from .figures import explanation_k, fuse, grade_value, num, project_scale
 from .matrix import load_label_matrix
@@ -68,6 +70,9 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
     m = load_label_matrix(session, project)
     settings = project.settings or {}
     quality = project.protocol.value == "quality"
+    # Fitzpatrick type 1-6 (parsed from the manifest column or a skin-type metadata entry)
+    fitz = [parse_fitzpatrick(v) for v in m.fitzpatrick] if m.fitzpatrick is not None else None
+    fitz = fitz or [None] * m.image_ids.size
     if quality:
         fusion = fuse(m, settings)
         ref = reference_fusion(m, settings, fusion)  # the project's method: plurality or DS
@@ -96,6 +101,8 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
             "filename": img.filename,
             "case_id": img.case_id,
             "split": "golden" if m.golden[i] else "fold",
+            "fitzpatrick": fitz[i],
+            "body_site": m.body_site[i] if m.body_site is not None else None,
             "rater_count": int(m.labeled[i].sum()),
         }
         counts = relevance.counts[i]
@@ -243,6 +250,8 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
             "path": str(path) if path else None,
             "case_id": rec["case_id"],
             "split": rec["split"],
+            "fitzpatrick": rec["fitzpatrick"],
+            "body_site": rec["body_site"],
             "quality": None,
             "severity": None,
         }

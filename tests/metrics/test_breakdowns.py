@@ -13,6 +13,8 @@ from labeler.metrics.breakdowns import (
     Group,
     body_site_groups,
     fitzpatrick_groups,
+    model_quality_breakdown,
+    model_severity_breakdown,
     parse_fitzpatrick,
     quality_breakdown,
     severity_breakdown,
@@ -190,3 +192,47 @@ def test_severity_interval_brackets_and_is_seeded():
     )
     assert (a.interval.low, a.interval.high) == (b.interval.low, b.interval.high)
     assert not a.too_few
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 60), st.integers(2, 4), st.integers(0, 2**31 - 1))
+def test_model_quality_breakdown_matches_scikit_learn(n, c, seed):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, c, n)
+    pred = np.where(rng.random(n) < 0.7, truth, rng.integers(0, c, n))
+    groups = fitzpatrick_groups(rng.choice(["I", "IV", "VI", None], n))
+    figs = model_quality_breakdown(truth, pred, c, groups, min_group_images=5, resamples=0)
+    for fig, group in zip(figs, groups, strict=True):
+        rows = group.members
+        assert fig.n_images == rows.sum() and fig.too_few == (rows.sum() < 5)
+        if not rows.any():
+            assert np.isnan(fig.value)
+            continue
+        present = np.union1d(truth[rows], pred[rows])
+        ref = f1_score(truth[rows], pred[rows], labels=present, average="macro", zero_division=0)
+        assert fig.value == pytest.approx(ref)
+
+
+def test_model_breakdown_intervals_are_recomputed_resamples():
+    rng = np.random.default_rng(11)
+    truth = rng.integers(0, 3, 80)
+    pred = np.where(rng.random(80) < 0.6, truth, rng.integers(0, 3, 80))
+    group = [Group("all", np.ones(80, dtype=bool))]
+    (fig,) = model_quality_breakdown(truth, pred, 3, group, resamples=60, seed=2)
+    reps = []
+    for w in np.concatenate(list(bootstrap_weights(80, 60, 2))):
+        t, p = np.repeat(truth, w), np.repeat(pred, w)
+        reps.append(f1_score(t, p, labels=np.union1d(t, p), average="macro", zero_division=0))
+    expected = percentile_interval(np.array(reps), seed=2)
+    assert fig.interval.low == pytest.approx(expected.low)
+    assert fig.interval.high == pytest.approx(expected.high)
+    score = rng.normal(3, 1, 80)
+    consensus = score + rng.normal(0, 0.5, 80)
+    (sev,) = model_severity_breakdown(consensus, score, group, resamples=60, seed=2)
+    assert sev.value == pytest.approx(np.sqrt(np.mean((score - consensus) ** 2)))
+    reps = [
+        np.sqrt(np.mean((np.repeat(score, w) - np.repeat(consensus, w)) ** 2))
+        for w in np.concatenate(list(bootstrap_weights(80, 60, 2)))
+    ]
+    assert sev.interval.low == pytest.approx(percentile_interval(np.array(reps)).low)
+    assert sev.interval.high == pytest.approx(percentile_interval(np.array(reps)).high)

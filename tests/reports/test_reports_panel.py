@@ -202,3 +202,28 @@ def test_dashboard_shows_fusion_fairness_tendencies(client, db, login_as, build_
     login_as(sb.lead)
     html = client.get(f"/projects/{sb.project.id}/dashboard").get_data(as_text=True)
     assert 'id="severity-reliability"' in html and 'id="mae"' in html
+
+
+def test_fused_export_and_training_manifest_carry_skin_type_and_site(
+    app, client, db, build_project
+):
+    from labeler.reports.export import training_manifest
+
+    b = build_project("quality", TABLE, golden={0, 1})
+    _set_meta(db, b.images)
+    rows = [
+        json.loads(line)
+        for line in client.get(
+            f"/api/v1/projects/{b.project.id}/export?kind=fused&format=jsonl", headers=b.headers
+        )
+        .get_data(as_text=True)
+        .splitlines()
+    ]
+    assert [r["fitzpatrick"] for r in rows] == [1, 2, 3, None, 5, 6, 4, None]
+    assert [r["body_site"] for r in rows] == SITES
+    assert {r["fusion_method"] for r in rows} == {"plurality"}
+    lines = list(training_manifest(db, b.project, app.extensions["labeler_storage"]))
+    images = [json.loads(x) for x in lines[1:]]
+    assert [(x["fitzpatrick"], x["body_site"]) for x in images] == list(
+        zip([1, 2, 3, None, 5, 6, 4, None], SITES, strict=True)
+    )

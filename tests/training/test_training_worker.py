@@ -79,6 +79,7 @@ def test_worker_trains_in_the_background(committed_app):
         and "The raters' own pairwise macro F1" in html
     )
     assert 'id="model-size"' in html and "MB" in html
+    assert 'id="model-fairness-fitzpatrick"' in html and 'id="model-fairness-body_site"' in html
     dl = client.get(f"/projects/{project_id}/models/{model_id}/report.json")
     assert dl.status_code == 200 and "attachment" in dl.headers["Content-Disposition"]
     body = json.loads(dl.data)
@@ -86,5 +87,8 @@ def test_worker_trains_in_the_background(committed_app):
         body["evaluation"]["verdict"]["expert_level"] in (True, False)
         and body["model"]["id"] == model_id
     )
+    fairness = body["evaluation"]["figures"]["fairness"]
+    unknown = next(g for g in fairness["fitzpatrick"] if g["group"] == "unknown")
+    assert unknown["images"] == body["evaluation"]["figures"]["n"]  # no skin types imported
     project_page = client.get(f"/projects/{project_id}").get_data(as_text=True)
     assert f"/projects/{project_id}/models" in project_page
