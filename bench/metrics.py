@@ -31,7 +31,9 @@ N_RATERS = 12
 N_GOLDEN = 1_000
 OVERLAP = 3
 N_CLASSES = 4  # lesion, no_skin, healthy_skin, poor_quality
-CLASS_PRIOR = np.array([22_337, 726, 6_324, 7_122]) / 36_509  # seed 003 Table 1, train + test
+CLASS_PRIOR = (
+    np.array([22_337, 726, 6_324, 7_122]) / 36_509
+)  # the ImageQX paper's Table 1, train + test
 N_EXPL = 6  # too far away, bad framing, lesion covered, blurry, bad light, low resolution
 EXPL_PRIOR = np.array([0.08, 0.15, 0.05, 0.40, 0.35, 0.28])
 N_CODES = 300  # distinct ICD-10 codes in use
@@ -88,7 +90,7 @@ def make_project(seed: int) -> Project:
 
 
 def all_figures(p: Project) -> dict[str, object]:
-    """Every fusion and agreement figure of domain.md sections 4 and 5."""
+    """Every fusion and agreement figure of docs/domain.md sections 4 and 5."""
     fusion = m.fuse_quality(p.labels, N_CLASSES)
     golden_labels = p.labels[p.golden]
     return {

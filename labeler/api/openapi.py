@@ -255,7 +255,7 @@ _SCOPE = {"name": "scope", "in": "query", "schema": {"enum": ["all", "golden", "
 REPORT_PATHS: dict[str, dict] = {
     "/api/v1/projects/{project_id}/agreement": {
         "get": _op(
-            "Agreement figures (domain.md section 5) for a scope",
+            "Agreement figures (docs/domain.md section 5) for a scope",
             params=[_path_id("project_id"), _SCOPE],
         ),
     },

@@ -1,4 +1,4 @@
-"""The two decision protocols (domain.md section 3): vocabularies, keyboard keys and submission validation.
+"""The two decision protocols (docs/domain.md section 3): vocabularies, keyboard keys and submission validation.
 
 Pure: plain data in, a CleanLabel or a ValidationError out. The ICD-10 check is passed in as a function so
 this module stays free of the code list.

@@ -1,4 +1,4 @@
-"""Pairwise and per-rater agreement (domain.md section 5): F1 per class and explanation, kappa.
+"""Pairwise and per-rater agreement (docs/domain.md section 5): F1 per class and explanation, kappa.
 
 All pairs are computed at once: one-hot votes (n_images, n_raters, C) are multiplied over images
 into co-occurrence counts (n_raters, n_raters, C, C), from which every pair's F1 or kappa follows.

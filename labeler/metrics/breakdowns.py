@@ -5,10 +5,10 @@ V-VI, and "unknown" for images without a (parseable) type; body site: each site 
 case or surrounding spaces) and "unknown". A group with fewer labeled images than a minimum
 (default 30) is still reported, flagged "too few to say".
 
-Per group, quality: the pairwise macro F1 (domain.md section 5: per pair the mean of its defined
+Per group, quality: the pairwise macro F1 (docs/domain.md section 5: per pair the mean of its defined
 per-class F1s, then mean and population std over pairs); severity: the mean consensus grade and
 the RMSE of every grade against its image's consensus (images graded at least twice; the consensus
-includes the grade, as seed 001's RMSE). Intervals: percentile bootstrap over the group's images
+includes the grade, as the acne severity study's RMSE). Intervals: percentile bootstrap over the group's images
 (whole cases with case ids) from labeler.metrics.bootstrap; every figure is a weighted sum over
 images, so a block of resamples is one matrix product.
 """

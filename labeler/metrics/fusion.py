@@ -1,6 +1,6 @@
 """Per-image fusion of raters' labels: quality plurality, explanation relevance, diagnosis plurality.
 
-Everything here follows domain.md section 4. Ties are never broken silently: a tied image has no
+Everything here follows docs/domain.md section 4. Ties are never broken silently: a tied image has no
 fused class unless the project chose a documented precedence order or a lead adjudicated it.
 """
 

@@ -1,4 +1,4 @@
-"""Bootstrap replicates of the agreement figures (domain.md section 8), vectorized over resamples.
+"""Bootstrap replicates of the agreement figures (docs/domain.md section 8), vectorized over resamples.
 
 Every figure here is a function of sums over images, so a resample (a vector of counts per image,
 from `bootstrap.bootstrap_weights`) enters as weights: a chunk of k resamples is a (k, n) matrix
@@ -50,7 +50,7 @@ class PairStats:
 
     @property
     def pairs_bar(self) -> np.ndarray:
-        """Reading (a), domain.md's: mean - std over rater pairs of the pairwise macro F1."""
+        """Reading (a), the default: mean - std over rater pairs of the pairwise macro F1."""
         return self.macro_mean - self.macro_std
 
     @property
@@ -312,7 +312,7 @@ def fleiss_from_sums(item_sum: np.ndarray, votes: np.ndarray, n_raters: int) -> 
 
 def rmse_parts(grades: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per image and rater: squared error against the consensus (rater included) and its mask,
-    and the same for the leave-one-out consensus (seed 001's table and its variant)."""
+    and the same for the leave-one-out consensus (the acne severity study's table and its variant)."""
     g = np.asarray(grades, dtype=float)
     ok = ~np.isnan(g)
     y = np.where(ok, g, 0.0)

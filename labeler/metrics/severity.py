@@ -1,7 +1,7 @@
 """Severity grades: per-image consensus, per-rater RMSE against consensus, grade codes.
 
 Grades are a float matrix (n_images, n_raters) with NaN for "no numeric grade" (not graded, or a
-non-graded answer such as "not acne", which domain.md keeps out of numeric metrics).
+non-graded answer such as "not acne", which docs/domain.md keeps out of numeric metrics).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def check_grades(grades: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SeverityConsensus:
-    """Per-image consensus grade (mean, as in seed 001) with median, spread, count and grade."""
+    """Per-image consensus grade (mean, as in the acne severity study) with median, spread, count and grade."""
 
     mean: np.ndarray  # (n_images,) float, NaN where no rater graded
     median: np.ndarray  # (n_images,) float, NaN where no rater graded
@@ -62,7 +62,7 @@ def severity_consensus(
 ) -> SeverityConsensus:
     """Mean, median, population std (ddof=0), count; grade = 1 + digitize(mean, edges, right=False).
 
-    The edges are the midpoints of the project's scale unless given (domain.md section 4).
+    The edges are the midpoints of the project's scale unless given (docs/domain.md section 4).
     """
     g = check_grades(grades)
     scale_arr = check_scale(scale)
@@ -101,7 +101,7 @@ def severity_consensus(
 
 @dataclass(frozen=True)
 class RaterRMSE:
-    """Per-rater RMSE against the golden-set consensus (seed 001) and its leave-one-out variant."""
+    """Per-rater RMSE against the golden-set consensus (the Microsoft/Nestlé acne severity study) and its leave-one-out variant."""
 
     rmse: np.ndarray  # (n_raters,) float: consensus includes the rater (the seed's definition)
     rmse_loo: np.ndarray  # (n_raters,) float: consensus of the other raters only

@@ -115,7 +115,7 @@ def intraclass_correlation(
 
 @dataclass(frozen=True)
 class RaterMAE:
-    """Per-rater mean absolute error against the consensus, beside seed 001's RMSE."""
+    """Per-rater mean absolute error against the consensus, beside the acne severity study's RMSE."""
 
     mae: np.ndarray  # (R,) float: consensus includes the rater (as the seed's RMSE)
     mae_loo: np.ndarray  # (R,) float: consensus of the other raters only

@@ -1,4 +1,4 @@
-"""Training and inference for the quality and severity models (seeds 000-003).
+"""Training and inference for the quality and severity models (DermAssist, the acne severity study and the ImageQX paper).
 
 The only package that uses torch, and only in the training modules (backbone, heads, quality,
 severity); importing ``labeler.ml`` imports none of them, so the web app starts without the

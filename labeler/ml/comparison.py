@@ -1,6 +1,6 @@
 """Model against raters on the golden set: a paired bootstrap and the expert-level verdicts.
 
-domain.md sections 6 and 8. The model's figure and the raters' bar are recomputed on the same
+docs/domain.md sections 6 and 8. The model's figure and the raters' bar are recomputed on the same
 resamples of the golden images (whole cases where images carry a case id), so their difference
 has an interval: "at expert level" when it lies wholly on the good side of 0, "below" when wholly
 on the other, "not distinguishable" when it contains 0. The quality rule is one-sided: the model
@@ -29,7 +29,7 @@ from ..metrics.intervals import (
 )
 
 READINGS = {
-    "pairs": "(a) over rater pairs of the pairwise macro F1 (domain.md)",
+    "pairs": "(a) over rater pairs of the pairwise macro F1 (the default)",
     "class_average": "(b) average over classes of the per-class mean and std (the ImageQX paper)",
 }
 QUALITY_RULE = (
@@ -38,7 +38,7 @@ QUALITY_RULE = (
     "distinguishable"
 )
 SEVERITY_RULE = (
-    "model RMSE < the worst rater's RMSE (seed 001); the verdict reads the 95% interval of the "
+    "model RMSE < the worst rater's RMSE (the Microsoft/Nestlé acne severity study); the verdict reads the 95% interval of the "
     "difference (model RMSE - bar): below 0 at expert level, above 0 below, containing 0 not "
     "distinguishable"
 )

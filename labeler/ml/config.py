@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 QUALITY_CLASSES: tuple[str, ...] = ("lesion", "no_skin", "healthy_skin", "poor_quality")
-# "lesion_covered" is recorded by raters but, as in seed 003, not predicted.
+# "lesion_covered" is recorded by raters but, as in the ImageQX paper, not predicted.
 EXPLANATIONS: tuple[str, ...] = (
     "too_far_away",
     "bad_framing",
@@ -14,7 +14,7 @@ EXPLANATIONS: tuple[str, ...] = (
     "bad_light",
     "low_resolution",
 )
-# Seed 000 style: say what is wrong and how to fix it.
+# As Google's DermAssist does: say what is wrong and how to fix it.
 EXPLANATION_TEXT: dict[str, str] = {
     "too_far_away": "The skin is too far away: move the camera closer",
     "bad_framing": "The skin is not centred in the photo: frame it in the middle",
@@ -47,7 +47,7 @@ class _Config:
 
 @dataclass
 class QualityConfig(_Config):
-    """Seed 003's two linear blocks over frozen EfficientNet-Lite0 features."""
+    """The ImageQX paper's two linear blocks over frozen EfficientNet-Lite0 features."""
 
     kind: str = "quality"
     backbone: str = BACKBONE
@@ -71,7 +71,7 @@ class QualityConfig(_Config):
 
 @dataclass
 class SeverityConfig(_Config):
-    """Seeds 001/002: face skin patches, rolling augmentation, Lite0 features, MLP regressor."""
+    """The acne severity study: face skin patches, rolling augmentation, Lite0 features, MLP regressor."""
 
     kind: str = "severity"
     backbone: str = BACKBONE

@@ -1,4 +1,4 @@
-"""Evaluate a model on the golden set against the fused reference (domain.md 6); no torch.
+"""Evaluate a model on the golden set against the fused reference (docs/domain.md section 6); no torch.
 
 ``rater_figures`` comes from the metrics module and sets the "expert level" bar:
 

@@ -1,4 +1,4 @@
-"""Skin patches for the severity model: forehead, both cheeks, chin (seeds 001/002). No torch.
+"""Skin patches for the severity model: forehead, both cheeks, chin (the Microsoft/Nestlé acne severity study). No torch.
 
 Landmarks come from models shipped inside wheels, nothing is downloaded:
 

@@ -1,4 +1,4 @@
-"""The trainable heads (seed 003 quality blocks, seed 001 severity MLP) and export wrappers (torch).
+"""The trainable heads (the ImageQX paper's quality blocks, the acne severity study's MLP) and export wrappers (torch).
 
 Grad-CAM is computed inside the graph in closed form: in eval mode the heads are piecewise linear
 in the pooled features p (BatchNorm is an affine map, ReLU a 0/1 mask), so the gradient of every

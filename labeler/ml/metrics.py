@@ -1,4 +1,4 @@
-"""Model evaluation figures of domain.md section 6 and the "expert level" verdicts (pure NumPy)."""
+"""Model evaluation figures of docs/domain.md section 6 and the "expert level" verdicts (pure NumPy)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def severity_figures(
     """RMSE against the consensus, Pearson r, confusion of the discretized grades.
 
     With the project's ``scale``, the edges are its midpoints and the labels its values
-    (domain.md section 4); without it, ``edges`` and grades 1..len(edges)+1.
+    (docs/domain.md section 4); without it, ``edges`` and grades 1..len(edges)+1.
     """
     if scale is not None:
         edges = scale_edges(scale)
@@ -133,7 +133,7 @@ def quality_verdict(
 
 
 def severity_verdict(model_rmse: float | None, bar: float) -> dict[str, Any]:
-    """Expert level: RMSE against the golden consensus below the worst rater's RMSE (seed 001)."""
+    """Expert level: RMSE against the golden consensus below the worst rater's RMSE (the Microsoft/Nestlé acne severity study)."""
     ok = model_rmse is not None and model_rmse < bar
     return {
         "expert_level": bool(ok),

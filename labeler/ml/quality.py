@@ -1,4 +1,4 @@
-"""Train the quality model (seed 003) on cached frozen features (imports torch)."""
+"""Train the quality model (the ImageQX paper) on cached frozen features (imports torch)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Train the severity model (seeds 001/002): face patches, rolling augmentation, MLP (imports torch)."""
+"""Train the severity model (the Microsoft/Nestlé acne severity study): face patches, rolling augmentation, MLP (imports torch)."""
 
 from __future__ import annotations
 

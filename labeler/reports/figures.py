@@ -1,4 +1,4 @@
-"""Agreement figures of a project (domain.md sections 4-5), computed by the pure metrics module."""
+"""Agreement figures of a project (docs/domain.md sections 4-5), computed by the pure metrics module."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def quality_figures(
     scope: str = "all",
     resamples: int = DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
-    """Seed 003 Tables 1-2 and the rest: distribution, pairwise F1, explanations, per rater, kappas, alpha."""
+    """The ImageQX paper's Tables 1-2 and the rest: distribution, pairwise F1, explanations, per rater, kappas, alpha."""
     min_co_labeled = min_pair_images(settings)
     rows = m.scope_rows(scope)
     labels = m.classes[rows]
@@ -169,7 +169,7 @@ def severity_figures(
     scope: str = "all",
     resamples: int = DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
-    """Seed 001's consensus and per-rater RMSE table with the bar, plus kappas and alpha."""
+    """The acne severity study's consensus and per-rater RMSE table with the bar, plus kappas and alpha."""
     min_co_labeled = min_pair_images(settings)
     rows = m.scope_rows(scope)
     grades = m.grades[rows]

@@ -1,4 +1,4 @@
-"""Bootstrap intervals beside the agreement figures of a project (domain.md section 8).
+"""Bootstrap intervals beside the agreement figures of a project (docs/domain.md section 8).
 
 The figures dict of `figures.py` gains an interval ({"low", "high"}) beside each headline number,
 both readings of "mean ± std" for the expert-level bar, and a "bootstrap" entry with what is
@@ -64,7 +64,7 @@ def _f(x: float) -> float | None:
     return None if np.isnan(x) else x
 
 
-READING_PAIRS = "(a) over rater pairs of the pairwise macro F1 (domain.md)"
+READING_PAIRS = "(a) over rater pairs of the pairwise macro F1 (the default)"
 READING_CLASSES = "(b) average over classes of the per-class mean and std (the ImageQX paper)"
 
 

@@ -4,7 +4,7 @@ Added to the agreement figures by `figures.agreement_figures` (dashboard, agreem
 by the fused export:
 - the project's fusion method (settings["fusion"]["method"]): "plurality" (default, the seeds'
   method) or "dawid_skene" (Dawid and Skene 1979), with each rater's estimated confusion matrix;
-- fairness breakdowns by Fitzpatrick skin type and by body site (domain.md section 9);
+- fairness breakdowns by Fitzpatrick skin type and by body site (docs/domain.md section 9);
 - rater tendencies: each rater's rate of every class / grade and explanation against the panel;
 - severity reliability: ICC(2,1), ICC(3,1) and per-rater MAE beside RMSE.
 Every interval uses the shared bootstrap (whole cases where images carry case ids).
@@ -354,7 +354,10 @@ def add_panel_figures(
         apply_reference(body, m, ref, rows)
         body["fusion"] = fusion_section(m, ref, plurality, rows)
     else:
-        body["fusion"] = {"method": "mean", "method_name": "Mean of the grades (seed 001)"}
+        body["fusion"] = {
+            "method": "mean",
+            "method_name": "Mean of the grades (the Microsoft/Nestlé acne severity study)",
+        }
         body["severity_reliability"] = severity_reliability_section(body, m, resamples, seed)
     body["fairness"] = fairness_section(m, settings, rows, resamples, seed)
     body["tendencies"] = tendencies_section(m, settings, rows, resamples, seed)

@@ -163,7 +163,7 @@ def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
     """Evaluate MODEL(s) on a project's golden set next to the raters' figures; save the report in each folder.
 
     Several models (e.g. the same training with different seeds) are also summarised as mean ± std, as in
-    seed 003, with the verdict taken on the mean.
+    the ImageQX paper, with the verdict taken on the mean.
     """
     config = current_app.config
     with CommandSession() as s:

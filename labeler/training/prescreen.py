@@ -1,4 +1,4 @@
-"""Prescreen on import (seed 001 step 0): the project's quality model judges each new image.
+"""Prescreen on import (step 0 of the Microsoft/Nestlé acne severity study): the project's quality model judges each new image.
 
 Off unless the project's ``prescreen_model_id`` setting names one of its quality models. The
 prediction is stored on the image (``meta["prescreen"]``) so a lead can review the images the

@@ -1,4 +1,4 @@
-"""Every validation rule of both protocols (domain.md 3a-3c)."""
+"""Every validation rule of both protocols (docs/domain.md sections 3a-3c)."""
 
 from __future__ import annotations
 

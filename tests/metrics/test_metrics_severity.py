@@ -1,4 +1,4 @@
-"""Severity consensus, grade discretization and per-rater RMSE (seed 001)."""
+"""Severity consensus, grade discretization and per-rater RMSE (the Microsoft/Nestlé acne severity study)."""
 
 import math
 

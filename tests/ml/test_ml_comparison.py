@@ -168,7 +168,7 @@ def test_severity_comparison_is_paired_and_decides_like_seed_001():
             consensus + np.random.default_rng(0).normal(0, noise, 230),
         )
         assert compare_severity(panel, rows, truth, [p], resamples=300)["verdict"] == expected
-    # seed 001: 0.482 against 0.517 on 230 images can go either way: the interval decides.
+    # the acne severity study: 0.482 against 0.517 on 230 images can go either way: the interval decides.
     z = np.random.default_rng(1).normal(0, 1, 230)
     close = consensus + z / np.sqrt(np.mean(z**2)) * bar * (0.482 / 0.517)  # RMSE exactly
     rows, truth, p = severity_predictions(panel, np.arange(230), consensus, close)

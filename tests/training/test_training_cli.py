@@ -33,7 +33,7 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
     assert ev["raters"]["macro_f1_mean"] > 0.5
     folder = Path(ml_app.config["ML_DIR"]) / "models" / run.model_id
     assert (folder / "model.onnx").is_file()
-    assert run.metrics["size_bytes"] < 15e6  # seed 003's size goal
+    assert run.metrics["size_bytes"] < 15e6  # the ImageQX paper's size goal
 
     res = runner.invoke(args=["ml", "evaluate", run.model_id])
     assert res.exit_code == 0, res.output
@@ -60,7 +60,7 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
         res.exit_code == 0 and run.model_id in res.output and f"project {project.id}" in res.output
     )
 
-    # a second seed, then both evaluated together: mean ± std over the seeds, as in seed 003
+    # a second seed, then both evaluated together: mean ± std over the seeds, as in the ImageQX paper
     res = runner.invoke(
         args=["ml", "train", str(project.id), "--wait", "--epochs", "30", "--seed", "2"]
     )
