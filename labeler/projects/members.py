@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..allocation import services as allocation
@@ -117,6 +118,19 @@ def add_project_member(
     """
     role = role if isinstance(role, MemberRole) else parse_member_role(role)
     email = normalize_email(email)
+    try:
+        with session.begin_nested():
+            return _add(session, actor, project, email, role, name)
+    except IntegrityError:  # the same person added (or invited) by someone else at this moment
+        raise Conflict(
+            f"{email} was added at this very moment by someone else; reload the members list",
+            code="concurrent_change",
+        ) from None
+
+
+def _add(
+    session: Session, actor: User | None, project: Project, email: str, role: MemberRole, name: str
+) -> dict[str, Any]:
     account_role = Role.lead if role is MemberRole.lead else Role.rater
     user = find_user_by_email(session, email)
     invited = user is None

@@ -310,3 +310,23 @@ def test_cli_members_add_list_remove(runner, db, make_user, make_project):
         args=["projects", "members", str(project.id), "--add", "x@y.org", "--role", "boss"]
     )
     assert bad.exit_code != 0
+
+
+def test_a_concurrent_addition_of_the_same_person_is_a_conflict_not_a_crash(
+    db, admin_project, make_user
+):
+    from sqlalchemy import insert
+
+    from labeler.projects.models import ProjectMember
+
+    admin, project = admin_project
+    rater = make_user(None, "rater")
+    assert project.member_ids(MemberRole.rater) == set()  # loaded: this request's view
+    # another request adds the same person between this one's check and its insert
+    db.execute(
+        insert(ProjectMember).values(project_id=project.id, user_id=rater.id, role=MemberRole.rater)
+    )
+    with pytest.raises(Conflict) as err:
+        add_project_member(db, admin, project, rater.email, "rater")
+    assert err.value.code == "concurrent_change" and err.value.status == 409
+    assert db.scalar(select(func.count(ProjectMember.id))) == 1  # the session is still usable
