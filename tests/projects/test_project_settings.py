@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from projects_fixtures import bearer, give_label, severity_team  # noqa: F401  (fixtures)
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from labeler.audit.models import AuditEvent
 from labeler.errors import Conflict, ValidationError
@@ -442,3 +443,42 @@ def test_settings_page_keeps_a_prescreen_model_whose_files_are_gone(
     assert s.explanation_k == 2 and s.prescreen_model_id == gone
     bad = client.post(f"/projects/{project.id}/settings", data={**form, "min_group_images": "lots"})
     assert bad.status_code == 422 and "fairness group" in bad.get_data(as_text=True)
+
+
+def test_settings_page_sets_a_precedence_order_and_explains_a_bad_one(
+    db, client, make_user, make_project, login_as
+):
+    lead = make_user(None, "lead")
+    project = make_project(lead, protocol="quality")
+    db.flush()
+    login_as(lead)
+    form = {
+        "csrf_token": client.csrf,
+        "method": "dawid_skene",
+        "explanation_k": "1",
+        "tie_policy": "precedence",
+        "min_pair_images": "3",
+        "min_group_images": "30",
+        "prescreen_model_id": "",
+    }
+    url = f"/projects/{project.id}/settings"
+    twice = [("precedence", c) for c in ("lesion", "lesion", "no_skin", "poor_quality")]
+    bad = client.post(url, data=MultiDict([*form.items(), *twice]))
+    assert bad.status_code == 422 and "each of the four classes once" in bad.get_data(as_text=True)
+    db.expire_all()
+    assert read_settings(project.settings).tie_policy == "unresolved"
+    order = ["poor_quality", "lesion", "no_skin", "healthy_skin"]
+    ok = client.post(url, data=MultiDict([*form.items(), *(("precedence", c) for c in order)]))
+    assert ok.status_code == 302
+    db.expire_all()
+    s = read_settings(project.settings)
+    assert (s.tie_policy, list(s.precedence), s.fusion_method, s.min_pair_images) == (
+        "precedence",
+        order,
+        "dawid_skene",
+        3,
+    )
+    page = client.get(url).get_data(as_text=True)
+    first = page[page.index('id="precedence-1"') : page.index('id="precedence-2"')]
+    assert '<option value="poor_quality" selected>' in first
+    assert 'value="dawid_skene" checked' in page
