@@ -83,7 +83,7 @@ def test_members_add_a_lead_and_raters_by_email_and_remove_a_rater(study, browse
     page.goto(url)
     assert page.locator("#no-members").is_visible()
     page.fill("#member-email", "lead@study.test")
-    page.check("input[name=role][value=lead]")
+    page.check("#role-lead")
     page.click("#add-member-button")
     assert "Added lead@study.test as lead" in page.locator(".flash").inner_text()
     page.fill("#member-email", "new.derm@clinic.test")  # no account yet: invited
@@ -103,6 +103,10 @@ def test_members_add_a_lead_and_raters_by_email_and_remove_a_rater(study, browse
     # the lead now sees the project (it was invisible: 403) and removes a rater, confirming first
     switch_to(page, server, "lead@study.test")
     page.goto(url)
+    page.fill("#member-email", "co.lead@study.test")  # a co-lead, invited by the lead
+    page.check("#role-lead")
+    page.click("#add-member-button")
+    assert "Added co.lead@study.test as lead (invited" in page.locator(".flash").inner_text()
     page.click('tr[data-member="rater@study.test"][data-role="rater"] button')
     confirm = page.locator("#confirm-remove")
     assert "Remove Rita Rater as a rater?" in confirm.inner_text()
@@ -110,6 +114,7 @@ def test_members_add_a_lead_and_raters_by_email_and_remove_a_rater(study, browse
     page.click("#confirm-remove-button")
     assert "Removed rater@study.test as rater" in page.locator(".flash").inner_text()
     assert ("rater@study.test", "rater") not in members_of(server, ids["quality"])
+    assert ("co.lead@study.test", "lead") in members_of(server, ids["quality"])
     assert page.locator('tr[data-member="rater@study.test"]').count() == 0
 
     # a bad address is explained on the page
