@@ -14,6 +14,7 @@ from ..images.storage import app_storage
 from ..projects.access import authorized_project
 from ..projects.members import add_project_member, list_members, remove_project_member
 from ..projects.services import create_project, update_settings, visible_projects
+from ..projects.settings import with_defaults
 from ..web import accepts_upload
 from .blueprint import bp
 from .params import json_body
@@ -24,7 +25,7 @@ def project_json(project) -> dict:
         "id": project.id,
         "name": project.name,
         "protocol": project.protocol.value,
-        "settings": project.settings,
+        "settings": with_defaults(project.protocol, project.settings),
         "created_at": project.created_at.isoformat(),
     }
 

@@ -69,6 +69,15 @@ def default_settings(protocol: Any) -> dict[str, Any]:
     return settings
 
 
+def with_defaults(protocol: Any, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The stored settings with the defaults filled in, section by section (what the API shows)."""
+    stored = dict(settings or {})
+    out = {**default_settings(protocol), **stored}
+    for section in ("fusion", "agreement"):
+        out[section] = {**default_settings(protocol)[section], **(stored.get(section) or {})}
+    return out
+
+
 @dataclass(frozen=True)
 class ProjectSettings:
     """A project's settings with every default filled in (what fusion, agreement and labeling read)."""

@@ -50,6 +50,20 @@ def test_reading_fills_defaults_for_projects_stored_before_a_key_existed():
     assert read_settings(None) == read_settings(default_settings("quality"))
 
 
+def test_the_api_shows_the_defaults_of_a_project_stored_before_they_existed(
+    db, client, make_user, make_project
+):
+    lead = make_user(None, "lead")
+    project = make_project(lead, protocol="quality")
+    project.settings = {
+        "fusion": {"tie_policy": "unresolved", "precedence": [], "explanation_k": 2}
+    }
+    db.flush()
+    shown = client.get(f"/api/v1/projects/{project.id}", headers=bearer(db, lead)).json["settings"]
+    assert shown["fusion"] == {**DEFAULT_FUSION, "explanation_k": 2}
+    assert shown["agreement"] == DEFAULT_AGREEMENT
+
+
 def test_merge_keeps_the_other_keys_of_a_section():
     current = merge_settings("quality", {}, {"fusion": {"explanation_k": 3}})
     new = merge_settings("quality", current, {"fusion": {"method": "dawid_skene"}})
