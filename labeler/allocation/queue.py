@@ -186,7 +186,7 @@ def queue_total(session: Session, item: QueueItem) -> int:
     )
 
 
-def rater_progress(session: Session, rater: User) -> dict[int, QueueProgress]:
+def queue_progress(session: Session, rater: User) -> dict[int, QueueProgress]:
     """Done/total and the next item for every project in which the rater has a queue."""
     done = func.sum(case((QueueItem.status == ItemStatus.done, 1), else_=0))
     rows = session.execute(

@@ -31,7 +31,7 @@ from ..projects.services import add_member, remove_member
 from ..validation import MAX_SEED, clean_int
 from .models import Allocation, GoldenImage, ItemStatus, QueueItem
 from .planning import AllocationPlan, plan_allocation
-from .queue import get_item_for_rater, lock_project_queues, next_item, rater_progress
+from .queue import get_item_for_rater, lock_project_queues, next_item
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ __all__ = [
     "preview_allocation",
     "preview_rater_change",
     "rater_candidates",
-    "rater_progress",
     "remove_rater",
     "resolve_golden_refs",
     "resolve_raters",

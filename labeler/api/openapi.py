@@ -276,15 +276,14 @@ REPORT_PATHS: dict[str, dict] = {
             params=[_path_id("project_id")],
         ),
     },
-    "/api/v1/projects/{project_id}/adjudications": {
+    "/api/v1/projects/{project_id}/ties/{image_id}": {
         "post": _op(
-            "Adjudicate a tied image",
-            params=[_path_id("project_id")],
+            "Adjudicate a tied image: one of its tied classes decides it",
+            params=[_path_id("project_id"), _path_id("image_id")],
             body={
                 "type": "object",
-                "required": ["image_id", "decision"],
+                "required": ["decision"],
                 "properties": {
-                    "image_id": {"type": "integer"},
                     "decision": {"type": "string"},
                     "note": {"type": "string"},
                 },

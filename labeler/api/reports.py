@@ -1,4 +1,4 @@
-"""API: agreement figures, exports and adjudications (leads of the project and admins)."""
+"""API: agreement figures, exports, ties and their adjudication (leads of the project and admins)."""
 
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ def ties_api(project_id: int):
     return jsonify(ties=tie_list(get_session(), managed_project(project_id)))
 
 
-@bp.post("/projects/<int:project_id>/adjudications")
+@bp.post("/projects/<int:project_id>/ties/<int:image_id>")
 @role_required(Role.lead, Role.admin)
-def adjudicate_api(project_id: int):
+def adjudicate_api(project_id: int, image_id: int):
+    """Adjudicate one tied image (the page's form posts to the same path)."""
     db = get_session()
     project = managed_project(project_id)
     body = json_body()
@@ -45,7 +46,7 @@ def adjudicate_api(project_id: int):
         db,
         current_user,
         project,
-        body.get("image_id"),
+        image_id,
         str(body.get("decision") or ""),
         body.get("note"),
     )

@@ -6,7 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from ..allocation.queue import rater_progress
+from ..allocation.queue import queue_progress
 from ..allocation.views import item_url
 from ..auth.models import Role
 from ..auth.permissions import require, role_required, signed_in
@@ -24,7 +24,7 @@ bp = Blueprint("projects", __name__)
 @signed_in
 def home():
     db = get_session()
-    queues = rater_progress(
+    queues = queue_progress(
         db, current_user
     )  # projects the user labels: done/total and where to resume
     continue_urls = {

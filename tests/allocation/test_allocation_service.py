@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from labeler.allocation import services
 from labeler.allocation.models import Allocation, GoldenImage, ItemStatus, QueueItem
-from labeler.allocation.queue import next_item, rater_progress
+from labeler.allocation.queue import next_item, queue_progress
 from labeler.audit.models import AuditEvent
 from labeler.errors import Conflict, NotFound, ValidationError
 from labeler.labeling.models import Label
@@ -278,7 +278,7 @@ def test_next_item_skips_until_the_rest_are_done(db, team, make_images):
     items[0].status = items[1].status = ItemStatus.done
     db.flush()
     assert next_item(db, rater, team.project) is None
-    progress = rater_progress(db, rater)[team.project.id]
+    progress = queue_progress(db, rater)[team.project.id]
     assert (progress.done, progress.total, progress.next_public_id) == (6, 6, None)
 
 

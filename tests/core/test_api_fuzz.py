@@ -154,6 +154,7 @@ def world(everyone):
     path_values = {
         "project_id": str(project.id),
         "run_id": "1",
+        "image_id": "1",
         "public_id": item.public_id,
         "model_id": "quality-20260101T000000-abcdef",
     }

@@ -118,14 +118,11 @@ def test_impossible_ids_in_urls_are_404(client, everyone, url):
 @pytest.mark.parametrize("value", [2**31, 2**63, -(2**63) - 1, 10**20, 0, "null", "true"])
 def test_impossible_ids_in_json_are_422(client, everyone, value):
     project_url = f"/api/v1/projects/{everyone.project.id}"
+    # a tie is adjudicated at /ties/<image_id>: an id that cannot exist there is no such image
     resp = send_json(
-        client,
-        "POST",
-        project_url + "/adjudications",
-        f'{{"image_id": {value}, "decision": "lesion"}}',
-        bearer(everyone),
+        client, "POST", f"{project_url}/ties/{value}", '{"decision": "lesion"}', bearer(everyone)
     )
-    assert resp.status_code == 422 and "image_id" in error_of(resp)
+    assert resp.status_code == 404 and error_of(resp)
     resp = send_json(
         client,
         "POST",
@@ -157,7 +154,7 @@ def test_nul_in_api_text_is_refused_and_nothing_stored(client, db, everyone, bad
         ("POST", project_url + "/allocation/raters", {"email": f"{bad}@example.org"}),
         ("POST", project_url + "/allocation/raters/remove", {"email": f"{bad}@example.org"}),
         ("POST", project_url + "/allocation", {"raters": [f"{bad}@example.org"]}),
-        ("POST", project_url + "/adjudications", {"image_id": 1, "decision": "x", "note": bad}),
+        ("POST", project_url + "/ties/1", {"decision": "x", "note": bad}),
     ]
     for method, url, body in cases:
         resp = client.open(url, method=method, json=body, headers=headers)

@@ -78,18 +78,15 @@ def test_adjudication_resolves_tie_and_is_audited(client, db, build_project):
     from labeler.audit.models import AuditEvent
 
     b = build_project("quality", QUALITY_TABLE)
-    url = f"/api/v1/projects/{b.project.id}/adjudications"
-    not_tied = client.post(url, json={"image_id": b.images[0], "decision": L}, headers=b.headers)
+    url = f"/api/v1/projects/{b.project.id}/ties"
+    not_tied = client.post(f"{url}/{b.images[0]}", json={"decision": L}, headers=b.headers)
     assert not_tied.status_code == 409
-    wrong = client.post(url, json={"image_id": b.images[3], "decision": H}, headers=b.headers)
+    wrong = client.post(f"{url}/{b.images[3]}", json={"decision": H}, headers=b.headers)
     assert wrong.status_code == 422 and "tied classes" in wrong.json["error"]["message"]
-    assert (
-        client.post(url, json={"image_id": 999999, "decision": L}, headers=b.headers).status_code
-        == 404
-    )
+    assert client.post(f"{url}/999999", json={"decision": L}, headers=b.headers).status_code == 404
     ok = client.post(
-        url,
-        json={"image_id": b.images[3], "decision": N, "note": "dermoscopy shows no lesion"},
+        f"{url}/{b.images[3]}",
+        json={"decision": N, "note": "dermoscopy shows no lesion"},
         headers=b.headers,
     )
     assert ok.status_code == 200
@@ -279,8 +276,8 @@ def test_outdated_adjudication_is_flagged_and_never_a_clean_label(
     # Lesion and poor quality tie 2-2; a lead adjudicates lesion. Then a rater changes lesion to
     # healthy skin: the tie is now healthy skin / poor quality and lesion has one vote of five.
     b = build_project("quality", [[L, H, poor("blurry"), L, poor("blurry")]], golden={0})
-    url = f"/api/v1/projects/{b.project.id}/adjudications"
-    resp = client.post(url, json={"image_id": b.images[0], "decision": L}, headers=b.headers)
+    url = f"/api/v1/projects/{b.project.id}/ties/{b.images[0]}"
+    resp = client.post(url, json={"decision": L}, headers=b.headers)
     assert resp.status_code == 200
     label = db.query(Label).filter_by(image_id=b.images[0], rater_id=b.raters[3].id).one()
     label.decision = H
