@@ -72,6 +72,7 @@ def load_settings(
         # request bodies: 1 MB for JSON and forms; routes marked @accepts_upload (image import) take
         # up to LABELER_MAX_UPLOAD_MB (see labeler/web.py); past either, 413 before anything is read
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 1024 * 1024,  # one limit for a form's text (werkzeug's is 500 KB)
         "MAX_UPLOAD_BYTES": int(get("MAX_UPLOAD_MB", 512)) * 1024 * 1024,
         # trained models (<ML_DIR>/models) and the feature cache (<ML_DIR>/cache)
         "ML_DIR": get("ML_DIR", str(instance / "ml")),

@@ -227,6 +227,15 @@ def _multipart(size: int) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def test_a_long_form_field_under_the_limit_is_too_long_not_too_large(client, login_as, everyone):
+    login_as(everyone.user)
+    resp = client.post(
+        "/projects/new",
+        data={"name": "x" * 700_000, "protocol": "quality", "csrf_token": client.csrf},
+    )
+    assert resp.status_code == 422 and "too long" in resp.get_data(as_text=True)
+
+
 def test_upload_routes_take_large_bodies_up_to_their_own_limit(app, client, everyone):
     url = f"/api/v1/projects/{everyone.project.id}/images"
     body, ctype = _multipart(3 * 1024 * 1024)
