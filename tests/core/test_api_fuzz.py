@@ -1,7 +1,9 @@
 """Every API route from the OpenAPI document, with hostile values in each parameter and body field: no 5xx.
 
-A hand-written generator rather than schemathesis: it is deterministic (the same requests on every run
-and on both databases), needs no new dependency, and runs inside the suite's rolled-back transaction.
+A hand-written generator rather than schemathesis: schemathesis 4.32 reads this document, but its
+pytest fixture integration (needed for the per-test app and rolled-back database) fails under pytest
+9.2 ("'Function' object has no attribute '_nodeid'") and it brings some twenty packages. This one is
+deterministic (the same requests on every run and on both databases) and needs no dependency.
 The caller holds the rater, lead and admin roles and is a rater and lead of the project, so every
 route is reachable; the baseline values are valid, and each request changes one thing.
 """
