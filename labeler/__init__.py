@@ -21,8 +21,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth.admin_views import bp as admin_bp
     from .auth.views import bp as auth_bp
     from .config import content_security_policy, load_settings
+    from .guidelines.views import bp as guidelines_bp
     from .images.storage import LocalStorage
     from .images.views import bp as images_bp
+    from .labeling.flag_views import bp as flags_bp
     from .labeling.views import bp as labeling_bp
     from .projects import member_views, settings_views  # noqa: F401  (their routes join projects_bp)
     from .projects.views import bp as projects_bp
@@ -50,6 +52,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for bp in (auth_bp, projects_bp, images_bp, allocation_bp, api_bp):
         app.register_blueprint(bp)
     app.register_blueprint(labeling_bp)
+    app.register_blueprint(guidelines_bp)
+    app.register_blueprint(flags_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(training_bp)
     app.register_blueprint(admin_bp)

@@ -4,8 +4,9 @@ from .allocation.models import Allocation, GoldenImage, ItemStatus, QueueItem
 from .audit.models import AuditEvent
 from .auth.models import ApiToken, Role, User, UserRole
 from .db import Base
+from .guidelines.models import Guideline, ReferenceImage
 from .images.models import Image, ImportBatch
-from .labeling.models import Adjudication, Label, LabelRevision
+from .labeling.models import Adjudication, ItemFlag, Label, LabelRevision
 from .projects.models import MemberRole, Project, ProjectMember, Protocol
 from .training.models import TrainingRun
 
@@ -16,8 +17,10 @@ __all__ = [
     "AuditEvent",
     "Base",
     "GoldenImage",
+    "Guideline",
     "Image",
     "ImportBatch",
+    "ItemFlag",
     "ItemStatus",
     "Label",
     "LabelRevision",
@@ -26,6 +29,7 @@ __all__ = [
     "ProjectMember",
     "Protocol",
     "QueueItem",
+    "ReferenceImage",
     "Role",
     "TrainingRun",
     "User",

@@ -10,6 +10,7 @@ from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session
 from ..labeling import icd10
+from ..labeling.flags import flag_dict, flag_of
 from ..labeling.services import (
     current_label,
     label_dict,
@@ -36,6 +37,7 @@ def get_label(public_id: str):
         "status": item.status.value,
         "label": label_dict(current_label(db, current_user, item)),
         "history": [revision_dict(r) for r in label_history(db, current_user, item)],
+        "flag": flag_dict(flag_of(db, current_user, item)),
         "queue": queue_context(db, current_user, item).as_dict(),
     }
     return jsonify(body)
