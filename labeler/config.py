@@ -140,6 +140,11 @@ def validate_settings(cfg: dict[str, Any], *, environment_explicit: bool = True)
         cfg["SECRET_KEY"] = _instance_secret(Path(cfg["INSTANCE_PATH"]))
 
 
+# OpenSeadragon 6.1.1 (static/vendor) injects one <style> (no focus outline on touch screens); this
+# hash allows exactly that text and nothing else. A new OpenSeadragon version needs its own hash.
+OPENSEADRAGON_STYLE_HASH = "sha256-9xTiqzfwFaL2SGb1rmr8gysEwVVjIvqWAgmZgqFqpEE="
+
+
 def content_security_policy(cfg: Mapping[str, Any]) -> str:
     """The CSP header. Forms post only to this app; sign-out's form is answered by a redirect to the
     identity provider's end-session page, which form-action also governs, so that origin is allowed
@@ -151,7 +156,8 @@ def content_security_policy(cfg: Mapping[str, Any]) -> str:
         if parts.scheme and parts.netloc:
             form_action.append(f"{parts.scheme}://{parts.netloc}")
     return (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+        "default-src 'self'; img-src 'self' data: blob:; "
+        f"style-src 'self' '{OPENSEADRAGON_STYLE_HASH}'; script-src 'self'; "
         f"frame-ancestors 'none'; base-uri 'none'; form-action {' '.join(form_action)}"
     )
 

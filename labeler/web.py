@@ -2,6 +2,7 @@
 
 - `<int:...>` in a route is a database id: 1 to 2^31 - 1. A larger number can name no row, would
   overflow PostgreSQL's int4 (or SQLite's 64-bit integer), and gets a plain 404 like any unknown id.
+- `<index:...>` is a position counted from 0 (a deep-zoom tile's level, column, row), same bound.
 - Text path segments (`<public_id>`, `<model_id>`) holding a NUL or control character get 404 too.
 - Every request body is limited to MAX_CONTENT_LENGTH (1 MB: JSON and forms); routes that take
   uploads say so with `@accepts_upload(...)` and get MAX_UPLOAD_BYTES (LABELER_MAX_UPLOAD_MB) or
@@ -40,6 +41,15 @@ class IdConverter(IntegerConverter):
         return number
 
 
+class IndexConverter(IntegerConverter):
+    """`<index:name>`: a whole number from 0 (a deep-zoom level or tile column); else a 404."""
+
+    def to_python(self, value: str) -> int:
+        if len(value) > len(str(DB_INT_MAX)) or int(value) > DB_INT_MAX:
+            raise NotFound("No such tile.")
+        return int(value)
+
+
 class TextConverter(UnicodeConverter):
     """A text path segment without NUL or control characters (no id holds one: 404)."""
 
@@ -68,6 +78,8 @@ def _body_limit() -> None:
 
 def init_app(app: Flask) -> None:
     """Install the converters (before any blueprint adds its routes) and the per-route body limit."""
-    app.url_map.converters.update(int=IdConverter, default=TextConverter, string=TextConverter)
+    app.url_map.converters.update(
+        int=IdConverter, index=IndexConverter, default=TextConverter, string=TextConverter
+    )
     # registered before the sign-in hooks: the CSRF check reads upload forms, under this limit
     app.before_request(_body_limit)

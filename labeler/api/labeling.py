@@ -1,14 +1,20 @@
-"""API: a rater's label of a queue item (read, write, skip) and the ICD-10-CM search."""
+"""API: a rater's label of a queue item (read, write, skip), its deep-zoom tiles, the ICD-10-CM search."""
 
 from __future__ import annotations
 
-from flask import jsonify, request
+import logging
+
+from flask import Response, current_app, jsonify, request, url_for
 from flask_login import current_user
 
 from ..allocation.queue import serve_item
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session
+from ..errors import NotFound
+from ..images import tiles
+from ..images.models import Image
+from ..images.storage import InvalidKey
 from ..labeling import icd10
 from ..labeling.flags import flag_dict, flag_of
 from ..labeling.services import (
@@ -24,6 +30,7 @@ from ..labeling.services import (
 from .blueprint import bp
 from .params import json_body, query_int
 
+log = logging.getLogger(__name__)
 LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade")
 
 
@@ -78,3 +85,48 @@ def post_skip(public_id: str):
 def icd10_search():
     limit = query_int("limit", default=20, lo=1, hi=icd10.MAX_RESULTS)
     return jsonify(results=[c.as_dict() for c in icd10.search(request.args.get("q", ""), limit)])
+
+
+def _item_pyramid(public_id: str) -> tuple[str, Image, tiles.Pyramid]:
+    """One of the caller's own items, its image and the image's tile pyramid (built if missing)."""
+    db = get_session()
+    item = own_item(db, current_user, public_id)
+    image = db.get(Image, item.image_id)
+    try:
+        pyramid = tiles.ensure_pyramid(current_app.extensions["labeler_storage"], image)
+    except (FileNotFoundError, InvalidKey):
+        raise NotFound("the full-resolution image of this item is missing from storage") from None
+    except (OSError, ValueError, RuntimeError) as e:  # an original Pillow cannot read back
+        log.warning("no tile pyramid for image %s: %s", image.id, e)
+        raise NotFound("full resolution is not available for this image") from None
+    return item.public_id, image, pyramid
+
+
+@bp.get("/items/<public_id>/tiles")
+@role_required(Role.rater)
+def item_tiles(public_id: str):
+    """The deep-zoom (DZI) description of the item's full-resolution image; never cached."""
+    item_id, _image, pyramid = _item_pyramid(public_id)
+    url = url_for("api.item_tiles", public_id=item_id) + "/"
+    resp = jsonify(tile_source=pyramid.tile_source(url))
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+
+@bp.get("/items/<public_id>/tiles/<index:level>/<index:col>_<index:row>.jpg")
+@role_required(Role.rater)
+def item_tile(public_id: str, level: int, col: int, row: int):
+    """One tile, authorized like the display image: no ETag, no file name, never cached."""
+    _item_id, image, pyramid = _item_pyramid(public_id)
+    if not pyramid.has_tile(level, col, row):
+        raise NotFound("no such tile")
+    try:
+        with current_app.extensions["labeler_storage"].open(
+            tiles.tile_key(image, level, col, row)
+        ) as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise NotFound("this tile is missing from storage") from None
+    resp = Response(data, mimetype="image/jpeg")
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp

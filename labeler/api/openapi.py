@@ -249,6 +249,19 @@ ALLOCATION_PATHS: dict[str, dict] = {
             "The display image of one of the caller's own items (never cached)", params=[_ITEM_ID]
         ),
     },
+    "/api/v1/items/{public_id}/tiles": {
+        "get": _op(
+            "The deep-zoom (DZI) description of the item's full-resolution image, for "
+            "OpenSeadragon: tiles are at Url + level/col_row.jpg (never cached)",
+            params=[_ITEM_ID],
+        ),
+    },
+    "/api/v1/items/{public_id}/tiles/{level}/{col}_{row}.jpg": {
+        "get": _op(
+            "One 256 px JPEG tile of the item's full-resolution image (no EXIF; never cached)",
+            params=[_ITEM_ID, _path_id("level"), _path_id("col"), _path_id("row")],
+        ),
+    },
 }
 
 _SCOPE = {"name": "scope", "in": "query", "schema": {"enum": ["all", "golden", "fold"]}}

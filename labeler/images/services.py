@@ -27,6 +27,7 @@ from ..auth.models import User
 from ..errors import LabelerError, ValidationError
 from ..metrics.breakdowns import parse_fitzpatrick
 from ..projects.models import Project
+from . import tiles
 from .journal import Journal, recover_interrupted_imports
 from .models import Image, ImportBatch
 from .processing import DEFAULT_LIMITS, ImageLimits, ImageRejected, process_image
@@ -78,7 +79,10 @@ class ImportHook:
     describe: Callable[[dict[str, Any]], str | None] = lambda _result: None
 
 
-IMPORT_HOOKS: dict[str, ImportHook] = {}
+IMPORT_HOOKS: dict[str, ImportHook] = {
+    # deep-zoom tiles of every new image, so that no image's first zoom is slower than another's
+    "tiles": ImportHook("tiles", tiles.build_pyramids, tiles.describe),
+}
 
 
 def register_import_hook(hook: ImportHook) -> None:

@@ -159,6 +159,9 @@ def world(everyone):
         "image_id": "1",
         "public_id": item.public_id,
         "model_id": "quality-20260101T000000-abcdef",
+        "level": "0",  # a deep-zoom tile every image has (level 0 is 1x1)
+        "col": "0",
+        "row": "0",
     }
     body_values = {
         "name": '"fuzzed project"',

@@ -64,6 +64,9 @@ def world(app, db, make_user, make_project):
         "user_id": users["rater"].id,  # admin pages act on the rater, never on the caller
         "model_id": "quality-20260101T000000-abcdef",
         "run_id": 999999,
+        "level": 0,  # a deep-zoom tile
+        "col": 0,
+        "row": 0,
     }  # unknown: 404 past the role check
     return users, tokens, args
 
