@@ -1,5 +1,5 @@
 # Two commands do all the setup on a fresh machine (see README.md):
-#   make run    install, migrate, load the demo and serve it on http://127.0.0.1:8000
+#   make run    install (with model training), migrate, load the demo and serve it on http://127.0.0.1:8000
 #   make test   install everything the tests need and run them
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 LABELER := $(VENV)/bin/labeler
 PORT ?= 8000
 
-.PHONY: run test install install-test browser npm-test bench lint
+.PHONY: run test install install-ml install-test browser npm-test bench lint
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -16,10 +16,14 @@ $(VENV)/bin/activate:
 install: $(VENV)/bin/activate
 	$(PIP) install -q -e .
 
+# what the demo needs to train and evaluate its models (torch is the CPU wheel: see pyproject.toml)
+install-ml: $(VENV)/bin/activate
+	$(PIP) install -q -e '.[ml]'
+
 install-test: $(VENV)/bin/activate
 	$(PIP) install -q -e '.[test,ml]'
 
-run: install
+run: install-ml
 	LABELER_ENV=$${LABELER_ENV:-development} LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) db upgrade
 	LABELER_ENV=$${LABELER_ENV:-development} LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) demo
 	@echo "labeler: open http://127.0.0.1:$(PORT) and sign in as a demo user"

@@ -1,16 +1,19 @@
-"""Demo data: users of every role, a quality and a severity project with generated skin-like images."""
+"""Demo data: users of every role, a quality and a severity project of generated photographs.
+
+The photographs come from labeler.demo_images (drawn from code, seeded; nothing downloaded), with
+their case, body site and Fitzpatrick type in the import manifest. Three of the four demo raters
+have labeled their queues like a plausible panel: mostly the image's truth, each with a habit
+(one over-calls "blurry", one grades a step harsher), so the dashboards tell a readable story.
+"""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
 import numpy as np
 from flask.cli import with_appcontext
-from PIL import Image as PILImage
-from PIL import ImageFilter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,8 +22,9 @@ from .allocation.services import allocate, current_allocation
 from .auth.models import Role
 from .auth.services import add_user, find_user_by_email
 from .db import CommandSession
+from .demo_images import DemoImage, manifest_csv, quality_specs, render, severity_specs
 from .images.models import Image
-from .images.services import import_images
+from .images.services import import_images, read_manifest
 from .images.storage import Storage, app_storage
 from .labeling.services import submit_label
 from .projects.models import MemberRole, Project
@@ -32,15 +36,39 @@ DEMO_USERS = [
     ("rater1@demo.test", "Dr. Rosa Rater", {Role.rater}),
     ("rater2@demo.test", "Dr. Ravi Rater", {Role.rater}),
     ("rater3@demo.test", "Dr. Rui Rater", {Role.rater}),
+    ("rater4@demo.test", "Dr. Rhea Rater", {Role.rater}),
 ]
-SKIN_TONES = [
-    (241, 194, 167),
-    (224, 172, 138),
-    (198, 134, 100),
-    (161, 102, 69),
-    (117, 72, 45),
-    (84, 52, 36),
-]
+RATERS = ("rater1@demo.test", "rater2@demo.test", "rater3@demo.test", "rater4@demo.test")
+PROJECTS = (("Demo: image quality", "quality"), ("Demo: acne severity", "severity"))
+DEFAULT_IMAGES = 120
+GOLDEN_SHARE = 0.25  # of each project's images, labeled by every rater
+
+
+@dataclass(frozen=True)
+class RaterStyle:
+    """How a demo rater answers: mostly the truth, with one characteristic habit."""
+
+    accuracy: float  # chance of the true class on an easy image
+    blurry_bias: float = 0.0  # chance of calling a sharp photo "poor quality: blurry"
+    harsher: float = 0.0  # chance of grading one step above what they would otherwise give
+    habit: str = "steady"
+
+
+# rater1 starts with nothing labeled (sign in as them to try labeling); the others answer like a
+# plausible panel, so the dashboards have something to say.
+PANEL = {
+    "rater2@demo.test": RaterStyle(0.94, blurry_bias=0.08, habit="over-calls 'blurry'"),
+    "rater3@demo.test": RaterStyle(0.93, harsher=0.65, habit="grades one step harsher"),
+    "rater4@demo.test": RaterStyle(0.96),
+}
+# what a rater who misses the truth answers instead, per true class (weights)
+CONFUSION = {
+    "lesion": {"healthy_skin": 0.45, "poor_quality": 0.45, "no_skin": 0.1},
+    "healthy_skin": {"lesion": 0.55, "poor_quality": 0.4, "no_skin": 0.05},
+    "no_skin": {"poor_quality": 0.6, "healthy_skin": 0.4},
+}
+# a plausible wrong diagnosis of each drawn lesion
+MISDIAGNOSIS = {"D22.9": "C43.9", "C43.9": "D22.9", "L40.0": "L30.9", "L82.1": "D22.9"}
 
 
 @dataclass
@@ -52,33 +80,11 @@ class MemorySource:
         return self.data
 
 
-def skin_image(
-    rng: np.random.Generator,
-    size: tuple[int, int] = (640, 480),
-    lesions: int = 3,
-    blur: float = 0.0,
-    darken: float = 1.0,
-) -> bytes:
-    """A photograph-like skin patch: tone, texture, pores and a few reddish lesions."""
-    w, h = size
-    tone = np.array(SKIN_TONES[rng.integers(len(SKIN_TONES))], dtype=np.float32)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    shade = (
-        0.85 + 0.15 * np.sin(xx / w * np.pi * rng.uniform(0.5, 1.5) + rng.uniform(0, 6))[..., None]
-    )
-    img = tone * shade + rng.normal(0, 6, (h, w, 3)).astype(np.float32)
-    for _ in range(lesions):
-        cx, cy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h
-        r = rng.uniform(0.02, 0.08) * min(w, h)
-        mask = np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)))[..., None]
-        img = img * (1 - 0.6 * mask) + np.array([180, 60, 60], np.float32) * 0.6 * mask
-    img = np.clip(img * darken, 0, 255).astype(np.uint8)
-    pil = PILImage.fromarray(img, "RGB")
-    if blur:
-        pil = pil.filter(ImageFilter.GaussianBlur(blur))
-    buf = io.BytesIO()
-    pil.save(buf, "JPEG", quality=88)
-    return buf.getvalue()
+def demo_specs(protocol: str, count: int) -> list[DemoImage]:
+    """The generated images of one demo project (seeded: the same every time)."""
+    if protocol == "quality":
+        return quality_specs(count, seed=7)
+    return severity_specs(count, seed=8)
 
 
 def build_demo(
@@ -91,115 +97,149 @@ def build_demo(
         user = find_user_by_email(session, email) or add_user(session, None, email, name, roles)
         users[email] = user
     lead = users["lead@demo.test"]
-    for seed, (name, protocol) in enumerate(
-        (("Demo: image quality", "quality"), ("Demo: acne severity", "severity"))
-    ):
-        rng = np.random.default_rng(
-            7 + seed
-        )  # per project, so a rerun regenerates the same (duplicate) images
+    raters = [users[e] for e in RATERS]
+    for name, protocol in PROJECTS:
         project = session.query(Project).filter_by(name=name).one_or_none()
         if project is None:
             project = create_project(session, lead, name, protocol)
-        for email in ("rater1@demo.test", "rater2@demo.test", "rater3@demo.test"):
-            add_member(session, None, project, users[email], MemberRole.rater)
-        sources = []
-        for i in range(count):
-            kind = i % 4
-            data = skin_image(
-                rng,
-                lesions=0 if kind == 1 else int(rng.integers(1, 5)),
-                blur=4.0 if kind == 3 else 0.0,
-                darken=0.35 if kind == 2 else 1.0,
-            )
-            sources.append(MemorySource(f"demo_{protocol}_{i:03d}.jpg", data))
+        for rater in raters:
+            add_member(session, None, project, rater, MemberRole.rater)
+        specs = demo_specs(protocol, count)
         summary = import_images(
             session,
             None,
             project,
-            sources,
+            (MemorySource(s.filename, render(s)) for s in specs),
             storage=storage,
-            source_label="demo",
+            source_label="demo (generated photographs)",
+            manifest=read_manifest(manifest_csv(specs)),
             checkpoint=checkpoint,
         )
         lines.append(f"{project.name} (id {project.id}): {summary.line()}")
         if current_allocation(session, project) is None:
-            raters = [
-                users[e] for e in ("rater1@demo.test", "rater2@demo.test", "rater3@demo.test")
-            ]
             allocate(
                 session,
                 users["admin@demo.test"],
                 project,
                 raters,
-                golden_size=max(count // 6, 1),
+                golden_size=max(round(count * GOLDEN_SHARE), 1),
                 overlap=2,
                 seed=1,
             )
-            labeled = _prelabel(session, project, raters[1:], rng)
+            by_name = {s.filename: s for s in specs}
+            rng = np.random.default_rng(11 if protocol == "quality" else 12)
+            labeled = prelabel(session, project, users, by_name, rng)
             lines.append(
-                f"  allocated to 3 raters (overlap 2); {labeled} labels pre-filled by rater2 and rater3 "
-                "so the dashboards have data; rater1 starts fresh"
+                f"  allocated to {len(raters)} raters (overlap 2, golden set labeled by all); "
+                f"{labeled} labels pre-filled by "
+                + ", ".join(f"{e.split('@')[0]} ({PANEL[e].habit})" for e in PANEL)
+                + "; rater1 starts fresh"
             )
         checkpoint()
     lines.append("demo users: " + ", ".join(e for e, _n, _r in DEMO_USERS))
     return lines
 
 
-def _prelabel(session: Session, project: Project, raters: list, rng: np.random.Generator) -> int:
-    """Label the whole queue of some demo raters with plausible, partly disagreeing answers."""
+def prelabel(
+    session: Session,
+    project: Project,
+    users: dict,
+    specs: dict[str, DemoImage],
+    rng: np.random.Generator,
+) -> int:
+    """Label the whole queue of each panel rater, answering from each image's truth in their style."""
     count = 0
-    for rater in raters:
+    for email, style in PANEL.items():
+        rater = users[email]
         items = session.scalars(
-            select(QueueItem).where(
-                QueueItem.project_id == project.id, QueueItem.rater_id == rater.id
-            )
+            select(QueueItem)
+            .where(QueueItem.project_id == project.id, QueueItem.rater_id == rater.id)
+            .order_by(QueueItem.position)
         ).all()
         for item in items:
-            image = session.get(Image, item.image_id)
-            index = int(
-                image.filename.rsplit("_", 1)[-1].split(".")[0]
-            )  # demo_<protocol>_<index>.jpg
+            spec = specs[session.get(Image, item.image_id).filename]
+            answer = (
+                quality_answer(rng, spec, style)
+                if project.protocol.value == "quality"
+                else severity_answer(rng, spec, style)
+            )
             submit_label(
                 session,
                 rater,
                 item,
-                _demo_answer(project, index, rng),
+                answer,
                 base_version=None,
                 submission_id=None,
-                time_spent_ms=int(rng.integers(2000, 20000)),
+                time_spent_ms=int(rng.lognormal(np.log(7000), 0.5)),
             )
             count += 1
     return count
 
 
-def _demo_answer(project: Project, index: int, rng: np.random.Generator) -> dict:
-    kind = index % 4  # how the demo image was drawn: lesions, healthy skin, dark, blurry
-    if project.protocol.value == "severity":
-        return {
-            "decision": "graded",
-            "grade": int(np.clip(1 + index % 5 + rng.integers(-1, 2), 1, 5)),
-        }
-    if (
-        rng.random() < 0.35
-    ):  # raters disagree now and then, so the agreement figures are not trivially perfect
-        kind = int(rng.integers(0, 4))
-    if kind == 0:
-        return {
-            "decision": "lesion",
-            "icd10": str(rng.choice(["L70.0", "L20.9", "L40.0", "D22.9"])),
-        }
-    if kind == 1:
-        return {"decision": "healthy_skin"}
-    return {"decision": "poor_quality", "explanations": ["bad_light"] if kind == 2 else ["blurry"]}
+def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    keys = list(weights)
+    p = np.array([weights[k] for k in keys])
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def quality_answer(rng: np.random.Generator, spec: DemoImage, style: RaterStyle) -> dict:
+    """A panel rater's quality label of a generated image: mostly its truth, in the rater's style."""
+    truth = spec.cls
+    if truth in ("lesion", "healthy_skin") and rng.random() < style.blurry_bias:
+        return {"decision": "poor_quality", "explanations": ["blurry"]}
+    if rng.random() < style.accuracy - 0.2 * spec.difficulty:
+        cls = truth
+    elif truth == "poor_quality":  # looked past the flaw (or saw nothing relevant in it)
+        covered = "lesion_covered" in spec.explanations
+        cls = (
+            "no_skin"
+            if rng.random() < 0.15
+            else ("lesion" if spec.lesion and not covered else "healthy_skin")
+        )
+    else:
+        cls = _pick(rng, CONFUSION[truth])
+    if cls == "lesion":
+        code = spec.icd10 or "D22.9"
+        if rng.random() < 0.2:
+            code = MISDIAGNOSIS[code]
+        return {"decision": "lesion", "icd10": code}
+    if cls != "poor_quality":
+        return {"decision": cls}
+    if truth == "poor_quality":
+        explanations = [e for e in spec.explanations if rng.random() < 0.92] or list(
+            spec.explanations
+        )
+    else:
+        explanations = [str(rng.choice(["blurry", "bad_light", "bad_framing"]))]
+    if rng.random() < style.blurry_bias * 3 and "blurry" not in explanations:
+        explanations.append("blurry")
+    if rng.random() < 0.08:
+        other = str(rng.choice(["bad_light", "low_resolution", "bad_framing"]))
+        if other not in explanations:
+            explanations.append(other)
+    return {"decision": "poor_quality", "explanations": explanations}
+
+
+def severity_answer(rng: np.random.Generator, spec: DemoImage, style: RaterStyle) -> dict:
+    """A panel rater's grade: the true grade give or take a step, one step up for a harsh rater."""
+    spread = 0.12 + 0.12 * spec.difficulty
+    grade = spec.grade + int(rng.choice([-1, 0, 1], p=[spread, 1 - 2 * spread, spread]))
+    if rng.random() < style.harsher:
+        grade += 1
+    return {"decision": "graded", "grade": int(np.clip(grade, 1, 5))}
 
 
 @click.command("demo")
 @click.option(
-    "--images", "count", default=24, show_default=True, help="Generated images per project."
+    "--images",
+    "count",
+    default=DEFAULT_IMAGES,
+    show_default=True,
+    help="Generated images per project.",
 )
 @with_appcontext
 def demo_cmd(count: int) -> None:
-    """Create demo users of every role and two demo projects with generated skin-like images."""
+    """Create demo users of every role and two demo projects with generated photographs, pre-labeled."""
     with CommandSession() as s:
         lines = build_demo(s, app_storage(), count, checkpoint=s.commit)
     for line in lines:
