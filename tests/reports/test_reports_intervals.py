@@ -293,3 +293,16 @@ def test_model_report_shows_the_paired_verdicts_per_class_and_explanation(app, b
     for name, row in v["per_class"].items():
         assert f"{row['difference']:.3f}" in html and row["verdict"] in html, name
     assert "bad light" not in html.split('id="verdict-per-explanation"')[1].split("</table>")[0]
+
+
+def test_exports_carry_full_precision(client, build_project):
+    b = build_project("severity", [[g(3), g(3), g(5)], [g(1), g(2), g(2)]], golden={0, 1})
+    rows = fused(client, b)
+    assert rows[0]["severity"]["mean"] == 11 / 3 and rows[0]["severity"]["std"] == np.std([3, 3, 5])
+    assert fused(client, b, "csv")[0]["severity_mean"] == repr(11 / 3)
+    fig = agreement(client, b)
+    cons = np.array([11 / 3, 5 / 3])
+    grades = np.array([[3, 3, 5], [1, 2, 2]])
+    rmse = np.sqrt(((grades - cons[:, None]) ** 2).mean(axis=0))
+    assert [r["rmse"] for r in fig["raters"]] == pytest.approx(rmse.tolist(), rel=1e-15, abs=0)
+    assert fig["bar"] == pytest.approx(rmse.max(), rel=1e-15, abs=0)
