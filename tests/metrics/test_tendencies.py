@@ -46,9 +46,9 @@ def test_rates_match_the_definition(panel):
     chosen, labeled = panel
     res = rater_tendencies(chosen, labeled, resamples=0)
     rate, pan, counts = _loop(chosen & labeled[:, :, None], labeled)
-    np.testing.assert_allclose(res.rate, rate, equal_nan=True)
-    np.testing.assert_allclose(res.panel_rate, pan, equal_nan=True)
-    np.testing.assert_allclose(res.difference, rate - pan, equal_nan=True)
+    np.testing.assert_allclose(res.rate, rate, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(res.panel_rate, pan, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(res.difference, rate - pan, atol=1e-12, equal_nan=True)
     assert res.n_images.tolist() == counts.tolist()
 
 
