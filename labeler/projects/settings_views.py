@@ -53,6 +53,7 @@ def _shown(project: Project, form) -> dict[str, Any]:
             "precedence": list(s.precedence) or list(QUALITY_CLASS_NAMES),
             "min_pair_images": s.min_pair_images,
             "min_group_images": s.min_group_images,
+            "min_eval_images": s.min_eval_images,
             "prescreen_model_id": s.prescreen_model_id or "",
             "mapping": {},
         }
@@ -69,6 +70,7 @@ def _shown(project: Project, form) -> dict[str, Any]:
         else list(s.precedence or QUALITY_CLASS_NAMES),
         "min_pair_images": form.get("min_pair_images", ""),
         "min_group_images": form.get("min_group_images", ""),
+        "min_eval_images": form.get("min_eval_images", ""),
         "prescreen_model_id": form.get("prescreen_model_id", ""),
         "mapping": dict(zip(form.getlist("map_old"), form.getlist("map_new"), strict=False)),
     }
@@ -119,6 +121,8 @@ def _changes_from_form(project: Project) -> tuple[dict[str, Any], Any]:
             "min_group_images": form.get("min_group_images", "").strip(),
         },
     }
+    if "min_eval_images" in form:  # a form from before this field existed keeps the stored value
+        changes["agreement"]["min_eval_images"] = form["min_eval_images"].strip()
     mapping = None
     if project.protocol is Protocol.quality:
         fusion["tie_policy"] = form.get("tie_policy", "")

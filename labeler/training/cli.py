@@ -17,6 +17,7 @@ from ..db import CommandSession, database
 from ..errors import LabelerError
 from ..projects.models import Project
 from ..projects.services import find_project
+from ..projects.settings import read_settings
 from ..reports.export import training_manifest
 from .models import RunStatus, TrainingRun
 from .prescreen import loaded_model
@@ -132,7 +133,9 @@ def _print_evaluation(ev: dict | None, note: str | None = None) -> None:
             f"RMSE {_fmt(f['rmse'])}  Pearson r {_fmt(f['pearson_r'])}  MAE {_fmt(f['mae'])}"
         )
     v = ev.get("verdict")
-    if v is None:
+    if v is None and ev.get("verdict_withheld"):
+        click.echo(f"no verdict: {ev['verdict_withheld']}")
+    elif v is None:
         click.echo(note or "no verdict: the raters' own golden-set figures are missing")
     elif ev["kind"] == "quality":
         click.echo(
@@ -183,7 +186,9 @@ def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
                 for chunk in training_manifest(s, proj, current_app.extensions["labeler_storage"]):
                     fh.write(chunk)
             figures = rater_figures(s, proj)
-            combined = ml.evaluate_runs(folders, manifest, figures)
+            combined = ml.evaluate_runs(
+                folders, manifest, figures, min_images=read_settings(proj.settings).min_eval_images
+            )
     for model_id, folder, result in zip(model_ids, folders, combined["runs"], strict=True):
         click.echo(f"model {model_id} on the golden set of project {proj.id} ({proj.name})")
         _print_evaluation(result)
@@ -203,6 +208,8 @@ def _print_summary(combined: dict) -> None:
         click.echo(
             f"expert level on the mean: {'yes' if verdict['expert_level'] else 'no'} ({verdict['rule']})"
         )
+    elif combined.get("verdict_withheld"):
+        click.echo(f"no verdict on the mean: {combined['verdict_withheld']}")
 
 
 @ml_cli.command("predict")

@@ -33,7 +33,7 @@ from .services import (
     run_for_model,
     set_prescreen_model,
 )
-from .worker import launch_run
+from .worker import launch_run, training_unavailable
 
 bp = Blueprint("training", __name__)
 
@@ -56,6 +56,7 @@ def _models_page(project: Project, error: str | None = None, status: int = 200):
         models=project_models(db, current_app.config, project),
         kinds=list(ModelKind),
         prescreen=(project.settings or {}).get("prescreen_model_id"),
+        training_unavailable=training_unavailable(),
         error=error,
     )
     return page, status

@@ -27,6 +27,7 @@ from ..auth.models import User
 from ..db import database, utcnow
 from ..errors import LabelerError
 from ..projects.models import Project
+from ..projects.settings import read_settings
 from ..reports.export import training_manifest
 from .models import RunStatus, TrainingRun
 from .processes import CHILDREN, reap_children
@@ -84,6 +85,21 @@ def start_worker(session: Session, config: Mapping[str, Any], run: TrainingRun) 
     session.flush()
 
 
+NOT_ENABLED = (
+    "Model training is not enabled on this server. An administrator can enable it: the "
+    'installation notes (README, "Model training") say how.'
+)
+
+
+def training_unavailable() -> str | None:
+    """What to tell a lead when this server cannot train models (None: it can)."""
+    missing = ml.missing_package()
+    if missing is None:
+        return None
+    log.info("model training is off: the ML package %r is not installed", missing)
+    return NOT_ENABLED
+
+
 def launch_run(
     session: Session,
     config: Mapping[str, Any],
@@ -100,6 +116,9 @@ def launch_run(
     `checkpoint` is the caller's commit: the worker is another process and reads the run from the
     database, so the queued run is committed before the worker starts. The pid is flushed after.
     """
+    unavailable = training_unavailable()
+    if unavailable:
+        raise ml.MLUnavailable(unavailable)
     run = start_run(session, actor, project, kind=kind, seed=seed, epochs=epochs)
     checkpoint()
     start_worker(session, config, run)
@@ -166,6 +185,11 @@ def execute_run(
     try:
         values = _train(factory, config, storage, run_id, echo)
         values.update(status=RunStatus.succeeded)
+    except (
+        ml.MLUnavailable
+    ) as exc:  # a package is missing or broken: the lead reads the plain words
+        log.error("training run %s failed: %s", run_id, exc.message)
+        values = {"status": RunStatus.failed, "error": NOT_ENABLED}
     except LabelerError as exc:
         log.warning("training run %s failed: %s", run_id, exc.message)
         values = {"status": RunStatus.failed, "error": exc.message}
@@ -198,6 +222,7 @@ def _train(
             for chunk in training_manifest(s, project, storage):
                 fh.write(chunk)
         raters = rater_figures(s, project)
+        min_images = read_settings(project.settings).min_eval_images
         s.commit()
     progress = _Progress(factory, run_id, echo)
     train = ml.train_quality if kind == "quality" else ml.train_severity
@@ -213,12 +238,18 @@ def _train(
         "evaluation_note": None,
     }
     try:
-        metrics["evaluation"] = ml.evaluate(info.path, manifest, raters)
+        metrics["evaluation"] = ml.evaluate(info.path, manifest, raters, min_images=min_images)
     except ml.NotEnoughData as exc:
         metrics["evaluation_note"] = (
             f"not evaluated: {exc.message} (label the golden set to get the verdict)"
         )
-    if metrics["evaluation"] is not None and raters is None:
+    withheld = (metrics["evaluation"] or {}).get("verdict_withheld")
+    if withheld:
+        metrics["evaluation_note"] = (
+            f"no verdict, {withheld} (label more golden images, or change the minimum in the "
+            "project's settings)"
+        )
+    elif metrics["evaluation"] is not None and raters is None:
         metrics["evaluation_note"] = (
             "no verdict: the raters' own golden-set figures need two raters per image"
         )

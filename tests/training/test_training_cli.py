@@ -16,7 +16,7 @@ from labeler.training.models import RunStatus, TrainingRun
 def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
     lead = make_user(None, "lead")
     project, _ids = build_quality_project(
-        db, ml_app.extensions["labeler_storage"], lead, n=60, golden=16
+        db, ml_app.extensions["labeler_storage"], lead, n=60, golden=20
     )
 
     res = runner.invoke(
@@ -29,7 +29,8 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
     assert f"model {run.model_id}" in res.output
     assert "expert level: " in res.output  # the golden set has three raters: a verdict
     ev = run.metrics["evaluation"]
-    assert ev["figures"]["n"] == 16 and ev["verdict"]["expert_level"] in (True, False)
+    assert ev["figures"]["n"] == 20 and ev["verdict"]["expert_level"] in (True, False)
+    assert ev["n_images"] == 20 and ev["verdict_withheld"] is None
     assert ev["raters"]["macro_f1_mean"] > 0.5
     folder = Path(ml_app.config["ML_DIR"]) / "models" / run.model_id
     assert (folder / "model.onnx").is_file()
@@ -44,6 +45,21 @@ def test_train_evaluate_predict_list(ml_app, db, runner, make_user, tmp_path):
     )
     report = Path(res.output.strip().splitlines()[-1].removeprefix("report: "))
     assert report.parent == folder and json.loads(report.read_text())["split"] == "golden"
+
+    # the project asks for more golden images than it has: the figures, the count, no verdict
+    project.settings = {**project.settings, "agreement": {"min_eval_images": 21}}
+    db.flush()
+    res = runner.invoke(args=["ml", "evaluate", run.model_id])
+    assert res.exit_code == 0, res.output
+    assert "macro F1" in res.output and "expert level" not in res.output
+    assert (
+        "no verdict: too few images to judge: the figures rest on 20 golden images, "
+        "and a verdict needs at least 21" in res.output
+    )
+    withheld = json.loads(report.read_text())
+    assert withheld["verdict"] is None and withheld["n_images"] == 20
+    project.settings = {**project.settings, "agreement": {"min_eval_images": 20}}
+    db.flush()
 
     good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
     good.write_bytes(good_jpeg())

@@ -26,7 +26,7 @@ def test_worker_trains_in_the_background(committed_app):
         lead = add_user(s, None, "lead@worker.test", "Lead", {Role.lead})
         s.flush()
         project, _ids = build_quality_project(
-            s, app.extensions["labeler_storage"], lead, n=60, golden=16, seed=4
+            s, app.extensions["labeler_storage"], lead, n=60, golden=20, seed=4
         )
         s.commit()
         project_id = project.id
@@ -79,6 +79,7 @@ def test_worker_trains_in_the_background(committed_app):
         and "The raters' own pairwise macro F1" in html
     )
     assert 'id="model-size"' in html and "MB" in html
+    assert "On 20 golden images; a verdict needs at least 20" in html
     assert 'id="model-fairness-fitzpatrick"' in html and 'id="model-fairness-body_site"' in html
     dl = client.get(f"/projects/{project_id}/models/{model_id}/report.json")
     assert dl.status_code == 200 and "attachment" in dl.headers["Content-Disposition"]
