@@ -26,8 +26,9 @@ from ..training.services import (
     run_for_model,
 )
 from ..training.worker import launch_run
+from ..web import accepts_upload
 from .blueprint import bp
-from .projects import json_body
+from .params import json_body
 
 PREDICT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -70,6 +71,7 @@ def run_api(run_id: int):
 
 @bp.post("/models/<model_id>/predict")
 @role_required(Role.lead, Role.admin)
+@accepts_upload(PREDICT_MAX_BYTES + 64 * 1024)  # the image plus multipart framing
 def predict_api(model_id: str):
     db = get_session()
     run = run_for_model(db, model_id)

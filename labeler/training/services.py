@@ -20,11 +20,11 @@ from ..errors import Conflict, NotFound, ValidationError
 from ..ml.artifacts import MODEL_ID, REQUIRED
 from ..projects.models import Project
 from ..reports.services import golden_panel, project_agreement
+from ..validation import MAX_SEED, clean_int
 from .models import ModelKind, RunStatus, TrainingRun
 from .processes import dead_worker_error, mark_dead_runs
 
 MAX_EPOCHS = 1000
-MAX_SEED = 2**31 - 1
 
 
 def models_dir(config: Mapping[str, Any]) -> Path:
@@ -42,18 +42,6 @@ def run_dir(config: Mapping[str, Any], run_id: int) -> Path:
     return Path(config["ML_DIR"]) / "runs" / str(run_id)
 
 
-def _int(value: Any, name: str, lo: int, hi: int, default: int | None) -> int | None:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ValidationError(f"{name} must be a whole number") from None
-    if not lo <= number <= hi:
-        raise ValidationError(f"{name} must be between {lo} and {hi}")
-    return number
-
-
 def start_run(
     session: Session,
     actor: User | None,
@@ -64,6 +52,8 @@ def start_run(
     epochs: Any = None,
 ) -> TrainingRun:
     """Queue a training run of the project's model kind (one run in flight per project)."""
+    if kind is not None and not isinstance(kind, str):
+        raise ValidationError("kind must be 'quality' or 'severity'")
     kind = (kind or project.protocol.value).strip().lower()
     if kind not in {k.value for k in ModelKind}:
         raise ValidationError("kind must be 'quality' or 'severity'")
@@ -72,8 +62,8 @@ def start_run(
             f"a {project.protocol.value} project trains {project.protocol.value} models, "
             f"not {kind} models"
         )
-    seed = _int(seed, "seed", 0, MAX_SEED, 0)
-    epochs = _int(epochs, "epochs", 1, MAX_EPOCHS, None)
+    seed = clean_int(seed, "seed", lo=0, hi=MAX_SEED, default=0, from_text=True)
+    epochs = clean_int(epochs, "epochs", lo=1, hi=MAX_EPOCHS, from_text=True)
     busy = session.scalar(
         select(TrainingRun.id).where(
             TrainingRun.project_id == project.id,
