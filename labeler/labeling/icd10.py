@@ -40,6 +40,85 @@ _DERM_PREFIXES = (
 )
 _WORD = re.compile(r"[a-z0-9]+")
 
+# What dermatologists type that the code titles do not say: standard abbreviations, British spellings
+# and common names, each with the codes the ICD-10-CM Alphabetic Index gives for the term (the
+# "see" entries: Eczema -> Dermatitis; Keloid -> L91.0; Bowen's disease -> D04.9; Keratoacanthoma ->
+# L85.8; Dermatofibroma -> Neoplasm, skin, benign D23.9; Lentigo -> L81.4; Mole -> nevus, D22.-).
+# Reviewed by hand: a term goes here only when its meaning is unambiguous in a skin clinic. A query
+# equal to a term (or, from 4 letters, most of the start of a longer term) lists these codes first, then
+# the ordinary code and word matches. tests/labeling/test_icd10_index.py checks every code exists.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "bcc": ("C44.91",),
+    "basal cell": ("C44.91",),
+    "basalioma": ("C44.91",),
+    "rodent ulcer": ("C44.91",),
+    "scc": ("C44.92",),
+    "cscc": ("C44.92",),
+    "scc in situ": ("D04.9",),
+    "sccis": ("D04.9",),
+    "bowen": ("D04.9",),
+    "bowens disease": ("D04.9",),
+    "mm": ("C43.9",),
+    "mis": ("D03.9",),
+    "lentigo maligna": ("D03.9",),
+    "nmsc": ("C44.91", "C44.92", "C44.90"),
+    "ak": ("L57.0",),
+    "aks": ("L57.0",),
+    "solar keratosis": ("L57.0",),
+    "sk": ("L82.1", "L82.0"),
+    "seb k": ("L82.1", "L82.0"),
+    "seb ks": ("L82.1", "L82.0"),
+    "seborrhoeic keratosis": ("L82.1", "L82.0"),
+    "seborrheic wart": ("L82.1",),
+    "basal cell papilloma": ("L82.1",),
+    "nevus": ("D22.9", "I78.1"),
+    "naevus": ("D22.9", "I78.1"),
+    "nevi": ("D22.9",),
+    "naevi": ("D22.9",),
+    "mole": ("D22.9",),
+    "melanocytic naevus": ("D22.9",),
+    "dysplastic nevus": ("D22.9",),
+    "dysplastic naevus": ("D22.9",),
+    "eczema": ("L30.9", "L20.9"),
+    "atopic eczema": ("L20.9",),
+    "ad": ("L20.9",),
+    "seb derm": ("L21.9",),
+    "seborrhoeic dermatitis": ("L21.9",),
+    "acd": ("L23.9",),
+    "pso": ("L40.0", "L40.9"),
+    "plaque psoriasis": ("L40.0",),
+    "hs": ("L73.2",),
+    "acne inversa": ("L73.2",),
+    "lp": ("L43.9",),
+    "dle": ("L93.0",),
+    "bp": ("L12.0",),
+    "ringworm": ("B35.9", "B35.4"),
+    "wart": ("B07.9", "B07.8"),
+    "verruca": ("B07.9", "B07.8"),
+    "verruca vulgaris": ("B07.8",),
+    "cold sore": ("B00.1",),
+    "hsv": ("B00.1",),
+    "shingles": ("B02.9",),
+    "hz": ("B02.9",),
+    "keloid": ("L91.0",),
+    "dermatofibroma": ("D23.9",),
+    "df": ("D23.9",),
+    "lentigo": ("L81.4",),
+    "solar lentigo": ("L81.4",),
+    "keratoacanthoma": ("L85.8",),
+    "ka": ("L85.8",),
+    "hives": ("L50.9",),
+    "epidermoid cyst": ("L72.0",),
+    "pih": ("L81.0",),
+    "haemangioma": ("D18.01",),
+    "hemangioma": ("D18.01",),
+    "tinea versicolor": ("B36.0",),
+    "pityriasis versicolour": ("B36.0",),
+    "onychomycosis": ("B35.1",),
+    "ingrown toenail": ("L60.0",),
+    "itch": ("L29.9",),
+}
+
 
 @dataclass(frozen=True)
 class Code:
@@ -164,16 +243,40 @@ class Index:
             found |= self.postings[w]
         return found
 
+    def synonym_hits(self, query: str) -> list[int]:
+        """The codes SYNONYMS gives for the query (a term, or most of the start of one)."""
+        words = _words(query.replace("'", ""))
+        if not words:
+            return []
+        text = " ".join(words)
+        terms = [text] if text in SYNONYMS else []
+        if (
+            len(text) >= 4
+        ):  # a term being typed: most of it already there ("acne" is not "acne inversa")
+            terms += sorted(
+                t
+                for t in SYNONYMS
+                if t.startswith(text) and t != text and len(text) >= 0.6 * len(t)
+            )
+        hits: list[int] = []
+        for term in terms:
+            for code in SYNONYMS[term]:
+                i = self.by_code.get(normalize_code(code))
+                if i is not None and i not in hits:
+                    hits.append(i)
+        return hits
+
     def search(self, query: str, limit: int = 20) -> list[Code]:
-        """Codes whose code starts with the query, then codes whose name holds every word (the last one as a prefix)."""
+        """Codes a synonym names, codes that start with the query, then codes whose name holds
+        every word (the last one as a prefix)."""
         limit = max(1, min(limit, MAX_RESULTS))
         query = query.strip()
         if not query:
             return []
         key = normalize_code(query)
-        hits: list[int] = []
+        hits: list[int] = self.synonym_hits(query)[:limit]
         if re.fullmatch(r"[A-Z]([0-9][0-9A-Z]{0,5})?", key):
-            hits = self._code_prefix(key, limit)
+            hits += [i for i in self._code_prefix(key, limit) if i not in hits][: limit - len(hits)]
         words = _words(query)
         if len(hits) < limit and words:
             sets = [self.postings.get(w, frozenset()) for w in words[:-1]]

@@ -83,3 +83,39 @@ def test_search_speed_is_reported():
     print(
         f"ICD-10 search: worst of {len(queries)} queries {worst * 1000:.1f} ms"
     )  # goal < 50 ms (not asserted)
+
+
+@pytest.mark.parametrize(
+    "query, first",
+    [
+        ("BCC", "C44.91"),
+        ("scc", "C44.92"),
+        ("seb k", "L82.1"),
+        ("Seb K", "L82.1"),
+        ("AK", "L57.0"),
+        ("nevus", "D22.9"),
+        ("naevus", "D22.9"),
+        ("mole", "D22.9"),
+        ("Bowen's disease", "D04.9"),
+        ("seborrhoeic ker", "L82.1"),  # most of a term, British spelling
+        ("eczema", "L30.9"),  # the index: Eczema -> see Dermatitis
+        ("keloid", "L91.0"),
+        ("hives", "L50.9"),
+    ],
+)
+def test_dermatology_abbreviations_and_synonyms(query, first):
+    results = icd10.search(query)
+    assert results and results[0].code == first, [r.code for r in results[:5]]
+
+
+def test_synonyms_keep_ordinary_matches_and_name_real_codes():
+    for term, codes in icd10.SYNONYMS.items():
+        assert term == " ".join(icd10._words(term)), term  # stored as the search normalizes
+        for code in codes:
+            assert icd10.lookup(code), f"{term}: {code} is not an ICD-10-CM code"
+    # a word that only starts a term is searched as itself ("acne" is not "acne inversa")
+    assert icd10.search("acne")[0].code == "L70"
+    # a synonym's codes come first, the word matches follow, no code twice
+    nevus = [c.code for c in icd10.search("nevus", 10)]
+    assert nevus[:2] == ["D22.9", "I78.1"] and "Q82.5" in nevus and len(set(nevus)) == len(nevus)
+    assert [c.code for c in icd10.search("l57.0")] == ["L57.0"]
