@@ -13,14 +13,14 @@ $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-install: $(VENV)/bin/activate
+install: $(VENV)/bin/activate vendor
 	$(PIP) install -q -e .
 
 # what the demo needs to train and evaluate its models (torch is the CPU wheel: see pyproject.toml)
-install-ml: $(VENV)/bin/activate
+install-ml: $(VENV)/bin/activate vendor
 	$(PIP) install -q -e '.[ml]'
 
-install-test: $(VENV)/bin/activate
+install-test: $(VENV)/bin/activate vendor
 	$(PIP) install -q -e '.[test,ml]'
 
 run: install-ml
@@ -28,6 +28,12 @@ run: install-ml
 	LABELER_ENV=$${LABELER_ENV:-development} LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) demo
 	@echo "labeler: open http://127.0.0.1:$(PORT) and sign in as a demo user"
 	LABELER_ENV=$${LABELER_ENV:-development} LABELER_AUTH=$${LABELER_AUTH:-dev} $(LABELER) serve --port $(PORT)
+
+.PHONY: vendor
+# the front-end packages the app serves (static/vendor/package.json: OpenSeadragon for deep zoom),
+# from npm at install time, never copied into the repository
+vendor:
+	npm ci --prefix static/vendor --ignore-scripts --no-audit --no-fund --loglevel=error
 
 # Debian's chromium for the browser tests (never `playwright install`: it downloads a browser)
 browser:

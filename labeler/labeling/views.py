@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, url_for
+from pathlib import Path
+
+from flask import Blueprint, current_app, render_template, url_for
 from flask_login import current_user
 
 from ..allocation.queue import serve_item
@@ -15,6 +17,16 @@ from .services import current_label, label_dict, my_labels, own_item, queue_cont
 
 bp = Blueprint("labeling", __name__)
 ID = "__ID__"  # placeholder the page script replaces with an item's public id
+OPENSEADRAGON = "vendor/node_modules/openseadragon/build/openseadragon/openseadragon.min.js"
+
+
+def openseadragon_url() -> str | None:
+    """OpenSeadragon's script, installed from npm by `make install`; None (no deep zoom) without it."""
+    static = current_app.static_folder
+    if static and (Path(static) / OPENSEADRAGON).is_file():
+        return url_for("static", filename=OPENSEADRAGON)
+    current_app.logger.warning("deep zoom is off: run `make install` to install OpenSeadragon")
+    return None
 
 
 @bp.get("/items/<public_id>")
@@ -37,6 +49,8 @@ def item_page(public_id: str):
             "image": url_for("api.item_image", public_id=ID),
             "icd10": url_for("api.icd10_search"),
             "done": url_for("labeling.my_labels_page"),
+            "tiles": url_for("api.item_tiles", public_id=ID),
+            "osd": openseadragon_url(),
         },
     }
     return render_template(

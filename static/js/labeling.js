@@ -2,6 +2,7 @@
 // back, skip, the rater's saved answer on revisits, time spent per item.
 import { Viewer } from "./viewer.js";
 import { Icd10Combobox } from "./icd10-combobox.js";
+import { DeepZoom } from "./deep-zoom.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("labeling");
@@ -12,10 +13,14 @@ const protocol = form.dataset.protocol;
 const stage = $("stage");
 const urlFor = (name, id) => S.urls[name].replace("__ID__", encodeURIComponent(id));
 
+const deep = new DeepZoom(stage, S.urls.osd);  // full resolution once zoomed in
+deep.reset(urlFor("tiles", S.item));
 const viewer = new Viewer(stage, $("photo"), {
   zoomIn: $("zoom-in"), zoomOut: $("zoom-out"), fit: $("zoom-fit"), one: $("zoom-1"), level: $("zoom-level"),
   brightness: $("brightness"), contrast: $("contrast"), reset: $("view-reset"),
-});
+}, deep);
+window.labelingViewer = viewer;  // read by tests/labeling/test_deep_zoom_browser.py
+window.labelingDeepZoom = deep;
 
 // ---- state -------------------------------------------------------------------------------------
 let cur = { item: S.item, label: S.label, queue: S.queue, status: S.status, src: urlFor("image", S.item) };
@@ -221,12 +226,14 @@ async function show(entry, { push = true } = {}) {
   hideSkip();
   fillForm(cur.label);
   renderContext();
+  deep.reset(urlFor("tiles", d.item));
   const shown = viewer.show(entry.src, `Image ${d.queue.position} of ${d.queue.total}`);
   if (push) history.pushState({ item: d.item }, "", urlFor("page", d.item));
   resetClock();
   if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
   await shown;
   refreshContext();
+  setTimeout(() => deep.preload(), 300);
 }
 
 async function goTo(id, opts) {
@@ -408,7 +415,8 @@ document.addEventListener("keydown", (e) => {
 // ---- start ------------------------------------------------------------------------------------------
 fillForm(cur.label);
 renderContext();
-viewer.show(cur.src, `Image ${cur.queue.position} of ${cur.queue.total}`);
+viewer.show(cur.src, `Image ${cur.queue.position} of ${cur.queue.total}`)
+  .then(() => setTimeout(() => deep.preload(), 300));  // the deep-zoom viewer loads after the first paint
 cache.set(cur.item, Promise.resolve({ data: { item: cur.item, label: cur.label, queue: cur.queue, status: cur.status }, src: cur.src }));
 prefetch(cur.queue.next);
 root.dataset.ready = "true";

@@ -1,14 +1,17 @@
 // Image viewer: fit to the stage, zoom (wheel, buttons, keys) around a point, pan (drag, keys),
 // brightness and contrast as a CSS filter. Everything here changes the view only, never the image.
+// Zoomed in, an optional DeepZoom (deep-zoom.js) draws the full-resolution original over the
+// display copy in the same view; fitted, the display copy alone is shown.
 
 const MIN_SCALE = 0.05;
 const MAX_SCALE = 16;
 
 export class Viewer {
-  constructor(stage, img, controls) {
+  constructor(stage, img, controls, deep = null) {
     this.stage = stage;
     this.img = img;
     this.c = controls;
+    this.deep = deep;
     this.scale = 1;
     this.x = 0;
     this.y = 0;
@@ -65,6 +68,7 @@ export class Viewer {
 
   setFilter(brightness, contrast) {
     this.img.style.filter = `brightness(${brightness}%) contrast(${contrast}%)`;
+    if (this.deep) this.deep.setFilter(this.img.style.filter);
   }
 
   resetView() {
@@ -80,6 +84,11 @@ export class Viewer {
     this.c.level.value = this.fitted ? `fit ${Math.round(this.scale * 100)}%` : `${Math.round(this.scale * 100)}%`;
     this.stage.dataset.scale = this.scale.toFixed(4);
     this.stage.dataset.offset = `${Math.round(this.x)},${Math.round(this.y)}`;
+    if (!this.deep) return;
+    if (this.fitted) { this.deep.hide(); return; }
+    const shown = this.scale * this.natural.w;  // the image's width on screen, px
+    const sw = this.stage.clientWidth || 1, sh = this.stage.clientHeight || 1;
+    this.deep.show({ zoom: shown / sw, cx: (sw / 2 - this.x) / shown, cy: (sh / 2 - this.y) / shown });
   }
 
   bindPointer() {
