@@ -59,10 +59,13 @@ def targets(project: Project) -> list[Target]:
             for s in spec["scale"]
         ]
         out += [Target(f"decision:{c['value']}", c["label"]) for c in spec["non_graded"]]
-    out += [
-        Target(f"explanation:{e['value']}", f"Poor quality: {e['label']}")
-        for e in spec["explanations"]
-    ]
+    # the reasons belong to "poor quality" (quality) or "cannot assess" (severity, when enabled)
+    reason_of = "Poor quality" if spec["protocol"] == "quality" else "Cannot assess"
+    if spec["protocol"] == "quality" or spec["non_graded"]:
+        out += [
+            Target(f"explanation:{e['value']}", f"{reason_of}: {e['label'].lower()}")
+            for e in spec["explanations"]
+        ]
     return out
 
 

@@ -11,7 +11,10 @@ from ..allocation.queue import serve_item
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
+from ..guidelines.services import guideline_view
+from ..guidelines.views import reference_url
 from ..projects.models import Project
+from .flags import flag_dict, flag_of
 from .protocols import form_spec
 from .services import current_label, label_dict, my_labels, own_item, queue_context
 
@@ -40,6 +43,7 @@ def item_page(public_id: str):
         "item": item.public_id,
         "status": item.status.value,
         "label": label_dict(current_label(db, current_user, item)),
+        "flag": flag_dict(flag_of(db, current_user, item)),
         "queue": queue_context(db, current_user, item).as_dict(),
         "protocol": project.protocol.value,
         "urls": {
@@ -49,12 +53,21 @@ def item_page(public_id: str):
             "image": url_for("api.item_image", public_id=ID),
             "icd10": url_for("api.icd10_search"),
             "done": url_for("labeling.my_labels_page"),
+            "flag": url_for("api.put_flag", public_id=ID),
             "tiles": url_for("api.item_tiles", public_id=ID),
             "osd": openseadragon_url(),
         },
     }
+    guide = guideline_view(db, project, reference_url)
+    cards = {s["target"]: s for s in guide["sections"] if s["definition"] or s["images"]}
     return render_template(
-        "labeling/item_page.html", project=project, spec=spec, state=state, queue=state["queue"]
+        "labeling/item_page.html",
+        project=project,
+        spec=spec,
+        state=state,
+        queue=state["queue"],
+        guide=guide,
+        cards=cards,
     )
 
 

@@ -226,6 +226,8 @@ async function show(entry, { push = true } = {}) {
   hideSkip();
   fillForm(cur.label);
   renderContext();
+  // the flag box and the guidelines panel follow the shown item (item-flag.js)
+  root.dispatchEvent(new CustomEvent("labeling:item", { detail: { item: d.item, flag: d.flag } }));
   deep.reset(urlFor("tiles", d.item));
   const shown = viewer.show(entry.src, `Image ${d.queue.position} of ${d.queue.total}`);
   if (push) history.pushState({ item: d.item }, "", urlFor("page", d.item));
