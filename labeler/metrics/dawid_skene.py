@@ -6,10 +6,14 @@ classes have prior p[c]. EM alternates: E-step, each image's posterior over true
 votes; M-step, priors and confusion matrices from the posteriors. The start is the soft majority
 vote (each image's vote shares), as in the paper.
 
-A symmetric Dirichlet prior (pseudo-count `smoothing` added to every confusion cell and class
-count; the M-step is then a MAP estimate) keeps a rater with few labels from getting a degenerate
-matrix of zeros and ones, which would let a single vote overrule a whole panel. smoothing=0 gives
-the plain maximum-likelihood EM of the paper.
+A Dirichlet prior on each row of each confusion matrix (the M-step is then a MAP estimate) keeps a
+rater with few labels from getting a degenerate matrix of zeros and ones, which would let a single
+vote overrule a whole panel. The prior adds `smoothing` pseudo-labels per row, spread as a rater
+who is right with probability `prior_accuracy` (default 0.7) and otherwise picks any other class:
+with little data a rater reads as "probably right" (so fusion stays close to the vote) rather than
+as uninformative (a uniform prior would hand the decision to the class prevalence). The class
+prevalence gets `smoothing` / C pseudo-counts per class. smoothing=0 gives the plain
+maximum-likelihood EM of the paper.
 
 Vectorized: the votes are one (n_images, n_raters * n_classes) one-hot matrix, so the E-step and
 the M-step are one matrix product each.
@@ -29,7 +33,8 @@ from labeler.metrics._arrays import (
     skinny_product,
 )
 
-DEFAULT_SMOOTHING = 1.0
+DEFAULT_SMOOTHING = 2.0  # pseudo-labels per confusion row: negligible next to a few dozen labels
+DEFAULT_PRIOR_ACCURACY = 0.7
 DEFAULT_MAX_ITER = 200
 DEFAULT_TOL = 1e-7
 _FLOOR = 1e-10  # log of an exact zero (smoothing=0) is clipped to this probability
@@ -49,21 +54,35 @@ class DawidSkeneFusion:
     converged: bool
     log_likelihood: float  # observed-data log-likelihood (plus the log prior when smoothing > 0)
     smoothing: float
+    prior_accuracy: float
 
 
 def _log(x: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(x, _FLOOR))
 
 
+def _pseudo_counts(c: int, smoothing: float, prior_accuracy: float) -> np.ndarray:
+    """(C, C) Dirichlet pseudo-counts of a confusion matrix: `smoothing` per row."""
+    if c == 1:
+        return np.full((1, 1), smoothing)
+    off = smoothing * (1.0 - prior_accuracy) / (c - 1)
+    return np.where(np.eye(c, dtype=bool), smoothing * prior_accuracy, off)
+
+
 def _m_step(
-    x: np.ndarray, t: np.ndarray, n_raters: int, smoothing: float
+    x: np.ndarray,
+    t: np.ndarray,
+    n_raters: int,
+    smoothing: float,
+    prior_accuracy: float = DEFAULT_PRIOR_ACCURACY,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Confusion matrices [rater, true, said] and class prior from one-hot votes and posteriors."""
     c = t.shape[1]
-    counts = skinny_product(t.T, x).reshape(c, n_raters, c).transpose(1, 0, 2) + smoothing
+    counts = skinny_product(t.T, x).reshape(c, n_raters, c).transpose(1, 0, 2)
+    counts = counts + _pseudo_counts(c, smoothing, prior_accuracy)[None]
     confusion = safe_divide(counts, counts.sum(axis=2, keepdims=True))
     confusion = np.nan_to_num(confusion, nan=1.0 / c)  # a true class with no evidence: uniform
-    prior = t.sum(axis=0) + smoothing
+    prior = t.sum(axis=0) + smoothing / c
     return confusion, prior / prior.sum()
 
 
@@ -83,6 +102,7 @@ def dawid_skene(
     n_classes: int,
     *,
     smoothing: float = DEFAULT_SMOOTHING,
+    prior_accuracy: float = DEFAULT_PRIOR_ACCURACY,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
 ) -> DawidSkeneFusion:
@@ -90,6 +110,8 @@ def dawid_skene(
     labels = check_labels(labels, n_classes)
     if smoothing < 0:
         raise ValueError("smoothing must be >= 0")
+    if not 0 < prior_accuracy < 1:
+        raise ValueError("prior_accuracy must lie strictly between 0 and 1")
     if max_iter < 1:
         raise ValueError("max_iter must be at least 1")
     n, r = labels.shape
@@ -100,15 +122,17 @@ def dawid_skene(
     x = one_hot(labels[has], c).reshape(-1, r * c).astype(np.float64)  # (m, R*C)
     t = votes[has] / n_votes[has, None]  # start: soft majority vote (vote shares)
 
-    confusion, prior = _m_step(x, t, r, smoothing)
+    confusion, prior = _m_step(x, t, r, smoothing, prior_accuracy)
     loglik = -np.inf
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         t, new = _e_step(x, confusion, prior)
-        confusion, prior = _m_step(x, t, r, smoothing)
+        confusion, prior = _m_step(x, t, r, smoothing, prior_accuracy)
         if smoothing > 0:  # MAP: the objective includes the Dirichlet log density
-            new += float(smoothing * (_log(confusion).sum() + _log(prior).sum()))
+            pseudo = _pseudo_counts(c, smoothing, prior_accuracy)
+            new += float((pseudo[None] * _log(confusion)).sum())
+            new += float(smoothing / c * _log(prior).sum())
         if abs(new - loglik) <= tol * max(1.0, abs(new)):
             converged = True
             loglik = new
@@ -136,4 +160,5 @@ def dawid_skene(
         converged=converged,
         log_likelihood=loglik,
         smoothing=float(smoothing),
+        prior_accuracy=float(prior_accuracy),
     )

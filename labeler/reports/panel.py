@@ -104,7 +104,8 @@ def fusion_section(
         {
             "reference": "Dawid and Skene 1979, Maximum likelihood estimation of observer "
             "error-rates using the EM algorithm",
-            "smoothing": ds.smoothing,
+            "smoothing": ds.smoothing,  # pseudo-labels per confusion row (Dirichlet prior)
+            "prior_accuracy": ds.prior_accuracy,  # where that prior centres a rater
             "iterations": ds.n_iter,
             "converged": ds.converged,
             "prior": {c: float(ds.prior[k]) for k, c in enumerate(QUALITY_DECISIONS)},
