@@ -12,6 +12,14 @@ export class Icd10Combobox {
     this.inflight = null;
     this.pickWhenReady = false;
     this.seq = 0;
+    // "no match" said in words (a listbox may hold only options), read out by screen readers
+    this.note = document.createElement("p");
+    this.note.className = "combo-note";
+    this.note.id = `${input.id}-note`;
+    this.note.setAttribute("aria-live", "polite");
+    this.note.hidden = true;
+    list.parentElement.after(this.note);
+    input.setAttribute("aria-describedby", this.note.id);
     input.addEventListener("input", () => this.changed());
     input.addEventListener("keydown", (e) => this.keydown(e));
     input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
@@ -28,6 +36,7 @@ export class Icd10Combobox {
   // Show a saved code without searching.
   set(entry) {
     this.input.value = entry ? `${entry.code} ${entry.name || ""}`.trim() : "";
+    this.setNote("");
     this.close();
   }
 
@@ -40,7 +49,7 @@ export class Icd10Combobox {
   async search() {
     const q = this.input.value.trim();
     const seq = ++this.seq;
-    if (!q) { this.render([]); return; }
+    if (!q) { this.render([]); this.setNote(""); return; }
     const ctrl = new AbortController();
     if (this.inflight) this.inflight.abort();
     this.inflight = ctrl;
@@ -51,6 +60,8 @@ export class Icd10Combobox {
       const body = await resp.json();
       if (seq !== this.seq) return;
       this.render(body.results || []);
+      this.setNote(this.results.length ? "" : `No ICD-10 code matches “${q}”. Try other words or `
+        + "a code, or tick “ICD-10 missing” (M) and type the diagnosis.");
     } catch (err) {
       if (err.name !== "AbortError") this.render([]);
     } finally {
@@ -80,6 +91,11 @@ export class Icd10Combobox {
     this.list.hidden = !open;
     this.input.setAttribute("aria-expanded", String(open));
     this.highlight();
+  }
+
+  setNote(text) {
+    this.note.textContent = text;
+    this.note.hidden = !text;
   }
 
   highlight() {

@@ -135,6 +135,63 @@ function sameAsSaved(body, label) {
 function setError(msg) { $("form-error").textContent = msg; }
 function setStatus(msg) { $("status").textContent = msg; }
 
+// After a failed save the rater's next keys are shortcuts again, not text typed into a field.
+function leaveTextField() {
+  const a = document.activeElement;
+  if (a && a.matches('input[type="text"], input:not([type]), textarea')) {
+    a.blur();
+    stage.focus({ preventScroll: true });
+  }
+}
+
+// An answer in the rater's words (the button's own text), never an internal code.
+function answerName(label) {
+  if (!label) return "";
+  if (label.decision === "graded") {
+    const r = radios.find((x) => Number(x.dataset.grade) === label.grade);
+    return r ? r.closest("label").querySelector("span").textContent.trim() : `Grade ${label.grade}`;
+  }
+  const r = radios.find((x) => x.value === label.decision);
+  const name = r ? r.closest("label").querySelector("span").textContent.trim() : label.decision;
+  if (label.decision === "lesion") return `Lesion, ${label.icd10 || label.icd10_missing_text || ""}`.replace(/, $/, "");
+  return name;
+}
+
+// "Saved - Undo": stays on screen through the move to the next image (the status line is cleared
+// then). Labels are never deleted (docs/domain.md 3c), so Undo reopens the image just answered with
+// its saved answer, to change it (a new version; the old one stays in the history) or keep it.
+const notice = document.createElement("div");
+notice.className = "notice";
+notice.id = "notice";
+notice.setAttribute("role", "status");
+const noticeText = document.createElement("span");
+const undoButton = document.createElement("button");
+undoButton.type = "button";
+undoButton.id = "undo";
+undoButton.textContent = "Undo";
+undoButton.title = "Reopen that image to change your answer (every version is kept)";
+notice.append(noticeText, " ", undoButton);
+notice.hidden = true;
+$("saved-note").before(notice);
+let undoItem = null;
+let noticeTimer = null;
+function notify(text, itemId) {
+  noticeText.textContent = text;
+  undoItem = itemId;
+  notice.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(clearNotice, 12000);
+}
+function clearNotice() {
+  notice.hidden = true;
+  undoItem = null;
+}
+undoButton.addEventListener("click", async () => {
+  const id = undoItem;
+  clearNotice();
+  if (id && await goTo(id)) setStatus("Reopened: change the answer and save, or press Enter to keep it.");
+});
+
 function renderContext() {
   const q = cur.queue;
   $("pos-text").textContent = `Item ${q.position} of ${q.total}`;
@@ -302,6 +359,7 @@ async function submit() {
       cur.status = "done";
       remember();
       setStatus(`Saved (version ${res.body.version}).`);
+      notify(`Saved: ${answerName(res.body)} (image ${cur.queue.position}).`, cur.item);
       busy = false;
       await afterSave(t0);
       return;
@@ -318,6 +376,7 @@ async function submit() {
     } else {
       setError(err ? err.message : `Could not save (HTTP ${res.status}).`);
     }
+    leaveTextField();
   } catch {
     setError("Could not reach the server; your answer was not saved. Press Enter to try again.");
   } finally {
@@ -353,6 +412,7 @@ skipForm.addEventListener("submit", async (e) => {
   if (cur.status !== "done") cur.status = "skipped";
   remember();
   setStatus("Skipped: it comes back after the other images.");
+  notify(`Skipped image ${cur.queue.position}: it comes back after the other images.`, cur.item);
   if (res.body.next) await goTo(res.body.next); else allDone();
 });
 
@@ -367,7 +427,9 @@ function choose(el) {
   if (el.type === "radio") {
     el.checked = true;
     syncVisibility();
-    if (el.value === "lesion" && icdInput && !missingBox.checked) icdInput.focus();
+    // text typed but never picked is dropped, so "xyz", Esc, N, L, "acne" searches "acne"
+    if (combo && !chosen && icdInput.value) combo.set(null);
+    if (el.value === "lesion" && icdInput && !missingBox.checked) { icdInput.focus(); icdInput.select(); }
     else if (el.value === "lesion" && missingBox.checked) missingText.focus();
   } else if (el === missingBox) {
     const lesion = radios.find((r) => r.value === "lesion");
