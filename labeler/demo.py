@@ -57,7 +57,7 @@ class RaterStyle:
 # rater1 starts with nothing labeled (sign in as them to try labeling); the others answer like a
 # plausible panel, so the dashboards have something to say.
 PANEL = {
-    "rater2@demo.test": RaterStyle(0.94, blurry_bias=0.08, habit="over-calls 'blurry'"),
+    "rater2@demo.test": RaterStyle(0.94, blurry_bias=0.06, habit="over-calls 'blurry'"),
     "rater3@demo.test": RaterStyle(0.93, harsher=0.65, habit="grades one step harsher"),
     "rater4@demo.test": RaterStyle(0.96),
 }
@@ -187,7 +187,7 @@ def quality_answer(rng: np.random.Generator, spec: DemoImage, style: RaterStyle)
     truth = spec.cls
     if truth in ("lesion", "healthy_skin") and rng.random() < style.blurry_bias:
         return {"decision": "poor_quality", "explanations": ["blurry"]}
-    if rng.random() < style.accuracy - 0.2 * spec.difficulty:
+    if rng.random() < style.accuracy - 0.15 * spec.difficulty:
         cls = truth
     elif truth == "poor_quality":  # looked past the flaw (or saw nothing relevant in it)
         covered = "lesion_covered" in spec.explanations
