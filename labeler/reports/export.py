@@ -350,22 +350,24 @@ def export_chunks(
     return serialize(records, fmt)
 
 
-def export_filename(project: Project, kind: str, fmt: str) -> str:
-    """The download's name: the project's name (letters of any script), kind and format."""
+def export_filename(project: Project, kind: str, fmt: str, *, revisions: bool = False) -> str:
+    """The download's name: the project's name (letters of any script), kind and format; the raw
+    export of every revision is "<name>-raw-all-revisions.<fmt>", never the plain raw file's name."""
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in project.name)[:60]
-    return f"{safe}-{kind}.{fmt}"
+    return f"{safe}-{kind}{'-all-revisions' if revisions else ''}.{fmt}"
 
 
-def export_disposition(project: Project, kind: str, fmt: str) -> str:
+def export_disposition(project: Project, kind: str, fmt: str, *, revisions: bool = False) -> str:
     """The Content-Disposition header of an export download (RFC 6266 with RFC 5987's filename*).
 
     HTTP headers are Latin-1 (gunicorn refuses anything else), so `filename` is an ASCII fallback
     (accents dropped; a name with no ASCII letter at all becomes project-<id>) and `filename*` carries
     the UTF-8 name, percent-encoded, for the browsers that read it (all current ones).
     """
-    name = export_filename(project, kind, fmt)
+    name = export_filename(project, kind, fmt, revisions=revisions)
+    tail = name[len(export_filename(project, "", "")) - 2 :]  # "-<kind>[-all-revisions].<fmt>"
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    stem = ascii_name.rsplit("-", 1)[0]
+    stem = ascii_name[: -len(tail)]
     if not any(ch.isalnum() for ch in stem):
-        ascii_name = f"project-{project.id}-{kind}.{fmt}"
+        ascii_name = f"project-{project.id}{tail}"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -23,7 +23,8 @@ def export_response(project: Project) -> Response:
     kind, fmt = request.args.get("kind", "fused"), request.args.get("format", "csv")
     check_export_args(kind, fmt)
     revisions = request.args.get("revisions") in {"1", "true", "yes"}
-    project_id, disposition = project.id, export_disposition(project, kind, fmt)
+    disposition = export_disposition(project, kind, fmt, revisions=revisions)
+    project_id = project.id
 
     def generate():
         # The request's session is closed once the view returns; the stream reads with its own.

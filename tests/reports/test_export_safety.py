@@ -162,3 +162,12 @@ def test_export_of_a_non_latin1_project_through_gunicorn(tmp_path, name):
         "filename*=UTF-8''" + urllib.request.quote(name.replace(" ", "_") + "-fused.csv", safe="")
     )
     assert body == ""  # no image yet: an empty export, delivered
+
+
+@pytest.mark.parametrize("name", ["Acne study", "痤疮"])
+def test_every_revision_export_has_its_own_file_name(name):
+    plain = export_disposition(_P(name), "raw", "csv")
+    every = export_disposition(_P(name), "raw", "csv", revisions=True)
+    assert plain != every
+    assert every.split("; filename*=")[0].endswith('-raw-all-revisions.csv"')
+    assert unquote(every.split("UTF-8''")[1]).endswith("-raw-all-revisions.csv")
