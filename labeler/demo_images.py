@@ -595,10 +595,12 @@ def severity_specs(count: int, seed: int = 0) -> list[DemoImage]:
     grades = np.resize(np.arange(1, 6), count)
     rng.shuffle(grades)
     specs = []
-    patient = 0
-    for i, grade in enumerate(grades):
-        if i == 0 or rng.random() < 0.6:
-            patient += 1
+    patient = seen = 0
+    for grade in grades:
+        if seen == 0 or seen == 2 or rng.random() < 0.6:  # a second visit now and then
+            patient, seen = patient + 1, 0
+        seen += 1
+        i = len(specs)
         fitz = int(patient % 6) + 1
         specs.append(
             DemoImage(

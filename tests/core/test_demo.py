@@ -56,6 +56,8 @@ def test_specs_cover_the_field_and_the_manifest_carries_the_metadata():
     faces = demo_images.severity_specs(30, seed=8)
     assert sorted({s.grade for s in faces}) == [1, 2, 3, 4, 5]
     assert {s.fitzpatrick for s in faces} == set(range(1, 7))
+    visits = [sum(f.case_id == c for f in faces) for c in {f.case_id for f in faces}]
+    assert max(visits) == 2 and min(visits) == 1  # one or two photographs per patient
 
     rows = read_manifest(demo_images.manifest_csv(specs + faces))
     for s in specs + faces:
