@@ -97,7 +97,14 @@ def _requests(doc: dict, path_values: dict, body_values: dict):
     for template, ops in doc["paths"].items():
         for method, op in ops.items():
             params = op.get("parameters", [])
-            path = {p["name"]: path_values[p["name"]] for p in params if p["in"] == "path"}
+            # a path parameter without a known value (a new route): 1 for an id, else any text
+            path = {
+                p["name"]: path_values.get(
+                    p["name"], "1" if p.get("schema", {}).get("type") == "integer" else "x"
+                )
+                for p in params
+                if p["in"] == "path"
+            }
             query = [p for p in params if p["in"] == "query"]
             content = op.get("requestBody", {}).get("content", {})
             schema = content.get("application/json", {}).get("schema")
