@@ -72,6 +72,7 @@ def dev_login():
             "auth/refused.html", message="No active account with that e-mail."
         ), 403
     sign_in(user)
+    user.last_login_at = utcnow()  # as the SSO sign-in records it: the users page says "signed in"
     return redirect(safe_next(request.form.get("next")) or _home())
 
 

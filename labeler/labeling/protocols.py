@@ -41,6 +41,30 @@ NON_GRADED_CHOICES = (
     (CANNOT_ASSESS, "Cannot assess: poor quality", "X"),
 )
 MAX_TEXT = 500
+# What a person reads wherever a decision is shown (pages, never the stored codes)
+DECISION_NAMES = {
+    LESION: "Lesion",
+    NO_SKIN: "No skin",
+    HEALTHY_SKIN: "Healthy skin",
+    POOR_QUALITY: "Poor quality",
+    GRADED: "Graded",
+    NOT_ACNE: "Not acne",
+    CANNOT_ASSESS: "Cannot assess: poor quality",
+}
+EXPLANATION_NAMES = {code: label for code, label, _key in EXPLANATIONS}
+
+
+def decision_name(value: object) -> str:
+    """'no_skin' -> 'No skin' (an unknown value is shown in words, never as a code)."""
+    text = str(value)
+    return DECISION_NAMES.get(text) or text.replace("_", " ").capitalize()
+
+
+def explanation_name(value: object) -> str:
+    """'too_far_away' -> 'Too far away'."""
+    text = str(value)
+    return EXPLANATION_NAMES.get(text) or text.replace("_", " ").capitalize()
+
 
 IsKnownCode = Callable[[str], "str | None"]
 """Returns the canonical (dotted) form of a known ICD-10 code, or None for an unknown one."""

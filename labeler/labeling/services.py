@@ -384,3 +384,28 @@ def queue_context(session: Session, rater: User, item: QueueItem) -> QueueContex
         if nxt:
             break
     return QueueContext(position=before + 1, total=total, done=done, previous=previous, next=nxt)
+
+
+def lesion_diagnoses(session: Session, image_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Per image, the diagnoses given with the current lesion votes (for the leads' ties page):
+    ICD-10 code and name, or the free text of "ICD-10 missing", with how many raters gave it."""
+    if not image_ids:
+        return {}
+    rows = session.execute(
+        select(Label.image_id, Label.icd10, Label.icd10_missing_text).where(
+            Label.image_id.in_(image_ids), Label.decision == "lesion"
+        )
+    ).all()
+    counts: dict[int, dict[tuple[str | None, str], int]] = {}
+    for image_id, code, text in rows:
+        entry = icd10.lookup(code) if code else None
+        key = (code, entry.name if entry else (text or "no diagnosis given"))
+        per_image = counts.setdefault(image_id, {})
+        per_image[key] = per_image.get(key, 0) + 1
+    return {
+        image_id: [
+            {"code": code, "name": name, "count": n}
+            for (code, name), n in sorted(per.items(), key=lambda kv: (-kv[1], kv[0][0] or "~"))
+        ]
+        for image_id, per in counts.items()
+    }

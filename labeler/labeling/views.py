@@ -15,10 +15,13 @@ from ..guidelines.services import guideline_view
 from ..guidelines.views import reference_url
 from ..projects.models import Project
 from .flags import flag_dict, flag_of
-from .protocols import form_spec
+from .protocols import decision_name, explanation_name, form_spec
 from .services import current_label, label_dict, my_labels, own_item, queue_context
 
 bp = Blueprint("labeling", __name__)
+# every page names decisions and explanations in words ("No skin"), never by their codes
+bp.add_app_template_filter(decision_name)
+bp.add_app_template_filter(explanation_name)
 ID = "__ID__"  # placeholder the page script replaces with an item's public id
 OPENSEADRAGON = "vendor/node_modules/openseadragon/build/openseadragon/openseadragon.min.js"
 

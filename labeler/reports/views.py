@@ -10,6 +10,7 @@ from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import LabelerError, on_form_error
 from ..labeling.protocols import QUALITY_DECISIONS
+from ..labeling.services import lesion_diagnoses
 from .http import export_response, managed_project
 from .services import (
     DASHBOARD_RESAMPLES,
@@ -43,10 +44,13 @@ def dashboard(project_id: int):
 @role_required(Role.lead, Role.admin)
 def ties(project_id: int):
     project = managed_project(project_id)
+    db = get_session()
+    ties = tie_list(db, project)
     return render_template(
         "reports/ties.html",
         project=project,
-        ties=tie_list(get_session(), project),
+        ties=ties,
+        diagnoses=lesion_diagnoses(db, [t["image_id"] for t in ties]),
         classes=QUALITY_DECISIONS,
     )
 
