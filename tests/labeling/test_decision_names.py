@@ -115,3 +115,25 @@ def test_users_page_shows_a_development_sign_in_as_signed_in(client, db, make_us
     row_invited = text[text.index(invited.email) :][:300]
     assert "signed in with the development sign-in" in row_admin and "UTC" in row_admin
     assert "invited, not signed in yet" in row_invited
+
+
+def test_dashboard_names_classes_and_explanations(db, make_user, make_project, make_item, login_as):
+    lead = make_user(None, "lead")
+    project = make_project(lead)
+    raters = [make_user(None, "rater", name=f"Rater {i}") for i in range(2)]
+    answers = [
+        {"decision": "no_skin"},
+        {"decision": "healthy_skin"},
+        {"decision": "poor_quality", "explanations": ["too_far_away"]},
+        {"decision": "lesion", "icd10": "L70.0"},
+    ]
+    for k, answer in enumerate(answers):
+        first = make_item(raters[0], project)
+        second = make_item(raters[1], project, image=db.get(Image, first.image_id))
+        label(db, raters[0], first, **answer)
+        label(db, raters[1], second, **answers[(k + 1) % 4] if k % 2 else answer)
+    db.flush()
+    text = visible_text(login_as(lead).get(f"/projects/{project.id}/dashboard").get_data(as_text=True))
+    assert "Healthy skin" in text and "Too far away" in text
+    for code in ("no_skin", "healthy_skin", "poor_quality", "too_far_away"):
+        assert code not in text, code
