@@ -11,6 +11,7 @@ const OSD_OPTIONS = {
   showNavigationControl: false,
   mouseNavEnabled: false,      // the Viewer owns the pointer and the wheel
   keyboardNavEnabled: false,   // the page's shortcuts (S, P, arrows...) stay the page's
+  tabIndex: -1,                // not a tab stop: the stage is (the tiles are a picture of it)
   animationTime: 0,            // the Viewer sets each view immediately
   blendTime: 0,
   immediateRender: true,

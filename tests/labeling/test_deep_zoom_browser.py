@@ -11,7 +11,7 @@ import statistics
 
 import numpy as np
 import pytest
-from browser_support.fixtures import sign_in
+from browser_support.fixtures import axe_scan, sign_in
 from PIL import Image as PILImage
 from sqlalchemy import select
 
@@ -187,3 +187,15 @@ def test_figures_time_to_sharp_12mp_and_submit_to_next_painted(live_server, brow
     print(f"  {goals}, submit-to-next p95 < 50 ms {'met' if p95 < 50 else 'MISSED'}")
     assert len(painted) == n - 1
     assert statistics.median(sharp) < 3000 and p95 < 1000
+
+
+def test_zoomed_in_page_has_no_serious_accessibility_violations(live_server, axe_page):
+    page = axe_page
+    q = zoom_world(live_server, [(1600, 1200)])
+    sign_in(page, live_server, RATER)
+    page.goto(f"{live_server.url}/items/{q[0]}")
+    wait_ready(page, q[0])
+    page.evaluate(ZOOM_AND_WAIT_SHARP, 4)
+    assert page.is_visible("#stage .deep-zoom")
+    violations = axe_scan(page)
+    assert not violations, [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
