@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request, url_for
+from flask import jsonify, request, url_for
 from flask_login import current_user
 
 from ..allocation.queue import serve_item
@@ -18,6 +18,7 @@ from ..guidelines.services import (
     guideline_view,
     save_guideline,
 )
+from ..images.serve import blob_response
 from ..images.storage import InvalidKey, app_storage
 from ..labeling.flags import answer_flag, flag_dict, flag_of, project_flags, set_flag
 from ..labeling.services import label_dict, own_item
@@ -101,20 +102,23 @@ def delete_reference(project_id: int, ref_id: int):
     return jsonify(deleted=ref_id)
 
 
-@bp.get("/projects/<int:project_id>/reference-images/<int:ref_id>/<any(display, thumb):kind>")
+@bp.get("/projects/<int:project_id>/guidelines/images/<int:ref_id>/<kind>")
 @role_required(Role.rater, Role.lead, Role.admin)
 def reference_image_file(project_id: int, ref_id: int, kind: str):
     project = authorized_project(project_id, can_view_project, READERS)
+    if kind not in ("display", "thumb"):
+        raise NotFound("a reference image has a 'display' copy and a 'thumb' only")
     ref = get_reference_image(get_session(), project, ref_id)
     key = ref.display_key if kind == "display" else ref.thumb_key
     try:
-        with app_storage().open(key) as fh:
-            data = fh.read()
+        return blob_response(
+            app_storage(),
+            key,
+            REF_TYPES.get(key.rsplit(".", 1)[-1], "image/jpeg"),
+            cache_control="private, max-age=300",
+        )
     except (FileNotFoundError, InvalidKey):
         raise NotFound("the file of this reference image is missing from storage") from None
-    resp = Response(data, mimetype=REF_TYPES.get(key.rsplit(".", 1)[-1], "image/jpeg"))
-    resp.headers["Cache-Control"] = "private, max-age=300"
-    return resp
 
 
 # ---- flags --------------------------------------------------------------------------------------

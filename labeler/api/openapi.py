@@ -264,7 +264,123 @@ ALLOCATION_PATHS: dict[str, dict] = {
     },
 }
 
-_SCOPE = {"name": "scope", "in": "query", "schema": {"enum": ["all", "golden", "fold"]}}
+_FLAGGED = {
+    "name": "flagged",
+    "in": "query",
+    "schema": {"type": "boolean"},
+    "description": "only images a rater flagged (marked unsure or left a note for the leads)",
+}
+_FLAG_BODY = {
+    "type": "object",
+    "properties": {
+        "unsure": {"type": "boolean", "description": "the caller is unsure about this image"},
+        "comment": {
+            "type": ["string", "null"],
+            "maxLength": 1000,
+            "description": "a note for the project's leads (never shown to other raters)",
+        },
+    },
+}
+GUIDELINE_PATHS: dict[str, dict] = {
+    "/api/v1/projects/{project_id}/guidelines": {
+        "get": _op(
+            "The project's guidelines as its raters read them: the Markdown and its HTML (raw "
+            "HTML escaped), and per answer its definition and reference images (raters of the "
+            "project, leads, admins)",
+            params=[_path_id("project_id")],
+        ),
+        "put": _op(
+            "Write the guidelines (Markdown) and the definition of each answer; 409 when "
+            "base_version is not the current version (leads, admins; audited)",
+            params=[_path_id("project_id")],
+            body={
+                "type": "object",
+                "properties": {
+                    "body": {"type": "string", "maxLength": 50000},
+                    "definitions": {
+                        "type": "object",
+                        "description": "answer -> definition; answers are 'grade:<value>', "
+                        "'decision:<code>', 'explanation:<code>' of the project's protocol",
+                        "additionalProperties": {"type": "string", "maxLength": 2000},
+                    },
+                    "base_version": {"type": ["integer", "null"]},
+                },
+            },
+        ),
+    },
+    "/api/v1/projects/{project_id}/reference-images": {
+        "post": _op(
+            "Add a reference image of an answer ('general' or one of the definition keys): "
+            "checked like every import, EXIF removed; never allocated, queued, exported or "
+            "trained on (leads, admins; audited; 409 if already there)",
+            ok=201,
+            params=[_path_id("project_id")],
+            multipart=True,
+            body={
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "target": {"type": "string"},
+                    "caption": {"type": "string", "maxLength": 500},
+                },
+            },
+        ),
+    },
+    # the files raters load with the guidelines (the leads manage them at /reference-images)
+    "/api/v1/projects/{project_id}/guidelines/images/{ref_id}/{kind}": {
+        "get": _op(
+            "A reference image: its display copy or thumbnail (raters of the project, leads, "
+            "admins)",
+            params=[
+                _path_id("project_id"),
+                _path_id("ref_id"),
+                {
+                    "name": "kind",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"enum": ["display", "thumb"]},
+                },
+            ],
+        ),
+    },
+    "/api/v1/projects/{project_id}/reference-images/{ref_id}": {
+        "delete": _op(
+            "Remove a reference image (leads, admins; audited)",
+            params=[_path_id("project_id"), _path_id("ref_id")],
+        ),
+    },
+    "/api/v1/items/{public_id}/flag": {
+        "get": _op("The caller's flag on a queue item and the lead's answer", params=[_PUBLIC_ID]),
+        "put": _op(
+            "Mark the caller's queue item unsure and/or leave a note for the project's leads "
+            "(audited; a change reopens an answered flag)",
+            params=[_PUBLIC_ID],
+            body=_FLAG_BODY,
+        ),
+    },
+    "/api/v1/projects/{project_id}/flags": {
+        "get": _op(
+            "Flagged images with the rater, their label, note and the answer (leads, admins)",
+            params=[
+                _path_id("project_id"),
+                {"name": "status", "in": "query", "schema": {"enum": ["open", "answered", "all"]}},
+            ],
+        ),
+    },
+    "/api/v1/projects/{project_id}/flags/{flag_id}/answer": {
+        "post": _op(
+            "Answer a rater's flag; the rater sees it on that item (leads, admins; audited)",
+            params=[_path_id("project_id"), _path_id("flag_id")],
+            body={
+                "type": "object",
+                "required": ["answer"],
+                "properties": {"answer": {"type": "string", "maxLength": 1000}},
+            },
+        ),
+    },
+}
+_SCOPE = {"name": "scope", "in": "query", "schema": {"enum": ["all", "golden", "fold", "flagged"]}}
 REPORT_PATHS: dict[str, dict] = {
     "/api/v1/projects/{project_id}/agreement": {
         "get": _op(
@@ -280,13 +396,15 @@ REPORT_PATHS: dict[str, dict] = {
                 {"name": "kind", "in": "query", "schema": {"enum": ["fused", "raw"]}},
                 {"name": "format", "in": "query", "schema": {"enum": ["csv", "jsonl"]}},
                 {"name": "revisions", "in": "query", "schema": {"type": "boolean"}},
+                _FLAGGED,
             ],
         ),
     },
     "/api/v1/projects/{project_id}/ties": {
         "get": _op(
-            "Images whose fused class is tied, with votes and adjudications",
-            params=[_path_id("project_id")],
+            "Images whose fused class is tied, with votes and adjudications, and whether a "
+            "rater flagged them",
+            params=[_path_id("project_id"), _FLAGGED],
         ),
     },
     "/api/v1/projects/{project_id}/ties/{image_id}": {
@@ -498,6 +616,7 @@ PATHS: dict[str, dict] = {
     **LABELING_PATHS,
     **ALLOCATION_PATHS,
     **REPORT_PATHS,
+    **GUIDELINE_PATHS,
     **TRAINING_PATHS,
     "/api/v1/openapi.json": {"get": _op("This document")},
 }

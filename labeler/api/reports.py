@@ -32,7 +32,8 @@ def export_api(project_id: int):
 @bp.get("/projects/<int:project_id>/ties")
 @role_required(Role.lead, Role.admin)
 def ties_api(project_id: int):
-    return jsonify(ties=tie_list(get_session(), managed_project(project_id)))
+    flagged = request.args.get("flagged") in {"1", "true", "yes"}  # only images raters flagged
+    return jsonify(ties=tie_list(get_session(), managed_project(project_id), flagged_only=flagged))
 
 
 @bp.post("/projects/<int:project_id>/ties/<int:image_id>")

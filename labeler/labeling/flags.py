@@ -175,13 +175,12 @@ def project_flags(session: Session, project: Project, status: str = "open") -> l
 
 def unsure_by_rater_image(session: Session, project: Project) -> set[tuple[int, int]]:
     """(rater_id, image_id) of every current "unsure" mark in the project (for exports)."""
-    return set(
-        session.execute(
-            select(ItemFlag.rater_id, ItemFlag.image_id).where(
-                ItemFlag.project_id == project.id, ItemFlag.unsure.is_(True)
-            )
-        ).tuples()
+    rows = session.execute(
+        select(ItemFlag.rater_id, ItemFlag.image_id).where(
+            ItemFlag.project_id == project.id, ItemFlag.unsure.is_(True)
+        )
     )
+    return {(rater_id, image_id) for rater_id, image_id in rows}
 
 
 def flagged_image_ids(session: Session, project: Project) -> set[int]:

@@ -31,6 +31,7 @@ from .. import metrics
 from ..auth.models import User
 from ..errors import ValidationError
 from ..images.models import Image
+from ..labeling.flags import flagged_image_ids, unsure_by_rater_image
 from ..labeling.models import Label, LabelRevision
 from ..labeling.protocols import EXPLANATION_CODES, NON_GRADED, QUALITY_DECISIONS
 from ..metrics.breakdowns import parse_fitzpatrick
@@ -65,9 +66,15 @@ def _images(session: Session, project: Project):
     )
 
 
-def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]]:
-    """One record per image with the fused values and the votes behind them."""
+def fused_records(
+    session: Session, project: Project, *, flagged_only: bool = False
+) -> Iterator[dict[str, Any]]:
+    """One record per image with the fused values and the votes behind them, and how many raters
+    marked it unsure (`unsure_count`). flagged_only: only images a rater flagged (unsure or a note)."""
     m = load_label_matrix(session, project)
+    unsure_count: dict[int, int] = {}
+    for _rater, image_id in unsure_by_rater_image(session, project):
+        unsure_count[image_id] = unsure_count.get(image_id, 0) + 1
     settings = project.settings or {}
     quality = project.protocol.value == "quality"
     # Fitzpatrick type 1-6 (parsed from the manifest column or a skin-type metadata entry)
@@ -95,6 +102,8 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
         grade_votes = (grade_codes[:, :, None] == np.arange(len(scale))).sum(axis=1)
         grade_names = [str(grade_value(v)) for v in scale]
     for i, img in enumerate(_images(session, project)):
+        if flagged_only and not m.flagged[i]:
+            continue
         rec: dict[str, Any] = {
             "image_id": img.id,
             "sha256": img.sha256,
@@ -104,6 +113,7 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
             "fitzpatrick": fitz[i],
             "body_site": m.body_site[i] if m.body_site is not None else None,
             "rater_count": int(m.labeled[i].sum()),
+            "unsure_count": unsure_count.get(img.id, 0),
         }
         counts = relevance.counts[i]
         rec["explanation_counts"] = {e: int(counts[k]) for k, e in enumerate(EXPLANATION_CODES)}
@@ -150,9 +160,12 @@ def fused_records(session: Session, project: Project) -> Iterator[dict[str, Any]
 
 
 def raw_records(
-    session: Session, project: Project, *, revisions: bool = False
+    session: Session, project: Project, *, revisions: bool = False, flagged_only: bool = False
 ) -> Iterator[dict[str, Any]]:
-    """One record per current label (or per revision, oldest first, when revisions=True)."""
+    """One record per current label (or per revision, oldest first, when revisions=True), with
+    `unsure`: the rater's current "unsure" mark on the image. flagged_only: only flagged images."""
+    unsure = unsure_by_rater_image(session, project)
+    flagged = flagged_image_ids(session, project) if flagged_only else None
     src = LabelRevision if revisions else Label
     cols = (
         src.decision,
@@ -201,6 +214,8 @@ def raw_records(
         version,
         at,
     ) in session.execute(stmt.execution_options(yield_per=5000)):
+        if flagged is not None and image_id not in flagged:
+            continue
         yield {
             "label_id": label_id,
             "version": version,
@@ -215,6 +230,7 @@ def raw_records(
             "explanations": list(expl or ()),
             "grade": grade,
             "time_spent_ms": spent,
+            "unsure": (rater_id, image_id) in unsure,
             "at": at.isoformat(),
         }
 
@@ -338,14 +354,20 @@ def serialize(records: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
 
 
 def export_chunks(
-    session: Session, project: Project, kind: str, fmt: str, *, revisions: bool = False
+    session: Session,
+    project: Project,
+    kind: str,
+    fmt: str,
+    *,
+    revisions: bool = False,
+    flagged_only: bool = False,
 ) -> Iterator[str]:
     """The export as text chunks (streamed by pages, API and CLI alike)."""
     check_export_args(kind, fmt)
     records = (
-        fused_records(session, project)
+        fused_records(session, project, flagged_only=flagged_only)
         if kind == "fused"
-        else raw_records(session, project, revisions=revisions)
+        else raw_records(session, project, revisions=revisions, flagged_only=flagged_only)
     )
     return serialize(records, fmt)
 

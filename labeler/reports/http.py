@@ -19,17 +19,20 @@ def managed_project(project_id: int) -> Project:
 
 
 def export_response(project: Project) -> Response:
-    """Stream an export as a download (kind, format and revisions from the query string)."""
+    """Stream an export as a download (kind, format, revisions and flagged from the query string)."""
     kind, fmt = request.args.get("kind", "fused"), request.args.get("format", "csv")
     check_export_args(kind, fmt)
     revisions = request.args.get("revisions") in {"1", "true", "yes"}
+    flagged = request.args.get("flagged") in {"1", "true", "yes"}  # only images raters flagged
     disposition = export_disposition(project, kind, fmt, revisions=revisions)
     project_id = project.id
 
     def generate():
         # The request's session is closed once the view returns; the stream reads with its own.
         db = get_session()
-        yield from export_chunks(db, get_project(db, project_id), kind, fmt, revisions=revisions)
+        yield from export_chunks(
+            db, get_project(db, project_id), kind, fmt, revisions=revisions, flagged_only=flagged
+        )
 
     resp = Response(stream_with_context(generate()), mimetype=MEDIA_TYPES[fmt])
     resp.headers["Content-Disposition"] = disposition

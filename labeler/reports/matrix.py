@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from ..allocation.models import GoldenImage
 from ..auth.models import User
 from ..images.models import Image
+from ..labeling.flags import flagged_image_ids
 from ..labeling.models import Adjudication, Label
 from ..labeling.protocols import EXPLANATION_CODES, GRADED, NON_GRADED, QUALITY_DECISIONS
 from ..projects.models import Project, Protocol
 
-Scope = Literal["all", "golden", "fold"]
-SCOPES: tuple[str, ...] = ("all", "golden", "fold")
+Scope = Literal["all", "golden", "fold", "flagged"]
+# "flagged": images some rater marked unsure or left a note on for the leads
+SCOPES: tuple[str, ...] = ("all", "golden", "fold", "flagged")
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,12 @@ class LabelMatrix:
     case_ids: np.ndarray | None = None  # (n,) object: case id or None
     fitzpatrick: np.ndarray | None = None  # (n,) object: raw Fitzpatrick value or None
     body_site: np.ndarray | None = None  # (n,) object: body site or None
+    flagged: np.ndarray | None = None  # (n,) bool: a rater marked it unsure or left a note
 
     def scope_rows(self, scope: str) -> np.ndarray:
-        """Row mask for all / golden / fold images."""
+        """Row mask for all / golden / fold / flagged images."""
+        if scope == "flagged":
+            return self.flagged.copy() if self.flagged is not None else np.zeros_like(self.golden)
         if scope == "golden":
             return self.golden.copy()
         if scope == "fold":
@@ -153,6 +158,9 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
         case_ids=_column([row[1] for row in meta_rows]),
         fitzpatrick=_column([_skin_type(row[2], row[4]) for row in meta_rows]),
         body_site=_column([row[3] for row in meta_rows]),
+        flagged=np.isin(
+            image_ids, np.array(sorted(flagged_image_ids(session, project)), dtype=np.int64)
+        ),
     )
 
 

@@ -102,13 +102,19 @@ def rater_progress(session: Session, project: Project) -> list[dict[str, Any]]:
     ]
 
 
-def tie_list(session: Session, project: Project) -> list[dict[str, Any]]:
-    """Tied images, and images whose adjudication is outdated: votes, tied classes, status."""
+def tie_list(
+    session: Session, project: Project, *, flagged_only: bool = False
+) -> list[dict[str, Any]]:
+    """Tied images, and images whose adjudication is outdated: votes, tied classes, status, and
+    whether a rater flagged the image (unsure, or a note to the leads); flagged_only keeps those."""
     if project.protocol.value != "quality":
         return []
     m = load_label_matrix(session, project)
     fusion = fuse(m, project.settings or {})
-    idx = [int(i) for i in (fusion.is_tie | fusion.adjudication_outdated).nonzero()[0]]
+    listed = fusion.is_tie | fusion.adjudication_outdated
+    if flagged_only:
+        listed &= m.scope_rows("flagged")
+    idx = [int(i) for i in listed.nonzero()[0]]
     return [
         {
             "image_id": int(m.image_ids[i]),
@@ -120,6 +126,7 @@ def tie_list(session: Session, project: Project) -> list[dict[str, Any]]:
             "status": tie_status(fusion, i),
             "fused_class": QUALITY_DECISIONS[fusion.fused[i]] if fusion.fused[i] >= 0 else None,
             "golden": bool(m.golden[i]),
+            "flagged": bool(m.scope_rows("flagged")[i]),
         }
         for i in idx
     ]

@@ -44,14 +44,16 @@ def dashboard(project_id: int):
 @role_required(Role.lead, Role.admin)
 def ties(project_id: int):
     project = managed_project(project_id)
+    flagged = request.args.get("flagged") == "1"  # only images raters flagged
     db = get_session()
-    ties = tie_list(db, project)
+    ties = tie_list(db, project, flagged_only=flagged)
     return render_template(
         "reports/ties.html",
         project=project,
         ties=ties,
         diagnoses=lesion_diagnoses(db, [t["image_id"] for t in ties]),
         classes=QUALITY_DECISIONS,
+        flagged=flagged,
     )
 
 

@@ -18,6 +18,8 @@ from urllib.parse import quote
 import pytest
 from PIL import Image as PILImage
 
+from labeler.guidelines.services import add_reference_image
+
 INT_STRINGS = [
     "0",
     "-1",
@@ -158,8 +160,19 @@ def _requests(doc: dict, path_values: dict, body_values: dict):
 
 
 @pytest.fixture()
-def world(everyone):
+def world(app, db, everyone):
     user, other, project, item, raw = everyone
+    reference = add_reference_image(
+        db,
+        user,
+        project,
+        target="general",
+        caption=None,
+        filename="ref.jpg",
+        data=_jpeg(),
+        storage=app.extensions["labeler_storage"],
+    )
+    db.flush()
     path_values = {
         "project_id": str(project.id),
         "run_id": "1",
@@ -169,6 +182,8 @@ def world(everyone):
         "level": "0",  # a deep-zoom tile every image has (level 0 is 1x1)
         "col": "0",
         "row": "0",
+        "ref_id": str(reference.id),  # a reference image of the project's guidelines
+        "kind": "thumb",
     }
     body_values = {
         "name": '"fuzzed project"',
