@@ -153,8 +153,19 @@ def _irregular_mask(
     return np.clip((radius - dist) / edge + 0.5, 0, 1)
 
 
-def lesion(rng: np.random.Generator, img: np.ndarray, kind: str, cx: float, cy: float, r: float):
-    """Draw one lesion of `kind` (a LESIONS key) onto img (float RGB) in place."""
+def lesion(
+    rng: np.random.Generator,
+    img: np.ndarray,
+    kind: str,
+    cx: float,
+    cy: float,
+    r: float,
+    faint: float = 0.0,
+):
+    """Draw one lesion of `kind` (a LESIONS key) onto img (float RGB) in place.
+
+    ``faint`` (0 .. 1) blends the lesion into the skin: the hard cases raters (and models) miss.
+    """
     h, w = img.shape[:2]
     x0, x1 = int(max(cx - 2 * r, 0)), int(min(cx + 2 * r, w))
     y0, y1 = int(max(cy - 2 * r, 0)), int(min(cy + 2 * r, h))
@@ -181,6 +192,7 @@ def lesion(rng: np.random.Generator, img: np.ndarray, kind: str, cx: float, cy: 
             colour = colour * (1 - 0.5 * veil) + np.array([88, 92, 110], np.float32) * 0.5 * veil
             pink = win * np.array([1.05, 0.86, 0.86], np.float32)
             colour = colour * (1 - 0.6 * regress) + pink * 0.6 * regress
+        m = m * (1 - 0.6 * faint)
         win[:] = win * (1 - m) + colour * m
     elif kind == "psoriasis":
         m = _irregular_mask(rng, hh, ww, lx, ly, r, 0.22)[..., None]
@@ -188,11 +200,13 @@ def lesion(rng: np.random.Generator, img: np.ndarray, kind: str, cx: float, cy: 
         flakes = _noise(rng, hh, ww, (int(r / 6) + 3, int(r / 6) + 3))
         scale = np.clip((flakes + 0.05) * 2.5, 0, 1) * np.clip(m[..., 0] * 1.5 - 0.3, 0, 1)
         plaque = plaque * (1 - 0.55 * scale[..., None]) + 228 * 0.55 * scale[..., None]
+        m = m * (1 - 0.6 * faint)
         win[:] = win * (1 - m) + plaque * m
     elif kind == "seborrhoeic_keratosis":
         m = _irregular_mask(rng, hh, ww, lx, ly, r, 0.12)[..., None]
         warty = 1 + 0.35 * _noise(rng, hh, ww, (int(r / 2) + 2, int(r / 2) + 2))[..., None]
         tan = np.array([150, 112, 80], np.float32) * (0.55 + 0.2 * rng.random()) * warty
+        m = m * (1 - 0.6 * faint)
         win[:] = win * (1 - m) + tan * m
     else:
         raise ValueError(kind)
@@ -212,14 +226,19 @@ def _u8(img: np.ndarray) -> np.ndarray:
 # -- degradations ------------------------------------------------------------------------------
 
 
-def degrade(rng: np.random.Generator, im: Image.Image, kind: str, spot: tuple) -> Image.Image:
-    """A poor retake of `im`: blurry, bad_light, too_far_away, lesion_covered, ... (spot: lesion)."""
+def degrade(
+    rng: np.random.Generator, im: Image.Image, kind: str, spot: tuple, mild: float = 0.0
+) -> Image.Image:
+    """A poor retake of `im`: blurry, bad_light, too_far_away, lesion_covered, ... (spot: lesion).
+
+    ``mild`` (0 .. 1) softens blur and darkness: borderline photos that raters disagree on.
+    """
     w, h = im.size
     if kind == "blurry":  # out of focus, or shaken: a motion streak
         if rng.random() < 0.5:
-            return im.filter(ImageFilter.GaussianBlur(float(rng.uniform(5, 9))))
+            return im.filter(ImageFilter.GaussianBlur(float(rng.uniform(5, 9)) * (1 - 0.5 * mild)))
         a = np.asarray(im, np.float32)
-        steps = int(rng.integers(14, 26))
+        steps = int(rng.integers(14, 26) * (1 - 0.4 * mild))
         dx, dy = rng.normal(0, 1, 2)
         norm = np.hypot(dx, dy) or 1
         acc = np.zeros_like(a)
@@ -227,7 +246,7 @@ def degrade(rng: np.random.Generator, im: Image.Image, kind: str, spot: tuple) -
             acc += np.roll(a, (int(t * dy / norm), int(t * dx / norm)), axis=(0, 1))
         return Image.fromarray(_u8(acc / steps)).filter(ImageFilter.GaussianBlur(1.5))
     if kind == "bad_light":  # dark, with a colour cast and amplified sensor noise
-        a = np.asarray(im, np.float32) * rng.uniform(0.13, 0.26)
+        a = np.asarray(im, np.float32) * (rng.uniform(0.13, 0.26) + 0.15 * mild)
         a *= np.array([0.9, 0.95, 1.25], np.float32) if rng.random() < 0.5 else 1.0
         a += rng.normal(0, 3.5, a.shape)
         return Image.fromarray(_u8(a)).filter(ImageFilter.GaussianBlur(0.6))
@@ -296,9 +315,10 @@ def skin_photo(spec: DemoImage) -> tuple[Image.Image, tuple[float, float, float]
         rng, w, h, spec.fitzpatrick, hairy=spec.body_site in ("forearm", "lower leg", "thigh")
     )
     cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h
-    r = rng.uniform(0.07, 0.13) * h if spec.lesion else 0.09 * h
+    faint = spec.extra.get("subject_difficulty", spec.difficulty)
+    r = (rng.uniform(0.07, 0.13) * (1 - 0.4 * faint)) * h if spec.lesion else 0.09 * h
     if spec.lesion:
-        lesion(rng, img, spec.lesion, cx, cy, r)
+        lesion(rng, img, spec.lesion, cx, cy, r, faint=faint)
         if spec.lesion == "psoriasis":  # plaques come in groups
             for _ in range(int(rng.integers(1, 4))):
                 lesion(rng, img, "psoriasis", *rng.uniform(0.1, 0.9, 2) * (w, h), r * 0.5)
@@ -498,7 +518,7 @@ def render(spec: DemoImage) -> bytes:
     im, spot = skin_photo(spec)
     rng = np.random.default_rng(spec.seed)
     for kind in spec.explanations:
-        im = degrade(rng, im, kind, spot)
+        im = degrade(rng, im, kind, spot, mild=spec.difficulty)
     return _encode(im, 88)
 
 
@@ -554,6 +574,7 @@ def quality_specs(count: int, seed: int = 0) -> list[DemoImage]:
             )
             continue
         difficulty = float(rng.uniform(0, 0.6))
+        base["extra"]["subject_difficulty"] = difficulty  # its retakes show the same lesion
         specs.append(
             DemoImage(
                 f"{case_id}_{site.replace(' ', '-')}.jpg",
