@@ -55,6 +55,7 @@ export class DeepZoom {
     this.opening = null;     // Promise of the opened tiled image for tilesUrl
     this.openedFor = null;
     this.view = null;        // the last view asked for {zoom, cx, cy}
+    this.fullWidth = null;   // the original's width, once its tiles are described
     this.state = "off";      // off | opening | on (tiles open) | unavailable
     stage.dataset.deepZoom = "off";
   }
@@ -69,6 +70,7 @@ export class DeepZoom {
     this.opening = null;
     this.openedFor = null;
     this.view = null;
+    this.fullWidth = null;
     this.setState(tilesUrl && this.scriptUrl ? "off" : "unavailable");
     this.el.hidden = true;
     if (this.osd) this.osd.close();
@@ -106,6 +108,7 @@ export class DeepZoom {
     if (!resp.ok) throw new Error(`tiles unavailable (${resp.status})`);
     const { tile_source: source } = await resp.json();
     if (url !== this.tilesUrl) return null;  // the rater moved on meanwhile
+    this.fullWidth = Number(source.Image.Size.Width) || null;
     if (!this.osd) this.osd = OSD({ element: this.el, ...OSD_OPTIONS });
     await new Promise((resolve, reject) => {
       const ok = () => { this.osd.removeHandler("open-failed", bad); resolve(); };

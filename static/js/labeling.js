@@ -467,7 +467,7 @@ document.addEventListener("keydown", (e) => {
   if (t.matches && t.matches("button, a, summary") && (key === "Enter" || key === " ")) return;
   const actions = {
     Enter: submit, "+": () => viewer.zoomBy(1.25), "=": () => viewer.zoomBy(1.25), "-": () => viewer.zoomBy(0.8),
-    _: () => viewer.zoomBy(0.8), 0: () => viewer.fit(), Z: () => viewer.zoomTo(1), "[": back, S: showSkip,
+    _: () => viewer.zoomBy(0.8), 0: () => viewer.fit(), Z: () => viewer.oneToOne(), "[": back, S: showSkip,
     "?": () => { const h = document.querySelector(".help"); h.open = !h.open; },
     Escape: () => { if (document.activeElement) document.activeElement.blur(); },
   };

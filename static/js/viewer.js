@@ -55,6 +55,13 @@ export class Viewer {
     this.apply();
   }
 
+  // 1:1 = one screen pixel per pixel of the original once deep zoom knows its size, else of the
+  // display copy (the same thing for a photo no larger than the display copy)
+  oneToOne() {
+    const full = this.deep && this.deep.fullWidth;
+    this.zoomTo(full ? full / this.natural.w : 1);
+  }
+
   zoomBy(factor, cx, cy) {
     this.zoomTo(this.scale * factor, cx, cy);
   }
@@ -81,7 +88,10 @@ export class Viewer {
   apply() {
     this.img.style.transform = `translate(${this.x}px, ${this.y}px) scale(${this.scale})`;
     this.img.classList.toggle("pixelated", this.scale >= 3);
-    this.c.level.value = this.fitted ? `fit ${Math.round(this.scale * 100)}%` : `${Math.round(this.scale * 100)}%`;
+    // the percentage is of the original once its size is known (deep zoom), else of the display copy
+    const full = this.deep && this.deep.fullWidth;
+    const pct = Math.round(this.scale * 100 * (full ? this.natural.w / full : 1));
+    this.c.level.value = this.fitted ? `fit ${pct}%` : `${pct}%`;
     this.stage.dataset.scale = this.scale.toFixed(4);
     this.stage.dataset.offset = `${Math.round(this.x)},${Math.round(this.y)}`;
     if (!this.deep) return;
@@ -123,7 +133,7 @@ export class Viewer {
     c.zoomIn.addEventListener("click", () => this.zoomBy(1.25));
     c.zoomOut.addEventListener("click", () => this.zoomBy(0.8));
     c.fit.addEventListener("click", () => this.fit());
-    c.one.addEventListener("click", () => this.zoomTo(1));
+    c.one.addEventListener("click", () => this.oneToOne());
     c.reset.addEventListener("click", () => this.resetView());
     const filter = () => this.setFilter(c.brightness.value, c.contrast.value);
     c.brightness.addEventListener("input", filter);

@@ -138,6 +138,10 @@ def test_deep_zoom_takes_over_on_zoom_with_sharp_blinded_tiles(live_server, brow
         assert f"/api/v1/items/{q[0]}/tiles" in r.url
         assert r.headers["cache-control"] == "private, no-store"
         assert "etag" not in r.headers and "content-disposition" not in r.headers
+    # 1:1 is one screen pixel per pixel of the original (not of the 2048 px display copy)
+    page.keyboard.press("z")
+    assert float(page.get_attribute("#stage", "data-scale")) == pytest.approx(2600 / 2048, rel=1e-3)
+    assert page.inner_text("#zoom-level") == "100%"
     # fit again: the display copy alone; the next item starts from its display copy too
     page.keyboard.press("0")
     assert page.is_hidden("#stage .deep-zoom")
