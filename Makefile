@@ -44,6 +44,7 @@ browser:
 npm-test:
 	npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error
 	npm ci --prefix tests/browser_support --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/azurite_support --no-audit --no-fund --loglevel=error
 
 lint: install-test
 	$(VENV)/bin/ruff format --check .

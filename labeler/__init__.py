@@ -20,9 +20,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth import login
     from .auth.admin_views import bp as admin_bp
     from .auth.views import bp as auth_bp
-    from .config import content_security_policy, load_settings
+    from .config import ConfigError, content_security_policy, load_settings
     from .guidelines.views import bp as guidelines_bp
-    from .images.storage import LocalStorage
+    from .images.storage import StorageConfigError, storage_from_config
     from .images.views import bp as images_bp
     from .labeling.flag_views import bp as flags_bp
     from .labeling.views import bp as labeling_bp
@@ -46,7 +46,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     web.init_app(app)  # id converters and body limits: before any route or sign-in hook
     db.init_app(app)
-    app.extensions["labeler_storage"] = LocalStorage(Path(app.config["STORAGE_PATH"]))
+    try:
+        app.extensions["labeler_storage"] = storage_from_config(app.config)
+    except StorageConfigError as exc:
+        raise ConfigError(str(exc)) from None
     login.init_app(app)
     errors.register_error_handlers(app, db.rollback_request)
     for bp in (auth_bp, projects_bp, images_bp, allocation_bp, api_bp):

@@ -55,6 +55,13 @@ def load_settings(
         "SECRET_KEY": get("SECRET_KEY"),
         "DATABASE_URL": get("DATABASE_URL", f"sqlite:///{instance / 'labeler.db'}"),
         "STORAGE_PATH": get("STORAGE_PATH", str(instance / "files")),
+        # where images, tiles and trained models are stored: unset is the folder STORAGE_PATH;
+        # file:///abs/path or azure://<container> (labeler/images/storage.py, README "Storage")
+        "STORAGE_URL": get("STORAGE_URL"),
+        "AZURE_STORAGE_CONNECTION_STRING": get("AZURE_STORAGE_CONNECTION_STRING"),
+        "AZURE_STORAGE_ACCOUNT_URL": get(
+            "AZURE_STORAGE_ACCOUNT_URL"
+        ),  # with DefaultAzureCredential
         "AUTH_MODE": get("AUTH", "sso").lower(),
         "SSO_AUTHORITY": get("SSO_AUTHORITY"),
         "SSO_CLIENT_ID": get("SSO_CLIENT_ID"),

@@ -11,7 +11,7 @@ from helpers import fresh_database, login, make_config
 from labeler import create_app
 from labeler.db import make_engine
 
-pytest_plugins = ["sso_support.fixtures", "browser_support.fixtures"]
+pytest_plugins = ["sso_support.fixtures", "browser_support.fixtures", "azurite_support.fixtures"]
 
 PG_URL = os.environ.get("LABELER_TEST_DATABASE_URL")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, url_for
+from flask import current_app, jsonify, url_for
 from flask_login import current_user
 
 from ..allocation import services
@@ -25,6 +25,7 @@ from ..auth.permissions import role_required, signed_in
 from ..db import get_session
 from ..errors import NotFound, ValidationError
 from ..images.models import Image
+from ..images.serve import blob_response
 from ..images.storage import InvalidKey
 from ..projects.access import authorized_project, can_allocate
 from ..projects.services import get_project
@@ -157,17 +158,18 @@ def item_api(public_id: str):
 @bp.get("/items/<public_id>/image")
 @signed_in
 def item_image(public_id: str):
-    """The display image; no ETag, no Last-Modified, no file name, never cached (blinding)."""
+    """The display image, streamed from storage (ranges too); no ETag, no Last-Modified, no file
+    name, never cached (blinding)."""
     db = get_session()
     item = serve_item(db, lambda: get_item_for_rater(db, current_user, public_id))
     image = db.get(Image, item.image_id)
-    storage = current_app.extensions["labeler_storage"]
+    ext = image.display_key.rsplit(".", 1)[-1].lower()
     try:
-        with storage.open(image.display_key) as fh:
-            data = fh.read()
+        return blob_response(
+            current_app.extensions["labeler_storage"],
+            image.display_key,
+            DISPLAY_TYPES.get(ext, "application/octet-stream"),
+            cache_control="private, no-store",
+        )
     except (FileNotFoundError, InvalidKey):
         raise NotFound("the image of this item is missing from storage") from None
-    ext = image.display_key.rsplit(".", 1)[-1].lower()
-    resp = Response(data, mimetype=DISPLAY_TYPES.get(ext, "application/octet-stream"))
-    resp.headers["Cache-Control"] = "private, no-store"
-    return resp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Response, current_app, jsonify, request, url_for
+from flask import current_app, jsonify, request, url_for
 from flask_login import current_user
 
 from ..allocation.queue import serve_item
@@ -14,6 +14,7 @@ from ..db import get_session
 from ..errors import NotFound
 from ..images import tiles
 from ..images.models import Image
+from ..images.serve import blob_response
 from ..images.storage import InvalidKey
 from ..labeling import icd10
 from ..labeling.flags import flag_dict, flag_of
@@ -121,12 +122,11 @@ def item_tile(public_id: str, level: int, col: int, row: int):
     if not pyramid.has_tile(level, col, row):
         raise NotFound("no such tile")
     try:
-        with current_app.extensions["labeler_storage"].open(
-            tiles.tile_key(image, level, col, row)
-        ) as fh:
-            data = fh.read()
+        return blob_response(
+            current_app.extensions["labeler_storage"],
+            tiles.tile_key(image, level, col, row),
+            "image/jpeg",
+            cache_control="private, no-store",
+        )
     except FileNotFoundError:
         raise NotFound("this tile is missing from storage") from None
-    resp = Response(data, mimetype="image/jpeg")
-    resp.headers["Cache-Control"] = "private, no-store"
-    return resp

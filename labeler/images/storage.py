@@ -1,17 +1,32 @@
-"""Blob storage for originals and derivatives, addressed by validated keys.
+"""Blob storage for originals, derivatives, tiles and trained models, addressed by validated keys.
 
-LocalStorage is the only implementation for now; a cloud blob store will
-implement the same Storage protocol (its ``path`` returns None).
+Two backends implement the Storage protocol, chosen by ``LABELER_STORAGE_URL`` (see
+``storage_from_config``):
+
+* LocalStorage: a folder (``instance/files`` by default; ``file:///abs/path``). Atomic writes
+  (temp file, fsync, rename); ``path`` gives the file for send_file.
+* AzureBlobStorage: one Azure Blob Storage container (``azure://<container>``), reached with
+  ``LABELER_AZURE_STORAGE_CONNECTION_STRING`` (development, Azurite, account keys) or with
+  ``LABELER_AZURE_STORAGE_ACCOUNT_URL`` and DefaultAzureCredential (managed identity, workload
+  identity, az login; the azure-identity package). A blob is written in one request (or staged
+  blocks committed by one call), so it is whole or absent; ``path`` is None.
+
+Either way images reach raters through the app's own authorized routes (``stream``), never as a
+blob URL or SAS link: a blob's name is its content hash, so two raters could compare URLs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
 
@@ -19,6 +34,7 @@ _KEY_RE = re.compile(r"[a-z0-9._-]+(?:/[a-z0-9._-]+)*")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_KEY_LEN = 512
 _TMP_PREFIX = ".tmp-"
+CHUNK = 256 * 1024  # bytes per streamed piece (reads, copies, responses)
 
 
 class InvalidKey(ValueError):
@@ -36,6 +52,53 @@ class Storage(Protocol):
     def size(self, key: str) -> int: ...
     def path(self, key: str) -> Path | None: ...
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
+    def put_stream(self, key: str, fh: BinaryIO) -> None: ...
+    def stream(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]: ...
+    def local_file(self, key: str) -> Path: ...
+    def describe(self) -> str: ...
+
+
+class StorageConfigError(RuntimeError):
+    """LABELER_STORAGE_URL (or its credentials) cannot be used."""
+
+
+def storage_from_url(url: str | None, config: Mapping[str, Any]) -> Storage:
+    """The backend a storage URL names: ``file:///abs/path`` or ``azure://<container>``.
+
+    None or "" is the local folder ``STORAGE_PATH`` (``instance/files``): ``make run`` needs
+    nothing else. Azure credentials come from the config (see the module docstring).
+    """
+    if not url:
+        return LocalStorage(Path(config["STORAGE_PATH"]))
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise StorageConfigError(f"a file storage URL is file:///absolute/path, not {url!r}")
+        return LocalStorage(Path(unquote(parts.path)))
+    if parts.scheme == "azure":
+        container = parts.netloc
+        if parts.path.strip("/") or parts.query or not re.fullmatch(r"[a-z0-9-]{3,63}", container):
+            raise StorageConfigError(
+                f"an Azure storage URL is azure://<container> (3-63 lowercase letters, digits or "
+                f"hyphens), not {url!r}"
+            )
+        return AzureBlobStorage.from_config(container, config)
+    raise StorageConfigError(
+        f"LABELER_STORAGE_URL must start with file:// or azure://, not {url!r}"
+    )
+
+
+def storage_from_config(config: Mapping[str, Any]) -> Storage:
+    """The app's storage backend, from STORAGE_URL (unset: the local folder STORAGE_PATH)."""
+    return storage_from_url(config.get("STORAGE_URL"), config)
+
+
+def sha256_of(storage: Storage, key: str) -> str:
+    """The SHA-256 of a stored blob, read as a stream (never held whole in memory)."""
+    digest = hashlib.sha256()
+    for piece in storage.stream(key):
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def app_storage(app: Flask | None = None) -> Storage:
@@ -130,6 +193,43 @@ class LocalStorage:
         """Local file path of the blob (for send_file)."""
         return self._path(key)
 
+    def local_file(self, key: str) -> Path:
+        """A local file holding the blob (its own file here); FileNotFoundError if it is missing."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return path
+
+    def describe(self) -> str:
+        return f"file://{self.root}"
+
+    def put_stream(self, key: str, fh: BinaryIO) -> None:
+        """Store what ``fh`` yields under ``key``, copied in pieces: all of it or nothing."""
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                shutil.copyfileobj(fh, f, CHUNK)
+                f.flush()
+                if self.fsync:
+                    os.fsync(f.fileno())
+                os.fchmod(f.fileno(), 0o644)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if self.fsync:
+            _fsync_dir(dest.parent)
+
+    def stream(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The blob's bytes from ``start`` (``length`` of them, or to the end), in pieces.
+
+        The file is opened before the first piece is asked for, so a missing blob raises
+        FileNotFoundError here, not halfway through a response.
+        """
+        return _FilePieces(self._path(key).open("rb"), start, length)
+
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Yield stored keys under ``prefix`` (a directory such as "thumbs/"), sorted."""
         prefix = prefix.strip("/")
@@ -154,6 +254,216 @@ class LocalStorage:
             return dest.read_bytes() == data
         except FileNotFoundError:
             return False
+
+
+class _FilePieces:
+    """The pieces of an open file; closes it when done or when closed early (a response closes
+    its body even if the client left before the first piece)."""
+
+    def __init__(self, fh: BinaryIO, start: int, length: int | None) -> None:
+        self._fh = fh
+        fh.seek(start)
+        self._left = length
+
+    def __iter__(self) -> _FilePieces:
+        return self
+
+    def __next__(self) -> bytes:
+        left = self._left
+        piece = b"" if left == 0 else self._fh.read(CHUNK if left is None else min(CHUNK, left))
+        if not piece:
+            self.close()
+            raise StopIteration
+        if left is not None:
+            self._left = left - len(piece)
+        return piece
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class AzureBlobStorage:
+    """Storage in one Azure Blob Storage container (or Azurite, its emulator).
+
+    Writes of content-addressed keys are idempotent: ``put`` sends If-None-Match: * and takes
+    "already exists" as done (racing writers of one hash: one creates the blob, the others find it).
+    Downloads are streamed in 1 MiB pieces (the SDK's defaults would buffer 32 MiB per stream).
+    """
+
+    def __init__(self, container_client: Any, *, scratch: Path | None = None) -> None:
+        self.container = container_client
+        # where local_file() keeps downloaded copies (a disposable cache, refilled from the store)
+        self.scratch = Path(scratch) if scratch else Path(tempfile.gettempdir()) / "labeler-blobs"
+
+    @classmethod
+    def from_config(cls, container: str, config: Mapping[str, Any]) -> AzureBlobStorage:
+        try:
+            from azure.storage.blob import BlobServiceClient
+        except ImportError:
+            raise StorageConfigError(
+                "LABELER_STORAGE_URL names Azure Blob Storage, but the azure-storage-blob package "
+                "is not installed (pip install 'labeler[azure]')"
+            ) from None
+        sizes = {
+            "max_single_get_size": 4 * 1024 * 1024,
+            "max_chunk_get_size": 1024 * 1024,
+            "retry_total": int(config.get("AZURE_STORAGE_RETRIES") or 3),
+        }
+        if config.get("AZURE_STORAGE_API_VERSION"):
+            sizes["api_version"] = config["AZURE_STORAGE_API_VERSION"]
+        conn = config.get("AZURE_STORAGE_CONNECTION_STRING")
+        account_url = config.get("AZURE_STORAGE_ACCOUNT_URL")
+        if conn:
+            service = BlobServiceClient.from_connection_string(conn, **sizes)
+        elif account_url:
+            try:
+                from azure.identity import DefaultAzureCredential
+            except ImportError:
+                raise StorageConfigError(
+                    "LABELER_AZURE_STORAGE_ACCOUNT_URL signs in with DefaultAzureCredential, which "
+                    "needs the azure-identity package (pip install 'labeler[azure]')"
+                ) from None
+            service = BlobServiceClient(account_url, credential=DefaultAzureCredential(), **sizes)
+        else:
+            raise StorageConfigError(
+                "Azure Blob Storage needs LABELER_AZURE_STORAGE_CONNECTION_STRING or "
+                "LABELER_AZURE_STORAGE_ACCOUNT_URL (signed in with DefaultAzureCredential)"
+            )
+        scratch = Path(config.get("INSTANCE_PATH") or tempfile.gettempdir()) / "blob-cache"
+        return cls(service.get_container_client(container), scratch=scratch)
+
+    def describe(self) -> str:
+        return f"azure://{self.container.container_name}"
+
+    def create_container(self) -> None:
+        """Create the container if it does not exist (tests, `labeler storage migrate`)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self.container.create_container()
+        except ResourceExistsError:
+            pass
+
+    def _errors(self):
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        return ResourceExistsError, ResourceNotFoundError
+
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Store ``data`` under ``key``; a no-op if the same bytes are there, replaced if not."""
+        exists_error, _missing = self._errors()
+        validate_key(key)
+        try:
+            self.container.upload_blob(key, data, overwrite=False)
+        except exists_error:
+            if self.size(key) == len(data) and b"".join(self.stream(key)) == data:
+                return
+            self.container.upload_blob(key, data, overwrite=True)
+
+    def make_durable(self) -> None:
+        """Nothing to do: a blob is durable once its upload returns."""
+
+    def put_stream(self, key: str, fh: BinaryIO) -> None:
+        """Store what ``fh`` yields under ``key`` (staged blocks, committed at the end: whole or
+        absent)."""
+        validate_key(key)
+        self.container.upload_blob(key, fh, overwrite=True, max_concurrency=1)
+
+    def _download(self, key: str, offset: int | None = None, length: int | None = None):
+        _exists, missing = self._errors()
+        validate_key(key)
+        try:
+            return self.container.download_blob(key, offset=offset, length=length)
+        except missing:
+            raise FileNotFoundError(key) from None
+
+    def open(self, key: str) -> BinaryIO:
+        """A buffered reader of the blob; FileNotFoundError if it is missing."""
+        return io.BufferedReader(_ChunkReader(self._download(key).chunks()), CHUNK)
+
+    def stream(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The blob's bytes from ``start`` (``length`` of them, or to the end), in 1 MiB pieces;
+        FileNotFoundError here (before any piece) if it is missing."""
+        if length == 0:
+            self.size(key)
+            return iter(())
+        offset = start if (start or length is not None) else None
+        downloader = self._download(key, offset=offset, length=length)
+        return iter(downloader.chunks())
+
+    def exists(self, key: str) -> bool:
+        return self.container.get_blob_client(validate_key(key)).exists()
+
+    def delete(self, key: str) -> None:
+        """Delete the blob; a missing key is fine."""
+        _exists, missing = self._errors()
+        try:
+            self.container.delete_blob(validate_key(key))
+        except missing:
+            pass
+
+    def size(self, key: str) -> int:
+        _exists, missing = self._errors()
+        try:
+            return self.container.get_blob_client(validate_key(key)).get_blob_properties().size
+        except missing:
+            raise FileNotFoundError(key) from None
+
+    def path(self, key: str) -> Path | None:
+        """None: a blob has no local path (use stream() or local_file())."""
+        validate_key(key)
+        return None
+
+    def local_file(self, key: str) -> Path:
+        """A local copy of the blob in the scratch cache (downloaded once; for code that needs a
+        file, such as the training manifest). The cache is disposable: deleting it costs only a
+        download."""
+        dest = self.scratch / validate_key(key)
+        if dest.is_file():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for piece in self.stream(key):
+                    f.write(piece)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return dest
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Yield stored keys under ``prefix`` (a "directory" such as "thumbs/"), sorted."""
+        prefix = prefix.strip("/")
+        starts = f"{prefix}/" if prefix else None
+        for blob in self.container.list_blobs(name_starts_with=starts):
+            if _KEY_RE.fullmatch(blob.name) and not any(
+                p.startswith(".") for p in blob.name.split("/")
+            ):
+                yield blob.name
+
+
+class _ChunkReader(io.RawIOBase):
+    """A raw reader over an iterator of byte chunks (the SDK's ranged GETs)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while not self._left:
+            try:
+                self._left = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buf), len(self._left))
+        buf[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
 
 
 def _fsync_dir(path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -14,6 +14,7 @@ from ..projects.services import get_project
 from ..training.prescreen import flagged_filter
 from ..web import accepts_upload
 from .models import Image
+from .serve import blob_response
 from .services import import_uploads
 from .storage import app_storage
 
@@ -98,11 +99,12 @@ def image_file(image_id: int, kind: str):
     key = {"thumb": image.thumb_key, "display": image.display_key, "original": image.original_key}[
         kind
     ]
-    path = app_storage().path(key)
-    if path is None or not path.exists():
+    try:  # streamed from any backend, with ranges (leads only: the hash is no secret to them)
+        resp = blob_response(
+            app_storage(), key, _mime(key), cache_control="private, max-age=3600", etag=image.sha256
+        )
+    except FileNotFoundError:
         abort(404, "the file for this image is missing from storage")
-    resp = send_file(path, mimetype=_mime(key), conditional=True, max_age=3600)
-    resp.headers["Cache-Control"] = "private, max-age=3600"
     if kind == "original":
         resp.headers["Content-Disposition"] = (
             f'attachment; filename="image-{image.id}.{key.rsplit(".", 1)[-1]}"'
