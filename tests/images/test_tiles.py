@@ -173,3 +173,22 @@ def test_a_missing_original_is_a_clear_404(app, db, tiled_item):
     app.extensions["labeler_storage"].delete(image.original_key)
     resp = client.get(f"/api/v1/items/{item.public_id}/tiles")
     assert resp.status_code == 404 and "missing" in resp.json["error"]["message"]
+
+
+def test_cli_builds_the_tiles_images_lack(app, runner, db, tmp_path):
+    app.config["TILES_AT_IMPORT"] = False  # as for images imported before deep zoom existed
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.jpg").write_bytes(_photo(300 + i, 200))
+    assert runner.invoke(args=["projects", "create", "T", "--protocol", "quality"]).exit_code == 0
+    assert runner.invoke(args=["images", "import", "T", str(folder)]).exit_code == 0
+    storage = app.extensions["labeler_storage"]
+    images = db.query(Image).all()
+    assert len(images) == 3 and not any(tiles.has_pyramid(storage, im) for im in images)
+    res = runner.invoke(args=["images", "tiles", "T"])
+    assert res.exit_code == 0, res.output
+    assert "tiles built for 3 images; 0 already had them; 0 failed" in res.output
+    assert all(tiles.has_pyramid(storage, im) for im in images)
+    again = runner.invoke(args=["images", "tiles"])
+    assert "tiles built for 0 images; 3 already had them" in again.output
