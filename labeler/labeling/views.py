@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask_login import current_user
 
 from ..allocation.queue import serve_item
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
+from ..errors import NotFound, on_form_error
 from ..guidelines.services import guideline_view
 from ..guidelines.views import reference_url
+from ..images.models import Image
+from ..images.storage import InvalidKey, app_storage
 from ..projects.models import Project
 from .flags import flag_dict, flag_of
+from .my_labels import MyLabelFilters, decision_choices, filtered_labels, parse_filters
 from .protocols import decision_name, explanation_name, form_spec
-from .services import current_label, label_dict, my_labels, own_item, queue_context
+from .services import current_label, label_dict, own_item, queue_context
 
 bp = Blueprint("labeling", __name__)
 # every page names decisions and explanations in words ("No skin"), never by their codes
@@ -77,5 +81,39 @@ def item_page(public_id: str):
 @bp.get("/my-labels")
 @role_required(Role.rater)
 def my_labels_page():
-    rows = my_labels(get_session(), current_user)
-    return render_template("labeling/my_labels.html", rows=rows)
+    db = get_session()
+
+    def page(filters: MyLabelFilters, *, error=None, status=200):
+        rows, everything = filtered_labels(db, current_user, filters)
+        projects = {row.project.id: row.project for row in everything}
+        return render_template(
+            "labeling/my_labels.html",
+            rows=rows,
+            total=len(everything),
+            filters=filters,
+            projects=sorted(projects.values(), key=lambda p: p.name),
+            decisions=decision_choices(everything),
+            error=error,
+        ), status
+
+    on_form_error(lambda exc: page(MyLabelFilters(), error=exc.message, status=exc.status))
+    return page(parse_filters(request.args))
+
+
+@bp.get("/my-labels/<public_id>/thumb")
+@role_required(Role.rater)
+def my_label_thumb(public_id: str):
+    """The thumbnail of one of the rater's items, once shown to them (never cached, no name)."""
+    db = get_session()
+    item = own_item(db, current_user, public_id)
+    if item.shown_at is None:  # never an image the rater has not been shown on the labeling page
+        raise NotFound("no such item in your queue")
+    image = db.get(Image, item.image_id)
+    try:
+        with app_storage().open(image.thumb_key) as fh:
+            data = fh.read()
+    except (FileNotFoundError, InvalidKey):
+        raise NotFound("the image of this item is missing from storage") from None
+    resp = Response(data, mimetype="image/jpeg")
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp

@@ -93,8 +93,17 @@ def no_serious_axe_violations(page, name):
         shot(page, f"{name}-{width}")
         assert axe_violations(page, width) == [], f"{name} at {width} px"
         wide = page.evaluate(
-            "() => [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect()"
-            ".right > document.documentElement.clientWidth + 1).map(e => e.tagName + '#' + e.id)"
+            """() => {
+              const clipped = (e) => {  // inside a box that scrolls (a wide table) or clips
+                for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+                  if (getComputedStyle(a).overflowX !== "visible") return true;
+                return false;
+              };
+              const w = document.documentElement.clientWidth + 1;
+              return [...document.querySelectorAll("main *")]
+                .filter((e) => e.getBoundingClientRect().right > w && !clipped(e))
+                .map((e) => e.tagName + "#" + e.id);
+            }"""
         )
         assert wide == [], f"{name} overflows sideways at {width} px"
     page.set_viewport_size({"width": 1400, "height": 900})
@@ -192,6 +201,18 @@ def test_guidelines_reference_images_flags_and_answers(axe_page, live_server, st
     assert "these are papules" in page.inner_text("#flag-answer")
     assert page.is_checked("#flag-unsure")
     shot(page, "labeling-answer")
+
+    # My labels, from home: a thumbnail per label, filtered to the flagged ones
+    page.goto(f"{server.url}/")
+    page.click("#home-my-labels")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img.my-thumb')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert page.locator("img.my-thumb").count() == 1
+    page.check("#f-flagged")
+    page.click("#my-labels-filters button[type=submit]")
+    assert "flagged=1" in page.url and "Unsure" in page.inner_text("#my-labels")
+    no_serious_axe_violations(page, "my-labels")
     with server.session() as s:
         rater = s.scalar(select(User).where(User.email == RATER))
         assert s.get(Project, pid) is not None and rater is not None
