@@ -103,6 +103,18 @@ export class Viewer {
 
   bindPointer() {
     let drag = null;
+    // Touch: one finger pans, two fingers pinch-zoom around their midpoint (and pan with it).
+    const touches = new Map();
+    let pinch = null;
+    const pinchState = () => {
+      const [a, b] = [...touches.values()];
+      const r = this.stage.getBoundingClientRect();
+      return {
+        d: Math.hypot(a.x - b.x, a.y - b.y) || 1,
+        cx: (a.x + b.x) / 2 - r.left,
+        cy: (a.y + b.y) / 2 - r.top,
+      };
+    };
     this.stage.addEventListener("wheel", (e) => {
       e.preventDefault();
       const r = this.stage.getBoundingClientRect();
@@ -110,16 +122,34 @@ export class Viewer {
     }, { passive: false });
     this.stage.addEventListener("pointerdown", (e) => {
       if (e.button !== 0) return;
+      if (e.pointerType === "touch") {
+        touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
+        if (touches.size === 2) { drag = null; pinch = pinchState(); }
+        if (touches.size > 1) { this.stage.setPointerCapture(e.pointerId); return; }
+      }
       drag = { x: e.clientX, y: e.clientY };
       this.stage.setPointerCapture(e.pointerId);
       this.stage.classList.add("dragging");
     });
     this.stage.addEventListener("pointermove", (e) => {
+      if (touches.has(e.pointerId)) touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
+      if (pinch && touches.size === 2) {
+        const now = pinchState();
+        this.panBy(now.cx - pinch.cx, now.cy - pinch.cy);
+        this.zoomBy(now.d / pinch.d, now.cx, now.cy);
+        pinch = now;
+        return;
+      }
       if (!drag) return;
       this.panBy(e.clientX - drag.x, e.clientY - drag.y);
       drag = { x: e.clientX, y: e.clientY };
     });
-    const end = () => { drag = null; this.stage.classList.remove("dragging"); };
+    const end = (e) => {
+      touches.delete(e.pointerId);
+      if (touches.size < 2) pinch = null;
+      drag = null;
+      this.stage.classList.remove("dragging");
+    };
     this.stage.addEventListener("pointerup", end);
     this.stage.addEventListener("pointercancel", end);
     this.stage.addEventListener("dblclick", (e) => {
