@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from labeler.demo import MemorySource
 from labeler.images import tiles
 from labeler.images.models import Image
 from labeler.images.services import import_images, run_import_hooks
+from labeler.labeling.views import OPENSEADRAGON
 from labeler.projects.models import MemberRole
 from labeler.projects.services import add_member, create_project
 
@@ -45,6 +47,8 @@ def fine_photo(w: int, h: int, seed: int) -> bytes:
 
 def zoom_world(server, sizes: list[tuple[int, int]]) -> list[str]:
     """A quality project with these photos (tiles built by the import hook) queued for one rater."""
+    if not (Path(server.app.static_folder) / OPENSEADRAGON).is_file():
+        pytest.fail("OpenSeadragon is not installed: run `make vendor`", pytrace=False)
     storage = server.app.extensions["labeler_storage"]
     with server.session() as s:
         rater = add_user(s, None, RATER, "Zoe Zoomer", [Role.rater])
