@@ -28,6 +28,7 @@ AXE_WIDTHS = (390, 1400)
 NOT_PAGES = {
     "static": "static files",
     "images.image_file": "an image file",
+    "labeling.my_label_thumb": "a thumbnail image on My labels",
     "reports.download": "the label export (a file download)",
     "training.model_report_json": "the model report as a JSON download",
     "auth.sso_start": "a redirect to the identity provider",
