@@ -207,6 +207,19 @@ def test_labeling_page_dark_theme(chromium_browser, live_server, demo_ids):
             assert page.get_attribute("#theme-toggle", "aria-pressed") == "true"
             check_layout(page, "labeling (dark)", width, problems, signed_in=True)
             check_axe(page, "labeling (dark)", width, problems)
+        # the states that paint more of the dark theme: the ICD-10 list, a checked answer, guidelines
+        page.keyboard.press("l")
+        page.keyboard.type("acne")
+        page.wait_for_selector("#icd10-list li[role=option]")
+        page.keyboard.press("ArrowDown")
+        check_axe(page, "labeling (dark, ICD-10 list open)", 1400, problems)
+        page.keyboard.press("Escape")
+        page.keyboard.press("Escape")
+        page.keyboard.press("g")
+        page.wait_for_selector("#guidelines-dialog[open]")
+        check_axe(page, "labeling (dark, guidelines open)", 1400, problems)
+        page.keyboard.press("g")
+        page.wait_for_selector("#guidelines-dialog:not([open])", state="attached")
         # the toggle: light against the system's dark, kept across a reload
         page.click("#theme-toggle")
         assert page.get_attribute("#theme-toggle", "aria-pressed") == "false"
