@@ -19,8 +19,6 @@ from labeler.auth.models import User
 from labeler.demo import build_demo
 from labeler.projects.models import Project
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
 SIZES = ((390, 844), (1400, 900), (2560, 1440))
 AXE_WIDTHS = (390, 1400)
 
@@ -105,9 +103,9 @@ def html_page_endpoints(app) -> set[str]:
     }
 
 
-def test_every_page_is_listed(live_server):
+def test_every_page_is_listed(app):
     """A page added to the app must be visited by the test below (or named as not a page)."""
-    endpoints = html_page_endpoints(live_server.app)
+    endpoints = html_page_endpoints(app)
     listed = set(PAGES) | set(NOT_PAGES) | set(NOT_VISITED)
     assert endpoints - listed == set(), "pages not covered by tests/core/test_layout_browser.py"
     assert listed - endpoints == set(), "listed endpoints the app no longer has"
@@ -166,6 +164,8 @@ def visit(page, url: str) -> None:
         page.wait_for_selector('#labeling[data-ready="true"]', state="attached")
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_every_page_fits_from_phone_to_wide_screen(chromium_browser, live_server, demo_ids):
     visits: dict[str | None, list[tuple[str, str]]] = {}
     for endpoint, (who, path) in PAGES.items():
@@ -193,6 +193,7 @@ def test_every_page_fits_from_phone_to_wide_screen(chromium_browser, live_server
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.browser
 def test_labeling_page_dark_theme(chromium_browser, live_server, demo_ids):
     """Dark follows the system; the toggle overrides it, survives a reload, and passes axe both ways."""
     url = f"{live_server.url}/items/{demo_ids['item']}"
@@ -262,6 +263,7 @@ def touch(cdp, kind: str, points: list[tuple[float, float]]) -> None:
     )
 
 
+@pytest.mark.browser
 def test_labeling_page_on_a_tablet(chromium_browser, live_server, demo_ids):
     """Touch: two fingers pinch-zoom around their midpoint, one finger pans; targets are 44 px high."""
     url = f"{live_server.url}/items/{demo_ids['item']}"
