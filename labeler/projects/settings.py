@@ -31,6 +31,9 @@ QUALITY_CLASS_NAMES = {
 }
 SCALE_SIZE = (2, 11)  # a grade scale has 2 to 11 steps (0-10 at most)
 SCALE_NAME_MAX = 40
+# a grade's value, either way: the fused mean, the cut midpoints, RMSE's squares and ICC's sums of
+# squares must stay finite (a scale of 1e308 and 1.7e308 made them Infinity, which is not JSON)
+SCALE_VALUE_MAX = 1_000_000
 LIMITS = {  # inclusive bounds of the whole-number settings
     "fusion.explanation_k": (1, 50),
     "agreement.min_pair_images": (1, 100_000),
@@ -174,6 +177,12 @@ def validate_scale(scale: Any) -> list[dict[str, Any]]:
                 f"step {i} of the scale must be {{value, name}} (got {step!r})", field="scale"
             )
         value = parse_number(step["value"], f"the value of step {i}", "scale")
+        if abs(value) > SCALE_VALUE_MAX:
+            raise ValidationError(
+                f"the value of step {i} must be from {-SCALE_VALUE_MAX:,} to {SCALE_VALUE_MAX:,}"
+                f" (got {show_number(value)})",
+                field="scale",
+            )
         name = " ".join(str(step["name"] or "").split()) if isinstance(step["name"], str) else ""
         if not name or len(name) > SCALE_NAME_MAX:
             raise ValidationError(

@@ -91,6 +91,12 @@ BAD = [
     ("severity", {"scale": [{"value": 1, "name": " "}, {"value": 2, "name": "B"}]}, "name of 1"),
     ("severity", {"scale": [{"value": 1}, {"value": 2, "name": "B"}]}, "{value, name}"),
     ("severity", {"scale": "1-5"}, "list of steps"),
+    (
+        "severity",
+        {"scale": [{"value": 1e308, "name": "A"}, {"value": 1.7e308, "name": "B"}]},
+        "1,000,000",
+    ),
+    ("severity", {"scale": [{"value": -2e6, "name": "A"}, {"value": 0, "name": "B"}]}, "1,000,000"),
     ("severity", {"allow_non_graded": "yes"}, "true or false"),
     ("severity", {"fusion": {"tie_policy": "precedence"}}, "no ties to break"),
     ("severity", {"prescreen_model_id": "m"}, "quality projects"),
