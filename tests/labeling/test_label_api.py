@@ -215,4 +215,4 @@ def test_my_labels_page_lists_own_labels_with_links(rater_item, make_item):
     assert "not labeled any image" in client.get("/my-labels").get_data(as_text=True)
     put(client, item, {"decision": "poor_quality", "explanations": ["blurry", "bad_light"]})
     html = client.get("/my-labels").get_data(as_text=True)
-    assert f"/items/{item.public_id}" in html and "Poor quality (blurry, bad light)" in html
+    assert f"/items/{item.public_id}" in html and "Poor quality (Blurry, Bad light)" in html
