@@ -14,6 +14,7 @@ from .allocation.cli import allocate_cmd
 from .auth.cli import users_cli
 from .demo import demo_cmd
 from .images.cli import images_cli
+from .images.storage_cli import storage_cli
 from .migrate import db_cli
 from .projects.cli import projects_cli
 from .reports.cli import export_cmd
@@ -21,7 +22,7 @@ from .training.cli import ml_cli
 
 
 def init_app(app: Flask) -> None:
-    for command in (db_cli, users_cli, projects_cli, images_cli, ml_cli):
+    for command in (db_cli, users_cli, projects_cli, images_cli, ml_cli, storage_cli):
         app.cli.add_command(command)
     for command in (allocate_cmd, demo_cmd, export_cmd, serve_cmd):
         app.cli.add_command(command)

@@ -17,10 +17,10 @@ from ..errors import LabelerError
 from ..projects.access import authorized_project
 from ..projects.models import Project
 from ..training.access import can_use_model
+from ..training.model_store import model_folder
 from ..training.prescreen import loaded_model
 from ..training.services import (
     get_run,
-    models_dir,
     project_models,
     run_dict,
     run_for_model,
@@ -82,7 +82,7 @@ def predict_api(model_id: str):
         can_use_model(current_user, run, project),
         "Only the leads of the model's project and admins may use it.",
     )
-    model = loaded_model(ml.resolve_model(models_dir(current_app.config), model_id))
+    model = loaded_model(model_folder(current_app.config, model_id))
     data = _image_bytes()
     result = ml.predict(model, data, cams=request.args.get("cams") in ("1", "true"))
     return jsonify(result)

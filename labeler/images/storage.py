@@ -270,7 +270,10 @@ class _FilePieces:
 
     def __next__(self) -> bytes:
         left = self._left
-        piece = b"" if left == 0 else self._fh.read(CHUNK if left is None else min(CHUNK, left))
+        if left == 0 or self._fh.closed:
+            self.close()
+            raise StopIteration
+        piece = self._fh.read(CHUNK if left is None else min(CHUNK, left))
         if not piece:
             self.close()
             raise StopIteration

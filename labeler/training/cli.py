@@ -15,10 +15,12 @@ from sqlalchemy import select
 from .. import ml
 from ..db import CommandSession, database
 from ..errors import LabelerError
+from ..images.storage import app_storage
 from ..projects.models import Project
 from ..projects.services import find_project
 from ..projects.settings import read_settings
 from ..reports.export import training_manifest
+from .model_store import for_manifest, is_shared, model_folder, publish_model
 from .models import RunStatus, TrainingRun
 from .prescreen import loaded_model
 from .processes import mark_dead_runs
@@ -170,7 +172,7 @@ def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
     """
     config = current_app.config
     with CommandSession() as s:
-        folders = [ml.resolve_model(models_dir(config), model_id) for model_id in model_ids]
+        folders = [model_folder(config, model_id) for model_id in model_ids]
         if project is not None:
             proj = find_project(s, project)
         else:
@@ -183,7 +185,7 @@ def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = Path(tmp) / "manifest.jsonl"
             with manifest.open("w", encoding="utf-8") as fh:
-                for chunk in training_manifest(s, proj, current_app.extensions["labeler_storage"]):
+                for chunk in training_manifest(s, proj, for_manifest(app_storage())):
                     fh.write(chunk)
             figures = rater_figures(s, proj)
             combined = ml.evaluate_runs(
@@ -193,6 +195,9 @@ def ml_evaluate(model_ids: tuple[str, ...], project: str | None) -> None:
         click.echo(f"model {model_id} on the golden set of project {proj.id} ({proj.name})")
         _print_evaluation(result)
         click.echo(f"report: {folder / ('evaluation-' + result['manifest_sha256'][:12] + '.json')}")
+    if is_shared(app_storage()):  # the new evaluation reports reach the shared store too
+        for folder in folders:
+            publish_model(app_storage(), folder)
     if len(folders) > 1:
         _print_summary(combined)
 
@@ -222,7 +227,7 @@ def _print_summary(combined: dict) -> None:
 def ml_predict(model_id: str, images: tuple[Path, ...], cams: bool) -> None:
     """Predict with MODEL on IMAGE files; prints one JSON object per image."""
     try:
-        model = loaded_model(ml.resolve_model(models_dir(current_app.config), model_id))
+        model = loaded_model(model_folder(current_app.config, model_id))
     except LabelerError as exc:
         raise click.ClickException(exc.message) from exc
     failed = 0

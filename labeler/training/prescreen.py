@@ -24,7 +24,7 @@ from ..errors import LabelerError
 from ..images.models import Image
 from ..images.services import ImportHook, register_import_hook
 from ..projects.models import Project
-from .services import models_dir
+from .model_store import model_folder
 
 log = logging.getLogger(__name__)
 FLAG_CLASS = "poor_quality"
@@ -66,7 +66,7 @@ def prescreen_images(
     if not ids:
         return {"status": "done", "model_id": model_id, "screened": 0, "flagged": 0}
     try:
-        model = loaded_model(ml.resolve_model(models_dir(config), model_id))
+        model = loaded_model(model_folder(config, model_id, storage))
         if model.kind != "quality":
             raise ml.MLError(f"model {model_id} is a {model.kind} model, not a quality model")
     except (LabelerError, OSError) as exc:
@@ -76,9 +76,13 @@ def prescreen_images(
     screened = flagged = 0
     failed: list[dict[str, Any]] = []
     for image in session.scalars(select(Image).where(Image.id.in_(ids))):
-        path = storage.path(image.display_key)
         try:
-            pred = ml.predict(model, path, cams=False)
+            with storage.open(image.display_key) as fh:  # any backend: the bytes, not a path
+                data = fh.read()
+            pred = ml.predict(model, data, cams=False)
+        except FileNotFoundError:
+            failed.append({"image_id": image.id, "error": "the image file is missing from storage"})
+            continue
         except LabelerError as exc:
             failed.append({"image_id": image.id, "error": exc.message})
             continue

@@ -17,29 +17,17 @@ from sqlalchemy.orm import Session
 from ..audit.services import record_event
 from ..auth.models import User
 from ..errors import Conflict, NotFound, ValidationError
-from ..ml.artifacts import MODEL_ID, REQUIRED
+from ..ml.artifacts import MODEL_ID
+from ..ml.errors import ModelNotFound
 from ..projects.models import Project
 from ..reports.services import golden_panel, project_agreement
 from ..validation import MAX_SEED, clean_int
+from .model_store import model_folder
 from .models import ModelKind, RunStatus, TrainingRun
+from .paths import cache_dir, models_dir, run_dir  # noqa: F401  (re-exported: callers import them here)
 from .processes import dead_worker_error, mark_dead_runs
 
 MAX_EPOCHS = 1000
-
-
-def models_dir(config: Mapping[str, Any]) -> Path:
-    """Where trained model folders live (``<ML_DIR>/models``)."""
-    return Path(config.get("ML_MODELS_DIR") or Path(config["ML_DIR"]) / "models")
-
-
-def cache_dir(config: Mapping[str, Any]) -> Path:
-    """The feature and backbone cache (``<ML_DIR>/cache``), shared by every run."""
-    return Path(config.get("ML_CACHE_DIR") or Path(config["ML_DIR"]) / "cache")
-
-
-def run_dir(config: Mapping[str, Any], run_id: int) -> Path:
-    """A run's working folder: its training manifest and the worker's log."""
-    return Path(config["ML_DIR"]) / "runs" / str(run_id)
 
 
 def start_run(
@@ -210,7 +198,6 @@ def project_models(
     session: Session, config: Mapping[str, Any], project: Project
 ) -> list[dict[str, Any]]:
     """The project's trained models (from its succeeded runs whose folder still exists), newest first."""
-    root = models_dir(config)
     out = []
     for run in project_runs(session, project):
         if (
@@ -219,8 +206,9 @@ def project_models(
             or not MODEL_ID.match(run.model_id)
         ):
             continue
-        folder = root / run.model_id
-        if not all((folder / f).is_file() for f in REQUIRED):
+        try:  # on a shared store, a model this machine lacks is fetched first
+            folder = model_folder(config, run.model_id)
+        except ModelNotFound:
             continue
         meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
         out.append(

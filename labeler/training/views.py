@@ -16,17 +16,16 @@ from flask import (
 )
 from flask_login import current_user
 
-from .. import ml
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import NotFound, ValidationError, on_form_error
 from ..projects.access import authorized_project
 from ..projects.models import Project
+from .model_store import model_folder
 from .models import ModelKind
 from .services import (
     model_report,
-    models_dir,
     project_models,
     project_runs,
     run_dict,
@@ -43,7 +42,7 @@ def project_model(project: Project, model_id: str):
     run = run_for_model(get_session(), model_id)
     if run is None or run.project_id != project.id:
         raise NotFound(f"no model {model_id!r} in this project", code="model_not_found")
-    return ml.resolve_model(models_dir(current_app.config), model_id), run
+    return model_folder(current_app.config, model_id), run
 
 
 def _models_page(project: Project, error: str | None = None, status: int = 200):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
@@ -29,6 +30,7 @@ from ..errors import LabelerError
 from ..projects.models import Project
 from ..projects.settings import read_settings
 from ..reports.export import training_manifest
+from .model_store import for_manifest, is_shared, publish_model, publish_run_log
 from .models import RunStatus, TrainingRun
 from .processes import CHILDREN, reap_children
 from .services import cache_dir, models_dir, rater_figures, run_dir, start_run
@@ -41,6 +43,9 @@ _ENV_KEYS = {
     "INSTANCE_PATH": "INSTANCE_PATH",
     "STORAGE_PATH": "STORAGE_PATH",
     "ML_DIR": "ML_DIR",
+    "STORAGE_URL": "STORAGE_URL",
+    "AZURE_STORAGE_CONNECTION_STRING": "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT_URL": "AZURE_STORAGE_ACCOUNT_URL",
     "LABELER_ENV": "ENV",
     "AUTH_MODE": "AUTH",
 }
@@ -200,6 +205,10 @@ def execute_run(
             "error": f"unexpected error: {type(exc).__name__}: {exc}",
         }
     _update(factory, run_id, finished_at=utcnow(), **values)
+    try:
+        publish_run_log(storage, config, run_id)
+    except Exception:  # the log is a convenience: its upload never turns a run's outcome around
+        log.exception("training run %s: the worker log was not copied to the store", run_id)
     with factory() as s:
         return s.get(TrainingRun, run_id)
 
@@ -219,7 +228,7 @@ def _train(
         project = s.get(Project, run.project_id)
         kind, seed, epochs = run.kind.value, run.seed, run.epochs
         with manifest.open("w", encoding="utf-8") as fh:
-            for chunk in training_manifest(s, project, storage):
+            for chunk in training_manifest(s, project, for_manifest(storage)):
                 fh.write(chunk)
         raters = rater_figures(s, project)
         min_images = read_settings(project.settings).min_eval_images
@@ -253,6 +262,8 @@ def _train(
         metrics["evaluation_note"] = (
             "no verdict: the raters' own golden-set figures need two raters per image"
         )
+    if is_shared(storage):  # any app server or worker finds the model (and its evaluation) there
+        publish_model(storage, Path(info.path))
     progress("evaluate", 1, 1)
     return {"metrics": metrics}
 

@@ -31,6 +31,10 @@ DEFERRED_IMPORTS = {
         "labeler.ml.runtime",
         "labeler.ml.backbone",
     ): "torch is needed only to export the backbone once",
+    ("labeler.images.storage", "azure.storage.blob"): "optional: the azure extra, loaded only "
+    "when LABELER_STORAGE_URL names Azure Blob Storage",
+    ("labeler.images.storage", "azure.core.exceptions"): "optional: the azure extra",
+    ("labeler.images.storage", "azure.identity"): "optional: the azure extra (managed identity)",
 }
 
 
