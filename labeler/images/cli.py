@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from ..db import CommandSession
 from ..projects.services import find_project
-from .journal import recover_interrupted_imports
+from .journal import recover_interrupted_imports, sweep_unreferenced
 from .models import Image
 from .services import import_images, read_manifest, run_import_hooks
 from .sources import iter_source
-from .storage import app_storage
+from .storage import LocalStorage, app_storage
 from .tiles import ensure_pyramid, has_pyramid
 
 images_cli = AppGroup("images", help="Image import.")
@@ -66,9 +66,14 @@ def images_import(project: str, path: Path, manifest: Path | None) -> None:
 @images_cli.command("recover")
 @with_appcontext
 def images_recover() -> None:
-    """Remove files left by an import that died before committing."""
+    """Remove files left by an import that died before committing (local folder: from the import
+    journals; a blob store: files no image refers to, written more than a day ago)."""
+    storage = app_storage()
     with CommandSession() as s:
-        n = recover_interrupted_imports(s, app_storage())
+        if isinstance(storage, LocalStorage):
+            n = recover_interrupted_imports(s, storage)
+        else:
+            n = sweep_unreferenced(s, storage)
     click.echo(f"removed {n} orphan files")
 
 

@@ -21,7 +21,9 @@ Recovery must never delete a file that a live import or a committed row refers t
 Recovery also spares every key a committed row refers to, in any project. It checks rows on a
 connection of its own, opened after it holds the lock, so it sees every row committed before then
 (an import that committed earlier has either removed its journal, after that commit, or still holds
-it). Storage other than LocalStorage has no journal (its own store guarantees atomic writes).
+it). Storage other than LocalStorage has no journal (its own store guarantees atomic writes):
+there ``sweep_unreferenced`` (``labeler images recover``) walks the listing instead and deletes the
+import files that no row refers to and that are older than any import's checkpoint interval.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -199,6 +202,44 @@ def _referenced(session: Session, keys: set[str]) -> set[str]:
             ).all()
             found.update(k for row in rows for k in row)
     return found
+
+
+IMPORT_PREFIXES = ("originals", "display", "thumbs")
+SWEEP_GRACE_S = 24 * 3600  # far longer than an import takes between writing a file and committing
+
+
+def sweep_unreferenced(
+    session: Session, storage: Storage, *, older_than_s: float = SWEEP_GRACE_S
+) -> int:
+    """Delete import files (originals, display copies, thumbnails) that no image row refers to and
+    that were written more than ``older_than_s`` ago: what an import that died left in a store
+    without a journal. Younger files are spared (a live import commits its rows within minutes).
+    Returns the number deleted."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for prefix in IMPORT_PREFIXES:
+        batch: list[str] = []
+        for key in storage.iter_keys(prefix):
+            batch.append(key)
+            if len(batch) == 500:
+                removed += _sweep_batch(session, storage, batch, cutoff)
+                batch = []
+        removed += _sweep_batch(session, storage, batch, cutoff)
+    if removed:
+        log.warning("removed %d files that no image refers to (interrupted imports)", removed)
+    return removed
+
+
+def _sweep_batch(session: Session, storage: Storage, keys: list[str], cutoff: float) -> int:
+    removed = 0
+    for key in sorted(set(keys) - _referenced(session, set(keys))):
+        try:
+            if storage.modified(key) < cutoff:
+                storage.delete(key)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -55,6 +55,7 @@ class Storage(Protocol):
     def put_stream(self, key: str, fh: BinaryIO) -> None: ...
     def stream(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]: ...
     def local_file(self, key: str) -> Path: ...
+    def modified(self, key: str) -> float: ...
     def describe(self) -> str: ...
 
 
@@ -203,6 +204,10 @@ class LocalStorage:
     def describe(self) -> str:
         return f"file://{self.root}"
 
+    def modified(self, key: str) -> float:
+        """When the blob was written (seconds since the epoch); FileNotFoundError if missing."""
+        return self._path(key).stat().st_mtime
+
     def put_stream(self, key: str, fh: BinaryIO) -> None:
         """Store what ``fh`` yields under ``key``, copied in pieces: all of it or nothing."""
         dest = self._path(key)
@@ -337,6 +342,15 @@ class AzureBlobStorage:
 
     def describe(self) -> str:
         return f"azure://{self.container.container_name}"
+
+    def modified(self, key: str) -> float:
+        """When the blob was written (seconds since the epoch); FileNotFoundError if missing."""
+        _exists, missing = self._errors()
+        try:
+            props = self.container.get_blob_client(validate_key(key)).get_blob_properties()
+        except missing:
+            raise FileNotFoundError(key) from None
+        return props.last_modified.timestamp()
 
     def create_container(self) -> None:
         """Create the container if it does not exist (tests, `labeler storage migrate`)."""

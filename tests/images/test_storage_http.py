@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from labeling_fixtures import make_item  # noqa: F401  (fixture)
 from labeler import create_app
 from labeler.demo import MemorySource
 from labeler.images import tiles
+from labeler.images.journal import sweep_unreferenced
 from labeler.images.models import Image
 from labeler.images.services import import_images
 from labeler.images.storage import AzureBlobStorage, LocalStorage
@@ -142,3 +144,21 @@ def test_lead_downloads_the_original_with_ranges(app, served, login_as):
     assert again.status_code == 304 and again.data == b""
     rater = login_as(_rater)
     assert rater.get(f"/images/{image.id}/original").status_code == 403
+
+
+def test_sweep_deletes_old_unreferenced_import_files_only(app, db, served):
+    """A store without a journal (Azure) recovers from a dead import by listing: files no image
+    row refers to go once they are older than the grace period; referenced and young ones stay."""
+    storage, image, _item, _rater, _lead = served
+    db.commit()
+    orphan = "originals/ab/cd/" + "ab" * 32 + ".jpg"
+    storage.put(orphan, b"left by a dead import")
+    storage.put("reference/aa/bb/x.jpg", b"not an import file")
+    before = time.time()
+    assert storage.modified(orphan) >= before - 5
+    assert sweep_unreferenced(db, storage, older_than_s=3600) == 0  # young: a live import's
+    assert storage.exists(orphan)
+    assert sweep_unreferenced(db, storage, older_than_s=-60) == 1
+    assert not storage.exists(orphan)
+    for key in (image.original_key, image.display_key, image.thumb_key, "reference/aa/bb/x.jpg"):
+        assert storage.exists(key)
