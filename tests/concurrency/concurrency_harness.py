@@ -94,17 +94,18 @@ class Tally:
     double_submits: int = 0
     rebalances: int = 0
     kills: int = 0
+    seconds: float = 0.0
     server_errors: int = 0  # 5xx
     moved: int = 0  # 404 to a floater after its removal (expected)
     unexpected: list[str] = field(default_factory=list)
     acks: list[tuple[str, str]] = field(default_factory=list)  # (rater e-mail, submission id)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def count(self, resp: requests.Response | None, what: str, ok: set[int]) -> bool:
+    def count(self, resp: requests.Response | Exception, what: str, ok: set[int]) -> bool:
         with self.lock:
             self.requests += 1
-            if resp is None:
-                self.unexpected.append(f"{what}: no answer")
+            if isinstance(resp, Exception):
+                self.unexpected.append(f"{what}: no answer ({resp.__class__.__name__}: {resp})")
                 return False
             if resp.status_code >= 500:
                 self.server_errors += 1
@@ -117,6 +118,7 @@ class Tally:
         return (
             f"requests {self.requests}, labels {self.labels}, double submits {self.double_submits}, "
             f"rebalances {self.rebalances}, kills {self.kills}, 5xx {self.server_errors}, "
+            f"{self.seconds:.1f} s, "
             f"404 to removed raters {self.moved}, unexpected {len(self.unexpected)}"
         )
 
@@ -127,11 +129,47 @@ def _http(token: str) -> requests.Session:
     return http
 
 
-def _call(http: requests.Session, method: str, url: str, **kw) -> requests.Response | None:
+class Gate:
+    """Lets requests through, except while a kill runs: ``quiet()`` holds new requests back and waits
+    for those in flight, so a kill hits only connections resting in the server's pools (what the pool
+    must survive), never one in the middle of a request (whose transaction would fail by nature)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.inflight = 0
+        self.closed = False
+
+    def call(self, *args, **kw) -> requests.Response | Exception:
+        with self.cond:
+            while self.closed:
+                self.cond.wait()
+            self.inflight += 1
+        try:
+            return _call(*args, **kw)
+        finally:
+            with self.cond:
+                self.inflight -= 1
+                self.cond.notify_all()
+
+    def quiet(self, action: Callable[[], int]) -> int:
+        with self.cond:
+            self.closed = True
+            while self.inflight:
+                self.cond.wait()
+        try:
+            return action()
+        finally:
+            with self.cond:
+                self.closed = False
+                self.cond.notify_all()
+
+
+def _call(http: requests.Session, method: str, url: str, **kw) -> requests.Response | Exception:
+    """The answer, or the exception of a request that got none (counted as unexpected)."""
     try:
         return http.request(method, url, timeout=60, **kw)
-    except requests.RequestException:
-        return None
+    except requests.RequestException as exc:
+        return exc
 
 
 def run_scenario(
@@ -150,6 +188,7 @@ def run_scenario(
     at once on two connections; ``kill()`` drops the server's idle database connections every
     ``kill_every`` seconds. Counted in work, not time: a loaded machine runs longer, not less."""
     tally = Tally()
+    gate = Gate()
     end = time.monotonic() + max_duration
     done = threading.Event()
 
@@ -162,13 +201,13 @@ def run_scenario(
 
     def submit(
         http: requests.Session, item_id: str, body: dict, email: str, floater: bool
-    ) -> requests.Response | None:
+    ) -> requests.Response | Exception:
         ok = {200, 404} if floater else {200}
-        resp = _call(http, "PUT", f"{api}/items/{item_id}/label", json=body)
+        resp = gate.call(http, "PUT", f"{api}/items/{item_id}/label", json=body)
         if tally.count(resp, f"PUT label ({email})", ok) and resp.status_code == 200:
             with tally.lock:
                 tally.acks.append((email, body["submission_id"]))
-        elif resp is not None and resp.status_code == 404:
+        elif not isinstance(resp, Exception) and resp.status_code == 404:
             with tally.lock:
                 tally.moved += 1
         return resp
@@ -178,7 +217,7 @@ def run_scenario(
         n = 0
         try:
             while running():
-                resp = _call(http, "GET", f"{api}/projects/{world.project_id}/queue/next")
+                resp = gate.call(http, "GET", f"{api}/projects/{world.project_id}/queue/next")
                 ok = {200, 404} if floater else {200}
                 if not tally.count(resp, f"GET next ({email})", ok):
                     continue
@@ -200,7 +239,7 @@ def run_scenario(
                 )
                 if n % double_every:
                     r = submit(http, item["id"], body, email, floater)
-                    if r is not None and r.status_code == 200:
+                    if not isinstance(r, Exception) and r.status_code == 200:
                         with tally.lock:
                             tally.labels += 1
                     continue
@@ -213,7 +252,9 @@ def run_scenario(
                 t.start()
                 answers[0] = submit(http, item["id"], body, email, floater)
                 t.join(90)
-                codes = [a.status_code if a is not None else None for a in answers]
+                codes = [
+                    None if isinstance(a, Exception | None) else a.status_code for a in answers
+                ]
                 with tally.lock:
                     tally.double_submits += 1
                     if codes == [200, 200]:
@@ -236,10 +277,10 @@ def run_scenario(
                     with state_lock:
                         present = floating[email]
                     if present:
-                        resp = _call(http, "POST", url + "/remove", json={"email": email})
+                        resp = gate.call(http, "POST", url + "/remove", json={"email": email})
                         ok = tally.count(resp, f"remove {email}", {200})
                     else:
-                        resp = _call(http, "POST", url, json={"email": email})
+                        resp = gate.call(http, "POST", url, json={"email": email})
                         ok = tally.count(resp, f"add {email}", {201})
                     if ok:
                         with state_lock:
@@ -253,7 +294,7 @@ def run_scenario(
 
     def killer() -> None:
         while not done.wait(kill_every) and time.monotonic() < end:
-            killed = kill()
+            killed = gate.quiet(kill)
             with tally.lock:
                 tally.kills += killed
 
@@ -268,17 +309,18 @@ def run_scenario(
     threads.append(threading.Thread(target=rebalancer))
     if kill is not None:
         threads.append(threading.Thread(target=killer))
+    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join(max_duration + 120)
+    tally.seconds = time.monotonic() - started
     return tally
 
 
 def idle_connection_killer(admin_url: str, database_name: str) -> Callable[[], int]:
-    """``kill()``: pg_terminate_backend on the database's idle connections (the app's pool), as a server
-    restart, a failover or an idle timeout would. Busy ones are left: a connection dropped in the middle
-    of a transaction fails that transaction whatever the pool does."""
+    """``kill()``: pg_terminate_backend on the database's idle connections (the app's pools), as a
+    server restart, a failover or an idle timeout would; run it through ``Gate.quiet``."""
     engine = make_engine(admin_url, isolation_level="AUTOCOMMIT")
 
     def kill() -> int:
@@ -287,8 +329,7 @@ def idle_connection_killer(admin_url: str, database_name: str) -> Callable[[], i
                 conn.execute(
                     text(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid() AND state = 'idle' "
-                        "AND state_change < now() - interval '100 milliseconds'"
+                        "WHERE datname = :name AND pid <> pg_backend_pid() AND state = 'idle'"
                     ),
                     {"name": database_name},
                 ).scalar()
