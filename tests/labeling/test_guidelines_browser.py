@@ -133,9 +133,13 @@ def test_guidelines_reference_images_flags_and_answers(axe_page, live_server, st
     assert preview.locator("img[alt*='IGA 3, left cheek']").count() == 1
     no_serious_axe_violations(page, "guidelines-edit")
 
-    # the rater opens the guidelines with G, without leaving the image
+    # the rater opens the guidelines with G, without leaving the image (and as a page from home)
     page.context.clear_cookies()
     sign_in(page, server, RATER)
+    page.goto(f"{server.url}/")
+    page.click(f"a[href='/projects/{pid}/guidelines/read']")
+    assert "no nodules" in page.inner_text("#guidelines")
+    no_serious_axe_violations(page, "guidelines-read")
     first = study["items"][0]
     page.goto(f"{server.url}/items/{first}")
     page.wait_for_selector('#labeling[data-ready="true"]', state="attached")
@@ -177,6 +181,16 @@ def test_guidelines_reference_images_flags_and_answers(axe_page, live_server, st
     page.wait_for_url(f"**/items/{study['items'][1]}")
     assert not page.is_checked("#flag-unsure") and page.input_value("#flag-comment") == ""
     no_serious_axe_violations(page, "labeling-flag")
+    # the reading-room dark theme: the guidelines, the flag box and a hover card stay legible
+    page.emulate_media(color_scheme="dark")
+    page.keyboard.press("g")
+    assert dialog.is_visible()
+    no_serious_axe_violations(page, "labeling-guidelines-dark")
+    page.keyboard.press("g")
+    page.hover("label[for=grade-3]")
+    assert axe_violations(page, 1400) == []
+    shot(page, "labeling-hover-dark")
+    page.emulate_media(color_scheme="light")
     with server.session() as s:
         flag = s.scalar(select(ItemFlag))
         assert (flag.unsure, flag.comment) == (True, "Papules or nodules on the chin?")
