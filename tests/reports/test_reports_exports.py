@@ -307,7 +307,7 @@ def test_outdated_adjudication_is_flagged_and_never_a_clean_label(
     dashboard = client.get(f"/projects/{b.project.id}/dashboard").get_data(as_text=True)
     assert "1 adjudication outdated" in dashboard
     page = client.get(f"/projects/{b.project.id}/ties").get_data(as_text=True)
-    assert "adjudication outdated" in page and "the decision lesion is not among" in page
+    assert "adjudication outdated" in page and "the decision Lesion is not among" in page
 
     man = tmp_path / "manifest.jsonl"
     res = runner.invoke(args=["export", str(b.project.id), "--kind", "manifest", "-o", str(man)])
