@@ -172,10 +172,11 @@ def removal_preview(session: Session, project: Project, user: User) -> dict[str,
             Label.project_id == project.id, Label.rater_id == user.id
         )
     )
-    return {
-        "labels_kept": int(labeled or 0),
-        "items_moving": max(int(items or 0) - int(labeled or 0), 0),
-    }
+    moving = max(int(items or 0) - int(labeled or 0), 0)
+    if moving and allocation.current_allocation(session, project) is not None:
+        # allocation's own plan: golden items (every rater holds those images) and labeled ones stay
+        moving = allocation.preview_rater_change(session, project, user, remove=True)["moves"]
+    return {"labels_kept": int(labeled or 0), "items_moving": moving}
 
 
 def member_user(session: Session, project: Project, email: str, role: MemberRole) -> User:
