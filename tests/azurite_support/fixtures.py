@@ -64,16 +64,15 @@ class Azurite:
         }
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory):
+def start_azurite(work: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    """Start Azurite's blob service in ``work`` on a free loopback port; (process, port)."""
     if not AZURITE_BIN.exists():
         pytest.fail(
             "Azurite is not installed: run `make npm-test` (npm ci --prefix tests/azurite_support)"
         )
-    work = tmp_path_factory.mktemp("azurite")
     port = _free_port()
     log = work / "azurite.log"
-    (work / "data").mkdir()
+    (work / "data").mkdir(parents=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -87,6 +86,7 @@ def azurite(tmp_path_factory):
                 "--silent",
                 "--skipApiVersionCheck",
                 "--disableTelemetry",
+                *extra,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -94,12 +94,26 @@ def azurite(tmp_path_factory):
         )
     try:
         _wait_tcp(port, proc, log)
+    except BaseException:
+        stop_azurite(proc)
+        raise
+    return proc, port
+
+
+def stop_azurite(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    proc, port = start_azurite(tmp_path_factory.mktemp("azurite"))
+    try:
         yield Azurite(port)
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_azurite(proc)
