@@ -189,7 +189,7 @@ def setup_project(
                 raise SystemExit(
                     f"labeler {' '.join(args)} failed: {result.output}{result.exception or ''}"
                 )
-            return result.output
+            return result.stdout  # the token command writes its expiry to stderr
 
         cli("db", "upgrade")
         project_id = int(
