@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 LABELER := $(VENV)/bin/labeler
 PORT ?= 8000
 
-.PHONY: run test install install-ml install-test browser npm-test bench lint
+.PHONY: run test install install-ml install-test browser redis npm-test bench lint
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -41,6 +41,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium chromium-driver" >&2; exit 1; fi; }
 
+# Debian's redis-server for the Celery tests (each test run starts its own on a free loopback port)
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "the Celery tests need Debian's redis-server: sudo apt-get install redis-server" >&2; exit 1; fi; }
+
 npm-test:
 	npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error
 	npm ci --prefix tests/browser_support --no-audit --no-fund --loglevel=error
@@ -50,7 +56,7 @@ lint: install-test
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
-test: install-test browser npm-test lint
+test: install-test browser redis npm-test lint
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install-test

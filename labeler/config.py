@@ -85,6 +85,13 @@ def load_settings(
         "ML_DIR": get("ML_DIR", str(instance / "ml")),
         # start a background worker process for each training run (off: queued runs wait for `labeler ml work RUN_ID`)
         "ML_SPAWN_WORKER": _bool(get("ML_SPAWN_WORKER", "true")),
+        # jobs on Celery (labeler/jobs): a Redis URL sends training runs to `celery -A
+        # labeler.jobs.worker worker` processes; unset, each run gets a local worker process
+        "CELERY_BROKER_URL": get("CELERY_BROKER_URL"),
+        # a running run's worker stamps its row every ML_HEARTBEAT_S; silent for longer than
+        # ML_HEARTBEAT_TIMEOUT_S, the run reads failed (its worker or machine died)
+        "ML_HEARTBEAT_S": float(get("ML_HEARTBEAT_S", 10)),
+        "ML_HEARTBEAT_TIMEOUT_S": float(get("ML_HEARTBEAT_TIMEOUT_S", 60)),
         "WTF_CSRF_TIME_LIMIT": None,
         # the cookie itself expires with the absolute timeout (the server checks both timeouts too)
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(get("SESSION_ABSOLUTE_HOURS", 12))),

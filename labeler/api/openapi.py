@@ -474,9 +474,24 @@ TRAINING_PATHS: dict[str, dict] = {
     },
     "/api/v1/training-runs/{run_id}": {
         "get": _op(
-            "A training run: status queued|running|succeeded|failed, stage, done/total, model_id, error, "
+            "A training run: status queued|running|succeeded|failed|cancelled, stage, done/total, model_id, error, "
             "verdict",
             params=[_path_id("run_id")],
+        ),
+    },
+    "/api/v1/training-runs/{run_id}/cancel": {
+        "post": _op(
+            "Cancel a queued or running run: it reads cancelled at once and its worker stops at its "
+            "next progress step; 409 when the run is not in progress",
+            params=[_path_id("run_id")],
+        ),
+    },
+    "/api/v1/training-runs/{run_id}/retry": {
+        "post": _op(
+            "Queue a failed or cancelled run again (the same run and task id: delivered twice, it "
+            "still trains once); 202 with the run, 409 when it is not failed or cancelled",
+            params=[_path_id("run_id")],
+            ok=202,
         ),
     },
     "/api/v1/models/{model_id}/predict": {"post": _PREDICT},

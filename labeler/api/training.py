@@ -17,6 +17,7 @@ from ..errors import LabelerError
 from ..projects.access import authorized_project
 from ..projects.models import Project
 from ..training.access import can_use_model
+from ..training.control import cancel_run, retry_run
 from ..training.model_store import model_folder
 from ..training.prescreen import loaded_model
 from ..training.services import (
@@ -25,7 +26,7 @@ from ..training.services import (
     run_dict,
     run_for_model,
 )
-from ..training.worker import launch_run
+from ..training.worker import launch_run, training_unavailable
 from ..web import accepts_upload
 from .blueprint import bp
 from .params import json_body
@@ -67,6 +68,28 @@ def run_api(run_id: int):
     run = get_run(db, run_id)
     authorized_project(run.project_id)
     return jsonify(run_dict(run))
+
+
+@bp.post("/training-runs/<int:run_id>/cancel")
+@role_required(Role.lead, Role.admin)
+def cancel_run_api(run_id: int):
+    db = get_session()
+    run = get_run(db, run_id)
+    authorized_project(run.project_id)
+    return jsonify(run_dict(cancel_run(db, current_user, run)))
+
+
+@bp.post("/training-runs/<int:run_id>/retry")
+@role_required(Role.lead, Role.admin)
+def retry_run_api(run_id: int):
+    db = get_session()
+    run = get_run(db, run_id)
+    authorized_project(run.project_id)
+    unavailable = training_unavailable()
+    if unavailable:
+        raise ml.MLUnavailable(unavailable)
+    run = retry_run(db, current_app.config, current_user, run, checkpoint=db.commit)
+    return jsonify(run_dict(run)), 202
 
 
 @bp.post("/models/<model_id>/predict")

@@ -17,6 +17,7 @@ class RunStatus(str, enum.Enum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"  # a lead stopped it (labeler/training/control.py)
 
 
 class ModelKind(str, enum.Enum):
@@ -46,6 +47,9 @@ class TrainingRun(Base):
     model_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     error: Mapped[str | None] = mapped_column(Text)
     pid: Mapped[int | None] = mapped_column(Integer)
+    # the worker's last sign of life while it runs (every ML_HEARTBEAT_S): a run whose heartbeat is
+    # older than ML_HEARTBEAT_TIMEOUT_S reads failed, whatever host its worker was on
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
     host: Mapped[str | None] = mapped_column(String(255))
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -55,4 +59,4 @@ class TrainingRun(Base):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (RunStatus.succeeded, RunStatus.failed)
+        return self.status in (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)

@@ -16,15 +16,18 @@ from flask import (
 )
 from flask_login import current_user
 
+from .. import ml
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import NotFound, ValidationError, on_form_error
 from ..projects.access import authorized_project
 from ..projects.models import Project
+from .control import cancel_run, retry_run
 from .model_store import model_folder
 from .models import ModelKind
 from .services import (
+    get_run,
     model_report,
     project_models,
     project_runs,
@@ -86,6 +89,37 @@ def train(project_id: int):
         checkpoint=db.commit,
     )
     flash(f"Training run {run.id} started.")
+    return redirect(url_for("training.models_page", project_id=project.id))
+
+
+@bp.post("/projects/<int:project_id>/training-runs/<int:run_id>/cancel")
+@role_required(Role.lead, Role.admin)
+def cancel(project_id: int, run_id: int):
+    db = get_session()
+    project = authorized_project(project_id)
+    on_form_error(lambda exc: _models_page(project, exc.message, exc.status))
+    run = get_run(db, run_id)
+    if run.project_id != project.id:
+        raise NotFound(f"no training run with id {run_id}")
+    cancel_run(db, current_user, run)
+    flash(f"Training run {run.id} cancelled.")
+    return redirect(url_for("training.models_page", project_id=project.id))
+
+
+@bp.post("/projects/<int:project_id>/training-runs/<int:run_id>/retry")
+@role_required(Role.lead, Role.admin)
+def retry(project_id: int, run_id: int):
+    db = get_session()
+    project = authorized_project(project_id)
+    on_form_error(lambda exc: _models_page(project, exc.message, exc.status))
+    run = get_run(db, run_id)
+    if run.project_id != project.id:
+        raise NotFound(f"no training run with id {run_id}")
+    unavailable = training_unavailable()
+    if unavailable:
+        raise ml.MLUnavailable(unavailable)
+    retry_run(db, current_app.config, current_user, run, checkpoint=db.commit)
+    flash(f"Training run {run.id} queued again.")
     return redirect(url_for("training.models_page", project_id=project.id))
 
 

@@ -1,7 +1,10 @@
 """The training worker: ``python -m labeler.training.worker RUN_ID`` runs one queued training run.
 
-The pages, the API and ``labeler ml train`` queue a run and start this module as a detached
-process (``spawn_worker``); ``labeler ml train --wait`` calls ``execute_run`` in the foreground.
+The pages, the API and ``labeler ml train`` queue a run and either send it to Celery (when
+LABELER_CELERY_BROKER_URL is set; labeler/jobs) or start this module as a detached process
+(``spawn_worker``); ``labeler ml train --wait`` calls ``execute_run`` in the foreground. Every path
+runs ``execute_run``, which beats a heartbeat into the run's row (a run whose worker died reads
+failed) and stops at the next progress step once the run is cancelled.
 The worker claims the run (queued -> running, only once), writes the training manifest with the
 export service, trains (torch is imported here, never in the web process), evaluates the model
 on the golden set next to the raters' own figures and records the result. Progress goes to the
@@ -15,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +31,7 @@ from .. import ROOT, create_app, ml
 from ..auth.models import User
 from ..db import database, utcnow
 from ..errors import LabelerError
+from ..jobs.queue import broker_url, send_training
 from ..projects.models import Project
 from ..projects.settings import read_settings
 from ..reports.export import training_manifest
@@ -48,6 +53,7 @@ _ENV_KEYS = {
     "AZURE_STORAGE_ACCOUNT_URL": "AZURE_STORAGE_ACCOUNT_URL",
     "LABELER_ENV": "ENV",
     "AUTH_MODE": "AUTH",
+    "ML_HEARTBEAT_S": "ML_HEARTBEAT_S",
 }
 
 
@@ -76,7 +82,21 @@ def spawn_worker(config: Mapping[str, Any], run_id: int) -> int:
 
 
 def start_worker(session: Session, config: Mapping[str, Any], run: TrainingRun) -> None:
-    """After the run is committed: start its worker (if the app does that) and record the pid."""
+    """After the run is committed: send it to the Celery queue when a broker is configured, else
+    start a local worker process for it (if the app does that) and record the pid."""
+    if broker_url(config):
+        try:
+            send_training(config, run.id)
+        except Exception:  # broker down or celery missing: the lead reads it on the run
+            log.exception("training run %s could not be queued", run.id)
+            run.status, run.finished_at = RunStatus.failed, utcnow()
+            run.error = (
+                "The training workers could not be reached (the job queue did not answer), so the "
+                "run did not start. An administrator can check the queue and its workers; then "
+                "run it again."
+            )
+            session.flush()
+        return
     if not config.get("ML_SPAWN_WORKER", True):
         return
     try:
@@ -130,29 +150,70 @@ def launch_run(
     return run
 
 
+class RunCancelled(Exception):
+    """The run's row left `running` (a lead cancelled it, or it was marked failed) while it trained."""
+
+
+class _Heartbeat(threading.Thread):
+    """Stamps the run's heartbeat_at every `every` seconds while it runs; notices a cancel."""
+
+    def __init__(self, factory: sessionmaker, run_id: int, every: float) -> None:
+        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
+        self.factory, self.run_id, self.every = factory, run_id, every
+        self.stopped, self.cancelled = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                if not _update(self.factory, self.run_id, heartbeat_at=utcnow()):
+                    self.cancelled.set()
+                    return
+            except Exception:  # a database hiccup: the next beat tries again
+                log.exception("training run %s: heartbeat not written", self.run_id)
+
+
 class _Progress:
     """progress(stage, done, total) -> the run's row, at most every PROGRESS_EVERY_S (and on a new stage)."""
 
     def __init__(
-        self, factory: sessionmaker, run_id: int, echo: Callable[[str, int, int], None] | None
+        self,
+        factory: sessionmaker,
+        run_id: int,
+        echo: Callable[[str, int, int], None] | None,
+        heartbeat: _Heartbeat | None = None,
     ) -> None:
-        self.factory, self.run_id, self.echo = factory, run_id, echo
+        self.factory, self.run_id, self.echo, self.heartbeat = factory, run_id, echo, heartbeat
         self.last, self.stage = 0.0, None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.heartbeat is not None and self.heartbeat.cancelled.is_set():
+            raise RunCancelled()
         if self.echo:
             self.echo(stage, done, total)
         now = time.monotonic()
         if stage == self.stage and now - self.last < PROGRESS_EVERY_S and done < total:
             return
         self.last, self.stage = now, stage
-        _update(self.factory, self.run_id, stage=stage, done=done, total=total)
+        if not _update(self.factory, self.run_id, stage=stage, done=done, total=total):
+            raise RunCancelled()
 
 
-def _update(factory: sessionmaker, run_id: int, **values: Any) -> None:
+def _update(factory: sessionmaker, run_id: int, **values: Any) -> int:
+    """Write to the run's row while this process runs it; 0 when it no longer does (cancelled, marked
+    failed, or cancelled and claimed again by another worker)."""
     with factory() as s:
-        s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(**values))
+        count = s.execute(
+            update(TrainingRun)
+            .where(
+                TrainingRun.id == run_id,
+                TrainingRun.status == RunStatus.running,
+                TrainingRun.pid == os.getpid(),
+                TrainingRun.host == socket.gethostname(),
+            )
+            .values(**values)
+        ).rowcount
         s.commit()
+    return count
 
 
 def execute_run(
@@ -173,6 +234,7 @@ def execute_run(
                 started_at=utcnow(),
                 pid=os.getpid(),
                 host=socket.gethostname(),
+                heartbeat_at=utcnow(),
                 stage="manifest",
                 done=0,
                 total=0,
@@ -187,9 +249,14 @@ def execute_run(
         raise LabelerError(
             f"training run {run_id} is {run.status.value}, not queued", status=409, code="conflict"
         )
+    heartbeat = _Heartbeat(factory, run_id, float(config.get("ML_HEARTBEAT_S") or 10))
+    heartbeat.start()
     try:
-        values = _train(factory, config, storage, run_id, echo)
+        values = _train(factory, config, storage, run_id, echo, heartbeat)
         values.update(status=RunStatus.succeeded)
+    except RunCancelled:
+        log.info("training run %s stopped: it is no longer running (cancelled)", run_id)
+        values = {}
     except (
         ml.MLUnavailable
     ) as exc:  # a package is missing or broken: the lead reads the plain words
@@ -204,7 +271,10 @@ def execute_run(
             "status": RunStatus.failed,
             "error": f"unexpected error: {type(exc).__name__}: {exc}",
         }
-    _update(factory, run_id, finished_at=utcnow(), **values)
+    finally:
+        heartbeat.stopped.set()
+    if values and not _update(factory, run_id, finished_at=utcnow(), **values):
+        log.info("training run %s was cancelled or marked failed meanwhile: kept as it is", run_id)
     try:
         publish_run_log(storage, config, run_id)
     except Exception:  # the log is a convenience: its upload never turns a run's outcome around
@@ -219,6 +289,7 @@ def _train(
     storage: Any,
     run_id: int,
     echo: Callable[[str, int, int], None] | None,
+    heartbeat: _Heartbeat | None = None,
 ) -> dict[str, Any]:
     folder = run_dir(config, run_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -233,12 +304,13 @@ def _train(
         raters = rater_figures(s, project)
         min_images = read_settings(project.settings).min_eval_images
         s.commit()
-    progress = _Progress(factory, run_id, echo)
+    progress = _Progress(factory, run_id, echo, heartbeat)
     train = ml.train_quality if kind == "quality" else ml.train_severity
     info = train(
         manifest, models_dir(config), cache_dir(config), seed=seed, epochs=epochs, progress=progress
     )
-    _update(factory, run_id, model_id=info.id, stage="evaluate", done=0, total=1)
+    if not _update(factory, run_id, model_id=info.id, stage="evaluate", done=0, total=1):
+        raise RunCancelled()
     progress("evaluate", 0, 1)
     metrics: dict[str, Any] = {
         "size_bytes": info.size_bytes,

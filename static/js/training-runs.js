@@ -18,7 +18,7 @@ async function poll(row) {
   bar.value = run.done;
   bar.textContent = `${run.done}/${run.total}`;
   row.querySelector(".stage").textContent = run.stage ? `${run.stage} ${run.done}/${run.total}` : "";
-  return run.status === "succeeded" || run.status === "failed";
+  return ["succeeded", "failed", "cancelled"].includes(run.status);
 }
 
 const rows = [...document.querySelectorAll("tr.run[data-run-url]")];

@@ -1,0 +1,58 @@
+"""Sending jobs to Celery: the web process and the CLI import only this; labeler/jobs/worker.py runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+
+QUEUE = "labeler"
+TRAIN_TASK = "labeler.train_run"
+
+
+def broker_url(config: Mapping[str, Any]) -> str | None:
+    """The Celery broker this app sends jobs to (LABELER_CELERY_BROKER_URL), or None: local workers."""
+    return config.get("CELERY_BROKER_URL") or None
+
+
+def training_task_id(run_id: int) -> str:
+    """One task id per run: a run sent twice is still one run (the worker claims a queued run once)."""
+    return f"labeler-training-run-{run_id}"
+
+
+@lru_cache(maxsize=4)
+def celery_app(url: str) -> Celery:
+    """The Celery app for a broker URL (one per URL and process)."""
+    app = Celery("labeler", broker=url)
+    configure(app)
+    return app
+
+
+def configure(app: Celery) -> None:
+    """The settings the sender and the worker share (labeler/jobs/worker.py calls this too)."""
+    app.conf.update(
+        task_default_queue=QUEUE,
+        # acknowledge after the task: a worker killed mid-run leaves the message to be delivered
+        # again; the run itself is claimed once (execute_run), so a second delivery does nothing
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,  # results and progress live in the database, not in Celery
+        worker_hijack_root_logger=False,
+    )
+    if str(app.conf.broker_url or "").startswith("redis"):
+        # longer than the longest run, or Redis hands a running task to a second worker
+        app.conf.broker_transport_options = {"visibility_timeout": 6 * 3600}
+
+
+def send_training(config: Mapping[str, Any], run_id: int) -> str:
+    """Queue a training run on Celery; returns the task id."""
+    url = broker_url(config)
+    if url is None:
+        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
+    task_id = training_task_id(run_id)
+    celery_app(url).send_task(TRAIN_TASK, args=[run_id], task_id=task_id, queue=QUEUE)
+    return task_id

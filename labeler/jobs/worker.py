@@ -1,0 +1,55 @@
+"""The Celery worker: ``celery -A labeler.jobs.worker worker -Q labeler --concurrency 1``.
+
+It reads the same LABELER_* settings as the web app (database, store, ML folder) and
+LABELER_CELERY_BROKER_URL; the task body is labeler.training.worker.execute_run, the one a local
+worker process runs when no broker is configured. Training uses CUDA when this worker has it
+(torch.cuda.is_available()), the CPU otherwise (labeler/ml chooses the device).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import Celery
+from flask import Flask
+
+from .. import create_app
+from ..db import database
+from ..errors import LabelerError
+from ..training.worker import execute_run
+from .queue import QUEUE, TRAIN_TASK, configure
+
+log = logging.getLogger(__name__)
+
+app = Celery("labeler", broker=os.environ.get("LABELER_CELERY_BROKER_URL"))
+configure(app)
+_flask = None
+
+
+def flask_app() -> Flask:
+    """The labeler app of this worker process, built once from the environment."""
+    global _flask
+    if _flask is None:
+        _flask = create_app()
+    return _flask
+
+
+@app.task(name=TRAIN_TASK, queue=QUEUE)
+def train_run(run_id: int) -> dict[str, Any]:
+    """Run one queued training run; a run already claimed, finished or cancelled is left alone."""
+    application = flask_app()
+    with application.app_context():
+        try:
+            run = execute_run(
+                database(application).session_factory,
+                application.config,
+                application.extensions["labeler_storage"],
+                int(run_id),
+            )
+        except LabelerError as exc:  # not queued (a second delivery, cancelled) or gone
+            log.info("training run %s: nothing to do: %s", run_id, exc.message)
+            return {"run_id": run_id, "skipped": exc.message}
+    log.info("training run %s %s", run.id, run.status.value)
+    return {"run_id": run.id, "status": run.status.value}
