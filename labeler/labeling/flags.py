@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..allocation.models import QueueItem
@@ -171,6 +171,20 @@ def project_flags(session: Session, project: Project, status: str = "open") -> l
     elif status == "answered":
         stmt = stmt.where(answered)
     return [FlagRow(f, u, i, lbl) for f, u, i, lbl in session.execute(stmt)]
+
+
+def open_flag_count(session: Session, project: Project) -> int:
+    """How many of the project's flags wait for a lead's answer (the project page says so)."""
+    flagged = or_(ItemFlag.unsure.is_(True), ItemFlag.comment.is_not(None))
+    answered = and_(ItemFlag.answer.is_not(None), ItemFlag.answered_at >= ItemFlag.updated_at)
+    return (
+        session.scalar(
+            select(func.count(ItemFlag.id)).where(
+                ItemFlag.project_id == project.id, flagged, ~answered
+            )
+        )
+        or 0
+    )
 
 
 def unsure_by_rater_image(session: Session, project: Project) -> set[tuple[int, int]]:

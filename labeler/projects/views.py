@@ -13,6 +13,7 @@ from ..auth.permissions import require, role_required, signed_in
 from ..db import get_session
 from ..errors import on_form_error
 from ..images.models import Image
+from ..labeling.flags import open_flag_count
 from .access import can_manage_project, can_view_project
 from .models import Protocol
 from .services import create_project, get_project, visible_projects
@@ -84,5 +85,9 @@ def project_page(project_id: int):
         select(Image).where(Image.project_id == project.id).order_by(Image.id.desc()).limit(12)
     ).all()
     return render_template(
-        "projects/project_page.html", project=project, total=total, recent=recent
+        "projects/project_page.html",
+        project=project,
+        total=total,
+        recent=recent,
+        open_flags=open_flag_count(db, project),
     )

@@ -278,6 +278,7 @@ def test_pages_write_guidelines_upload_a_reference_and_answer_a_flag(db, study, 
     lead = login_as(study["lead"])
     flags = lead.get(f"/projects/{project.id}/flags")
     assert flags.status_code == 200 and b"Unclear lighting" in flags.data
+    assert b"Raters' flags (1 waiting)" in lead.get(f"/projects/{project.id}").data
     flag_id = lead.get(f"/api/v1/projects/{project.id}/flags").json["flags"][0]["id"]
     sent = lead.post(
         f"/projects/{project.id}/flags/{flag_id}/answer",
@@ -285,3 +286,4 @@ def test_pages_write_guidelines_upload_a_reference_and_answer_a_flag(db, study, 
     )
     assert sent.status_code == 302
     assert b"No flag is waiting" in lead.get(f"/projects/{project.id}/flags").data
+    assert b"waiting)" not in lead.get(f"/projects/{project.id}").data
