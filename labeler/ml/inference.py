@@ -134,11 +134,16 @@ def predict_severity(model: LoadedModel, image: ImageInput) -> dict[str, Any]:
     lo, hi = model.config.scale
     scores = np.clip(raw, lo, hi)
     score = float(np.clip(scores.mean(), lo, hi))
+    grade: float = int(discretize([score], model.config.edges)[0])  # 1..len(edges) + 1
+    values = model.config.extra.get("scale_values")  # the project's scale (models since its scale)
+    if values:
+        grade = values[grade - 1]
+        grade = int(grade) if float(grade).is_integer() else grade
     return {
         "model_id": model.id,
         "kind": "severity",
         "score": round(score, 3),
-        "grade": int(discretize([score], model.config.edges)[0]),
+        "grade": grade,
         "scale": [lo, hi],
         "method": ps.method,
         "face": list(ps.face) if ps.face else None,

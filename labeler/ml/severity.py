@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..metrics.severity import scale_edges
 from .artifacts import ModelInfo, write_model
 from .backbone import export_onnx
 from .config import SeverityConfig
@@ -146,6 +147,16 @@ def train_severity(
     cfg = replace(config or SeverityConfig(), seed=seed)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
+    if manifest.scale:
+        # the project's scale (docs/domain.md section 4): scores clip to its ends, grades cut at its
+        # midpoints and read as its values (the 1-5 defaults clipped a 0-4 project's zeros up to 1)
+        values = [float(v) for v in manifest.scale]
+        cfg = replace(
+            cfg,
+            scale=(values[0], values[-1]),
+            edges=scale_edges(values),
+            extra={**cfg.extra, "scale_values": values},
+        )
     rows = manifest.severity_training_rows()
     if len(rows) < MIN_IMAGES:
         raise NotEnoughData(f"{len(rows)} images with a severity consensus; need {MIN_IMAGES}")

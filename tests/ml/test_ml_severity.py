@@ -84,3 +84,25 @@ def test_severity_end_to_end(severity_model, severity_manifest):
     for p in res["patches"]:
         assert _inside(p["box"], synth.FACE) and 1.0 <= p["score"] <= 5.0
     json.dumps(res)
+
+
+def test_a_model_of_a_zero_to_four_project_keeps_its_scale(severity_manifest, tmp_path, cache_dir):
+    """The manifest's scale reaches the model: scores clip to 0-4 and grades are 0-4 (the 1-5
+    defaults clipped every score up to at least 1 and named the grades 1-5)."""
+    from labeler.ml import train_severity
+
+    header, *rows = (json.loads(line) for line in severity_manifest.read_text().splitlines())
+    header["scale"] = [0, 1, 2, 3, 4]
+    for r in rows:
+        r["severity"] = {**r["severity"], "mean": r["severity"]["mean"] - 1}
+        r["severity"]["grade"] -= 1
+    manifest = tmp_path / "zero_to_four.jsonl"
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in [header, *rows]))
+    info = train_severity(manifest, tmp_path / "models", cache_dir, seed=0, epochs=2)
+    model = load_model(info.path)
+    assert tuple(model.config.scale) == (0.0, 4.0)
+    assert tuple(model.config.edges) == (0.5, 1.5, 2.5, 3.5)
+    res = predict(model, synth.photo("astronaut"))
+    assert 0.0 <= res["score"] <= 4.0 and res["scale"] == [0.0, 4.0]
+    expected = int(np.digitize(res["score"], [0.5, 1.5, 2.5, 3.5]))  # the grade is a scale value
+    assert res["grade"] == expected
