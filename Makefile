@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 LABELER := $(VENV)/bin/labeler
 PORT ?= 8000
 
-.PHONY: run test install install-ml install-test browser redis npm-test bench lint
+.PHONY: run test install install-ml install-test browser redis nginx npm-test bench lint
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -47,6 +47,12 @@ redis:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "the Celery tests need Debian's redis-server: sudo apt-get install redis-server" >&2; exit 1; fi; }
 
+# Debian's nginx for `labeler deploy nginx`'s tests (each run starts its own on a free loopback port)
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  else echo "the deployment tests need Debian's nginx: sudo apt-get install nginx" >&2; exit 1; fi; }
+
 npm-test:
 	npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error
 	npm ci --prefix tests/browser_support --no-audit --no-fund --loglevel=error
@@ -56,7 +62,7 @@ lint: install-test
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
-test: install-test browser redis npm-test lint
+test: install-test browser redis nginx npm-test lint
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install-test

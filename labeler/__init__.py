@@ -44,6 +44,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+    if app.config["TRUSTED_PROXIES"]:
+        # behind nginx (`labeler deploy nginx`): the client's address and https come from the
+        # proxy's X-Forwarded-* headers, trusting only as many hops as there are proxies
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     web.init_app(app)  # id converters and body limits: before any route or sign-in hook
     db.init_app(app)
     try:

@@ -13,6 +13,7 @@ from . import ROOT, create_app
 from .allocation.cli import allocate_cmd
 from .auth.cli import users_cli
 from .demo import demo_cmd
+from .deploy.cli import deploy_cli
 from .images.cli import images_cli
 from .images.storage_cli import storage_cli
 from .migrate import db_cli
@@ -22,7 +23,7 @@ from .training.cli import ml_cli
 
 
 def init_app(app: Flask) -> None:
-    for command in (db_cli, users_cli, projects_cli, images_cli, ml_cli, storage_cli):
+    for command in (db_cli, users_cli, projects_cli, images_cli, ml_cli, storage_cli, deploy_cli):
         app.cli.add_command(command)
     for command in (allocate_cmd, demo_cmd, export_cmd, serve_cmd):
         app.cli.add_command(command)

@@ -81,6 +81,9 @@ def load_settings(
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "MAX_FORM_MEMORY_SIZE": 1024 * 1024,  # one limit for a form's text (werkzeug's is 500 KB)
         "MAX_UPLOAD_BYTES": int(get("MAX_UPLOAD_MB", 512)) * 1024 * 1024,
+        # how many proxies in front of the app set X-Forwarded-For/-Proto/-Host (nginx from
+        # `labeler deploy nginx`: 1); 0 ignores those headers, which anyone could send
+        "TRUSTED_PROXIES": get("TRUSTED_PROXIES", "0"),
         # trained models (<ML_DIR>/models) and the feature cache (<ML_DIR>/cache)
         "ML_DIR": get("ML_DIR", str(instance / "ml")),
         # start a background worker process for each training run (off: queued runs wait for `labeler ml work RUN_ID`)
@@ -149,6 +152,13 @@ def validate_settings(cfg: dict[str, Any], *, environment_explicit: bool = True)
         raise ConfigError(
             "single sign-on needs exactly one of LABELER_SSO_CLIENT_SECRET and LABELER_SSO_CLIENT_CERTIFICATE"
         )
+    proxies = str(cfg.get("TRUSTED_PROXIES", 0)).strip()
+    if not proxies.isdigit() or int(proxies) > 10:
+        raise ConfigError(
+            f"LABELER_TRUSTED_PROXIES must be a whole number from 0 to 10 (the proxies in front "
+            f"of the app; 1 behind nginx), not {proxies!r}"
+        )
+    cfg["TRUSTED_PROXIES"] = int(proxies)
     if not cfg.get("SECRET_KEY"):
         # development only: a per-instance key kept in the instance folder so sessions survive restarts
         cfg["SECRET_KEY"] = _instance_secret(Path(cfg["INSTANCE_PATH"]))

@@ -1,0 +1,1 @@
+"""Deployment helpers: `labeler deploy nginx` prints the reverse proxy's configuration."""
