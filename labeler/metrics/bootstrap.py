@@ -30,6 +30,9 @@ class Interval:
     level: float
     resamples: int
     seed: int
+    # resamples on which the figure was defined (a class or a pair can vanish from a resample): the
+    # interval is conditional on those, so a reader is told how many were left out
+    defined: int | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
         return {
@@ -37,6 +40,7 @@ class Interval:
             "high": self.high,
             "level": self.level,
             "resamples": self.resamples,
+            "defined_resamples": self.resamples if self.defined is None else self.defined,
             "seed": self.seed,
         }
 
@@ -105,7 +109,7 @@ def percentile_interval(
     if not 0 < level < 1:
         raise ValueError("level must lie strictly between 0 and 1")
     if finite.size == 0:
-        return Interval(None, None, level, int(arr.size), seed)
+        return Interval(None, None, level, int(arr.size), seed, 0)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
-    return Interval(float(low), float(high), level, int(arr.size), seed)
+    return Interval(float(low), float(high), level, int(arr.size), seed, int(finite.size))

@@ -44,8 +44,10 @@ def test_percentile_interval_drops_undefined_replicates():
     assert iv.low == pytest.approx(np.percentile(np.arange(1000.0), 5))
     assert iv.high == pytest.approx(np.percentile(np.arange(1000.0), 95))
     assert iv.resamples == 1010 and iv.seed == 4
+    assert iv.defined == 1000 and iv.as_dict()["defined_resamples"] == 1000
     empty = percentile_interval(np.array([np.nan, np.nan]))
     assert empty.low is None and empty.high is None
+    assert empty.defined == 0
 
 
 def test_bad_arguments_are_refused():
