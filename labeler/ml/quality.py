@@ -53,24 +53,32 @@ def fit_heads(
         torch.set_num_threads(threads)
 
 
+def training_device() -> torch.device:
+    """Where the heads train: CUDA when this machine (a GPU worker) has it, the CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _fit_heads(X, y, E, cfg: QualityConfig, progress: Progress | None):
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    device = training_device()
     heads = QualityHeads(len(cfg.classes), len(cfg.explanations), cfg.hidden, cfg.dropout)
-    w = torch.from_numpy(class_weights(y, len(cfg.classes), cfg.max_class_weight))
+    heads.to(device)
+    w = torch.from_numpy(class_weights(y, len(cfg.classes), cfg.max_class_weight)).to(device)
     ce, bce = nn.CrossEntropyLoss(weight=w), nn.BCEWithLogitsLoss()
     opt = torch.optim.AdamW(heads.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         opt, T_0=max(1, cfg.restart_period)
     )
-    Xt, yt, Et = torch.from_numpy(X), torch.from_numpy(y).long(), torch.from_numpy(E).float()
+    Xt = torch.from_numpy(X).to(device)
+    yt, Et = torch.from_numpy(y).long().to(device), torch.from_numpy(E).float().to(device)
     n, bs = len(X), cfg.batch_size
     nb = max(1, n // bs)  # full batches only: BatchNorm needs more than one sample
     epoch_seconds = []
     heads.train()
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
-        perm = torch.from_numpy(rng.permutation(n))
+        perm = torch.from_numpy(rng.permutation(n)).to(device)
         for b in range(nb):
             idx = perm[b * bs : (b + 1) * bs] if nb > 1 else perm
             z_c, z_e = heads(Xt[idx])
@@ -82,7 +90,7 @@ def _fit_heads(X, y, E, cfg: QualityConfig, progress: Progress | None):
         epoch_seconds.append(time.perf_counter() - t0)
         if progress:
             progress("train", epoch + 1, cfg.epochs)
-    return heads.eval(), epoch_seconds
+    return heads.cpu().eval(), epoch_seconds  # exported and evaluated on the CPU
 
 
 @torch.no_grad()

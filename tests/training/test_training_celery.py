@@ -24,7 +24,8 @@ from labeler.training.models import TrainingRun
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 180
-HEARTBEAT_TIMEOUT_S = 3
+# generous: a long C call (the first backbone export) can hold the GIL for seconds
+HEARTBEAT_TIMEOUT_S = 20
 
 
 def _wait(client, run_id, statuses, timeout=TIMEOUT_S, worker=None):
@@ -71,7 +72,7 @@ def test_runs_on_a_celery_worker_and_survive_a_killed_one(committed_app, redis_u
     run_id = resp.json["id"]
     assert resp.json["status"] == "queued"
     state, seen = _wait(client, run_id, ("succeeded", "failed"), worker=first)
-    assert state["status"] == "succeeded", (state, first.text()[-3000:])
+    assert state["status"] == "succeeded", (state["error"], first.text()[-3000:])
     assert "running" in seen
     model_id = state["model_id"]
     assert (Path(app.config["ML_DIR"]) / "models" / model_id / "model.onnx").is_file()
