@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -10,6 +11,7 @@ from celery import Celery
 
 QUEUE = "labeler"
 TRAIN_TASK = "labeler.train_run"
+PRESCREEN_TASK = "labeler.prescreen"
 
 
 def broker_url(config: Mapping[str, Any]) -> str | None:
@@ -55,4 +57,16 @@ def send_training(config: Mapping[str, Any], run_id: int) -> str:
         raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
     task_id = training_task_id(run_id)
     celery_app(url).send_task(TRAIN_TASK, args=[run_id], task_id=task_id, queue=QUEUE)
+    return task_id
+
+
+def send_prescreen(config: Mapping[str, Any], project_id: int, image_ids: list[int]) -> str:
+    """Queue the import prescreen of a project's new images; returns the task id (one per image set)."""
+    url = broker_url(config)
+    if url is None:
+        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
+    ids = sorted(int(i) for i in image_ids)
+    digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
+    task_id = f"labeler-prescreen-{project_id}-{digest}"
+    celery_app(url).send_task(PRESCREEN_TASK, args=[project_id, ids], task_id=task_id, queue=QUEUE)
     return task_id

@@ -1,5 +1,7 @@
 """The Celery worker: ``celery -A labeler.jobs.worker worker -Q labeler --concurrency 1``.
 
+Tasks: training runs and the import prescreen.
+
 It reads the same LABELER_* settings as the web app (database, store, ML folder) and
 LABELER_CELERY_BROKER_URL; the task body is labeler.training.worker.execute_run, the one a local
 worker process runs when no broker is configured. Training uses CUDA when this worker has it
@@ -18,8 +20,10 @@ from flask import Flask
 from .. import create_app
 from ..db import database
 from ..errors import LabelerError
+from ..projects.models import Project
+from ..training.prescreen import screen_images
 from ..training.worker import execute_run
-from .queue import QUEUE, TRAIN_TASK, configure
+from .queue import PRESCREEN_TASK, QUEUE, TRAIN_TASK, configure
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +57,24 @@ def train_run(run_id: int) -> dict[str, Any]:
             return {"run_id": run_id, "skipped": exc.message}
     log.info("training run %s %s", run.id, run.status.value)
     return {"run_id": run.id, "status": run.status.value}
+
+
+@app.task(name=PRESCREEN_TASK, queue=QUEUE)
+def prescreen(project_id: int, image_ids: list[int]) -> dict[str, Any]:
+    """Prescreen a project's newly imported images and store each result on its image (the same
+    body as an import without a broker: labeler.training.prescreen.screen_images)."""
+    application = flask_app()
+    with application.app_context(), database(application).session_factory() as session:
+        project = session.get(Project, int(project_id))
+        if project is None:
+            return {"status": "skipped", "reason": f"project {project_id} no longer exists"}
+        result = screen_images(
+            session,
+            application.config,
+            project,
+            [int(i) for i in image_ids],
+            application.extensions["labeler_storage"],
+        )
+        session.commit()
+    log.info("prescreen of project %s: %s", project_id, result.get("status"))
+    return result

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from .. import ml
 from ..errors import LabelerError
 from ..images.models import Image
 from ..images.services import ImportHook, register_import_hook
+from ..jobs.queue import broker_url, send_prescreen
 from ..projects.models import Project
 from .model_store import model_folder
 
@@ -55,7 +56,38 @@ def prescreen_images(
     image_ids: Iterable[int],
     storage: Any,
 ) -> dict[str, Any]:
+    """The import hook. With a Celery broker (LABELER_CELERY_BROKER_URL) the new images are sent to
+    a worker once the import is committed (``{"status": "queued", ...}``; the worker runs
+    screen_images and stores each result on its image); without one they are screened here."""
+    model_id = (project.settings or {}).get("prescreen_model_id")
+    ids = list(image_ids)
+    if not model_id:
+        return {"status": "off"}
+    if ids and broker_url(config):
+        project_id = project.id
+
+        def send(_session: Session) -> None:
+            try:
+                send_prescreen(config, project_id, ids)
+            except Exception:  # the import stands; its images are simply not prescreened
+                log.exception(
+                    "prescreen of %s images of project %s not queued", len(ids), project_id
+                )
+
+        event.listen(session, "after_commit", send, once=True)
+        return {"status": "queued", "model_id": model_id, "images": len(ids)}
+    return screen_images(session, config, project, ids, storage)
+
+
+def screen_images(
+    session: Session,
+    config: Mapping[str, Any],
+    project: Project,
+    image_ids: Iterable[int],
+    storage: Any,
+) -> dict[str, Any]:
     """Predict each image's quality class from its display derivative; store it; summarise.
+    Storing the same prediction twice changes nothing, so a task delivered twice is harmless.
 
     Returns ``{"status": "off" | "done" | "skipped", ...}``; flushes, never commits.
     """
@@ -115,6 +147,8 @@ def describe_prescreen(result: dict[str, Any]) -> str | None:
         return f"prescreen flagged {result['flagged']} of {result['screened']} as poor quality"
     if result.get("status") == "skipped":
         return f"prescreen skipped: {result['reason']}"
+    if result.get("status") == "queued":
+        return f"prescreen of {result['images']} images queued: their results appear as a worker screens them"
     return None
 
 

@@ -9,16 +9,23 @@ running it again on a new worker succeeds.
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
 import pytest
 from celery_fixtures import celery_workers, redis_url  # noqa: F401
 from helpers import login
-from training_fixtures import build_quality_project, committed_app, ml_root  # noqa: F401
+from training_fixtures import (  # noqa: F401
+    build_quality_project,
+    committed_app,
+    dark_blurry_jpeg,
+    ml_root,
+)
 
 from labeler.auth.models import Role
 from labeler.auth.services import add_user
+from labeler.images.models import Image
 from labeler.jobs.queue import send_training
 from labeler.training.models import TrainingRun
 
@@ -94,6 +101,34 @@ def test_runs_on_a_celery_worker_and_survive_a_killed_one(committed_app, redis_u
             model_id,
             finished_at,
         )
+
+    # the import prescreen runs on the worker too: the import says queued, the result lands on the image
+    page = client.post(
+        f"/projects/{project_id}/models/prescreen",
+        data={"model_id": model_id, "csrf_token": client.csrf},
+    )
+    assert page.status_code == 302
+    resp = client.post(
+        f"/api/v1/projects/{project_id}/images",
+        data={"files": [(io.BytesIO(dark_blurry_jpeg()), "dark.jpg")]},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 201, resp.json
+    assert resp.json["prescreen"] == {"status": "queued", "model_id": model_id, "images": 1}
+    deadline, pre = time.monotonic() + 60, None
+    while pre is None and time.monotonic() < deadline:
+        with factory() as s:
+            image = s.query(Image).filter_by(project_id=project_id, filename="dark.jpg").one()
+            pre = (image.meta or {}).get("prescreen")
+        time.sleep(0.1)
+    assert pre is not None, first.text()[-3000:]
+    assert pre["model_id"] == model_id and pre["class"] in (
+        "poor_quality",
+        "lesion",
+        "healthy_skin",
+        "no_skin",
+    )
 
     # a worker killed mid-run: the run reads failed within the heartbeat timeout
     resp = client.post(
