@@ -44,6 +44,39 @@ ANSWERS = (  # valid quality-protocol bodies, cycled
 WARMUP_LOOPS = 3
 
 
+def proc_cpu(pids: list[int]) -> float:
+    """Seconds of CPU (user + system, /proc/PID/stat) the processes have used so far; gone ones count 0."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
+
+
+def process_tree(root: int) -> list[int]:
+    """The process and all its descendants (gunicorn's master and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -54,8 +87,14 @@ def pct(values: list[float], q: float) -> float:
 # -- simulated rater (runs in its own process; imports nothing of the app) ---------------------------
 
 
-def rater_loop(base: str, project_id: int, token: str, duration: float, barrier, results) -> None:
-    """Label items until ``duration`` seconds after the barrier; put latencies (ms) and errors on ``results``."""
+def rater_loop(
+    base: str, project_id: int, token: str, duration: float, barrier, results, server_pids=None
+) -> None:
+    """Label items until ``duration`` seconds after the barrier; put latencies (ms) and errors on ``results``.
+
+    With ``server_pids`` (the one-rater phase: the server does nothing else) the server's CPU is read
+    from /proc before and after each call and added to that call's kind, so each kind gets its share.
+    """
     import requests
 
     http = requests.Session()
@@ -69,7 +108,12 @@ def rater_loop(base: str, project_id: int, token: str, duration: float, barrier,
         "errors": 0,
         "samples": [],
         "exhausted": False,
+        "cpu": {"next": 0.0, "image": 0.0, "submit": 0.0},
+        "client_cpu": 0.0,
     }
+    kind_of = {"GET queue": "next", "GET image": "image", "PUT": "submit"}
+
+    recording = [False]
 
     def fail(what: str) -> None:
         out["errors"] += 1
@@ -77,13 +121,21 @@ def rater_loop(base: str, project_id: int, token: str, duration: float, barrier,
             out["samples"].append(what)
 
     def call(method: str, path: str, **kw):
+        kind = kind_of[
+            "PUT" if method == "PUT" else ("GET queue" if "/queue/" in path else "GET image")
+        ]
+        c0 = proc_cpu(server_pids) if server_pids else 0.0
         t0 = time.perf_counter()
         try:
             resp = http.request(method, base + path, timeout=10, **kw)
+            if resp is not None:
+                resp.content  # noqa: B018  (the whole body read before the server's CPU is read)
         except requests.RequestException as exc:
             fail(f"{method} {path}: {exc.__class__.__name__}: {exc}")
             return None, (time.perf_counter() - t0) * 1000
         ms = (time.perf_counter() - t0) * 1000
+        if server_pids and recording[0]:
+            out["cpu"][kind] += proc_cpu(server_pids) - c0
         if resp.status_code != 200:
             fail(f"{method} {path}: {resp.status_code} {resp.text[:200]}")
             return None, ms
@@ -130,13 +182,16 @@ def rater_loop(base: str, project_id: int, token: str, duration: float, barrier,
         for _ in range(WARMUP_LOOPS):  # connections and caches, not timed
             one_loop(False, None)
         barrier.wait(timeout=120)
+        recording[0] = True
         end = time.perf_counter() + duration
+        cpu0 = time.process_time()
         last = None
         while time.perf_counter() < end:
             last = one_loop(True, last)
             if last is False:
                 out["exhausted"] = True
                 break
+        out["client_cpu"] = time.process_time() - cpu0
     finally:
         http.close()
         results.put(out)
@@ -278,8 +333,11 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 60) -> None
     raise SystemExit("gunicorn did not answer within 60 s")
 
 
-def run_phase(base: str, project_id: int, tokens: list[str], duration: float) -> dict:
-    """Run one simulated rater per token at once; merged latencies and counts."""
+def run_phase(
+    base: str, project_id: int, tokens: list[str], duration: float, server_pid: int
+) -> dict:
+    """Run one simulated rater per token at once; merged latencies, counts and CPU seconds (from /proc:
+    the server's process tree over the phase, the raters' own, and per call kind with one rater)."""
     import multiprocessing as mp
 
     ctx = mp.get_context(
@@ -287,16 +345,22 @@ def run_phase(base: str, project_id: int, tokens: list[str], duration: float) ->
     )  # children import only requests, not the app or the parent's connections
     barrier = ctx.Barrier(len(tokens) + 1)
     results = ctx.Queue()
+    server_pids = process_tree(server_pid)
+    per_call = server_pids if len(tokens) == 1 else None
     procs = [
         ctx.Process(
-            target=rater_loop, args=(base, project_id, t, duration, barrier, results), daemon=True
+            target=rater_loop,
+            args=(base, project_id, t, duration, barrier, results, per_call),
+            daemon=True,
         )
         for t in tokens
     ]
     for p in procs:
         p.start()
     barrier.wait(timeout=120)
+    cpu0 = proc_cpu(server_pids)
     outs = [results.get(timeout=duration + 120) for _ in procs]
+    server_cpu = proc_cpu(server_pids) - cpu0
     for p in procs:
         p.join(timeout=10)
     merged = {
@@ -308,6 +372,9 @@ def run_phase(base: str, project_id: int, tokens: list[str], duration: float) ->
         errors=sum(o["errors"] for o in outs),
         exhausted=sum(o["exhausted"] for o in outs),
         duration=duration,
+        server_cpu=server_cpu,
+        client_cpu=sum(o["client_cpu"] for o in outs),
+        cpu={k: sum(o["cpu"][k] for o in outs) for k in ("next", "image", "submit")},
     )
     return merged
 
@@ -324,6 +391,22 @@ def report(label: str, n: int, r: dict) -> None:
         print(f"[{label}]     {name:<11} {fmt(r[name])}  (n={len(r[name])})")
     goal = "  (goal p95 < 25 ms at 16 raters on PostgreSQL)" if n > 1 else ""
     print(f"[{label}]     submit+next {fmt(r['submit_next'])}{goal}")
+    labels = max(1, r["labels"])
+    split = ""
+    if n == 1:
+        split = (
+            "  ("
+            + ", ".join(
+                f"{k} {1000 * r['cpu'][k] / max(1, len(r[k])):.2f}"
+                for k in ("next", "image", "submit")
+            )
+            + " ms each)"
+        )
+    goal = " (goal <= 3 ms PostgreSQL, <= 2.5 ms SQLite)"
+    print(
+        f"[{label}]     server CPU per cycle (next+image+submit) {1000 * r['server_cpu'] / labels:.2f} ms"
+        f"{goal}{split}; load generator CPU per cycle {1000 * r['client_cpu'] / labels:.2f} ms"
+    )
     for sample in r["samples"]:
         print(f"[{label}]     error: {sample}")
 
@@ -349,7 +432,7 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
                 f"{args.duration:g} s per phase"
             )
             for tokens_now in ([tokens[0]], tokens[1:]):
-                result = run_phase(base, project_id, tokens_now, args.duration)
+                result = run_phase(base, project_id, tokens_now, args.duration, server.pid)
                 report(label, len(tokens_now), result)
                 errors += result["errors"]
         finally:
