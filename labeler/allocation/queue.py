@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, case, exists, func, select, text, update
+from sqlalchemy import Engine, case, exists, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
 from ..db import utcnow
 from ..errors import NotFound
+from ..images.models import Image
 from ..projects.models import MemberRole, Project, ProjectMember
 from .models import ItemStatus, QueueItem
 
@@ -84,6 +85,46 @@ def is_project_rater(session: Session, rater: User, project: Project) -> bool:
     )
 
 
+def rater_project(session: Session, rater: User, project_id: int) -> Project | None:
+    """The project, if the rater is one of its raters: one indexed query (the hot path's first)."""
+    return session.scalar(
+        select(Project).where(
+            Project.id == project_id,
+            exists().where(
+                ProjectMember.project_id == Project.id,
+                ProjectMember.user_id == rater.id,
+                ProjectMember.role == MemberRole.rater,
+            ),
+        )
+    )
+
+
+def next_item_and_total(
+    session: Session, rater: User, project: Project
+) -> tuple[QueueItem | None, int]:
+    """next_item and the size of the rater's queue in the project, the total riding along in the same
+    query (a scalar subquery) while anything is pending (the common case: one statement)."""
+    total = (
+        select(func.count(QueueItem.id))
+        .where(QueueItem.rater_id == rater.id, QueueItem.project_id == project.id)
+        .scalar_subquery()
+    )
+    for status in (ItemStatus.pending, ItemStatus.skipped):
+        row = session.execute(
+            select(QueueItem, total)
+            .where(
+                QueueItem.rater_id == rater.id,
+                QueueItem.project_id == project.id,
+                QueueItem.status == status,
+            )
+            .order_by(QueueItem.position)
+            .limit(1)
+        ).first()
+        if row is not None:
+            return row[0], int(row[1])
+    return None, 0
+
+
 def next_item(session: Session, rater: User, project: Project) -> QueueItem | None:
     """The first pending item by position; skipped items come back only once nothing is pending."""
     base = select(QueueItem).where(
@@ -107,6 +148,9 @@ def _still_a_rater(rater_id: int):
     )
 
 
+_READ_UNDER_WRITE_LOCK = "item_read_under_write_lock"  # session.info: (transaction, item id)
+
+
 def get_item_for_rater(session: Session, rater: User, public_id: str) -> QueueItem:
     """The rater's own item; anything else (another rater's item, an unknown id, an item of a project
     the rater was removed from) is a plain 404."""
@@ -124,6 +168,47 @@ def get_item_for_rater(session: Session, rater: User, public_id: str) -> QueueIt
     return item
 
 
+def item_and_project(session: Session, rater: User, public_id: str) -> tuple[QueueItem, Project]:
+    """get_item_for_rater and the item's project in one query (submitting reads its protocol and settings)."""
+    row = None
+    if isinstance(public_id, str) and 0 < len(public_id) <= 32:
+        row = session.execute(
+            select(QueueItem, Project)
+            .join(Project, Project.id == QueueItem.project_id)
+            .where(
+                QueueItem.public_id == public_id,
+                QueueItem.rater_id == rater.id,
+                _still_a_rater(rater.id),
+            )
+        ).first()
+    if row is None:
+        raise NotFound("no such item in your queue")
+    if (
+        session.get_bind().dialect.name == "sqlite"
+        and session.connection().get_execution_options().get("sqlite_immediate")
+    ):
+        session.info[_READ_UNDER_WRITE_LOCK] = (session.get_transaction(), row[0].id)
+    return row[0], row[1]
+
+
+def item_and_display_key(session: Session, rater: User, public_id: str) -> tuple[QueueItem, str]:
+    """get_item_for_rater and the item's display image key in one query (the image route)."""
+    row = None
+    if isinstance(public_id, str) and 0 < len(public_id) <= 32:
+        row = session.execute(
+            select(QueueItem, Image.display_key)
+            .join(Image, Image.id == QueueItem.image_id)
+            .where(
+                QueueItem.public_id == public_id,
+                QueueItem.rater_id == rater.id,
+                _still_a_rater(rater.id),
+            )
+        ).first()
+    if row is None:
+        raise NotFound("no such item in your queue")
+    return row[0], row[1]
+
+
 def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> QueueItem:
     """Take the project's queue lock (shared) and re-read the item: it stays the rater's until commit.
 
@@ -131,6 +216,10 @@ def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> Queue
     never-shown items move) or removed the rater. Either way the rater no longer holds it: a 404 that
     says so, and nothing is written.
     """
+    if session.info.get(_READ_UNDER_WRITE_LOCK) == (session.get_transaction(), item.id):
+        # SQLite: item_and_project read it in this transaction, which began IMMEDIATE (labeler/db.py), so
+        # under the database's one write lock, which no rebalance can take before we commit: still current
+        return item
     lock_project_queues(session, item.project_id)
     locked = session.scalar(
         select(QueueItem)
@@ -155,13 +244,35 @@ def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueI
     item = pick()
     if item is None or item.shown_at is not None:
         return item
-    project_id = item.project_id  # read now: the restart below expires the item, which may be gone
+    # read now: the restart below expires the item, which may be gone
+    project_id, item_id, rater_id = item.project_id, item.id, item.rater_id
     _begin_immediate(session)  # SQLite: the writer lock before the write (PostgreSQL: nothing)
     lock_project_queues(session, project_id)
-    session.expire(item)  # re-read under the lock (SQLite's restart has expired everything)
+    now = utcnow()
+    # under the lock: stamp the item if it is still this rater's and still never shown. One row
+    # stamped means it can no longer move (a rebalance moves only never-shown items), so it is served
+    # without reading it again; none (another request stamped it, or a rebalance moved it or removed
+    # the rater before we took the lock) falls back to picking again under the lock.
+    stamped = session.execute(
+        update(QueueItem)
+        .where(
+            QueueItem.id == item_id,
+            QueueItem.rater_id == rater_id,
+            QueueItem.shown_at.is_(None),
+            _still_a_rater(rater_id),
+        )
+        .values(shown_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if stamped == 1 and not inspect(item).expired:
+        set_committed_value(item, "shown_at", now)
+        session.info["wrote"] = True
+        return item
+    if stamped == 1:
+        session.info["wrote"] = True  # SQLite's restart expired the item: read it again, stamped
+    session.expire(item)
     item = pick()
     if item is not None and item.shown_at is None:
-        now = utcnow()
         session.execute(
             update(QueueItem)
             .where(QueueItem.id == item.id, QueueItem.shown_at.is_(None))

@@ -15,20 +15,19 @@ from ..allocation import services
 from ..allocation.models import QueueItem
 from ..allocation.queue import (
     get_item_for_rater,
-    is_project_rater,
-    next_item,
+    item_and_display_key,
+    next_item_and_total,
     queue_total,
+    rater_project,
     serve_item,
 )
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session
 from ..errors import NotFound, ValidationError
-from ..images.models import Image
 from ..images.serve import blob_response
 from ..images.storage import InvalidKey
 from ..projects.access import authorized_project, can_allocate
-from ..projects.services import get_project
 from ..validation import DB_INT_MAX, clean_ids, clean_int
 from .blueprint import bp
 from .params import json_body
@@ -137,11 +136,19 @@ def item_json(item: QueueItem, total: int) -> dict[str, Any]:
 @signed_in
 def queue_next_api(project_id: int):
     db = get_session()
-    project = get_project(db, project_id)
-    if not is_project_rater(db, current_user, project):
+    project = rater_project(
+        db, current_user, project_id
+    )  # one query: the project, if a rater of it
+    if project is None:
         raise NotFound(f"no project with id {project_id}")
-    item = serve_item(db, lambda: next_item(db, current_user, project))
-    body = item_json(item, queue_total(db, item)) if item else None
+    totals: dict[int, int] = {}
+
+    def pick() -> QueueItem | None:
+        item, totals[0] = next_item_and_total(db, current_user, project)
+        return item
+
+    item = serve_item(db, pick)
+    body = item_json(item, totals[0]) if item else None
     return jsonify(item=body)
 
 
@@ -161,13 +168,19 @@ def item_image(public_id: str):
     """The display image, streamed from storage (ranges too); no ETag, no Last-Modified, no file
     name, never cached (blinding)."""
     db = get_session()
-    item = serve_item(db, lambda: get_item_for_rater(db, current_user, public_id))
-    image = db.get(Image, item.image_id)
-    ext = image.display_key.rsplit(".", 1)[-1].lower()
+    keys: dict[int, str] = {}
+
+    def pick() -> QueueItem:  # one query: the rater's own item and its image's display key
+        item, keys[0] = item_and_display_key(db, current_user, public_id)
+        return item
+
+    serve_item(db, pick)
+    display_key = keys[0]
+    ext = display_key.rsplit(".", 1)[-1].lower()
     try:
         return blob_response(
             current_app.extensions["labeler_storage"],
-            image.display_key,
+            display_key,
             DISPLAY_TYPES.get(ext, "application/octet-stream"),
             cache_control="private, no-store",
         )

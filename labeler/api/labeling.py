@@ -7,7 +7,7 @@ import logging
 from flask import current_app, jsonify, request, url_for
 from flask_login import current_user
 
-from ..allocation.queue import serve_item
+from ..allocation.queue import item_and_project, serve_item
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session
@@ -56,7 +56,7 @@ def get_label(public_id: str):
 def put_label(public_id: str):
     body = json_body()
     db = get_session()
-    item = own_item(db, current_user, public_id)
+    item, project = item_and_project(db, current_user, public_id)  # one query for both
     label = submit_label(
         db,
         current_user,
@@ -65,6 +65,7 @@ def put_label(public_id: str):
         base_version=body.get("base_version"),
         submission_id=body.get("submission_id"),
         time_spent_ms=body.get("time_spent_ms"),
+        project=project,
     )
     result = {"item": item.public_id, **label_dict(label)}
     return jsonify(result)

@@ -144,14 +144,18 @@ def submit_label(
     base_version: int | None,
     submission_id: str | None,
     time_spent_ms: int | None,
+    project: Project | None = None,
 ) -> Label:
     """Save the rater's label of the item: validated, one current label, the change kept as a new revision.
+
+    ``project``: the item's project when the caller already read it (allocation.queue.item_and_project).
 
     A retry with a submission_id already recorded returns the label unchanged. A base_version other than the
     current version (0 or None for "no label yet") is refused with 409 carrying the current value.
     """
     _check_owner(rater, item)
-    project = session.get(Project, item.project_id)
+    if project is None or project.id != item.project_id:
+        project = session.get(Project, item.project_id)
     clean = validate_submission(project.protocol.value, project.settings or {}, data, known_code)
     base_version = _clean_base_version(base_version)
     submission_id = _clean_submission_id(submission_id)
@@ -161,8 +165,8 @@ def submit_label(
     item = lock_item_for_rater(session, rater, item)
 
     label = current_label(session, rater, item, for_update=True)
-    if label is not None and _already_recorded(session, label, submission_id):
-        return label  # a retried submit: already recorded
+    if label is not None and submission_id is not None and label.submission_id == submission_id:
+        return label  # a retried submit of the latest version: already recorded (no query)
     if label is None:
         if base_version:
             log.info(
@@ -192,6 +196,10 @@ def submit_label(
             ) from None
     else:
         if base_version != label.version:
+            # a retry of an older submission started from an older version: find it among the
+            # revisions (a genuine retry always lands here or above, so a fresh edit needs no query)
+            if _already_recorded(session, label, submission_id):
+                return label
             raise _conflict(
                 label,
                 f"this label was changed meanwhile (now version {label.version}, you started "

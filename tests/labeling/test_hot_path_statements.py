@@ -1,0 +1,124 @@
+"""SQL statements per label cycle (next -> image -> submit) over the bearer-token API, as bench/labeling.py runs it.
+
+Counted with a before_cursor_execute listener on the test's connection; the tests' own savepoint
+bookkeeping (each request's session is a savepoint inside the test's transaction) is not counted.
+The budget (issue 14): authentication is one indexed query (token + user + roles joined), then at
+most 2 statements for next, 1 for the image's authorization and 4 for submit, with the label's revision
+and the queue item's status written. Stated exceptions are listed with each budget.
+"""
+
+# ruff: noqa: F811  (fixtures imported from labeling_fixtures are used as arguments)
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from labeling_fixtures import make_item  # noqa: F401  (fixtures)
+from sqlalchemy import event
+
+AUTH = 1  # ApiToken joined with its user and the user's roles, one query (its last-use stamp: once a minute)
+# the project if the caller is one of its raters (one query) + the next item with its total
+NEXT = 2
+# the first showing of an item adds its stamp: one UPDATE that also checks the item is still the rater's
+# (and, on PostgreSQL, the project's shared queue lock before it: see allocation.queue)
+FIRST_SHOW = 1
+IMAGE = 1  # the item joined with its image's display key, authorized by the rater's membership
+# submit: the item with its project (one query), the current label, then the flush writes the label, its
+# revision and the item's status. That is 5, one over the issue's 4: the current label is its own read
+# because PostgreSQL can lock it (FOR UPDATE, against a concurrent scale migration) only on its own, not on
+# the nullable side of an outer join. PostgreSQL also re-reads the item under the project's queue lock
+# (FOR UPDATE; a rebalance may have moved it since the first read) and takes the lock itself: +1 and the
+# lock. SQLite needs neither: a write request's transaction begins IMMEDIATE, so its first read already
+# holds the database's one write lock (the fixture marks the tests' connection the same way).
+SUBMIT = 5
+# a changed label (version 2) writes its audit event too; the item's status is already done (no write)
+SUBMIT_CHANGE = 5
+
+_SAVEPOINTS = re.compile(
+    r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.IGNORECASE
+)
+
+
+@pytest.fixture()
+def counter(connection):
+    """Statements sent on the test's connection (savepoint bookkeeping left out)."""
+    seen: list[str] = []
+
+    def _record(_conn, _cursor, statement, _params, _context, _executemany):
+        if not _SAVEPOINTS.match(statement):
+            seen.append(statement)
+
+    event.listen(connection, "before_cursor_execute", _record)
+    yield seen
+    event.remove(connection, "before_cursor_execute", _record)
+
+
+@pytest.fixture()
+def cycle(app, db, connection, make_user, make_project, make_item):
+    from labeler.auth.services import create_token
+    from labeler.images.models import Image
+
+    rater = make_user(None, "rater")
+    project = make_project()
+    items = [make_item(rater, project) for _ in range(3)]
+    storage = app.extensions["labeler_storage"]
+    for item in items:
+        storage.put(
+            db.get(Image, item.image_id).display_key, b"\xff\xd8 not really a jpeg \xff\xd9"
+        )
+    _token, raw = create_token(db, None, rater, "bench")
+    db.flush()
+    if connection.dialect.name == "sqlite":
+        # as a production write request's connection: its transaction began IMMEDIATE (labeler/db.py)
+        connection.execution_options(sqlite_immediate=True)
+    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    # the token's first use stamps last_used_at (once a minute): not part of the measured cycles
+    assert client.get("/api/v1/icd10?q=acne", headers=headers).status_code == 200
+    return client, headers, project, items
+
+
+def _count(counter, client, method, url, **kw):
+    counter.clear()
+    resp = client.open(url, method=method, **kw)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp, list(counter)
+
+
+def _pg(statements):
+    """The queue lock and the re-read under it, PostgreSQL only (0 on SQLite)."""
+    return sum("pg_advisory_xact_lock" in s for s in statements)
+
+
+def test_statements_per_label_cycle(cycle, counter):
+    client, headers, project, items = cycle
+    for n in range(2):  # the second cycle: the first showing of an item is stamped on each
+        resp, next_sql = _count(
+            counter, client, "GET", f"/api/v1/projects/{project.id}/queue/next", headers=headers
+        )
+        item = resp.json["item"]
+        assert item["id"] == items[n].public_id
+        assert len(next_sql) <= AUTH + NEXT + FIRST_SHOW + _pg(next_sql), next_sql
+
+        resp, image_sql = _count(counter, client, "GET", item["image_url"], headers=headers)
+        assert resp.data.startswith(b"\xff\xd8")
+        assert len(image_sql) <= AUTH + IMAGE, image_sql
+
+        body = {"decision": "healthy_skin", "base_version": 0, "submission_id": uuid.uuid4().hex}
+        url = f"/api/v1/items/{item['id']}/label"
+        resp, submit_sql = _count(counter, client, "PUT", url, json=body, headers=headers)
+        assert resp.json["version"] == 1
+        assert len(submit_sql) <= AUTH + SUBMIT + 2 * _pg(submit_sql), submit_sql
+
+
+def test_statement_budget_holds_for_a_changed_label(cycle, counter):
+    """A second version writes the audit event (label.change) instead of the item's status."""
+    client, headers, _project, items = cycle
+    url = f"/api/v1/items/{items[0].public_id}/label"
+    first = {"decision": "no_skin", "base_version": 0, "submission_id": uuid.uuid4().hex}
+    assert client.put(url, json=first, headers=headers).status_code == 200
+    body = {"decision": "healthy_skin", "base_version": 1, "submission_id": uuid.uuid4().hex}
+    resp, sql = _count(counter, client, "PUT", url, json=body, headers=headers)
+    assert resp.json["version"] == 2
+    assert any("INSERT INTO audit" in s for s in sql), sql
+    assert len(sql) <= AUTH + SUBMIT_CHANGE + 2 * _pg(sql), sql
