@@ -27,12 +27,18 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 clock = time.time  # seconds; the session-timeout tests replace it
 GENERATION_KEY = "gen"  # the user's session_generation when this session signed in
+# the idle stamp's resolution: a session is re-signed and its cookie re-sent at most once a minute, not on
+# every request (an idle timeout may end up to this many seconds early)
+SEEN_AT_RESOLUTION = 60
 
 
 def init_app(app: Flask) -> None:
     app.config.setdefault(
         "WTF_CSRF_CHECK_DEFAULT", False
     )  # checked below, except for bearer tokens
+    # the cookie is sent only when the session changed (sign-in, the idle stamp, CSRF token), not
+    # re-signed on every request; the timeouts are enforced here from the stamps, not by the cookie's expiry
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     login_manager.init_app(app)
     csrf.init_app(app)
     login_manager.login_view = "auth.login"
@@ -131,7 +137,10 @@ def _enforce_session_rules():
             logout_user()
             session.clear()
             return None
-        session["seen_at"] = now
+        if now - session.get("seen_at", 0) >= SEEN_AT_RESOLUTION:
+            session["seen_at"] = (
+                now  # a changed session is re-signed and re-sent: once a minute at most
+            )
     return None
 
 

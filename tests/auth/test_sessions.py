@@ -255,3 +255,32 @@ def test_generation_check_costs_no_extra_query(app, db, connection, make_user):
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert 1 <= len(selects) <= 2, selects  # the user row, then its roles (selectin)
     assert "users.session_generation" in selects[0]
+
+
+def test_session_cookie_is_resent_at_most_once_a_minute_and_idle_still_expires(
+    app, make_user, login_as, monkeypatch
+):
+    """The idle stamp is written (the cookie re-signed and re-sent) at most once a minute, not on every
+    request; the idle timeout still ends a session that stays quiet for longer than allowed."""
+    clock = Clock(1_900_000_000.0)
+    monkeypatch.setattr(login_module, "clock", clock)
+    client = login_as(make_user("lead@example.test", "lead"))
+    name = app.config["SESSION_COOKIE_NAME"]
+
+    def sends_cookie() -> bool:
+        resp = client.get("/api/v1/projects")
+        assert resp.status_code == 200
+        return any(h.startswith(f"{name}=") for h in resp.headers.getlist("Set-Cookie"))
+
+    sends_cookie()  # the first request after sign-in may still settle the session
+    clock.now += 1
+    assert not sends_cookie()
+    clock.now += login_module.SEEN_AT_RESOLUTION - 2
+    assert not sends_cookie()  # 59 s after the stamp: nothing to re-sign
+    clock.now += 2
+    assert sends_cookie()  # a minute later: the idle stamp moves, the cookie is re-sent
+    idle = app.config["SESSION_IDLE_MINUTES"] * 60
+    clock.now += idle - 5
+    assert sends_cookie()  # activity within the idle window keeps the session
+    clock.now += idle + 1
+    assert not signed_in(client)
