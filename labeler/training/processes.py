@@ -63,7 +63,7 @@ def dead_worker_error(run: TrainingRun) -> str | None:
             return (
                 f"the worker stopped reporting ({int(silent)} s without a heartbeat; it was on "
                 f"{run.host or 'an unknown host'}): it was probably stopped or its machine failed. "
-                "Start the run again"
+                "Run it again"
             )
     if (
         run.status not in (RunStatus.queued, RunStatus.running)
