@@ -1,7 +1,8 @@
 """Benchmark the ML library on this CPU: features, head training, predict latency and throughput.
 
 Run: .venv/bin/python bench/ml.py [--threads 2] [--repeats 200]
-Uses a throwaway quality model (random heads: speed does not depend on the weights) and
+Uses a throwaway quality model (random heads: speed does not depend on the weights), a throwaway
+severity model (its stored size: fp16 MLP, fp16 + int8-residual backbone) and
 30,000 synthetic random cached features for the head-training figure. Nothing is downloaded.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import shutil
 import sys
 import tempfile
@@ -56,8 +58,14 @@ def _run(args: argparse.Namespace, tmp: Path, rng: np.random.Generator) -> None:
 
     from labeler.ml.artifacts import write_model
     from labeler.ml.backbone import export_onnx
-    from labeler.ml.config import EXPLANATION_TEXT, EXPLANATIONS, QUALITY_CLASSES, QualityConfig
-    from labeler.ml.heads import QualityHeads, QualityNet
+    from labeler.ml.config import (
+        EXPLANATION_TEXT,
+        EXPLANATIONS,
+        QUALITY_CLASSES,
+        QualityConfig,
+        SeverityConfig,
+    )
+    from labeler.ml.heads import QualityHeads, QualityNet, SeverityMLP, SeverityNet
     from labeler.ml.inference import load_model, predict, predict_quality
     from labeler.ml.quality import fit_heads
     from labeler.ml.runtime import FeatureExtractor
@@ -119,6 +127,21 @@ def _run(args: argparse.Namespace, tmp: Path, rng: np.random.Generator) -> None:
     )
     print(
         f"model size: {info.size_bytes / 1e6:.2f} MB ({info.size_bytes / 2**20:.2f} MiB), fp32 ONNX with Grad-CAM"
+    )
+    sev = write_model(
+        tmp / "models",
+        kind="severity",
+        onnx_path=export_onnx(SeverityNet(SeverityMLP()), tmp / "sev.onnx", ["image"], ["score"]),
+        config=SeverityConfig(),
+        labels={},
+        thresholds={},
+        manifest_sha256="0" * 64,
+        metrics={},
+    )
+    before = json.loads(Path(sev.path, "model.json").read_text())["weights"]["bytes_before"]
+    print(
+        f"severity model size: {sev.size_bytes / 1e6:.2f} MB (fp32 weights: {before / 1e6:.2f} MB),"
+        " fp16 MLP + fp16/int8-residual backbone"
     )
     model = load_model(info.path, threads=args.threads)
     raw = model.session
