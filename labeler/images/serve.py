@@ -8,10 +8,54 @@ answered with 206 and exactly those bytes, read from the store as a range.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import BinaryIO
+
 from flask import Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.wsgi import wrap_file
 
 from .storage import Storage
+
+
+class _LazyFile:
+    """A local file opened on first use (read or fileno) and closed once read to its end or closed:
+    a response whose body is never read (a HEAD, a client gone before the first byte) opens nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fh: BinaryIO | None = None
+        self._done = False
+
+    def _file(self) -> BinaryIO:
+        if self._fh is None:
+            if self._done:
+                raise ValueError("the file was closed")
+            self._fh = self._path.open("rb")
+        return self._fh
+
+    def fileno(self) -> int:
+        return self._file().fileno()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file().seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file().tell()
+
+    def read(self, size: int = -1) -> bytes:
+        if self._done:
+            return b""
+        piece = self._file().read(size)
+        if not piece:
+            self.close()
+        return piece
+
+    def close(self) -> None:
+        self._done = True
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 def blob_response(
@@ -42,7 +86,13 @@ def blob_response(
             raise RequestedRangeNotSatisfiable(length=size)
         start, stop = bounds
         length, status = stop - start, 206
-    body = storage.stream(key, start, length)  # opens the blob now: a missing one raises here
+    path = storage.path(key) if status == 200 else None
+    if path is not None:
+        # a whole local file: handed to the server's wsgi.file_wrapper (gunicorn sends it with
+        # sendfile(2), no copy through Python); the size was read above, so a missing blob raised there
+        body = wrap_file(request.environ, _LazyFile(path))
+    else:
+        body = storage.stream(key, start, length)  # opens the blob now: a missing one raises here
     resp = Response(body, status=status, mimetype=mimetype, direct_passthrough=True)
     resp.content_length = length
     resp.headers["Accept-Ranges"] = "bytes"

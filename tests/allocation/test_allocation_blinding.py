@@ -69,6 +69,7 @@ def observe(client, project_id, item_ids):
     for public_id in item_ids:
         item = client.get(f"/api/v1/items/{public_id}")
         image = client.get(item.get_json()["item"]["image_url"])
+        image.close()  # only its status and headers are compared: the streamed file is closed now
         seen[public_id] = {"item": item, "image": image}
     return seen
 

@@ -63,7 +63,8 @@ def test_every_way_of_serving_an_item_stamps_it_once(db, allocated, client_for):
     ids = [it.public_id for it in queue(db, raters[0])][1:5]
     assert c.get(f"/api/v1/items/{ids[0]}").status_code == 200
     assert c.get(f"/api/v1/items/{ids[1]}/label").status_code == 200
-    assert c.get(f"/api/v1/items/{ids[2]}/image").status_code == 200
+    with c.get(f"/api/v1/items/{ids[2]}/image") as image:  # closed: its streamed file too
+        assert image.status_code == 200
     assert c.get(f"/items/{ids[3]}").status_code == 200
     shown = {it.public_id for it in queue(db, raters[0]) if it.shown_at}
     assert shown == {nxt["id"], *ids[:4]}

@@ -122,3 +122,38 @@ def test_statement_budget_holds_for_a_changed_label(cycle, counter):
     assert resp.json["version"] == 2
     assert any("INSERT INTO audit" in s for s in sql), sql
     assert len(sql) <= AUTH + SUBMIT_CHANGE + 2 * _pg(sql), sql
+
+
+def test_a_whole_local_image_goes_to_the_servers_file_wrapper(cycle):
+    """The display image is handed to wsgi.file_wrapper (gunicorn: sendfile) after the authorization
+    check, with the blinding headers; a range still streams its bytes; an id not in the rater's queue gets a 404."""
+    client, headers, project, _items = cycle
+    item = client.get(f"/api/v1/projects/{project.id}/queue/next", headers=headers).json["item"]
+    wrapped = []
+
+    def file_wrapper(filelike, block_size=8192):
+        wrapped.append(filelike)
+        return iter(lambda: filelike.read(block_size), b"")
+
+    env = {"wsgi.file_wrapper": file_wrapper}
+    resp = client.get(item["image_url"], headers=headers, environ_base=env)
+    assert resp.status_code == 200
+    assert resp.data == b"\xff\xd8 not really a jpeg \xff\xd9"
+    # a real file for sendfile (fileno), closed once read to its end
+    assert len(wrapped) == 1 and callable(wrapped[0].fileno) and wrapped[0].read() == b""
+    assert resp.headers["Cache-Control"] == "private, no-store"
+    assert "ETag" not in resp.headers and "Last-Modified" not in resp.headers
+    assert "Content-Disposition" not in resp.headers
+    assert resp.content_length == len(resp.data)
+    # a range: the streamed pieces, not the wrapper
+    ranged = client.get(
+        item["image_url"], headers={**headers, "Range": "bytes=0-1"}, environ_base=env
+    )
+    assert ranged.status_code == 206 and ranged.data == b"\xff\xd8" and len(wrapped) == 1
+    # the authorization check comes first: a stranger's request opens nothing
+    other = client.get(
+        item["image_url"].replace(item["id"], "x" * len(item["id"])),
+        headers=headers,
+        environ_base=env,
+    )
+    assert other.status_code == 404 and len(wrapped) == 1
