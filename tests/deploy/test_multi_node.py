@@ -254,6 +254,26 @@ def test_two_app_servers_behind_nginx_failover_and_slow_clients(tmp_path, azurit
             )
             assert resp.status_code == 201, resp.text[:500]
             assert len(resp.json()["imported"]) == 60
+            # bodies past the app's limits stop at nginx; the upload route takes more than 1 MB
+            big = requests.post(
+                f"{base}/api/v1/projects",
+                data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                headers={
+                    "Authorization": f"Bearer {lead_token}",
+                    "Content-Type": "application/json",
+                },
+                timeout=30,
+            )
+            assert big.status_code == 413
+            assert not any('"POST /api/v1/projects HTTP' in log.read_text() for log in logs)
+            large = [("files", ("large.png", b"\x89PNG" + b"\0" * (2 * 1024 * 1024), "image/png"))]
+            resp = requests.post(
+                f"{base}/api/v1/projects/{project_id}/images",
+                files=large,
+                headers={"Authorization": f"Bearer {lead_token}"},
+                timeout=60,
+            )
+            assert resp.status_code in (200, 201) and resp.json()["rejected"], resp.text[:300]
             with database.session_factory() as s:
                 allocation.allocate(
                     s,
