@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,8 +48,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["TRUSTED_PROXIES"]:
         # behind nginx (`labeler deploy nginx`): the client's address and https come from the
         # proxy's X-Forwarded-* headers, trusting only as many hops as there are proxies
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     web.init_app(app)  # id converters and body limits: before any route or sign-in hook

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from ..config import content_security_policy
+
 # nginx's limit sits this far above the app's, so a body just over the limit is refused by the app
 # with its own message (errors.py), while anything bigger is cut off by nginx before it is read
 BODY_MARGIN = 64 * 1024
@@ -99,8 +101,6 @@ def render(
     default_body = app.config["MAX_CONTENT_LENGTH"] + BODY_MARGIN
     hsts = 'add_header Strict-Transport-Security "max-age=31536000" always;' if tls else ""
     # the headers the app sets on its own answers (labeler/__init__.py), for the files nginx serves
-    from ..config import content_security_policy
-
     static_headers = "\n".join(
         f'        add_header {name} "{value}" always;'
         for name, value in (
