@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -312,6 +313,8 @@ class AzureBlobStorage:
                 "LABELER_STORAGE_URL names Azure Blob Storage, but the azure-storage-blob package "
                 "is not installed (pip install 'labeler[azure]')"
             ) from None
+        # the SDK logs every request's headers at INFO (the app logs at INFO): keep its warnings only
+        logging.getLogger("azure").setLevel(logging.WARNING)
         sizes = {
             "max_single_get_size": 4 * 1024 * 1024,
             "max_chunk_get_size": 1024 * 1024,
