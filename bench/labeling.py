@@ -1,6 +1,7 @@
 """Benchmark the labeling loop over HTTP: gunicorn serving the app, simulated raters, SQLite then PostgreSQL.
 
 Run: .venv/bin/python bench/labeling.py [--duration 30] [--raters 16] [--images N] [--pg URL] [--only DB]
+[--submit-next] [--workers 4] [--threads 4]
 (--pg defaults to LABELER_TEST_DATABASE_URL, whose database is only the admin connection: a scratch
 database is created next to it and dropped; without it only SQLite runs.)
 
@@ -12,8 +13,13 @@ next -> image -> submit for ``--duration`` seconds:
 
     GET /api/v1/projects/{id}/queue/next   GET /api/v1/items/{id}/image   PUT /api/v1/items/{id}/label
 
+With --submit-next the submit answers with the next item (PUT .../label?next=1): two requests per label.
+
 Printed per phase: p50/p95 of each call, p95 of submit + the following next (what a rater waits for
-between images), labels/s and errors. Goal: submit+next p95 < 25 ms with 16 raters on PostgreSQL.
+between images), labels/s and errors; server CPU per label cycle, read from /proc for gunicorn's
+process tree (user + system time, robust on a shared machine where wall times are not), split per call
+kind in the one-rater phase, and the load generator's own CPU per cycle. Goals: submit+next p95 < 25 ms
+with 16 raters on PostgreSQL; server CPU per cycle <= 3 ms on PostgreSQL, <= 2.5 ms on SQLite.
 Any error (a non-2xx answer, a wrong body, a failed connection) makes the exit status 1.
 """
 
@@ -88,7 +94,14 @@ def pct(values: list[float], q: float) -> float:
 
 
 def rater_loop(
-    base: str, project_id: int, token: str, duration: float, barrier, results, server_pids=None
+    base: str,
+    project_id: int,
+    token: str,
+    duration: float,
+    barrier,
+    results,
+    server_pids=None,
+    submit_next: bool = False,
 ) -> None:
     """Label items until ``duration`` seconds after the barrier; put latencies (ms) and errors on ``results``.
 
@@ -114,6 +127,7 @@ def rater_loop(
     kind_of = {"GET queue": "next", "GET image": "image", "PUT": "submit"}
 
     recording = [False]
+    chained: dict = {}  # submit_next: the item the last submit answered with
 
     def fail(what: str) -> None:
         out["errors"] += 1
@@ -142,17 +156,23 @@ def rater_loop(
         return resp, ms
 
     def one_loop(record: bool, after_submit_ms: float | None) -> float | None | bool:
-        """next -> image -> submit; returns the submit's ms (None after an error, False when the queue is done)."""
-        resp, ms = call("GET", f"/api/v1/projects/{project_id}/queue/next")
-        if resp is None:
-            return None
-        if record:
-            out["next"].append(ms)
-            if after_submit_ms is not None:
-                out["submit_next"].append(after_submit_ms + ms)
-        item = resp.json().get("item")
+        """next -> image -> submit; returns the submit's ms (None after an error, False when the queue is done).
+
+        Chained (submit_next): the submit answers with the next item (PUT ...?next=1), so a GET next is
+        sent only for the first item; the submit's own time is then what a rater waits between images.
+        """
+        item = chained.pop("item", None)
         if item is None:
-            return False
+            resp, ms = call("GET", f"/api/v1/projects/{project_id}/queue/next")
+            if resp is None:
+                return None
+            if record:
+                out["next"].append(ms)
+                if after_submit_ms is not None:
+                    out["submit_next"].append(after_submit_ms + ms)
+            item = resp.json().get("item")
+            if item is None:
+                return False
         resp, ms = call("GET", item["image_url"])
         if resp is None:
             return None
@@ -167,15 +187,23 @@ def rater_loop(
             submission_id=uuid.uuid4().hex,
             time_spent_ms=1500,
         )
-        resp, ms = call("PUT", f"/api/v1/items/{item['id']}/label", json=body)
+        suffix = "?next=1" if submit_next else ""
+        resp, ms = call("PUT", f"/api/v1/items/{item['id']}/label{suffix}", json=body)
         if resp is None:
             return None
-        if resp.json().get("version") != 1:
+        answer = resp.json()
+        if answer.get("version") != 1 or (submit_next and "next" not in answer):
             fail(f"PUT label of {item['id']}: unexpected answer {resp.text[:200]}")
             return None
         if record:
             out["submit"].append(ms)
             out["labels"] += 1
+            if submit_next:
+                out["submit_next"].append(ms)
+        if submit_next:
+            if answer["next"] is None:
+                return False
+            chained["item"] = answer["next"]
         return ms
 
     try:
@@ -334,7 +362,12 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 60) -> None
 
 
 def run_phase(
-    base: str, project_id: int, tokens: list[str], duration: float, server_pid: int
+    base: str,
+    project_id: int,
+    tokens: list[str],
+    duration: float,
+    server_pid: int,
+    submit_next: bool = False,
 ) -> dict:
     """Run one simulated rater per token at once; merged latencies, counts and CPU seconds (from /proc:
     the server's process tree over the phase, the raters' own, and per call kind with one rater)."""
@@ -350,7 +383,7 @@ def run_phase(
     procs = [
         ctx.Process(
             target=rater_loop,
-            args=(base, project_id, t, duration, barrier, results, per_call),
+            args=(base, project_id, t, duration, barrier, results, per_call, submit_next),
             daemon=True,
         )
         for t in tokens
@@ -430,9 +463,12 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
             print(
                 f"[{label}] gunicorn wsgi:app on {base}, {args.workers} workers x {args.threads} threads, "
                 f"{args.duration:g} s per phase"
+                + (", the submit answers with the next item" if args.submit_next else "")
             )
             for tokens_now in ([tokens[0]], tokens[1:]):
-                result = run_phase(base, project_id, tokens_now, args.duration, server.pid)
+                result = run_phase(
+                    base, project_id, tokens_now, args.duration, server.pid, args.submit_next
+                )
                 report(label, len(tokens_now), result)
                 errors += result["errors"]
         finally:
@@ -461,6 +497,11 @@ def main() -> None:
         type=int,
         default=None,
         help="images in the project, every rater gets all of them (default: 120 per second of --duration)",
+    )
+    ap.add_argument(
+        "--submit-next",
+        action="store_true",
+        help="the submit answers with the next item (PUT .../label?next=1): two requests per label",
     )
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=4)

@@ -141,6 +141,11 @@ def queue_next_api(project_id: int):
     )  # one query: the project, if a rater of it
     if project is None:
         raise NotFound(f"no project with id {project_id}")
+    return jsonify(item=serve_next_json(db, project))
+
+
+def serve_next_json(db, project) -> dict[str, Any] | None:
+    """Serve the caller's next item in the project (stamping its first showing): its JSON, or None."""
     totals: dict[int, int] = {}
 
     def pick() -> QueueItem | None:
@@ -148,8 +153,7 @@ def queue_next_api(project_id: int):
         return item
 
     item = serve_item(db, pick)
-    body = item_json(item, totals[0]) if item else None
-    return jsonify(item=body)
+    return item_json(item, totals[0]) if item else None
 
 
 @bp.get("/items/<public_id>")

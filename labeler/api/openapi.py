@@ -122,8 +122,12 @@ LABELING_PATHS: dict[str, dict] = {
             params=[_PUBLIC_ID],
         ),
         "put": _op(
-            "Save the caller's label of a queue item (validated; 409 on a stale base_version)",
-            params=[_PUBLIC_ID],
+            "Save the caller's label of a queue item (validated; 409 on a stale base_version); with "
+            "next=1 the answer also carries the next item to label, as GET .../queue/next serves it",
+            params=[
+                _PUBLIC_ID,
+                {"name": "next", "in": "query", "schema": {"type": "integer", "enum": [0, 1]}},
+            ],
             body=_LABEL_BODY,
         ),
     },
