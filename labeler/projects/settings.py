@@ -48,11 +48,17 @@ DEFAULT_FUSION = {
 }
 # min_eval_images: a model's evaluation on fewer golden images gives its figures but no verdict
 DEFAULT_AGREEMENT = {"min_pair_images": 1, "min_group_images": 30, "min_eval_images": 20}
+# the order of each rater's fold items: "seeded" (the allocation's shuffle) or "uncertainty" (active
+# learning: the current model's least certain images first; golden items keep their seeded places)
+QUEUE_ORDERS = ("seeded", "uncertainty")
+QUEUE_ORDER_NAMES = {"seeded": "Seeded shuffle", "uncertainty": "Model uncertainty first"}
+DEFAULT_QUEUE = {"order": "seeded"}
 # the keys a change may carry, per section ("" is the top level)
 EDITABLE = {
-    "": {"scale", "allow_non_graded", "fusion", "agreement", "prescreen_model_id"},
+    "": {"scale", "allow_non_graded", "fusion", "agreement", "queue", "prescreen_model_id"},
     "fusion": set(DEFAULT_FUSION),
     "agreement": set(DEFAULT_AGREEMENT),
+    "queue": set(DEFAULT_QUEUE),
 }
 SEVERITY_ONLY = {"scale", "allow_non_graded"}
 QUALITY_ONLY = {"prescreen_model_id"}
@@ -67,6 +73,7 @@ def default_settings(protocol: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "fusion": dict(DEFAULT_FUSION, precedence=[]),
         "agreement": dict(DEFAULT_AGREEMENT),
+        "queue": dict(DEFAULT_QUEUE),
     }
     if _protocol(protocol) == "severity":
         settings["scale"] = [dict(step) for step in DEFAULT_SEVERITY_SCALE]
@@ -78,7 +85,7 @@ def with_defaults(protocol: Any, settings: Mapping[str, Any] | None) -> dict[str
     """The stored settings with the defaults filled in, section by section (what the API shows)."""
     stored = dict(settings or {})
     out = {**default_settings(protocol), **stored}
-    for section in ("fusion", "agreement"):
+    for section in ("fusion", "agreement", "queue"):
         out[section] = {**default_settings(protocol)[section], **(stored.get(section) or {})}
     return out
 
@@ -97,6 +104,7 @@ class ProjectSettings:
     min_group_images: int
     min_eval_images: int
     prescreen_model_id: str | None
+    queue_order: str = "seeded"
 
     @property
     def scale_values(self) -> list[float]:
@@ -119,6 +127,7 @@ def read_settings(settings: Mapping[str, Any] | None) -> ProjectSettings:
         min_group_images=int(agreement["min_group_images"]),
         min_eval_images=int(agreement["min_eval_images"]),
         prescreen_model_id=settings.get("prescreen_model_id") or None,
+        queue_order=str({**DEFAULT_QUEUE, **(settings.get("queue") or {})}["order"]),
     )
 
 
@@ -271,7 +280,7 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
     if not isinstance(changes, Mapping):
         raise ValidationError("'settings' must be an object of the settings to change")
     _check_keys("", changes)
-    for section in ("fusion", "agreement"):
+    for section in ("fusion", "agreement", "queue"):
         if section in changes:
             if not isinstance(changes[section], Mapping):
                 raise ValidationError(f"'{section}' must be an object", field=section)
@@ -311,6 +320,11 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
             "the minimum of golden images for a model's verdict",
         ),
     }
+    queue = {**DEFAULT_QUEUE, **(merged.get("queue") or {}), **(changes.get("queue") or {})}
+    if queue["order"] not in QUEUE_ORDERS:
+        names = " or ".join(f"'{QUEUE_ORDER_NAMES[k]}' ({k})" for k in QUEUE_ORDERS)
+        raise ValidationError(f"the labeling order must be {names}", field="queue.order")
+    new["queue"] = {"order": queue["order"]}
     if protocol == "severity":
         if "scale" in changes:
             new["scale"] = validate_scale(changes["scale"])

@@ -18,6 +18,7 @@ from .services import grades_in_use, label_counts, update_settings
 from .settings import (
     FUSION_METHOD_NAMES,
     QUALITY_CLASS_NAMES,
+    QUEUE_ORDER_NAMES,
     SCALE_SIZE,
     parse_number,
     read_settings,
@@ -55,6 +56,7 @@ def _shown(project: Project, form) -> dict[str, Any]:
             "min_group_images": s.min_group_images,
             "min_eval_images": s.min_eval_images,
             "prescreen_model_id": s.prescreen_model_id or "",
+            "queue_order": s.queue_order,
             "mapping": {},
         }
     scale = list(zip(form.getlist("scale_value"), form.getlist("scale_name"), strict=False))
@@ -70,6 +72,7 @@ def _shown(project: Project, form) -> dict[str, Any]:
         else list(s.precedence or QUALITY_CLASS_NAMES),
         "min_pair_images": form.get("min_pair_images", ""),
         "min_group_images": form.get("min_group_images", ""),
+        "queue_order": form.get("queue_order", s.queue_order),
         "min_eval_images": form.get("min_eval_images", ""),
         "prescreen_model_id": form.get("prescreen_model_id", ""),
         "mapping": dict(zip(form.getlist("map_old"), form.getlist("map_new"), strict=False)),
@@ -86,6 +89,7 @@ def _page(project: Project, *, error=None, status=200, form=None):
         grades=[show_number(g) for g in grades_in_use(db, project)],
         models=_models(project),
         methods=FUSION_METHOD_NAMES,
+        queue_orders=QUEUE_ORDER_NAMES,
         classes=QUALITY_CLASS_NAMES,
         max_steps=SCALE_SIZE[1],
         error=error,
@@ -123,6 +127,8 @@ def _changes_from_form(project: Project) -> tuple[dict[str, Any], Any]:
     }
     if "min_eval_images" in form:  # a form from before this field existed keeps the stored value
         changes["agreement"]["min_eval_images"] = form["min_eval_images"].strip()
+    if "queue_order" in form:
+        changes["queue"] = {"order": form["queue_order"]}
     mapping = None
     if project.protocol is Protocol.quality:
         fusion["tie_policy"] = form.get("tie_policy", "")

@@ -35,6 +35,7 @@ from ..jobs.queue import broker_url, send_training
 from ..projects.models import Project
 from ..projects.settings import read_settings
 from ..reports.export import training_manifest
+from .active import refresh_after_run
 from .model_store import for_manifest, is_shared, publish_model, publish_run_log
 from .models import RunStatus, TrainingRun
 from .processes import CHILDREN, reap_children
@@ -298,6 +299,7 @@ def _train(
         run = s.get(TrainingRun, run_id)
         project = s.get(Project, run.project_id)
         kind, seed, epochs = run.kind.value, run.seed, run.epochs
+        project_id = project.id
         with manifest.open("w", encoding="utf-8") as fh:
             for chunk in training_manifest(s, project, for_manifest(storage)):
                 fh.write(chunk)
@@ -336,6 +338,8 @@ def _train(
         )
     if is_shared(storage):  # any app server or worker finds the model (and its evaluation) there
         publish_model(storage, Path(info.path))
+    # active learning: fold items in the new model's uncertainty order (when the project asks)
+    metrics["active_learning"] = refresh_after_run(factory, config, project_id, info.id, storage)
     progress("evaluate", 1, 1)
     return {"metrics": metrics}
 
