@@ -9,6 +9,17 @@ image by image and alternating which goes first, times
       thumbnail to a LocalStorage in a temp dir, plus, as in the import service, one sync before
       each checkpoint commit (every 25 images), its time spread over those images.
 The goal is import/decode <= 1.0.
+
+    .venv/bin/python bench/import.py --small 600
+
+Small images instead: COUNT camera-like 512x512 JPEGs without EXIF (generated in memory); CPU time of
+this process (time.process_time: user + system, robust on a shared machine) per image for
+  (a) import: process_image (hash, decode, checks, display copy, thumbnail) + the three puts + the
+      checkpoint syncs, as above;
+  (b) a plain store of the same bytes: written to a new file, nothing checked (what a tool that only
+      stores the upload, such as Label Studio, does), measured in the same run, alternating order.
+Printed with their ratio (issue 14: import <= plain store x what Label Studio's HTTP upload costs; the
+HTTP layer is not part of either figure here).
 """
 
 from __future__ import annotations
@@ -104,6 +115,78 @@ def checkpoint(storage: LocalStorage, written: list[str]) -> float:
     return elapsed
 
 
+def small_jpegs(count: int) -> list[bytes]:
+    """Camera-like 512x512 JPEGs without EXIF (smooth skin tones, noise), all distinct."""
+    rng = np.random.default_rng(11)
+    out = []
+    for _ in range(count):
+        base = np.array([205, 160, 135], np.float32) + rng.normal(0, 12, 3)
+        coarse = rng.normal(0, 14, (4, 4, 3)).astype(np.float32) + 128
+        field = np.asarray(
+            Image.fromarray(coarse.clip(0, 255).astype(np.uint8)).resize((512, 512), Image.BICUBIC),
+            np.float32,
+        )
+        img = base + (field - 128) + rng.normal(0, 4, (512, 512, 3))
+        buf = io.BytesIO()
+        Image.fromarray(img.clip(0, 255).astype(np.uint8), "RGB").save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def small_run(count: int, fsync: bool) -> None:
+    """CPU per imported 512x512 image next to a plain store of the same bytes (see the docstring)."""
+    datas = small_jpegs(count)
+    limits = ImageLimits()
+    cpu_import = cpu_plain = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = LocalStorage(Path(tmp) / "store", fsync=fsync)
+        plain = Path(tmp) / "plain"
+        plain.mkdir()
+        written: list[str] = []
+
+        def imp(i: int, data: bytes) -> float:
+            t = time.process_time()
+            p = process_image(data, f"img{i}.jpg", limits=limits)
+            keys = (
+                content_key("originals", p.sha256, p.original_ext),
+                content_key("display", p.sha256, p.display_ext),
+                content_key("thumbs", p.sha256, "jpg"),
+            )
+            storage.put(keys[0], data, durable=False)
+            storage.put(keys[1], p.display_bytes, durable=False)
+            storage.put(keys[2], p.thumb_bytes, durable=False)
+            if (i + 1) % CHECKPOINT_EVERY == 0:
+                storage.make_durable()
+            written.extend(keys)
+            return time.process_time() - t
+
+        def store(i: int, data: bytes) -> float:
+            t = time.process_time()
+            (plain / f"{i}.jpg").write_bytes(data)
+            return time.process_time() - t
+
+        imp(0, datas[0])  # warm up
+        store(0, datas[0])
+        for i, data in enumerate(datas):
+            if i % 2:
+                cpu_import += imp(i, data)
+                cpu_plain += store(i, data)
+            else:
+                cpu_plain += store(i, data)
+                cpu_import += imp(i, data)
+        t = time.process_time()
+        storage.make_durable()
+        cpu_import += time.process_time() - t
+    kb = statistics.fmean(len(d) for d in datas) / 1024
+    a, b = cpu_import / count * 1000, cpu_plain / count * 1000
+    print(f"small images: {count} x 512x512 JPEG q90 without EXIF ({kb:.0f} KB each)")
+    print(
+        f"import CPU per image:      {a:6.2f} ms (hash, decode, checks, display copy, thumbnail, puts)"
+    )
+    print(f"plain store CPU per image: {b:6.2f} ms (the same bytes written to a file)")
+    print(f"ratio import/plain store:  {a / b:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
@@ -112,7 +195,16 @@ def main() -> None:
     parser.add_argument(
         "--exact-display", action="store_true", help="display_min_fraction=1.0 (exactly 2048)"
     )
+    parser.add_argument(
+        "--small",
+        type=int,
+        metavar="COUNT",
+        help="instead: CPU per imported 512x512 image next to a plain store of the same bytes",
+    )
     args = parser.parse_args()
+    if args.small:
+        small_run(args.small, fsync=not args.no_fsync)
+        return
 
     OUT.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
