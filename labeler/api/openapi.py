@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from ..labeling.protocols import QUALITY_DECISIONS
-from ..projects.settings import FUSION_METHODS, TIE_POLICIES
+from ..projects.settings import FUSION_METHODS, QUEUE_ORDERS, TIE_POLICIES
 from .blueprint import bp
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -543,6 +543,13 @@ _SETTINGS_BODY = {
                         "min_group_images": {"type": "integer", "minimum": 1},
                         "min_eval_images": {"type": "integer", "minimum": 1},
                     },
+                },
+                "queue": {
+                    "type": "object",
+                    "description": "the order of each rater's fold items: the allocation's seeded "
+                    "shuffle, or the newest model's least certain images first (refreshed after "
+                    "each training run; golden and already shown items keep their places)",
+                    "properties": {"order": {"enum": list(QUEUE_ORDERS)}},
                 },
                 "prescreen_model_id": {"type": ["string", "null"]},
             },

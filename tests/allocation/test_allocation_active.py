@@ -6,6 +6,7 @@ their ``allocated`` fixture is replaced by one whose queues were re-ordered by u
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
 
@@ -160,3 +161,21 @@ def test_the_settings_page_sets_the_labeling_order(db, team, client_for):
     assert '<option value="uncertainty" selected>' in client.get(url).get_data(as_text=True)
     bad = client.post(url, data={**form, "queue_order": "hardest"})
     assert bad.status_code == 422 and "labeling order must be" in bad.get_data(as_text=True)
+
+
+def test_the_api_sets_the_labeling_order_and_documents_it(db, team, client):
+    from labeler.auth.services import create_token
+
+    headers = {"Authorization": f"Bearer {create_token(db, team.lead, team.lead, 't')[1]}"}
+    db.flush()
+    url = f"/api/v1/projects/{team.project.id}"
+    assert client.get(url, headers=headers).json["settings"]["queue"] == {"order": "seeded"}
+    ok = client.patch(url, json={"settings": {"queue": {"order": "uncertainty"}}}, headers=headers)
+    assert (
+        ok.status_code == 200 and ok.json["project"]["settings"]["queue"]["order"] == "uncertainty"
+    )
+    bad = client.patch(url, json={"settings": {"queue": {"order": 3}}}, headers=headers)
+    assert bad.status_code == 422 and "labeling order" in bad.json["error"]["message"]
+    doc = client.get("/api/v1/openapi.json").json
+    schema = json.dumps(doc)
+    assert '"order": {"enum": ["seeded", "uncertainty"]}' in schema
