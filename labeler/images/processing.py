@@ -203,11 +203,16 @@ def _process(data: bytes, filename: str, sha256: str, limits: ImageLimits) -> Pr
         # Decodes running at once in this process share the budget: a worker's threads wait for
         # each other instead of multiplying the peak.
         with _BUDGET.hold(need, limits.max_decode_bytes):
-            return _derive(im, fmt, sha256, (width, height), limits)
+            return _derive(im, fmt, sha256, (width, height), limits, data)
 
 
 def _derive(
-    im: Image.Image, fmt: str, sha256: str, size: tuple[int, int], limits: ImageLimits
+    im: Image.Image,
+    fmt: str,
+    sha256: str,
+    size: tuple[int, int],
+    limits: ImageLimits,
+    data: bytes = b"",
 ) -> ProcessedImage:
     """Decode the checked image and build its display image and thumbnail."""
     width, height = size
@@ -253,9 +258,16 @@ def _derive(
     thumb_src = _flatten(display) if has_alpha else display
     thumb = _fit(thumb_src, limits.thumb_max, Image.Resampling.BILINEAR)
 
+    passthrough = None
+    if fmt == "JPEG" and display is im and im.size == size and transpose is None:
+        passthrough = _clean_jpeg_prefix(data)
     if has_alpha:
         display_bytes = _encode(display, "PNG", icc, compress_level=3)
         display_mime = "image/png"
+    elif passthrough is not None:
+        # a small, upright JPEG that carries nothing but its pixels: its own bytes up to the
+        # end-of-image marker are the display copy (decoded in full above), no re-encoding
+        display_bytes, display_mime = passthrough, "image/jpeg"
     else:
         display_bytes = _encode(display, "JPEG", icc, quality=limits.display_quality)
         display_mime = "image/jpeg"
@@ -536,6 +548,47 @@ def _flatten(im: Image.Image) -> Image.Image:
     background = Image.new("RGB", im.size, (255, 255, 255))
     background.paste(im, mask=im.getchannel("A"))
     return background
+
+
+# markers a passed-through JPEG may carry: start of frame (baseline, extended, progressive; no
+# arithmetic or lossless), Huffman and quantization tables, restart interval, JFIF's APP0
+_PLAIN_JPEG_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC4, 0xDB, 0xDD, 0xE0})
+
+
+def _clean_jpeg_prefix(data: bytes) -> bytes | None:
+    """The JPEG's bytes up to and including its end-of-image marker, if it carries no metadata.
+
+    Only a single-scan JPEG whose segments before the scan are frame, tables, restart interval and
+    JFIF (no EXIF, XMP, ICC, IPTC, Adobe, comments or anything unknown) qualifies; whatever follows
+    the end-of-image marker (another file appended, a payload) is cut off. None: re-encode it.
+    """
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos, n = 2, len(data)
+    while True:
+        if pos + 4 > n or data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:  # start of scan: the entropy-coded data follows its header
+            pos += 2 + length
+            break
+        if marker not in _PLAIN_JPEG_MARKERS or length < 2:
+            return None
+        if marker == 0xE0 and data[pos + 4 : pos + 9] != b"JFIF\x00":
+            return None  # APP0 that is not JFIF (JFXX thumbnails and others)
+        pos += 2 + length
+    # in entropy-coded data 0xFF is followed by 0x00 (a stuffed byte) or a restart marker; the first
+    # other marker must be the end of the image (another scan, or tables between scans: re-encode)
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= n:
+            return None
+        nxt = data[pos + 1]
+        if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
+            pos += 1 if nxt == 0xFF else 2
+            continue
+        return data[: pos + 2] if nxt == 0xD9 else None
 
 
 def _fit(im: Image.Image, max_edge: int, resample: Image.Resampling) -> Image.Image:
