@@ -575,8 +575,10 @@ def _clean_jpeg_prefix(data: bytes) -> bytes | None:
             break
         if marker not in _PLAIN_JPEG_MARKERS or length < 2:
             return None
-        if marker == 0xE0 and data[pos + 4 : pos + 9] != b"JFIF\x00":
-            return None  # APP0 that is not JFIF (JFXX thumbnails and others)
+        if marker == 0xE0 and (
+            data[pos + 4 : pos + 9] != b"JFIF\x00" or data[pos + 16 : pos + 18] != b"\x00\x00"
+        ):
+            return None  # APP0 that is not JFIF, or JFIF carrying a thumbnail of its own
         pos += 2 + length
     # in entropy-coded data 0xFF is followed by 0x00 (a stuffed byte) or a restart marker; the first
     # other marker must be the end of the image (another scan, or tables between scans: re-encode)

@@ -82,3 +82,16 @@ def test_a_truncated_jpeg_is_still_refused():
     data = jpeg()
     with pytest.raises(ImageRejected):
         process_image(data[: len(data) // 2], "a.jpg")
+
+
+def test_a_jfif_thumbnail_of_its_own_is_re_encoded():
+    data = bytearray(jpeg())
+    assert data[6:11] == b"JFIF\x00"
+    # APP0 with a 1x1 thumbnail: the segment grows by 3 bytes of RGB
+    length = int.from_bytes(data[4:6], "big")
+    app0 = data[2 : 4 + length]
+    app0[2:4] = (length + 3).to_bytes(2, "big")
+    app0[16:18] = b"\x01\x01"  # Xthumbnail, Ythumbnail
+    doctored = bytes(data[:2] + app0 + b"\x10\x20\x30" + data[4 + length :])
+    p = process_image(doctored, "a.jpg")
+    assert p.display_bytes != doctored
