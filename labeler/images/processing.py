@@ -256,7 +256,9 @@ def _derive(
 
     has_alpha = display.mode == "RGBA"
     thumb_src = _flatten(display) if has_alpha else display
-    thumb = _fit(thumb_src, limits.thumb_max, Image.Resampling.BILINEAR)
+    # a thumbnail box-reduces by the whole integer factor first (reducing_gap 1): a 512 px image's
+    # 256 px thumbnail is one box average (0.2 ms), not a bilinear pass over every pixel (1 ms)
+    thumb = _fit(thumb_src, limits.thumb_max, Image.Resampling.BILINEAR, reducing_gap=1.0)
 
     passthrough = None
     if fmt == "JPEG" and display is im and im.size == size and transpose is None:
@@ -593,7 +595,9 @@ def _clean_jpeg_prefix(data: bytes) -> bytes | None:
         return data[: pos + 2] if nxt == 0xD9 else None
 
 
-def _fit(im: Image.Image, max_edge: int, resample: Image.Resampling) -> Image.Image:
+def _fit(
+    im: Image.Image, max_edge: int, resample: Image.Resampling, reducing_gap: float = 2.0
+) -> Image.Image:
     """Downscale to fit max_edge; Pillow's resize filters are antialiased at any scale and
     reducing_gap lets it box-reduce by an integer factor first, which is much faster."""
     w, h = im.size
@@ -601,7 +605,7 @@ def _fit(im: Image.Image, max_edge: int, resample: Image.Resampling) -> Image.Im
         return im
     scale = max_edge / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return im.resize(size, resample, reducing_gap=2.0)
+    return im.resize(size, resample, reducing_gap=reducing_gap)
 
 
 def _icc_colour_space(icc: bytes) -> bytes:
