@@ -313,6 +313,56 @@ def setup_project(
                 os.environ[k] = v
 
 
+def statement_table(label: str, env: dict[str, str], project_id: int, token: str) -> None:
+    """SQL statements per call of one cycle, counted in-process (the app on the same database, a
+    before_cursor_execute listener on its engine): the bearer-token lookup included."""
+    from sqlalchemy import event
+
+    from labeler import create_app
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        app = create_app()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    engine = app.extensions["labeler_db"].engine
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+    client.get("/api/v1/icd10?q=acne", headers=headers)  # the token's once-a-minute last-use stamp
+    counts = {}
+
+    def count(name: str, method: str, url: str, **kw):
+        seen.clear()
+        resp = client.open(url, method=method, headers=headers, **kw)
+        if resp.status_code != 200:
+            raise SystemExit(
+                f"{method} {url}: {resp.status_code} {resp.get_data(as_text=True)[:200]}"
+            )
+        resp.close()
+        counts[name] = len(seen)
+        return resp
+
+    item = count("next", "GET", f"/api/v1/projects/{project_id}/queue/next").json["item"]
+    count("image", "GET", item["image_url"])
+    body = {"decision": "no_skin", "base_version": 0, "submission_id": uuid.uuid4().hex}
+    nxt = count("submit+next", "PUT", f"/api/v1/items/{item['id']}/label?next=1", json=body)
+    item = nxt.json["next"]
+    count("image", "GET", item["image_url"])
+    body = {"decision": "no_skin", "base_version": 0, "submission_id": uuid.uuid4().hex}
+    count("submit", "PUT", f"/api/v1/items/{item['id']}/label", json=body)
+    engine.dispose()
+    print(
+        f"[{label}] SQL statements per call (bearer lookup included; first showing stamped): "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+
+
 # -- server and phases --------------------------------------------------------------------------------
 
 
@@ -453,6 +503,7 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
         env = server_env(url, tmp_path / "instance")
         print(f"[{label}] setting up {args.images} images, {n_raters} raters (all on every image)")
         project_id, tokens = setup_project(env, args.images, n_raters, tmp_path)
+        statement_table(label, env, project_id, tokens[0])
         port = free_port()
         base = f"http://{HOST}:{port}"
         log = tmp_path / "gunicorn.log"
