@@ -148,6 +148,7 @@ def _still_a_rater(rater_id: int):
     )
 
 
+_ITEM_COLUMNS = inspect(QueueItem).column_attrs
 _READ_UNDER_WRITE_LOCK = "item_read_under_write_lock"  # session.info: (transaction, item id)
 
 
@@ -246,6 +247,7 @@ def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueI
         return item
     # read now: the restart below expires the item, which may be gone
     project_id, item_id, rater_id = item.project_id, item.id, item.rater_id
+    loaded = {a.key: item.__dict__[a.key] for a in _ITEM_COLUMNS if a.key in item.__dict__}
     _begin_immediate(session)  # SQLite: the writer lock before the write (PostgreSQL: nothing)
     lock_project_queues(session, project_id)
     now = utcnow()
@@ -264,12 +266,16 @@ def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueI
         .values(shown_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    if stamped == 1 and not inspect(item).expired:
+    if stamped == 1:
+        # SQLite's restart expired the item: its columns as read are put back (the stamp above proved
+        # it is still the rater's and was never shown, so nothing that matters moved), instead of
+        # reading it, the rater and the project again
+        if inspect(item).expired:
+            for key, value in loaded.items():
+                set_committed_value(item, key, value)
         set_committed_value(item, "shown_at", now)
         session.info["wrote"] = True
         return item
-    if stamped == 1:
-        session.info["wrote"] = True  # SQLite's restart expired the item: read it again, stamped
     session.expire(item)
     item = pick()
     if item is not None and item.shown_at is None:
