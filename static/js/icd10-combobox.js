@@ -22,7 +22,11 @@ export class Icd10Combobox {
     input.setAttribute("aria-describedby", this.note.id);
     input.addEventListener("input", () => this.changed());
     input.addEventListener("keydown", (e) => this.keydown(e));
-    input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
+    // close shortly after the field loses focus, unless focus came back meanwhile (a late timer
+    // on a slow machine would otherwise hide the list the rater is now typing into)
+    input.addEventListener("blur", () => setTimeout(() => {
+      if (document.activeElement !== input) this.close();
+    }, 150));
     list.addEventListener("mousedown", (e) => {
       const li = e.target.closest("li[role=option]");
       if (li) { e.preventDefault(); this.pick(Number(li.dataset.index)); }
