@@ -92,15 +92,21 @@ def train(project_id: int):
     return redirect(url_for("training.models_page", project_id=project.id))
 
 
+def _project_run(project_id: int, run_id: int):
+    """The project (authorized) and its run, for a form that acts on one run."""
+    project = authorized_project(project_id)
+    on_form_error(lambda exc: _models_page(project, exc.message, exc.status))
+    run = get_run(get_session(), run_id)
+    if run.project_id != project.id:
+        raise NotFound(f"no training run with id {run_id}")
+    return project, run
+
+
 @bp.post("/projects/<int:project_id>/training-runs/<int:run_id>/cancel")
 @role_required(Role.lead, Role.admin)
 def cancel(project_id: int, run_id: int):
     db = get_session()
-    project = authorized_project(project_id)
-    on_form_error(lambda exc: _models_page(project, exc.message, exc.status))
-    run = get_run(db, run_id)
-    if run.project_id != project.id:
-        raise NotFound(f"no training run with id {run_id}")
+    project, run = _project_run(project_id, run_id)
     cancel_run(db, current_user, run)
     flash(f"Training run {run.id} cancelled.")
     return redirect(url_for("training.models_page", project_id=project.id))
@@ -110,11 +116,7 @@ def cancel(project_id: int, run_id: int):
 @role_required(Role.lead, Role.admin)
 def retry(project_id: int, run_id: int):
     db = get_session()
-    project = authorized_project(project_id)
-    on_form_error(lambda exc: _models_page(project, exc.message, exc.status))
-    run = get_run(db, run_id)
-    if run.project_id != project.id:
-        raise NotFound(f"no training run with id {run_id}")
+    project, run = _project_run(project_id, run_id)
     unavailable = training_unavailable()
     if unavailable:
         raise ml.MLUnavailable(unavailable)
