@@ -16,7 +16,7 @@ images, so a block of resamples is one matrix product.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,6 +172,25 @@ def _groups_of(groups: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None
     return None if groups is None else np.asarray(groups)[rows]
 
 
+def _group_interval(
+    rows: np.ndarray,
+    cases: np.ndarray | None,
+    resamples: int,
+    seed: int,
+    level: float,
+    replicate: Callable[[np.ndarray], np.ndarray],
+) -> Interval | None:
+    """One group's percentile interval: `replicate` maps a chunk of count weights over the group's
+    rows (whole cases drawn together) to that chunk's replicates."""
+    if not resamples or not rows.size:
+        return None
+    reps = [
+        replicate(w)
+        for w in bootstrap_weights(rows.size, resamples, seed, groups=_groups_of(cases, rows))
+    ]
+    return percentile_interval(np.concatenate(reps), level, seed)
+
+
 def quality_breakdown(
     labels: np.ndarray,
     n_classes: int,
@@ -200,15 +219,18 @@ def quality_breakdown(
         width = 2 * n_classes + 1
         point = _pair_sums(parts, np.ones((rows.size, 1), dtype=np.float32), width)[0]
         mean, std, count = _macro_from_sums(point, n_classes, min_co_labeled)
-        interval = None
-        if resamples and rows.size:
-            reps = []
-            for w in bootstrap_weights(rows.size, resamples, seed, groups=_groups_of(cases, rows)):
-                wt = np.ascontiguousarray(w.T, dtype=np.float32)
-                reps.append(
-                    _macro_from_sums(_pair_sums(parts, wt, width), n_classes, min_co_labeled)[0]
-                )
-            interval = percentile_interval(np.concatenate(reps), level, seed)
+        interval = _group_interval(
+            rows,
+            cases,
+            resamples,
+            seed,
+            level,
+            lambda w, parts=parts, width=width: _macro_from_sums(
+                _pair_sums(parts, np.ascontiguousarray(w.T, dtype=np.float32), width),
+                n_classes,
+                min_co_labeled,
+            )[0],
+        )
         n_labeled = int((members & labeled).sum())
         out.append(
             GroupFigure(
@@ -343,15 +365,14 @@ def model_quality_breakdown(
         rows = np.flatnonzero(group.members)
         f = feats[rows]
         value = float(_macro_f1_from_counts(f.sum(axis=0, dtype=np.float64), n_classes))
-        interval = None
-        if resamples and rows.size:
-            reps = [
-                _macro_f1_from_counts(w.astype(np.float32) @ f, n_classes)
-                for w in bootstrap_weights(
-                    rows.size, resamples, seed, groups=_groups_of(cases, rows)
-                )
-            ]
-            interval = percentile_interval(np.concatenate(reps), level, seed)
+        interval = _group_interval(
+            rows,
+            cases,
+            resamples,
+            seed,
+            level,
+            lambda w, f=f: _macro_f1_from_counts(w.astype(np.float32) @ f, n_classes),
+        )
         out.append(
             _group_figure(
                 group.name, int(rows.size), min_group_images, value, int(rows.size), interval
@@ -378,15 +399,14 @@ def model_severity_breakdown(
         rows = np.flatnonzero(group.members)
         err = sq[rows]
         value = float(np.sqrt(err.mean())) if rows.size else float("nan")
-        interval = None
-        if resamples and rows.size:
-            reps = [
-                np.sqrt(safe_divide(w @ err, w.sum(axis=1)))
-                for w in bootstrap_weights(
-                    rows.size, resamples, seed, groups=_groups_of(cases, rows)
-                )
-            ]
-            interval = percentile_interval(np.concatenate(reps), level, seed)
+        interval = _group_interval(
+            rows,
+            cases,
+            resamples,
+            seed,
+            level,
+            lambda w, err=err: np.sqrt(safe_divide(w @ err, w.sum(axis=1))),
+        )
         out.append(
             _group_figure(
                 group.name, int(rows.size), min_group_images, value, int(rows.size), interval
