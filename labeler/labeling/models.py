@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base, utcnow
@@ -26,6 +35,9 @@ class Label(Base):
     icd10_missing_text: Mapped[str | None] = mapped_column(Text)
     explanations: Mapped[list[Any]] = mapped_column(default=list)
     grade: Mapped[float | None] = mapped_column(Float)
+    # the optional second question (projects with the "also ask skin type" setting): Fitzpatrick
+    # 1-6, 0 for "cannot assess", NULL when not asked (labeler.protocols.skin_type)
+    skin_type: Mapped[int | None] = mapped_column(SmallInteger)
     version: Mapped[int] = mapped_column(Integer, default=1)
     time_spent_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     submission_id: Mapped[str | None] = mapped_column(String(64))
@@ -46,6 +58,7 @@ class LabelRevision(Base):
     icd10_missing_text: Mapped[str | None] = mapped_column(Text)
     explanations: Mapped[list[Any]] = mapped_column(default=list)
     grade: Mapped[float | None] = mapped_column(Float)
+    skin_type: Mapped[int | None] = mapped_column(SmallInteger)  # as Label.skin_type
     time_spent_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     submission_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
