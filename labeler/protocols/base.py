@@ -1,0 +1,113 @@
+"""What every decision protocol declares (docs/domain.md section 3), and the pieces they share.
+
+A protocol is one module in this package with one ``ProtocolSpec`` subclass, registered in
+``labeler/protocols/__init__.py``. Labeling, reports, exports, the training manifest and the OpenAPI
+document ask the protocol object; nothing outside this package compares protocol names.
+
+Pure: plain data in, plain data or a ValidationError out (no ORM objects, no Flask).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import ValidationError
+from ..validation import clean_text
+
+MAX_TEXT = 500
+
+IsKnownCode = Callable[[str], "str | None"]
+"""Returns the canonical (dotted) form of a known ICD-10 code, or None for an unknown one."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One answer a rater can pick: its stored value, what the rater reads, its keyboard key."""
+
+    value: Any
+    label: str
+    key: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "label": self.label, "key": self.key}
+
+
+@dataclass(frozen=True)
+class CleanLabel:
+    """A validated answer in the label columns every protocol shares."""
+
+    decision: str
+    icd10: str | None = None
+    icd10_missing_text: str | None = None
+    explanations: list[str] = field(default_factory=list)
+    grade: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "icd10": self.icd10,
+            "icd10_missing_text": self.icd10_missing_text,
+            "explanations": list(self.explanations),
+            "grade": self.grade,
+        }
+
+
+def clean_answer_text(data: Mapping[str, Any], key: str) -> str | None:
+    """A free-text field of a submission, trimmed (None when empty)."""
+    return clean_text(data.get(key), f"'{key}'", max_len=MAX_TEXT, field=key)
+
+
+def no_grade(data: Mapping[str, Any], why: str) -> None:
+    if data.get("grade") is not None:
+        raise ValidationError(f"a grade does not belong to {why}", field="grade")
+
+
+def no_diagnosis(data: Mapping[str, Any], protocol_title: str) -> None:
+    if clean_answer_text(data, "icd10") or clean_answer_text(data, "icd10_missing_text"):
+        raise ValidationError(f"the {protocol_title} protocol takes no diagnosis", field="icd10")
+
+
+class ProtocolSpec:
+    """The interface of a decision protocol; one subclass per module of this package.
+
+    Class attributes describe the protocol; methods validate, describe the form and read settings.
+    Subclasses override what they need; the defaults suit a protocol with no scale and no model.
+    """
+
+    name: ClassVar[str]  # stored in projects.protocol (at most 16 characters)
+    title: ClassVar[str]  # what people read: "Image quality"
+    form_template: ClassVar[str]  # the labeling form, included by templates/labeling/item_page.html
+    has_scale: ClassVar[bool] = False  # answers are grades on an ordered scale
+    has_diagnosis: ClassVar[bool] = False  # answers may carry an ICD-10 diagnosis
+    has_explanations: ClassVar[bool] = False  # some answers need explanations
+    model_kind: ClassVar[str | None] = None  # the bundled model trained on it; None: no model
+    decisions: ClassVar[tuple[str, ...]] = ()  # every stored decision value
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    def parse_settings(self, raw: Mapping[str, Any] | None) -> Any:
+        """The protocol's own settings as a typed object, defaults filled in."""
+        raise NotImplementedError
+
+    def validate(
+        self, data: Mapping[str, Any], settings: Any, is_known_code: IsKnownCode
+    ) -> CleanLabel:
+        """The clean label for a submission, or a ValidationError in the rater's words."""
+        raise NotImplementedError
+
+    def form_spec(self, settings: Any) -> dict[str, Any]:
+        """What the labeling form renders: choices with their keys (plain JSON-able data)."""
+        raise NotImplementedError
+
+    def decision_name(self, decision: str) -> str:
+        """A stored decision in words."""
+        return decision.replace("_", " ").capitalize()
+
+    def answer_name(self, decision: str, grade: float | None, settings: Any) -> str:
+        """A whole answer in words, as a rater or lead reads it (never a code)."""
+        return self.decision_name(decision)
+
+    def __repr__(self) -> str:
+        return f"<protocol {self.name}>"
