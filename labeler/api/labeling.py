@@ -33,7 +33,7 @@ from .blueprint import bp
 from .params import json_body, query_int
 
 log = logging.getLogger(__name__)
-LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade")
+LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade", "skin_type")
 
 
 @bp.get("/items/<public_id>/label")

@@ -97,6 +97,14 @@ _LABEL_BODY = {
             "type": ["number", "null"],
             "description": "a value of the project's severity scale",
         },
+        "skin_type": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "maximum": 6,
+            "description": "the optional second answer of a project that also asks the "
+            "Fitzpatrick skin type (setting ask_skin_type): 1-6 for types I-VI, 0 for 'cannot "
+            "assess'; refused with 422 when the project does not ask it",
+        },
         "base_version": {
             "type": ["integer", "null"],
             "description": "the label version the edit started from "
@@ -527,6 +535,11 @@ _SETTINGS_BODY = {
                     },
                 },
                 "allow_non_graded": {"type": "boolean"},
+                "ask_skin_type": {
+                    "type": "boolean",
+                    "description": "quality and severity: also ask each rater the Fitzpatrick "
+                    "skin type (an optional second question; off by default)",
+                },
                 "fusion": {
                     "type": "object",
                     "properties": {

@@ -22,6 +22,8 @@ from ..auth.models import User
 from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..projects.models import MemberRole, Project, ProjectMember
+from ..projects.settings import read_settings
+from ..protocols import skin_type_question
 from ..validation import clean_text, text_problem
 from . import icd10
 from .models import Label, LabelRevision
@@ -70,6 +72,7 @@ def label_dict(label: Label | None) -> dict[str, Any] | None:
         "icd10_missing_text": label.icd10_missing_text,
         "explanations": list(label.explanations or []),
         "grade": label.grade,
+        "skin_type": label.skin_type,
         "version": label.version,
         "time_spent_ms": label.time_spent_ms,
         "updated_at": label.updated_at.isoformat(),
@@ -84,6 +87,7 @@ def revision_dict(rev: LabelRevision) -> dict[str, Any]:
         "icd10_missing_text": rev.icd10_missing_text,
         "explanations": list(rev.explanations or []),
         "grade": rev.grade,
+        "skin_type": rev.skin_type,
         "time_spent_ms": rev.time_spent_ms,
         "author_id": rev.author_id,
         "created_at": rev.created_at.isoformat(),
@@ -157,6 +161,10 @@ def submit_label(
     if project is None or project.id != item.project_id:
         project = session.get(Project, item.project_id)
     clean = validate_submission(project.protocol.value, project.settings or {}, data, known_code)
+    # the optional second answer (1-6, 0 cannot assess, None), refused where the project does not ask it
+    skin = skin_type_question.clean_answer(
+        read_settings(project.settings).ask_skin_type, data.get(skin_type_question.FIELD)
+    )
     base_version = _clean_base_version(base_version)
     submission_id = _clean_submission_id(submission_id)
     spent = _clean_time(time_spent_ms)
@@ -180,7 +188,7 @@ def submit_label(
             time_spent_ms=spent,
             explanations=[],
         )
-        _apply(label, clean, submission_id)
+        _apply(label, clean, submission_id, skin)
         try:
             with session.begin_nested():
                 session.add(label)
@@ -211,11 +219,12 @@ def submit_label(
             "grade": label.grade,
             "explanations": list(label.explanations or []),
             "icd10_missing_text": label.icd10_missing_text,
+            "skin_type": label.skin_type,
         }
         label.version += 1
         label.time_spent_ms = (label.time_spent_ms or 0) + spent
         label.updated_at = utcnow()
-        _apply(label, clean, submission_id)
+        _apply(label, clean, submission_id, skin)
         record_event(
             session,
             rater,
@@ -226,7 +235,7 @@ def submit_label(
             item=item.public_id,
             version=label.version,
             before=old,
-            after=clean.as_dict(),
+            after={**clean.as_dict(), "skin_type": skin},
         )
     session.add(
         LabelRevision(
@@ -238,6 +247,7 @@ def submit_label(
             icd10_missing_text=clean.icd10_missing_text,
             explanations=list(clean.explanations),
             grade=clean.grade,
+            skin_type=skin,
             time_spent_ms=spent,
             submission_id=submission_id,
         )
@@ -262,12 +272,15 @@ def _already_recorded(session: Session, label: Label, submission_id: str | None)
     )
 
 
-def _apply(label: Label, clean: CleanLabel, submission_id: str | None) -> None:
+def _apply(
+    label: Label, clean: CleanLabel, submission_id: str | None, skin_type: int | None = None
+) -> None:
     label.decision = clean.decision
     label.icd10 = clean.icd10
     label.icd10_missing_text = clean.icd10_missing_text
     label.explanations = list(clean.explanations)
     label.grade = clean.grade
+    label.skin_type = skin_type
     label.submission_id = submission_id
 
 

@@ -17,6 +17,8 @@ from ..guidelines.views import reference_url
 from ..images.models import Image
 from ..images.storage import InvalidKey, app_storage
 from ..projects.models import Project
+from ..projects.settings import read_settings
+from ..protocols import skin_type_question
 from .flags import flag_dict, flag_of
 from .my_labels import MyLabelFilters, decision_choices, filtered_labels, parse_filters
 from .protocols import decision_name, explanation_name, form_spec
@@ -26,6 +28,7 @@ bp = Blueprint("labeling", __name__)
 # every page names decisions and explanations in words ("No skin"), never by their codes
 bp.add_app_template_filter(decision_name)
 bp.add_app_template_filter(explanation_name)
+bp.add_app_template_filter(skin_type_question.answer_name, "skin_type_answer")
 ID = "__ID__"  # placeholder the page script replaces with an item's public id
 OPENSEADRAGON = "vendor/node_modules/openseadragon/build/openseadragon/openseadragon.min.js"
 
@@ -75,6 +78,9 @@ def item_page(public_id: str):
         queue=state["queue"],
         guide=guide,
         cards=cards,
+        skin_question=skin_type_question.form_spec()
+        if read_settings(project.settings).ask_skin_type
+        else None,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..labeling.protocols import DEFAULT_SEVERITY_SCALE, QUALITY_DECISIONS
+from ..protocols import skin_type_question
 
 TIE_POLICIES = ("unresolved", "precedence")
 FUSION_METHODS = ("plurality", "dawid_skene")
@@ -55,7 +56,15 @@ QUEUE_ORDER_NAMES = {"seeded": "Seeded shuffle", "uncertainty": "Model uncertain
 DEFAULT_QUEUE = {"order": "seeded"}
 # the keys a change may carry, per section ("" is the top level)
 EDITABLE = {
-    "": {"scale", "allow_non_graded", "fusion", "agreement", "queue", "prescreen_model_id"},
+    "": {
+        "scale",
+        "allow_non_graded",
+        "fusion",
+        "agreement",
+        "queue",
+        "prescreen_model_id",
+        skin_type_question.SETTING,
+    },
     "fusion": set(DEFAULT_FUSION),
     "agreement": set(DEFAULT_AGREEMENT),
     "queue": set(DEFAULT_QUEUE),
@@ -105,6 +114,7 @@ class ProjectSettings:
     min_eval_images: int
     prescreen_model_id: str | None
     queue_order: str = "seeded"
+    ask_skin_type: bool = False  # the Fitzpatrick second question (protocols/skin_type_question.py)
 
     @property
     def scale_values(self) -> list[float]:
@@ -128,6 +138,7 @@ def read_settings(settings: Mapping[str, Any] | None) -> ProjectSettings:
         min_eval_images=int(agreement["min_eval_images"]),
         prescreen_model_id=settings.get("prescreen_model_id") or None,
         queue_order=str({**DEFAULT_QUEUE, **(settings.get("queue") or {})}["order"]),
+        ask_skin_type=bool(settings.get(skin_type_question.SETTING, False)),
     )
 
 
@@ -334,6 +345,17 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
                     "'allow_non_graded' must be true or false", field="allow_non_graded"
                 )
             new["allow_non_graded"] = changes["allow_non_graded"]
+    key = skin_type_question.SETTING
+    if key in changes:
+        if not isinstance(changes[key], bool):
+            raise ValidationError(f"'{key}' must be true or false", field=key)
+        if changes[key] and not skin_type_question.can_ask(protocol):
+            raise ValidationError(
+                "only image quality and severity projects can also ask the skin type; "
+                f"this is a {protocol} project",
+                field=key,
+            )
+        new[key] = changes[key]
     if "prescreen_model_id" in changes:
         model_id = changes["prescreen_model_id"]
         if model_id is not None and not isinstance(model_id, str):

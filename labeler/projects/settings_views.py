@@ -11,6 +11,7 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import ValidationError, on_form_error
+from ..protocols import skin_type_question
 from ..training.services import project_models
 from .access import authorized_project
 from .models import Project, Protocol
@@ -57,6 +58,7 @@ def _shown(project: Project, form) -> dict[str, Any]:
             "min_eval_images": s.min_eval_images,
             "prescreen_model_id": s.prescreen_model_id or "",
             "queue_order": s.queue_order,
+            "ask_skin_type": s.ask_skin_type,
             "mapping": {},
         }
     scale = list(zip(form.getlist("scale_value"), form.getlist("scale_name"), strict=False))
@@ -73,6 +75,7 @@ def _shown(project: Project, form) -> dict[str, Any]:
         "min_pair_images": form.get("min_pair_images", ""),
         "min_group_images": form.get("min_group_images", ""),
         "queue_order": form.get("queue_order", s.queue_order),
+        "ask_skin_type": form.get("ask_skin_type") == "1",
         "min_eval_images": form.get("min_eval_images", ""),
         "prescreen_model_id": form.get("prescreen_model_id", ""),
         "mapping": dict(zip(form.getlist("map_old"), form.getlist("map_new"), strict=False)),
@@ -90,6 +93,7 @@ def _page(project: Project, *, error=None, status=200, form=None):
         models=_models(project),
         methods=FUSION_METHOD_NAMES,
         queue_orders=QUEUE_ORDER_NAMES,
+        can_ask_skin_type=skin_type_question.can_ask(project.protocol),
         classes=QUALITY_CLASS_NAMES,
         max_steps=SCALE_SIZE[1],
         error=error,
@@ -129,6 +133,8 @@ def _changes_from_form(project: Project) -> tuple[dict[str, Any], Any]:
         changes["agreement"]["min_eval_images"] = form["min_eval_images"].strip()
     if "queue_order" in form:
         changes["queue"] = {"order": form["queue_order"]}
+    if "skin_type_question_shown" in form:  # an unticked box sends nothing: off
+        changes[skin_type_question.SETTING] = form.get("ask_skin_type") == "1"
     mapping = None
     if project.protocol is Protocol.quality:
         fusion["tie_policy"] = form.get("tie_policy", "")

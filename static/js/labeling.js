@@ -3,6 +3,7 @@
 import { Viewer } from "./viewer.js";
 import { Icd10Combobox } from "./icd10-combobox.js";
 import { DeepZoom } from "./deep-zoom.js";
+import { skinQuestion } from "./skin-type-question.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("labeling");
@@ -98,6 +99,7 @@ function fillForm(label) {
       missingText.value = label.icd10_missing_text;
     }
   }
+  skinQuestion.fill(label);
   syncVisibility();
 }
 
@@ -124,6 +126,7 @@ function payload() {
 
 function sameAsSaved(body, label) {
   if (!label) return false;
+  if ((body.skin_type ?? null) !== (label.skin_type ?? null)) return false;
   const norm = (s) => (s || "").trim().replace(/\s+/g, " ") || null;
   return body.decision === label.decision && (body.icd10 || null) === (label.icd10 || null)
     && norm(body.icd10_missing_text) === norm(label.icd10_missing_text)
@@ -343,6 +346,7 @@ async function submit() {
   const t0 = performance.now();
   const body = payload();
   if (!body) { setError("Choose an answer first."); return; }
+  if (skinQuestion.on) body.skin_type = skinQuestion.value();  // the optional second question
   if (sameAsSaved(body, cur.label)) { setStatus("Unchanged."); await afterSave(t0); return; }
   busy = true;
   pendingSubmission ??= (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
