@@ -1,6 +1,7 @@
 """All models, imported in one place for Alembic and the tests."""
 
 from .allocation.models import Allocation, GoldenImage, ItemStatus, QueueItem
+from .assist.models import ReaderStudy, StudyReading, Suggestion, SuggestionJob
 from .audit.models import AuditEvent
 from .auth.models import ApiToken, Role, User, UserRole
 from .db import Base
@@ -29,8 +30,12 @@ __all__ = [
     "ProjectMember",
     "Protocol",
     "QueueItem",
+    "ReaderStudy",
     "ReferenceImage",
     "Role",
+    "StudyReading",
+    "Suggestion",
+    "SuggestionJob",
     "TrainingRun",
     "User",
     "UserRole",

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Integer,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,6 +40,9 @@ class Label(Base):
     # the optional second question (projects with the "also ask skin type" setting): Fitzpatrick
     # 1-6, 0 for "cannot assess", NULL when not asked (labeler.protocols.skin_type)
     skin_type: Mapped[int | None] = mapped_column(SmallInteger)
+    # made while the model's suggestion was shown (pre-labeling; labeler.assist), and by which model
+    assisted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    suggestion_model_id: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
     time_spent_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     submission_id: Mapped[str | None] = mapped_column(String(64))
@@ -59,6 +64,8 @@ class LabelRevision(Base):
     explanations: Mapped[list[Any]] = mapped_column(default=list)
     grade: Mapped[float | None] = mapped_column(Float)
     skin_type: Mapped[int | None] = mapped_column(SmallInteger)  # as Label.skin_type
+    assisted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    suggestion_model_id: Mapped[str | None] = mapped_column(String(64))  # as on Label
     time_spent_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     submission_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
