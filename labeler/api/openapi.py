@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from ..labeling.protocols import QUALITY_DECISIONS
-from ..projects.settings import FUSION_METHODS, QUEUE_ORDERS, TIE_POLICIES
+from ..projects.settings import CASE_UNITS, FUSION_METHODS, QUEUE_ORDERS, TIE_POLICIES
 from .blueprint import bp
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -158,6 +158,81 @@ LABELING_PATHS: dict[str, dict] = {
                     "schema": {"type": "integer", "maximum": 50},
                 },
             ],
+        ),
+    },
+}
+
+_CASE_ID = {
+    "name": "public_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "a case is named by the opaque id of any of the caller's photos (items) in it",
+}
+_CASE_BODY = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the ids of the case's photos as the case gave them; if the case "
+            "changed meanwhile nothing is saved (409 case_changed)",
+        },
+        "answer": {
+            **_LABEL_BODY,
+            "description": "per-case projects (settings cases.unit 'case'): the one answer, "
+            "written on every photo of the case in one transaction",
+        },
+        "base_version": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "per case: the case label's version you started from (0: none)",
+        },
+        "answers": {
+            "type": "object",
+            "additionalProperties": {
+                **_LABEL_BODY,
+                "properties": {
+                    **_LABEL_BODY["properties"],
+                    "base_version": {"type": "integer", "minimum": 0},
+                },
+            },
+            "description": "per-image projects: photo id -> its answer; every unlabeled photo "
+            "needs one",
+        },
+        "submission_id": {"type": "string", "maxLength": 64},
+        "time_spent_ms": {"type": "number", "minimum": 0},
+    },
+}
+CASE_PATHS: dict[str, dict] = {
+    "/api/v1/projects/{project_id}/queue/next-case": {
+        "get": _op(
+            "The caller's next case {case: {case, unit, status, photos: [{item, status, "
+            "image_url, body_site, details, label}], label, progress, next}} or {case: null}",
+            params=[_path_id("project_id")],
+        ),
+    },
+    "/api/v1/cases/{public_id}": {
+        "get": _op("One of the caller's cases, every photo with its label", params=[_CASE_ID]),
+    },
+    "/api/v1/cases/{public_id}/label": {
+        "put": _op(
+            "Answer a case: once for the case or once per photo, as the project's unit says "
+            "(409 on a stale base_version or a changed case; retries with the same "
+            "submission_id change nothing); next=1 also serves the next case",
+            params=[
+                _CASE_ID,
+                {"name": "next", "in": "query", "schema": {"type": "integer", "enum": [0, 1]}},
+            ],
+            body=_CASE_BODY,
+        ),
+    },
+    "/api/v1/cases/{public_id}/skip": {
+        "post": _op(
+            "Put the case's unlabeled photos aside together, with an optional reason",
+            params=[_CASE_ID],
+            body={"type": "object", "properties": {"reason": {"type": "string"}}},
         ),
     },
 }
@@ -564,6 +639,17 @@ _SETTINGS_BODY = {
                     "each training run; golden and already shown items keep their places)",
                     "properties": {"order": {"enum": list(QUEUE_ORDERS)}},
                 },
+                "cases": {
+                    "type": "object",
+                    "description": "view: show a case's photos together; unit: what one answer "
+                    "labels, 'image' or 'case' (per case only where the protocol allows it, and "
+                    "only before labeling starts); show: manifest columns raters read",
+                    "properties": {
+                        "view": {"type": "boolean"},
+                        "unit": {"enum": list(CASE_UNITS)},
+                        "show": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
+                    },
+                },
                 "prescreen_model_id": {"type": ["string", "null"]},
             },
         },
@@ -653,6 +739,7 @@ PATHS: dict[str, dict] = {
     },
     **PROJECT_PATHS,
     **LABELING_PATHS,
+    **CASE_PATHS,
     **ALLOCATION_PATHS,
     **REPORT_PATHS,
     **GUIDELINE_PATHS,

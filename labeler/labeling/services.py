@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ..allocation.models import ItemStatus, QueueItem
 from ..allocation.queue import get_item_for_rater, lock_item_for_rater
 from ..audit.services import record_event
+from ..cases.units import per_case
 from ..auth.models import User
 from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
@@ -149,10 +150,13 @@ def submit_label(
     submission_id: str | None,
     time_spent_ms: int | None,
     project: Project | None = None,
+    as_case: bool = False,
 ) -> Label:
     """Save the rater's label of the item: validated, one current label, the change kept as a new revision.
 
     ``project``: the item's project when the caller already read it (allocation.queue.item_and_project).
+    ``as_case``: written as one photo of a per-case answer (labeler/cases/services.submit_case); any
+    other submission to a project that answers per case is refused.
 
     A retry with a submission_id already recorded returns the label unchanged. A base_version other than the
     current version (0 or None for "no label yet") is refused with 409 carrying the current value.
@@ -160,6 +164,12 @@ def submit_label(
     _check_owner(rater, item)
     if project is None or project.id != item.project_id:
         project = session.get(Project, item.project_id)
+    if not as_case and per_case(project.protocol, project.settings):
+        # one answer per case is written on every photo of the case at once (labeler/cases/)
+        raise Conflict(
+            "this project answers once per case: label this photo on its case's page",
+            code="label_per_case",
+        )
     clean = validate_submission(project.protocol.value, project.settings or {}, data, known_code)
     # the optional second answer (1-6, 0 cannot assess, None), refused where the project does not ask it
     skin = skin_type_question.clean_answer(

@@ -188,6 +188,15 @@ def _check_reading_changes(
     Returns the grade mapping to apply to the current labels, or None when no label changes.
     """
     total, non_graded = label_counts(session, project)
+    if "cases.unit" in changed and total:
+        # a per-case label is one answer written on every photo of the case: labels given per photo
+        # cannot be read as per-case answers afterwards, nor the other way round
+        raise Conflict(
+            f"the project has {total} labels: what one answer labels (a photo or a whole case) "
+            "can only change before labeling starts",
+            code="case_unit_labels",
+            labels=total,
+        )
     if "allow_non_graded" in changed and total:
         if not new["allow_non_graded"] and non_graded:
             raise Conflict(

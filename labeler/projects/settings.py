@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from ..cases.units import allows_per_case
 from ..errors import ValidationError
 from ..labeling.protocols import DEFAULT_SEVERITY_SCALE, QUALITY_DECISIONS
 from ..protocols import skin_type_question
+from ..validation import text_problem
 
 TIE_POLICIES = ("unresolved", "precedence")
 FUSION_METHODS = ("plurality", "dawid_skene")
@@ -54,6 +56,13 @@ DEFAULT_AGREEMENT = {"min_pair_images": 1, "min_group_images": 30, "min_eval_ima
 QUEUE_ORDERS = ("seeded", "uncertainty")
 QUEUE_ORDER_NAMES = {"seeded": "Seeded shuffle", "uncertainty": "Model uncertainty first"}
 DEFAULT_QUEUE = {"order": "seeded"}
+# cases (docs/domain.md section 11): "view" shows a case's photos together; "unit" is what one answer
+# labels, "image" (each photo its own answer) or "case" (one answer for all its photos, where the
+# protocol allows it: labeler/cases/units.py); "show" names the import manifest's columns that raters
+# read beside the photos (the body site is always shown)
+CASE_UNITS = ("image", "case")
+CASE_SHOW_MAX = 10
+DEFAULT_CASES: dict[str, Any] = {"view": False, "unit": "image", "show": []}
 # the keys a change may carry, per section ("" is the top level)
 EDITABLE = {
     "": {
@@ -62,12 +71,14 @@ EDITABLE = {
         "fusion",
         "agreement",
         "queue",
+        "cases",
         "prescreen_model_id",
         skin_type_question.SETTING,
     },
     "fusion": set(DEFAULT_FUSION),
     "agreement": set(DEFAULT_AGREEMENT),
     "queue": set(DEFAULT_QUEUE),
+    "cases": set(DEFAULT_CASES),
 }
 SEVERITY_ONLY = {"scale", "allow_non_graded"}
 QUALITY_ONLY = {"prescreen_model_id"}
@@ -83,6 +94,7 @@ def default_settings(protocol: Any) -> dict[str, Any]:
         "fusion": dict(DEFAULT_FUSION, precedence=[]),
         "agreement": dict(DEFAULT_AGREEMENT),
         "queue": dict(DEFAULT_QUEUE),
+        "cases": dict(DEFAULT_CASES, show=[]),
     }
     if _protocol(protocol) == "severity":
         settings["scale"] = [dict(step) for step in DEFAULT_SEVERITY_SCALE]
@@ -94,7 +106,7 @@ def with_defaults(protocol: Any, settings: Mapping[str, Any] | None) -> dict[str
     """The stored settings with the defaults filled in, section by section (what the API shows)."""
     stored = dict(settings or {})
     out = {**default_settings(protocol), **stored}
-    for section in ("fusion", "agreement", "queue"):
+    for section in ("fusion", "agreement", "queue", "cases"):
         out[section] = {**default_settings(protocol)[section], **(stored.get(section) or {})}
     return out
 
@@ -114,6 +126,9 @@ class ProjectSettings:
     min_eval_images: int
     prescreen_model_id: str | None
     queue_order: str = "seeded"
+    case_view: bool = False
+    case_unit: str = "image"
+    case_show: tuple[str, ...] = ()
     ask_skin_type: bool = False  # the Fitzpatrick second question (protocols/skin_type_question.py)
 
     @property
@@ -126,6 +141,7 @@ def read_settings(settings: Mapping[str, Any] | None) -> ProjectSettings:
     settings = settings or {}
     fusion = {**DEFAULT_FUSION, **(settings.get("fusion") or {})}
     agreement = {**DEFAULT_AGREEMENT, **(settings.get("agreement") or {})}
+    cases = {**DEFAULT_CASES, **(settings.get("cases") or {})}
     return ProjectSettings(
         scale=tuple(settings.get("scale") or DEFAULT_SEVERITY_SCALE),
         allow_non_graded=bool(settings.get("allow_non_graded", False)),
@@ -138,6 +154,9 @@ def read_settings(settings: Mapping[str, Any] | None) -> ProjectSettings:
         min_eval_images=int(agreement["min_eval_images"]),
         prescreen_model_id=settings.get("prescreen_model_id") or None,
         queue_order=str({**DEFAULT_QUEUE, **(settings.get("queue") or {})}["order"]),
+        case_view=bool(cases["view"]),
+        case_unit=str(cases["unit"]),
+        case_show=tuple(cases["show"] or ()),
         ask_skin_type=bool(settings.get(skin_type_question.SETTING, False)),
     )
 
@@ -291,7 +310,7 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
     if not isinstance(changes, Mapping):
         raise ValidationError("'settings' must be an object of the settings to change")
     _check_keys("", changes)
-    for section in ("fusion", "agreement", "queue"):
+    for section in ("fusion", "agreement", "queue", "cases"):
         if section in changes:
             if not isinstance(changes[section], Mapping):
                 raise ValidationError(f"'{section}' must be an object", field=section)
@@ -336,6 +355,9 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
         names = " or ".join(f"'{QUEUE_ORDER_NAMES[k]}' ({k})" for k in QUEUE_ORDERS)
         raise ValidationError(f"the labeling order must be {names}", field="queue.order")
     new["queue"] = {"order": queue["order"]}
+    new["cases"] = validate_cases(
+        protocol, {**DEFAULT_CASES, **(merged.get("cases") or {}), **(changes.get("cases") or {})}
+    )
     if protocol == "severity":
         if "scale" in changes:
             new["scale"] = validate_scale(changes["scale"])
@@ -366,13 +388,55 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
     return new
 
 
+def validate_cases(protocol: str, cases: Mapping[str, Any]) -> dict[str, Any]:
+    """The cases section: a view flag, the labeling unit (per case only where the protocol allows it,
+    and only with the case view) and the manifest columns shown to raters."""
+    if not isinstance(cases["view"], bool):
+        raise ValidationError("'cases.view' must be true or false", field="cases.view")
+    if cases["unit"] not in CASE_UNITS:
+        raise ValidationError(
+            "the labeling unit must be 'image' (an answer per photo) or 'case' (one answer for "
+            f"all photos of a case) (got {cases['unit']!r})",
+            field="cases.unit",
+        )
+    if cases["unit"] == "case":
+        if not allows_per_case(protocol):
+            raise ValidationError(
+                f"a {protocol} project labels every photo on its own (each photo can be blurry on "
+                "its own); one answer per case is for protocols that judge the patient",
+                field="cases.unit",
+            )
+        if not cases["view"]:
+            raise ValidationError(
+                "one answer per case needs the case view (the rater must see every photo of the "
+                "case): turn 'cases.view' on too",
+                field="cases.unit",
+            )
+    show = cases["show"]
+    if not isinstance(show, list) or len(show) > CASE_SHOW_MAX:
+        raise ValidationError(
+            f"'cases.show' must be a list of up to {CASE_SHOW_MAX} manifest column names",
+            field="cases.show",
+        )
+    names: list[str] = []
+    for name in show:
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64 or text_problem(name):
+            raise ValidationError(
+                "each column in 'cases.show' must be a name of 1 to 64 characters",
+                field="cases.show",
+            )
+        if name.strip() not in names:
+            names.append(name.strip())
+    return {"view": cases["view"], "unit": cases["unit"], "show": names}
+
+
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Dotted keys whose value differs (sections compared key by key; defaults fill the old side)."""
     keys = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
-        if isinstance(b, Mapping) and key in ("fusion", "agreement"):
-            base = DEFAULT_FUSION if key == "fusion" else DEFAULT_AGREEMENT
+        if isinstance(b, Mapping) and key in ("fusion", "agreement", "cases"):
+            base = {"fusion": DEFAULT_FUSION, "agreement": DEFAULT_AGREEMENT}.get(key, DEFAULT_CASES)
             a = {**base, **(a or {})}
             keys += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         elif key == "scale":

@@ -1,0 +1,109 @@
+"""Case fixtures (imported by the test modules): a project whose images come in cases, allocated to
+raters, and a signed-in client per rater."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+
+import pytest
+from PIL import Image as PILImage
+
+from labeler.allocation import services as allocation
+from labeler.images.models import Image
+from labeler.images.storage import content_key
+
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def image_row(project_id: int, case_id: str | None, body_site: str | None = None) -> Image:
+    sha = secrets.token_hex(32)
+    return Image(
+        project_id=project_id,
+        sha256=sha,
+        filename=f"{sha[:8]}.jpg",
+        width=16,
+        height=16,
+        format="JPEG",
+        byte_size=1,
+        display_key=content_key("display", sha, "jpg"),
+        thumb_key=content_key("thumbs", sha, "jpg"),
+        original_key=content_key("originals", sha, "jpg"),
+        case_id=case_id,
+        body_site=body_site,
+        meta={"age": "40-49", "secret_note": "not for raters"},
+    )
+
+
+@pytest.fixture()
+def case_project(app, db, make_user, make_project):
+    """``case_project(protocol, cases={case: n}, singles=0, raters=2, golden=0, overlap=2, settings)``:
+    a project with stored images, allocated; returns (project, raters, images)."""
+    from labeler.projects.services import update_settings
+
+    def _make(
+        protocol="severity",
+        *,
+        cases=None,
+        singles=0,
+        raters=2,
+        golden_size=0,
+        overlap=None,
+        settings=None,
+        seed=7,
+    ):
+        lead = make_user(None, "lead")
+        project = make_project(lead, protocol=protocol)
+        if settings:
+            update_settings(db, lead, project, settings)
+        rows = [image_row(project.id, None, "arm") for _ in range(singles)]
+        for case, n in (cases or {"c1": 3}).items():
+            rows.extend(image_row(project.id, case, "face") for _ in range(n))
+        db.add_all(rows)
+        db.flush()
+        storage = app.extensions["labeler_storage"]
+        for i, row in enumerate(rows):
+            buf = io.BytesIO()
+            PILImage.new("RGB", (16, 16), (i * 7 % 256, 120, 90)).save(buf, "JPEG")
+            storage.put(row.display_key, buf.getvalue())
+        people = [make_user(None, "rater") for _ in range(raters)]
+        allocation.allocate(
+            db,
+            lead,
+            project,
+            people,
+            golden_size=golden_size,
+            overlap=overlap or raters,
+            seed=seed,
+        )
+        db.commit()
+        return project, people, rows
+
+    return _make
+
+
+@pytest.fixture()
+def client_for(app):
+    """A separate signed-in test client per user; ``.csrf`` holds its token."""
+
+    def _client(user):
+        c = app.test_client()
+        page = c.get("/auth/login").get_data(as_text=True)
+        resp = c.post(
+            "/auth/dev-login",
+            data={"email": user.email, "csrf_token": _CSRF_META.search(page).group(1)},
+        )
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        c.csrf = _CSRF_META.search(c.get("/").get_data(as_text=True)).group(1)
+        return c
+
+    return _client
+
+
+def put_json(client, url, body):
+    return client.put(url, json=body, headers={"X-CSRFToken": client.csrf})
+
+
+def post_json(client, url, body):
+    return client.post(url, json=body, headers={"X-CSRFToken": client.csrf})
