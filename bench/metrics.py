@@ -230,10 +230,11 @@ def write_database(p: Project, url: str) -> int:
     from labeler.db import make_engine
     from labeler.images.models import Image
     from labeler.labeling.models import Label
-    from labeler.labeling.protocols import EXPLANATION_CODES, QUALITY_DECISIONS
     from labeler.migrate import upgrade
     from labeler.projects.models import Project as ProjectRow
     from labeler.projects.models import Protocol, default_settings
+    from labeler.protocols.explanations import EXPLANATION_CODES
+    from labeler.protocols.quality import QUALITY_DECISIONS
 
     upgrade(url)
     engine = make_engine(url)

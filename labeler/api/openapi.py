@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from ..labeling.protocols import QUALITY_DECISIONS
 from ..projects.settings import CASE_UNITS, FUSION_METHODS, QUEUE_ORDERS, TIE_POLICIES
+from ..protocols.quality import QUALITY_DECISIONS
 from .blueprint import bp
 
 ERROR = {"$ref": "#/components/schemas/Error"}

@@ -16,14 +16,15 @@ from markdown_it import MarkdownIt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import protocols
 from ..audit.services import record_event
 from ..auth.models import User
 from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..images.processing import DEFAULT_LIMITS, ImageLimits, ImageRejected, process_image
 from ..images.storage import Storage, content_key
-from ..labeling.protocols import form_spec
 from ..projects.models import Project
+from ..protocols import form_spec
 from ..validation import clean_text
 from .models import Guideline, ReferenceImage
 
@@ -49,23 +50,10 @@ class Target:
 
 def targets(project: Project) -> list[Target]:
     """What a definition or a reference image can be attached to in this project, in page order."""
-    spec = form_spec(project.protocol.value, project.settings or {})
+    protocol = protocols.get(project.protocol)
+    spec = form_spec(protocol, project.settings)
     out = [Target(GENERAL, "The whole guideline")]
-    if spec["protocol"] == "quality":
-        out += [Target(f"decision:{c['value']}", c["label"]) for c in spec["choices"]]
-    else:
-        out += [
-            Target(f"grade:{grade_key(s['value'])}", f"{grade_key(s['value'])} · {s['label']}")
-            for s in spec["scale"]
-        ]
-        out += [Target(f"decision:{c['value']}", c["label"]) for c in spec["non_graded"]]
-    # the reasons belong to "poor quality" (quality) or "cannot assess" (severity, when enabled)
-    reason_of = "Poor quality" if spec["protocol"] == "quality" else "Cannot assess"
-    if spec["protocol"] == "quality" or spec["non_graded"]:
-        out += [
-            Target(f"explanation:{e['value']}", f"{reason_of}: {e['label'].lower()}")
-            for e in spec["explanations"]
-        ]
+    out += [Target(key, label) for key, label in protocol.guideline_targets(spec)]
     return out
 
 

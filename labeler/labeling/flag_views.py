@@ -11,8 +11,8 @@ from ..db import get_session
 from ..errors import on_form_error
 from ..projects.access import authorized_project
 from ..projects.models import Project
+from ..protocols import answer_name
 from .flags import FLAG_STATUSES, answer_flag, project_flags
-from .protocols import form_spec
 
 bp = Blueprint("flags", __name__)
 LEADS = "Only the project's leads and admins read raters' flags."
@@ -27,7 +27,7 @@ def _page(project: Project, status: str, *, error=None, code=200):
         rows=project_flags(get_session(), project, status),
         status=status,
         statuses=FLAG_STATUSES,
-        spec=form_spec(project.protocol.value, project.settings or {}),
+        answer_name=lambda label: answer_name(project.protocol, project.settings, label),
         error=error,
     ), code
 

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 
 from ..auth.models import User
 from ..errors import ValidationError
+from ..protocols import all_decisions, answer_name, decision_name
 from .flags import is_flagged
 from .models import ItemFlag, Label
-from .protocols import QUALITY_DECISIONS, SEVERITY_DECISIONS, decision_name
 from .services import LabeledItem, my_labels
 
-DECISIONS = (*QUALITY_DECISIONS, *SEVERITY_DECISIONS)
+DECISIONS = all_decisions()
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,11 @@ class MyLabelRow:
     @property
     def flagged(self) -> bool:
         return is_flagged(self.flag)
+
+    @property
+    def answer(self) -> str:
+        """The answer in words under the project's protocol (\"3 · Mild\", never \"Grade 3\")."""
+        return answer_name(self.project.protocol, self.project.settings, self.label)
 
 
 def _day(value: str | None, what: str) -> date | None:
@@ -102,5 +107,4 @@ def filtered_labels(
 def decision_choices(everything: list[LabeledItem]) -> list[tuple[str, str]]:
     """The answers the rater has given, as (value, words), in protocol order."""
     used = {row.label.decision for row in everything}
-    names = {"graded": "A grade"}
-    return [(d, names.get(d) or decision_name(d)) for d in DECISIONS if d in used]
+    return [(d, decision_name(d)) for d in DECISIONS if d in used]

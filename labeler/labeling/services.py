@@ -18,17 +18,17 @@ from sqlalchemy.orm import Session
 from ..allocation.models import ItemStatus, QueueItem
 from ..allocation.queue import get_item_for_rater, lock_item_for_rater
 from ..audit.services import record_event
-from ..cases.units import per_case
 from ..auth.models import User
+from ..cases.units import per_case
 from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..projects.models import MemberRole, Project, ProjectMember
 from ..projects.settings import read_settings
-from ..protocols import skin_type_question
+from ..protocols import skin_type_question, validate_submission
+from ..protocols.base import MAX_TEXT, CleanLabel
 from ..validation import clean_text, text_problem
 from . import icd10
 from .models import Label, LabelRevision
-from .protocols import MAX_TEXT, CleanLabel, validate_submission
 
 log = logging.getLogger(__name__)
 # One submission adds at most an hour to a label's time: longer is a tab left open, not work, and the
@@ -170,7 +170,7 @@ def submit_label(
             "this project answers once per case: label this photo on its case's page",
             code="label_per_case",
         )
-    clean = validate_submission(project.protocol.value, project.settings or {}, data, known_code)
+    clean = validate_submission(project.protocol, project.settings, data, known_code)
     # the optional second answer (1-6, 0 cannot assess, None), refused where the project does not ask it
     skin = skin_type_question.clean_answer(
         read_settings(project.settings).ask_skin_type, data.get(skin_type_question.FIELD)

@@ -18,10 +18,11 @@ from ..images.models import Image
 from ..images.storage import InvalidKey, app_storage
 from ..projects.models import Project
 from ..projects.settings import read_settings
-from ..protocols import skin_type_question
+from ..protocols import decision_name, form_spec, skin_type_question
+from ..protocols import get as get_protocol
+from ..protocols.explanations import explanation_name
 from .flags import flag_dict, flag_of
 from .my_labels import MyLabelFilters, decision_choices, filtered_labels, parse_filters
-from .protocols import decision_name, explanation_name, form_spec
 from .services import current_label, label_dict, own_item, queue_context
 
 bp = Blueprint("labeling", __name__)
@@ -48,7 +49,8 @@ def item_page(public_id: str):
     db = get_session()
     item = serve_item(db, lambda: own_item(db, current_user, public_id))
     project = db.get(Project, item.project_id)
-    spec = form_spec(project.protocol.value, project.settings or {})
+    protocol = get_protocol(project.protocol)
+    spec = form_spec(protocol, project.settings)
     state = {
         "item": item.public_id,
         "status": item.status.value,
@@ -73,6 +75,7 @@ def item_page(public_id: str):
     return render_template(
         "labeling/item_page.html",
         project=project,
+        protocol=protocol,
         spec=spec,
         state=state,
         queue=state["queue"],

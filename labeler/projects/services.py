@@ -13,11 +13,11 @@ from ..auth.models import Role, User
 from ..db import utcnow
 from ..errors import Conflict, Forbidden, NotFound, ValidationError
 from ..labeling.models import Label, LabelRevision
-from ..labeling.protocols import NON_GRADED
+from ..protocols.severity import NON_GRADED, parse_number, show_number
 from ..training.services import set_prescreen_model
 from ..validation import clean_text
 from .models import MemberRole, Project, ProjectMember, Protocol
-from .settings import changed_keys, default_settings, merge_settings, parse_number, show_number
+from .settings import changed_keys, default_settings, merge_settings
 
 
 def parse_protocol(value: str | None) -> Protocol:

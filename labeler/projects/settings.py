@@ -11,16 +11,16 @@ Pure: plain data in, plain data or a ValidationError out.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
+from .. import protocols
 from ..cases.units import allows_per_case
 from ..errors import ValidationError
-from ..labeling.protocols import DEFAULT_SEVERITY_SCALE, QUALITY_DECISIONS
 from ..protocols import skin_type_question
+from ..protocols.quality import QUALITY_DECISIONS
+from ..protocols.severity import DEFAULT_SEVERITY_SCALE
 from ..validation import text_problem
 
 TIE_POLICIES = ("unresolved", "precedence")
@@ -32,11 +32,6 @@ QUALITY_CLASS_NAMES = {
     "healthy_skin": "Healthy skin",
     "poor_quality": "Poor quality",
 }
-SCALE_SIZE = (2, 11)  # a grade scale has 2 to 11 steps (0-10 at most)
-SCALE_NAME_MAX = 40
-# a grade's value, either way: the fused mean, the cut midpoints, RMSE's squares and ICC's sums of
-# squares must stay finite (a scale of 1e308 and 1.7e308 made them Infinity, which is not JSON)
-SCALE_VALUE_MAX = 1_000_000
 LIMITS = {  # inclusive bounds of the whole-number settings
     "fusion.explanation_k": (1, 50),
     "agreement.min_pair_images": (1, 100_000),
@@ -80,8 +75,6 @@ EDITABLE = {
     "queue": set(DEFAULT_QUEUE),
     "cases": set(DEFAULT_CASES),
 }
-SEVERITY_ONLY = {"scale", "allow_non_graded"}
-QUALITY_ONLY = {"prescreen_model_id"}
 
 
 def _protocol(protocol: Any) -> str:
@@ -96,9 +89,7 @@ def default_settings(protocol: Any) -> dict[str, Any]:
         "queue": dict(DEFAULT_QUEUE),
         "cases": dict(DEFAULT_CASES, show=[]),
     }
-    if _protocol(protocol) == "severity":
-        settings["scale"] = [dict(step) for step in DEFAULT_SEVERITY_SCALE]
-        settings["allow_non_graded"] = False
+    settings.update(protocols.get(protocol).default_settings())
     return settings
 
 
@@ -164,29 +155,6 @@ def read_settings(settings: Mapping[str, Any] | None) -> ProjectSettings:
 # -- validation -----------------------------------------------------------------------------------
 
 
-def _number(value: Any, what: str, field: str) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"{what} must be a number (got {value!r})", field=field)
-    return int(value) if float(value).is_integer() else float(value)
-
-
-def parse_number(text: Any, what: str, field: str) -> int | float:
-    """A number from form text or JSON ("2", "2.5", 2): whole numbers come back as int."""
-    if isinstance(text, str):
-        raw = text.strip()
-        try:
-            value: Any = float(raw)
-        except ValueError:
-            raise ValidationError(f"{what} must be a number (got {raw!r})", field=field) from None
-        return _number(value, what, field)
-    return _number(text, what, field)
-
-
-def show_number(value: float) -> str:
-    """A grade as people write it: 2, not 2.0; 2.5 as is."""
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 def _whole(value: Any, key: str, label: str) -> int:
     low, high = LIMITS[key]
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -196,50 +164,6 @@ def _whole(value: Any, key: str, label: str) -> int:
             f"{label} must be a whole number from {low} to {high} (got {value!r})", field=key
         )
     return value
-
-
-def validate_scale(scale: Any) -> list[dict[str, Any]]:
-    """A severity scale: 2 to 11 steps of {value, name}, values ascending and distinct, names distinct."""
-    if not isinstance(scale, list):
-        raise ValidationError(
-            "the scale must be a list of steps, each {value, name}", field="scale"
-        )
-    low, high = SCALE_SIZE
-    if not low <= len(scale) <= high:
-        raise ValidationError(
-            f"the scale needs {low} to {high} steps (got {len(scale)})", field="scale"
-        )
-    steps: list[dict[str, Any]] = []
-    for i, step in enumerate(scale, start=1):
-        if not isinstance(step, Mapping) or set(step) != {"value", "name"}:
-            raise ValidationError(
-                f"step {i} of the scale must be {{value, name}} (got {step!r})", field="scale"
-            )
-        value = parse_number(step["value"], f"the value of step {i}", "scale")
-        if abs(value) > SCALE_VALUE_MAX:
-            raise ValidationError(
-                f"the value of step {i} must be from {-SCALE_VALUE_MAX:,} to {SCALE_VALUE_MAX:,}"
-                f" (got {show_number(value)})",
-                field="scale",
-            )
-        name = " ".join(str(step["name"] or "").split()) if isinstance(step["name"], str) else ""
-        if not name or len(name) > SCALE_NAME_MAX:
-            raise ValidationError(
-                f"step {i} of the scale needs a name of 1 to {SCALE_NAME_MAX} characters",
-                field="scale",
-            )
-        steps.append({"value": value, "name": name})
-    for prev, step in pairwise(steps):
-        if step["value"] <= prev["value"]:
-            raise ValidationError(
-                "the scale's values must ascend with no repeats: "
-                f"{prev['value']} ({prev['name']}) is followed by {step['value']} ({step['name']})",
-                field="scale",
-            )
-    names = [s["name"].casefold() for s in steps]
-    if len(set(names)) != len(names):
-        raise ValidationError("two steps of the scale have the same name", field="scale")
-    return steps
 
 
 def _validate_fusion(protocol: str, fusion: dict[str, Any]) -> dict[str, Any]:
@@ -261,10 +185,10 @@ def _validate_fusion(protocol: str, fusion: dict[str, Any]) -> dict[str, Any]:
             "the precedence must be a list of quality classes", field="fusion.precedence"
         )
     if fusion["tie_policy"] == "precedence":
-        if protocol != "quality":
+        if not protocols.get(protocol).has_classes:
             raise ValidationError(
-                "a precedence order breaks ties between quality classes; severity fusion takes "
-                "the mean of the grades and has no ties to break",
+                "a precedence order breaks ties between quality classes; "
+                f"{protocols.get(protocol).title.lower()} fusion has no ties to break",
                 field="fusion.tie_policy",
             )
         if sorted(precedence) != sorted(QUALITY_DECISIONS):
@@ -315,13 +239,16 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
             if not isinstance(changes[section], Mapping):
                 raise ValidationError(f"'{section}' must be an object", field=section)
             _check_keys(section, changes[section])
-    misplaced = (SEVERITY_ONLY if protocol != "severity" else QUALITY_ONLY) & set(changes)
-    if misplaced:
-        key = min(misplaced)
-        other = "severity" if key in SEVERITY_ONLY else "quality"
-        raise ValidationError(
-            f"'{key}' is a setting of {other} projects; this is a {protocol} project", field=key
-        )
+    spec = protocols.get(protocol)
+    for other in protocols.all():
+        misplaced = (other.settings_keys - spec.settings_keys) & set(changes)
+        if misplaced:
+            key = min(misplaced)
+            raise ValidationError(
+                f"'{key}' is a setting of {other.title.lower()} projects; this is a "
+                f"{spec.title.lower()} project",
+                field=key,
+            )
     merged = {**default_settings(protocol), **dict(current or {})}
     new = dict(merged)
     new["fusion"] = _validate_fusion(
@@ -358,15 +285,7 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
     new["cases"] = validate_cases(
         protocol, {**DEFAULT_CASES, **(merged.get("cases") or {}), **(changes.get("cases") or {})}
     )
-    if protocol == "severity":
-        if "scale" in changes:
-            new["scale"] = validate_scale(changes["scale"])
-        if "allow_non_graded" in changes:
-            if not isinstance(changes["allow_non_graded"], bool):
-                raise ValidationError(
-                    "'allow_non_graded' must be true or false", field="allow_non_graded"
-                )
-            new["allow_non_graded"] = changes["allow_non_graded"]
+    spec.merge_settings(new, changes)  # the protocol's own keys (severity: scale, non-graded)
     key = skin_type_question.SETTING
     if key in changes:
         if not isinstance(changes[key], bool):
@@ -378,13 +297,6 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
                 field=key,
             )
         new[key] = changes[key]
-    if "prescreen_model_id" in changes:
-        model_id = changes["prescreen_model_id"]
-        if model_id is not None and not isinstance(model_id, str):
-            raise ValidationError(
-                "'prescreen_model_id' must be a model id or null", field="prescreen_model_id"
-            )
-        new["prescreen_model_id"] = (model_id or "").strip() or None
     return new
 
 
@@ -436,7 +348,9 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(b, Mapping) and key in ("fusion", "agreement", "cases"):
-            base = {"fusion": DEFAULT_FUSION, "agreement": DEFAULT_AGREEMENT}.get(key, DEFAULT_CASES)
+            base = {"fusion": DEFAULT_FUSION, "agreement": DEFAULT_AGREEMENT}.get(
+                key, DEFAULT_CASES
+            )
             a = {**base, **(a or {})}
             keys += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         elif key == "scale":

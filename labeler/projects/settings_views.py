@@ -12,6 +12,7 @@ from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import ValidationError, on_form_error
 from ..protocols import skin_type_question
+from ..protocols.severity import SCALE_SIZE, parse_number, show_number
 from ..training.services import project_models
 from .access import authorized_project
 from .models import Project, Protocol
@@ -20,10 +21,7 @@ from .settings import (
     FUSION_METHOD_NAMES,
     QUALITY_CLASS_NAMES,
     QUEUE_ORDER_NAMES,
-    SCALE_SIZE,
-    parse_number,
     read_settings,
-    show_number,
 )
 from .views import bp
 

@@ -78,12 +78,32 @@ class ProtocolSpec:
 
     name: ClassVar[str]  # stored in projects.protocol (at most 16 characters)
     title: ClassVar[str]  # what people read: "Image quality"
+    question: ClassVar[str]  # the legend of the labeling form
     form_template: ClassVar[str]  # the labeling form, included by templates/labeling/item_page.html
     has_scale: ClassVar[bool] = False  # answers are grades on an ordered scale
+    has_classes: ClassVar[bool] = False  # answers are unordered classes (plurality fusion)
     has_diagnosis: ClassVar[bool] = False  # answers may carry an ICD-10 diagnosis
     has_explanations: ClassVar[bool] = False  # some answers need explanations
+    explanation_owner: ClassVar[str | None] = None  # the decision the explanations belong to
+    fusion: ClassVar[str]  # how the raters' answers are fused: "plurality", "mean", "median"
+    agreement: ClassVar[tuple[str, ...]] = ()  # the agreement figures that apply, in words
     model_kind: ClassVar[str | None] = None  # the bundled model trained on it; None: no model
     decisions: ClassVar[tuple[str, ...]] = ()  # every stored decision value
+    non_graded: ClassVar[tuple[str, ...]] = ()  # decisions that carry no grade (scale protocols)
+    settings_keys: ClassVar[frozenset[str]] = frozenset()  # top-level settings it owns
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    def default_settings(self) -> dict[str, Any]:
+        """The protocol's own keys of a new project's settings."""
+        return {}
+
+    def merge_settings(self, new: dict[str, Any], changes: Mapping[str, Any]) -> None:
+        """Validate the protocol's own keys of a settings change into `new` (ValidationError)."""
+
+    def openapi_settings(self) -> dict[str, Any]:
+        """OpenAPI properties of the protocol's own settings."""
+        return {}
 
     # -- answers ----------------------------------------------------------------------------------
 
@@ -101,13 +121,19 @@ class ProtocolSpec:
         """What the labeling form renders: choices with their keys (plain JSON-able data)."""
         raise NotImplementedError
 
+    def guideline_targets(self, spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(target key, words) of what guideline definitions attach to, from form_spec's output."""
+        return []
+
     def decision_name(self, decision: str) -> str:
         """A stored decision in words."""
         return decision.replace("_", " ").capitalize()
 
-    def answer_name(self, decision: str, grade: float | None, settings: Any) -> str:
-        """A whole answer in words, as a rater or lead reads it (never a code)."""
-        return self.decision_name(decision)
+    def answer_name(self, label: Any, settings: Any) -> str:
+        """A whole answer in words, as a rater or lead reads it (never a code): `label` is anything
+        with the label columns as attributes (decision, grade, icd10, icd10_missing_text,
+        explanations), `settings` the protocol's parsed settings."""
+        return self.decision_name(label.decision)
 
     def __repr__(self) -> str:
         return f"<protocol {self.name}>"

@@ -98,16 +98,25 @@ class SkinTypeSettings:
 class SkinTypeProtocol(ProtocolSpec):
     name = "skin_type"
     title = "Fitzpatrick skin type"
+    question = "Fitzpatrick skin type"
     form_template = "labeling/forms/skin_type.html"
     has_scale = True
+    fusion = "median"
+    agreement = (
+        "quadratic-weighted Cohen's kappa per pair",
+        "Krippendorff's alpha (ordinal)",
+        "exact and within-one agreement per pair",
+        "per-rater mean absolute deviation from the golden consensus",
+    )
     decisions = DECISIONS
+    non_graded = (CANNOT_ASSESS,)
     model_kind = None
 
     def parse_settings(self, raw: Mapping[str, Any] | None) -> SkinTypeSettings:
         return SkinTypeSettings()
 
     def choices(self) -> Sequence[Choice]:
-        return [Choice(t, f"{ROMAN[t]}", str(t)) for t in SKIN_TYPES]
+        return [Choice(t, ROMAN[t], str(t)) for t in SKIN_TYPES]
 
     def form_spec(self, settings: Any) -> dict[str, Any]:
         return {
@@ -149,11 +158,15 @@ class SkinTypeProtocol(ProtocolSpec):
             )
         return CleanLabel(GRADED, grade=float(code))
 
+    def guideline_targets(self, spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+        out = [(f"grade:{s['value']}", skin_type_name(s["value"])) for s in spec["scale"]]
+        return out + [(f"decision:{c['value']}", c["label"]) for c in spec["non_graded"]]
+
     def decision_name(self, decision: str) -> str:
         return CANNOT_ASSESS_NAME if decision == CANNOT_ASSESS else "Skin type"
 
-    def answer_name(self, decision: str, grade: float | None, settings: Any) -> str:
-        return skin_type_name(answer_code(decision, grade))
+    def answer_name(self, label: Any, settings: Any) -> str:
+        return skin_type_name(answer_code(label.decision, label.grade))
 
 
 PROTOCOL = SkinTypeProtocol()

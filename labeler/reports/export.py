@@ -33,9 +33,11 @@ from ..errors import ValidationError
 from ..images.models import Image
 from ..labeling.flags import flagged_image_ids, unsure_by_rater_image
 from ..labeling.models import Label, LabelRevision
-from ..labeling.protocols import EXPLANATION_CODES, NON_GRADED, QUALITY_DECISIONS
 from ..metrics.breakdowns import parse_fitzpatrick
 from ..projects.models import Project
+from ..protocols.explanations import EXPLANATION_CODES
+from ..protocols.quality import QUALITY_DECISIONS
+from ..protocols.severity import NON_GRADED
 from .figures import explanation_k, fuse, grade_value, num, project_scale
 from .matrix import load_label_matrix
 from .panel import reference_fusion

@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..labeling.protocols import EXPLANATION_CODES, QUALITY_DECISIONS, severity_scale
 from ..metrics.bootstrap import DEFAULT_RESAMPLES
 from ..projects.settings import read_settings
+from ..protocols.explanations import EXPLANATION_CODES
+from ..protocols.quality import QUALITY_DECISIONS
+from ..protocols.severity import severity_scale
 from .intervals import add_quality_intervals, add_severity_intervals, complete_raters
 from .matrix import LabelMatrix
 from .panel import add_panel_figures

@@ -14,8 +14,10 @@ from ..auth.models import User
 from ..images.models import Image
 from ..labeling.flags import flagged_image_ids
 from ..labeling.models import Adjudication, Label
-from ..labeling.protocols import EXPLANATION_CODES, GRADED, NON_GRADED, QUALITY_DECISIONS
 from ..projects.models import Project, Protocol
+from ..protocols.explanations import EXPLANATION_CODES
+from ..protocols.quality import QUALITY_DECISIONS
+from ..protocols.severity import GRADED, NON_GRADED
 
 Scope = Literal["all", "golden", "fold", "flagged"]
 # "flagged": images some rater marked unsure or left a note on for the leads

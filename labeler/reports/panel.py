@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..labeling.protocols import EXPLANATION_CODES, QUALITY_DECISIONS
 from ..metrics.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, Interval
 from ..metrics.breakdowns import (
     GroupFigure,
@@ -32,6 +31,8 @@ from ..metrics.dawid_skene import DawidSkeneFusion, dawid_skene
 from ..metrics.severity_reliability import intraclass_correlation, rater_mae
 from ..metrics.tendencies import Tendencies, rater_tendencies
 from ..projects.settings import FUSION_METHOD_NAMES, read_settings
+from ..protocols.explanations import EXPLANATION_CODES
+from ..protocols.quality import QUALITY_DECISIONS
 from .intervals import resampling_groups
 from .matrix import LabelMatrix
 

@@ -15,10 +15,11 @@ from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..images.models import Image
 from ..labeling.models import Adjudication, Label
-from ..labeling.protocols import EXPLANATION_CODES, QUALITY_DECISIONS
 from ..metrics.bootstrap import DEFAULT_RESAMPLES
 from ..ml.comparison import GoldenPanel
 from ..projects.models import Project
+from ..protocols.explanations import EXPLANATION_CODES
+from ..protocols.quality import QUALITY_DECISIONS
 from ..validation import clean_id, clean_text
 from .figures import agreement_figures, fuse, min_pair_images
 from .intervals import resampling_groups

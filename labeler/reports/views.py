@@ -9,8 +9,8 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import LabelerError, on_form_error
-from ..labeling.protocols import QUALITY_DECISIONS
 from ..labeling.services import lesion_diagnoses
+from ..protocols.quality import QUALITY_DECISIONS
 from .http import export_response, managed_project
 from .services import (
     DASHBOARD_RESAMPLES,

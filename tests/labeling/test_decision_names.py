@@ -10,8 +10,9 @@ import uuid
 from labeling_fixtures import make_item  # noqa: F401  (fixture)
 
 from labeler.images.models import Image
-from labeler.labeling.protocols import decision_name, explanation_name
 from labeler.labeling.services import submit_label
+from labeler.protocols import decision_name
+from labeler.protocols.explanations import explanation_name
 
 
 def visible_text(html: str) -> str:

@@ -12,7 +12,6 @@ from werkzeug.datastructures import MultiDict
 from labeler.audit.models import AuditEvent
 from labeler.errors import Conflict, ValidationError
 from labeler.labeling.models import Label, LabelRevision
-from labeler.labeling.protocols import QUALITY_DECISIONS
 from labeler.projects.services import update_settings
 from labeler.projects.settings import (
     DEFAULT_AGREEMENT,
@@ -22,6 +21,7 @@ from labeler.projects.settings import (
     merge_settings,
     read_settings,
 )
+from labeler.protocols.quality import QUALITY_DECISIONS
 
 ZERO_TO_FOUR = [
     {"value": 0, "name": "Clear"},

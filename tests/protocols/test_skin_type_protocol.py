@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -80,8 +82,10 @@ def test_names_are_words_never_codes():
         "Type VI",
     ]
     assert st.skin_type_name(0) == "Cannot assess"
-    assert SPEC.answer_name("graded", 4.0, None) == "Type IV"
-    assert SPEC.answer_name("cannot_assess", None, None) == "Cannot assess"
+    assert SPEC.answer_name(SimpleNamespace(decision="graded", grade=4.0), None) == "Type IV"
+    assert SPEC.answer_name(SimpleNamespace(decision="cannot_assess", grade=None), None) == (
+        "Cannot assess"
+    )
 
 
 def test_form_keys_are_1_to_6_and_0():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from labeler.errors import ValidationError
-from labeler.labeling.protocols import EXPLANATION_CODES, form_spec, validate_submission
 from labeler.projects.models import Protocol, default_settings
+from labeler.protocols import form_spec, validate_submission
+from labeler.protocols.explanations import EXPLANATION_CODES
 
 KNOWN = {"L70.0": "L70.0", "L700": "L70.0", "C43.9": "C43.9"}
 SEVERITY = {**default_settings(Protocol.severity), "allow_non_graded": True}
