@@ -6,7 +6,7 @@ from .audit.models import AuditEvent
 from .auth.models import ApiToken, Role, User, UserRole
 from .db import Base
 from .guidelines.models import Guideline, ReferenceImage
-from .images.models import Image, ImportBatch
+from .images.models import Image, ImportBatch, ImportJob
 from .labeling.models import Adjudication, ItemFlag, Label, LabelRevision
 from .projects.models import MemberRole, Project, ProjectMember, Protocol
 from .training.models import TrainingRun
@@ -21,6 +21,7 @@ __all__ = [
     "Guideline",
     "Image",
     "ImportBatch",
+    "ImportJob",
     "ItemFlag",
     "ItemStatus",
     "Label",
