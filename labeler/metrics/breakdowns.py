@@ -79,6 +79,27 @@ def fitzpatrick_groups(values: Iterable[object]) -> list[Group]:
     return out
 
 
+# where an image's Fitzpatrick type came from (fitzpatrick_with_fallback's source codes)
+FITZPATRICK_SOURCES = ("manifest", "raters", UNKNOWN)
+FROM_MANIFEST, FROM_RATERS, FROM_NOWHERE = 0, 1, 2
+
+
+def fitzpatrick_with_fallback(
+    manifest: Iterable[object], rater_fused: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's Fitzpatrick type (1-6, 0 unknown) and its source (FITZPATRICK_SOURCES index):
+    the import manifest's type where it has a parseable one, else the raters' fused type (1-6;
+    -1 for a tie or no graded answer leaves the image unknown)."""
+    types = np.array([parse_fitzpatrick(v) or 0 for v in manifest], dtype=np.int64)
+    fused = np.zeros_like(types)
+    if rater_fused is not None:
+        arr = np.asarray(rater_fused, dtype=np.int64)
+        fused = np.where((arr >= 1) & (arr <= 6), arr, 0)
+    known = types > 0
+    source = np.where(known, FROM_MANIFEST, np.where(fused > 0, FROM_RATERS, FROM_NOWHERE))
+    return np.where(known, types, fused), source
+
+
 def body_site_groups(values: Iterable[object]) -> list[Group]:
     """One group per body site (case and spacing ignored, first spelling kept), then "unknown"."""
     keys: list[str] = []

@@ -10,6 +10,12 @@ per image: `image_id`, `sha256`, `path` (absolute path of the display image), `c
 (null, or `{"class": fused class or null for an unresolved tie, "tie": bool, "explanations":
 [relevant explanations]}`), `severity` (null, or
 `{"mean", "median", "std", "count", "grade"}`). Images nobody labeled are left out.
+
+Skin type (a project that asks it, or whose labels carry answers: reports/skin_types.py): the fused
+export gains `skin_type` (the raters' median type 1-6, null on a tie or without a graded answer),
+`skin_type_median`, `skin_type_tie` ([low, high] or []), `skin_type_votes` (per type I-VI) and
+`skin_type_cannot_assess`, beside the manifest's `fitzpatrick`; the raw export gains `skin_type`
+(1-6, 0 for "cannot assess", null when not answered).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from ..projects.models import Project
 from ..protocols.explanations import EXPLANATION_CODES
 from ..protocols.quality import QUALITY_DECISIONS
 from ..protocols.severity import NON_GRADED
+from . import skin_types
 from .figures import explanation_k, fuse, grade_value, num, project_scale
 from .matrix import load_label_matrix
 from .panel import reference_fusion
@@ -82,6 +89,8 @@ def fused_records(
     # Fitzpatrick type 1-6 (parsed from the manifest column or a skin-type metadata entry)
     fitz = [parse_fitzpatrick(v) for v in m.fitzpatrick] if m.fitzpatrick is not None else None
     fitz = fitz or [None] * m.image_ids.size
+    # the raters' fused answer to the skin-type question (columns only where the project has it)
+    skin = skin_types.rater_fusion(m) if skin_types.reported(m, settings) else None
     if quality:
         fusion = fuse(m, settings)
         ref = reference_fusion(m, settings, fusion)  # the project's method: plurality or DS
@@ -117,6 +126,8 @@ def fused_records(
             "rater_count": int(m.labeled[i].sum()),
             "unsure_count": unsure_count.get(img.id, 0),
         }
+        if skin is not None:
+            rec.update(skin_types.fused_columns(skin, i))
         counts = relevance.counts[i]
         rec["explanation_counts"] = {e: int(counts[k]) for k, e in enumerate(EXPLANATION_CODES)}
         rec["relevant_explanations"] = [
@@ -169,6 +180,7 @@ def raw_records(
     unsure = unsure_by_rater_image(session, project)
     flagged = flagged_image_ids(session, project) if flagged_only else None
     src = LabelRevision if revisions else Label
+    with_skin = skin_types.project_reports(session, project)  # 1-6, 0 cannot assess, null
     cols = (
         src.decision,
         src.icd10,
@@ -188,6 +200,7 @@ def raw_records(
             Image.filename,
             User.email,
             *cols,
+            src.skin_type,
         )
         .join(Image, Image.id == Label.image_id)
         .join(User, User.id == Label.rater_id)
@@ -215,6 +228,7 @@ def raw_records(
         spent,
         version,
         at,
+        skin,
     ) in session.execute(stmt.execution_options(yield_per=5000)):
         if flagged is not None and image_id not in flagged:
             continue
@@ -234,6 +248,7 @@ def raw_records(
             "time_spent_ms": spent,
             "unsure": (rater_id, image_id) in unsure,
             "at": at.isoformat(),
+            **({"skin_type": skin} if with_skin else {}),
         }
 
 

@@ -47,6 +47,9 @@ class LabelMatrix:
     fitzpatrick: np.ndarray | None = None  # (n,) object: raw Fitzpatrick value or None
     body_site: np.ndarray | None = None  # (n,) object: body site or None
     flagged: np.ndarray | None = None  # (n,) bool: a rater marked it unsure or left a note
+    # the skin-type second question (reports/skin_types.py): (n, r) int, 1-6, 0 cannot assess,
+    # -1 no answer; None when no label of the project carries one
+    skin_types: np.ndarray | None = None
 
     def scope_rows(self, scope: str) -> np.ndarray:
         """Row mask for all / golden / fold / flagged images."""
@@ -163,7 +166,26 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
         flagged=np.isin(
             image_ids, np.array(sorted(flagged_image_ids(session, project)), dtype=np.int64)
         ),
+        skin_types=_skin_type_answers(session, project, image_ids, rater_ids),
     )
+
+
+def _skin_type_answers(
+    session: Session, project: Project, image_ids: np.ndarray, rater_ids: np.ndarray
+) -> np.ndarray | None:
+    """The raters' skin-type answers (n, r): 1-6, 0 cannot assess, -1 none; None if nobody gave one."""
+    rows = session.execute(
+        select(Label.image_id, Label.rater_id, Label.skin_type).where(
+            Label.project_id == project.id, Label.skin_type.is_not(None)
+        )
+    ).all()
+    if not rows:
+        return None
+    out = np.full((image_ids.size, rater_ids.size), -1, dtype=np.int64)
+    img = np.searchsorted(image_ids, np.array([row[0] for row in rows], dtype=np.int64))
+    rat = np.searchsorted(rater_ids, np.array([row[1] for row in rows], dtype=np.int64))
+    out[img, rat] = [row[2] for row in rows]
+    return out
 
 
 # Manifest columns other than `fitzpatrick` that some sources use for the skin type (kept in meta).

@@ -33,6 +33,7 @@ from ..metrics.tendencies import Tendencies, rater_tendencies
 from ..projects.settings import FUSION_METHOD_NAMES, read_settings
 from ..protocols.explanations import EXPLANATION_CODES
 from ..protocols.quality import QUALITY_DECISIONS
+from . import skin_types
 from .intervals import resampling_groups
 from .matrix import LabelMatrix
 
@@ -190,13 +191,15 @@ def fairness_section(
     """Agreement per Fitzpatrick type (I-VI, I-II, III-IV, V-VI, unknown) and per body site."""
     s = read_settings(settings)
     n = m.image_ids.size
-    fitz = m.fitzpatrick if m.fitzpatrick is not None else [None] * n
+    # the manifest's type, else the raters' fused answer to the skin-type question
+    fitz, fitz_source, skin_fusion = skin_types.breakdown_types(m)
+    fitz_groups = fitzpatrick_groups(fitz)
     sites = m.body_site if m.body_site is not None else [None] * n
     cases = resampling_groups(m, np.ones(n, dtype=bool))
     severity = m.protocol.value == "severity"
     out: dict[str, Any] = {"min_group_images": s.min_group_images}
     for key, groups in (
-        ("fitzpatrick", fitzpatrick_groups(fitz)),
+        ("fitzpatrick", fitz_groups),
         ("body_site", body_site_groups(sites)),
     ):
         if severity:
@@ -222,6 +225,8 @@ def fairness_section(
                 seed=seed,
             )
         out[key] = [_group_dict(g, severity) for g in figs]
+    skin_types.add_group_sources(out["fitzpatrick"], fitz_groups, fitz_source, rows)
+    out.update(skin_types.source_summary(fitz_source, skin_fusion, rows))
     out["figure"] = (
         "RMSE of each grade against its image's consensus (images graded twice or more)"
         if severity
@@ -362,4 +367,6 @@ def add_panel_figures(
         }
         body["severity_reliability"] = severity_reliability_section(body, m, resamples, seed)
     body["fairness"] = fairness_section(m, settings, rows, resamples, seed)
+    if skin_types.reported(m, settings):  # the skin-type second question's agreement
+        body["skin_type"] = skin_types.agreement_section(m, settings, rows, resamples, seed)
     body["tendencies"] = tendencies_section(m, settings, rows, resamples, seed)
