@@ -21,6 +21,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth import login
     from .auth.admin_views import bp as admin_bp
     from .auth.views import bp as auth_bp
+    from .capture.views import bp as capture_bp
     from .config import ConfigError, content_security_policy, load_settings
     from .guidelines.views import bp as guidelines_bp
     from .images.storage import StorageConfigError, storage_from_config
@@ -66,6 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(reports_bp)
     app.register_blueprint(training_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(capture_bp)
     prescreen.init_app(app)  # training's step after every image import
     cli.init_app(app)
     csp = content_security_policy(app.config)
@@ -76,6 +78,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("Referrer-Policy", "same-origin")
         resp.headers.setdefault("Content-Security-Policy", csp)
+        # cross-origin isolation on every response (a worker script without COEP hangs
+        # onnxruntime-web's threaded WASM silently): everything the pages load is same-origin
+        resp.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        resp.headers.setdefault("Cross-Origin-Embedder-Policy", "require-corp")
         return resp
 
     @app.context_processor

@@ -108,6 +108,8 @@ def render(
             ("X-Frame-Options", "DENY"),
             ("Referrer-Policy", "same-origin"),
             ("Content-Security-Policy", content_security_policy(app.config)),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+            ("Cross-Origin-Embedder-Policy", "require-corp"),
         )
     )
     if hsts:
@@ -190,6 +192,8 @@ server {{
     location /static/ {{
         alias {static}/;
         expires 1h;
+        # Debian's mime.types lacks .mjs (onnxruntime-web's ES modules must be served as JavaScript)
+        default_type text/javascript;
 {static_headers}
     }}
 

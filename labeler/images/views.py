@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from ..auth.models import Role
 from ..auth.permissions import require, role_required
+from ..capture.browser import with_wasm
 from ..db import get_session
 from ..projects.access import authorized_project, can_manage_project
 from ..projects.services import get_project
@@ -56,9 +57,10 @@ def project_images(project_id: int):
 @bp.get("/projects/<int:project_id>/upload")
 @role_required(Role.lead, Role.admin)
 def upload_form(project_id: int):
-    return render_template(
+    page = render_template(
         "images/image_upload.html", project=authorized_project(project_id), summary=None
     )
+    return with_wasm(page)  # the selected files are checked in the browser before upload
 
 
 @bp.post("/projects/<int:project_id>/upload")
@@ -85,7 +87,7 @@ def upload(project_id: int):
         source_label="upload",
         checkpoint=db.commit,
     )
-    return render_template("images/image_upload.html", project=project, summary=summary)
+    return with_wasm(render_template("images/image_upload.html", project=project, summary=summary))
 
 
 @bp.get("/images/<int:image_id>/<any(thumb, display, original):kind>")

@@ -26,6 +26,8 @@ AXE_WIDTHS = (390, 1400)
 NOT_PAGES = {
     "static": "static files",
     "images.image_file": "an image file",
+    "capture.check_settings": "the quality check's settings for the page's script (JSON)",
+    "capture.model_file": "the quality model's ONNX file for the page's script",
     "labeling.my_label_thumb": "a thumbnail image on My labels",
     "reports.download": "the label export (a file download)",
     "training.model_report_json": "the model report as a JSON download",
@@ -51,6 +53,7 @@ PAGES = {
     "projects.settings_page": ("lead@demo.test", "/projects/{s}/settings"),
     "images.project_images": ("lead@demo.test", "/projects/{q}/images"),
     "images.upload_form": ("lead@demo.test", "/projects/{q}/upload"),
+    "capture.capture_page": ("lead@demo.test", "/projects/{q}/capture"),
     "allocation.allocation_page": ("lead@demo.test", "/projects/{q}/allocation"),
     "reports.dashboard": ("lead@demo.test", "/projects/{q}/dashboard"),
     "reports.ties": ("lead@demo.test", "/projects/{q}/ties"),
