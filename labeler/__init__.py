@@ -21,6 +21,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth import login
     from .auth.admin_views import bp as admin_bp
     from .auth.views import bp as auth_bp
+    from .cases.views import bp as cases_bp
     from .capture.views import bp as capture_bp
     from .config import ConfigError, content_security_policy, load_settings
     from .guidelines.views import bp as guidelines_bp
@@ -62,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for bp in (auth_bp, projects_bp, images_bp, allocation_bp, api_bp):
         app.register_blueprint(bp)
     app.register_blueprint(labeling_bp)
+    app.register_blueprint(cases_bp)
     app.register_blueprint(guidelines_bp)
     app.register_blueprint(flags_bp)
     app.register_blueprint(reports_bp)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from ..allocation.queue import serve_item
 from ..auth.models import Role
+from ..cases.units import case_view
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import NotFound, on_form_error
@@ -49,6 +58,8 @@ def item_page(public_id: str):
     db = get_session()
     item = serve_item(db, lambda: own_item(db, current_user, public_id))
     project = db.get(Project, item.project_id)
+    if case_view(project.settings):  # the project shows a case's photos together (labeler/cases)
+        return redirect(url_for("cases.case_page", public_id=item.public_id))
     protocol = get_protocol(project.protocol)
     spec = form_spec(protocol, project.settings)
     state = {

@@ -107,3 +107,47 @@ def put_json(client, url, body):
 
 def post_json(client, url, body):
     return client.post(url, json=body, headers={"X-CSRFToken": client.csrf})
+
+
+def photo_bytes(i: int, size=(640, 480)) -> bytes:
+    """A JPEG with some structure (a gradient and a disc), distinct per index."""
+    from PIL import ImageDraw
+
+    img = PILImage.new("RGB", size, (180 - i * 9 % 90, 130, 100 + i * 13 % 100))
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    draw.ellipse((w // 3, h // 3, w // 3 + w // 4, h // 3 + h // 4), fill=(120, 60 + i % 50, 50))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def seed_cases(
+    session, storage, *, protocol, settings, cases, rater_email, seed=5, size=(640, 480)
+):
+    """A project of ``cases`` ({case id: photos}) allocated to one rater (created if missing), for
+    the live-server tests; returns the project id."""
+    from sqlalchemy import select
+
+    from labeler.auth.models import Role, User
+    from labeler.auth.services import add_user
+    from labeler.projects.services import create_project, update_settings
+
+    lead = session.scalar(select(User).where(User.email == "lead@cases.test")) or add_user(
+        session, None, "lead@cases.test", "Lead", [Role.lead]
+    )
+    rater = session.scalar(select(User).where(User.email == rater_email)) or add_user(
+        session, None, rater_email, "Rater", [Role.rater]
+    )
+    project = create_project(session, lead, f"Cases {protocol} {secrets.token_hex(3)}", protocol)
+    update_settings(session, lead, project, settings)
+    rows = []
+    for case, n in cases.items():
+        rows.extend(image_row(project.id, case, "cheek") for _ in range(n))
+    session.add_all(rows)
+    session.flush()
+    for i, row in enumerate(rows):
+        storage.put(row.display_key, photo_bytes(i, size))
+    allocation.allocate(session, lead, project, [rater], golden_size=0, overlap=1, seed=seed)
+    session.flush()
+    return project.id

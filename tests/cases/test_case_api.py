@@ -247,3 +247,18 @@ def test_hostile_bodies_are_4xx(db, case_project, client_for):
     # CSRF: a session write without the token is refused
     assert client.put(url, json={"items": []}).status_code in (400, 403)
     assert db.scalar(select(Label.id)) is None
+
+
+def test_case_page_and_item_page_redirect(db, case_project, client_for):
+    project, raters, _ = case_project(cases={"a": 3}, settings=PER_CASE)
+    client = client_for(raters[0])
+    item = db.scalar(select(QueueItem).where(QueueItem.rater_id == raters[0].id))
+    resp = client.get(f"/items/{item.public_id}")
+    assert resp.status_code == 302 and f"/cases/{item.public_id}" in resp.headers["Location"]
+    page = client.get(f"/cases/{item.public_id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="case-page"' in html and "One answer for the whole case" in html
+    nxt = client.get(f"/projects/{project.id}/next-case")
+    assert nxt.status_code == 302 and "/cases/" in nxt.headers["Location"]
+    assert client_for(raters[1]).get(f"/cases/{item.public_id}").status_code == 404

@@ -33,6 +33,7 @@ NOT_PAGES = {
     "training.model_report_json": "the model report as a JSON download",
     "auth.sso_start": "a redirect to the identity provider",
     "auth.sso_redirect": "the identity provider's return; redirects",
+    "cases.next_case_page": "a redirect to the rater's next case (or to My labels)",
 }
 # Pages this test cannot reach without heavy set-up, with why (each is a gap to close, not a pass).
 NOT_VISITED = {
@@ -62,6 +63,7 @@ PAGES = {
     "flags.flags_page": ("lead@demo.test", "/projects/{q}/flags"),
     "guidelines.read_page": ("rater1@demo.test", "/projects/{s}/guidelines/read"),
     "labeling.item_page": ("rater1@demo.test", "/items/{item}"),
+    "cases.case_page": ("rater1@demo.test", "/cases/{item}"),
     "labeling.my_labels_page": ("rater1@demo.test", "/my-labels"),
 }
 # The same pages seen by the other roles where their view differs (a rater's home and tokens page, a
@@ -165,6 +167,8 @@ def visit(page, url: str) -> None:
     page.wait_for_load_state("load")
     if "/items/" in url:
         page.wait_for_selector('#labeling[data-ready="true"]', state="attached")
+    if "/cases/" in url:
+        page.wait_for_selector('#case-page[data-ready="true"]', state="attached")
 
 
 @pytest.mark.browser
