@@ -18,6 +18,11 @@ from .backbone import Lite0Features
 from .config import FEATURE_DIM
 
 
+def training_device() -> torch.device:
+    """Where the heads train: CUDA when this machine (a GPU worker) has it, the CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _block(hidden: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(FEATURE_DIM, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(dropout)

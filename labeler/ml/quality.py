@@ -16,7 +16,7 @@ from .artifacts import ModelInfo, write_model
 from .backbone import export_onnx
 from .config import EXPLANATION_TEXT, QualityConfig
 from .errors import NotEnoughData
-from .heads import QualityHeads, QualityNet
+from .heads import QualityHeads, QualityNet, training_device
 from .images import DECODE_SIDE, load_image, to_input
 from .manifest import ManifestRow, read_manifest
 from .metrics import quality_figures
@@ -51,11 +51,6 @@ def fit_heads(
         return _fit_heads(X, y, E, cfg, progress)
     finally:
         torch.set_num_threads(threads)
-
-
-def training_device() -> torch.device:
-    """Where the heads train: CUDA when this machine (a GPU worker) has it, the CPU otherwise."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _fit_heads(X, y, E, cfg: QualityConfig, progress: Progress | None):

@@ -19,7 +19,7 @@ from .backbone import export_onnx
 from .config import SeverityConfig
 from .errors import NotEnoughData
 from .faces import Patch, PatchSet, find_patches
-from .heads import SeverityMLP, SeverityNet
+from .heads import SeverityMLP, SeverityNet, training_device
 from .images import crop_input, load_image
 from .manifest import ManifestRow, read_manifest
 from .metrics import discretize, severity_figures
@@ -86,14 +86,17 @@ def fit_mlp(X: np.ndarray, t: np.ndarray, cfg: SeverityConfig, *, progress: Prog
     mlp = SeverityMLP(tuple(cfg.hidden))
     mlp.mu.copy_(torch.from_numpy(X.mean(0)))
     mlp.sd.copy_(torch.from_numpy(X.std(0) + 1e-3))
+    device = training_device()  # CUDA on a GPU worker, the CPU otherwise
+    mlp.to(device)
     opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
-    Xt, tt = torch.from_numpy(X), torch.from_numpy(t.astype(np.float32))
+    Xt = torch.from_numpy(X).to(device)
+    tt = torch.from_numpy(t.astype(np.float32)).to(device)
     loss_fn, epoch_s = nn.MSELoss(), []
     mlp.train()
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
-        perm = torch.from_numpy(rng.permutation(len(X)))
+        perm = torch.from_numpy(rng.permutation(len(X))).to(device)
         for b in range(0, len(X), cfg.batch_size):
             idx = perm[b : b + cfg.batch_size]
             loss = loss_fn(mlp(Xt[idx]), tt[idx])
@@ -104,7 +107,7 @@ def fit_mlp(X: np.ndarray, t: np.ndarray, cfg: SeverityConfig, *, progress: Prog
         epoch_s.append(time.perf_counter() - t0)
         if progress:
             progress("train", epoch + 1, cfg.epochs)
-    return mlp.eval(), epoch_s
+    return mlp.cpu().eval(), epoch_s  # exported and evaluated on the CPU
 
 
 def item_features(
