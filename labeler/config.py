@@ -95,6 +95,14 @@ def load_settings(
         # ML_HEARTBEAT_TIMEOUT_S, the run reads failed (its worker or machine died)
         "ML_HEARTBEAT_S": float(get("ML_HEARTBEAT_S", 10)),
         "ML_HEARTBEAT_TIMEOUT_S": float(get("ML_HEARTBEAT_TIMEOUT_S", 60)),
+        # uploads larger than this are imported by a worker (labeler/images/import_jobs.py): the
+        # request stores them in the blob store and answers at once; smaller ones are imported in it
+        "IMPORT_JOB_MB": float(get("IMPORT_JOB_MB", 64)),
+        # jobs without a broker (import jobs, deep-zoom tiles): 'process' (a local worker process
+        # each), 'inline' (in the asking process: tests, the CLI) or 'off' (left queued)
+        "JOBS_LOCAL": get("JOBS_LOCAL", "process"),
+        # build deep-zoom tiles after every import (a job); off: `labeler images tiles` builds them
+        "TILES_AT_IMPORT": _bool(get("TILES_AT_IMPORT", "true")),
         "WTF_CSRF_TIME_LIMIT": None,
         # the cookie itself expires with the absolute timeout (the server checks both timeouts too)
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(get("SESSION_ABSOLUTE_HOURS", 12))),

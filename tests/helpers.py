@@ -50,6 +50,8 @@ def make_config(tmp_path: Path, database_url: str, **extra) -> dict:
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "STORAGE_PATH": str(tmp_path / "files"),
         "AUTH_MODE": "dev",
+        # follow-up jobs (deep-zoom tiles) run in the test's own process, not in worker processes
+        "JOBS_LOCAL": "inline",
     }
     cfg.update(extra)
     return cfg

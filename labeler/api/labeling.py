@@ -95,26 +95,34 @@ def icd10_search():
     return jsonify(results=[c.as_dict() for c in icd10.search(request.args.get("q", ""), limit)])
 
 
-def _item_pyramid(public_id: str) -> tuple[str, Image, tiles.Pyramid]:
-    """One of the caller's own items, its image and the image's tile pyramid (built if missing)."""
+def _item_pyramid(public_id: str) -> tuple[str, Image, tiles.Pyramid | None]:
+    """One of the caller's own items, its image and the image's tile pyramid, or None until the
+    tiles job has built it: a request never builds one, so no image's first zoom is slower than
+    another's (golden or not)."""
     db = get_session()
     item = own_item(db, current_user, public_id)
     image = db.get(Image, item.image_id)
     try:
-        pyramid = tiles.ensure_pyramid(current_app.extensions["labeler_storage"], image)
-    except (FileNotFoundError, InvalidKey):
-        raise NotFound("the full-resolution image of this item is missing from storage") from None
-    except (OSError, ValueError, RuntimeError) as e:  # an original Pillow cannot read back
-        log.warning("no tile pyramid for image %s: %s", image.id, e)
-        raise NotFound("full resolution is not available for this image") from None
+        pyramid = tiles.stored_pyramid(current_app.extensions["labeler_storage"], image)
+    except (OSError, InvalidKey) as e:  # the store did not answer: the display copy stays
+        log.warning("tile pyramid of image %s not readable: %s", image.id, e)
+        pyramid = None
     return item.public_id, image, pyramid
 
 
 @bp.get("/items/<public_id>/tiles")
 @role_required(Role.rater)
 def item_tiles(public_id: str):
-    """The deep-zoom (DZI) description of the item's full-resolution image; never cached."""
+    """The deep-zoom (DZI) description of the item's full-resolution image (``tile_source`` null
+    while its tiles are being prepared: the viewer keeps the display copy); never cached."""
     item_id, _image, pyramid = _item_pyramid(public_id)
+    if pyramid is None:
+        resp = jsonify(
+            tile_source=None,
+            message="Full resolution is being prepared for this image; the display copy is shown.",
+        )
+        resp.headers["Cache-Control"] = "private, no-store"
+        return resp
     url = url_for("api.item_tiles", public_id=item_id) + "/"
     resp = jsonify(tile_source=pyramid.tile_source(url))
     resp.headers["Cache-Control"] = "private, no-store"
@@ -126,7 +134,7 @@ def item_tiles(public_id: str):
 def item_tile(public_id: str, level: int, col: int, row: int):
     """One tile, authorized like the display image: no ETag, no file name, never cached."""
     _item_id, image, pyramid = _item_pyramid(public_id)
-    if not pyramid.has_tile(level, col, row):
+    if pyramid is None or not pyramid.has_tile(level, col, row):
         raise NotFound("no such tile")
     try:
         return blob_response(

@@ -11,6 +11,31 @@ from .blueprint import bp
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
+def _import_op() -> dict:
+    """Image import: imported in the request (201/200 with the per-file result) or, above
+    LABELER_IMPORT_JOB_MB, stored and imported by a worker (202 with the job and its URL)."""
+    op = _op(
+        "Import images: multipart field 'files', one or many, or a .zip. Uploads larger than "
+        "LABELER_IMPORT_JOB_MB (default 64 MB) are imported by a background worker: the answer is "
+        "202 Accepted with the job and its URL (also in Location); poll it",
+        ok=201,
+        params=[_path_id("project_id")],
+        multipart=True,
+        body={
+            "type": "object",
+            "properties": {
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+            },
+        },
+    )
+    op["responses"]["200"] = {"description": "nothing new was imported (duplicates, rejections)"}
+    op["responses"]["202"] = {
+        "description": "accepted: a worker imports the upload; poll the job's URL "
+        "(/api/v1/import-jobs/{job_id})"
+    }
+    return op
+
+
 def _op(
     summary: str,
     *,
@@ -339,7 +364,8 @@ ALLOCATION_PATHS: dict[str, dict] = {
     "/api/v1/items/{public_id}/tiles": {
         "get": _op(
             "The deep-zoom (DZI) description of the item's full-resolution image, for "
-            "OpenSeadragon: tiles are at Url + level/col_row.jpg (never cached)",
+            "OpenSeadragon: tiles are at Url + level/col_row.jpg (never cached); tile_source is "
+            "null while the tiles are being prepared after the import (show the display image)",
             params=[_ITEM_ID],
         ),
     },
@@ -724,17 +750,14 @@ PATHS: dict[str, dict] = {
         ),
     },
     "/api/v1/projects/{project_id}/images": {
-        "post": _op(
-            "Import images: multipart field 'files', one or many, or a .zip",
-            ok=201,
-            params=[_path_id("project_id")],
-            multipart=True,
-            body={
-                "type": "object",
-                "properties": {
-                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                },
-            },
+        "post": _import_op(),
+    },
+    "/api/v1/import-jobs/{job_id}": {
+        "get": _op(
+            "A large upload's import (202 from the image import): status (queued, running, "
+            "succeeded, failed), progress (done of total files), the per-file result once done "
+            "(imported, duplicates, rejected with the reason) or the error in words",
+            params=[_path_id("job_id")],
         ),
     },
     **PROJECT_PATHS,

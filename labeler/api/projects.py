@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify, request, url_for
 from flask_login import current_user
 
 from ..auth.models import Role
 from ..auth.permissions import role_required
-from ..db import get_session
-from ..errors import ValidationError
+from ..db import database, get_session
+from ..errors import NotFound, ValidationError
+from ..images.import_jobs import job_json, queue_import_job, wants_job
+from ..images.models import ImportJob
 from ..images.services import import_uploads
 from ..images.storage import app_storage
 from ..projects.access import authorized_project
@@ -60,6 +62,20 @@ def upload_images_api(project_id: int):
             code="no_files",
         )
     db = get_session()
+    if wants_job(current_app.config, files):  # a large upload: imported by a worker
+        job = queue_import_job(
+            db,
+            current_user,
+            project,
+            files,
+            storage=app_storage(),
+            config=current_app.config,
+            factory=database(current_app).session_factory,
+            source_label="api",
+            checkpoint=db.commit,
+        )
+        url = url_for("api.import_job_api", job_id=job.id)
+        return jsonify(job=job_json(job, current_app.config), url=url), 202, {"Location": url}
     summary = import_uploads(
         db,
         current_user,
@@ -71,6 +87,20 @@ def upload_images_api(project_id: int):
         checkpoint=db.commit,
     )
     return jsonify(summary.as_dict()), 201 if summary.imported else 200
+
+
+@bp.get("/import-jobs/<int:job_id>")
+@role_required(Role.lead, Role.admin)
+def import_job_api(job_id: int):
+    """A large upload's import: status, progress (files looked at of total) and, once done, the
+    per-file result (imported, duplicates, rejected with the reason)."""
+    job = get_session().get(ImportJob, job_id)
+    if job is None:
+        raise NotFound("no such import")
+    authorized_project(job.project_id)
+    resp = jsonify(job_json(job, current_app.config))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 # -- one project: settings and members ------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ..db import CommandSession
 from ..projects.services import find_project
+from .import_jobs import reap_dead_jobs
 from .journal import recover_interrupted_imports, sweep_unreferenced
 from .models import Image
 from .services import import_images, read_manifest, run_import_hooks
@@ -55,7 +56,8 @@ def images_import(project: str, path: Path, manifest: Path | None) -> None:
                 progress=lambda _n: bar.update(1),
             )
 
-        run_import_hooks(s, current_app.config, proj, summary, storage)
+        # this terminal process is the worker: follow-up jobs (tiles) run here unless Celery has them
+        run_import_hooks(s, {**current_app.config, "JOBS_LOCAL": "inline"}, proj, summary, storage)
     for row in summary.rejected:
         click.echo(f"rejected {row['filename']}: {row['error']}")
     if summary.duplicates and not summary.imported:
@@ -67,9 +69,13 @@ def images_import(project: str, path: Path, manifest: Path | None) -> None:
 @with_appcontext
 def images_recover() -> None:
     """Remove files left by an import that died before committing (local folder: from the import
-    journals; a blob store: files no image refers to, written more than a day ago)."""
+    journals; a blob store: files no image refers to, written more than a day ago), and record
+    import jobs whose worker stopped as failed (their files and stored upload removed)."""
     storage = app_storage()
     with CommandSession() as s:
+        jobs = reap_dead_jobs(s, storage, current_app.config)
+        if jobs:
+            click.echo(f"{jobs} import jobs whose worker stopped recorded as failed")
         if isinstance(storage, LocalStorage):
             n = recover_interrupted_imports(s, storage)
         else:

@@ -245,3 +245,54 @@ def _sweep_batch(session: Session, storage: Storage, keys: list[str], cutoff: fl
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+class StoreJournal:
+    """An import job's journal kept in the blob store itself (for stores without local files, where
+    the job's worker may be on any machine): before an image's files are written or found, one small
+    blob under ``prefix`` lists their keys. The job removes its journal after its last commit; a job
+    that died leaves it, and ``replay_store_journal`` (run by whoever finds the job dead) deletes the
+    listed files that no committed row refers to."""
+
+    def __init__(self, storage: Storage, prefix: str) -> None:
+        self.storage, self.prefix, self.count = storage, prefix.strip("/"), 0
+
+    @contextmanager
+    def writing(self, keys: Iterable[str] = ()) -> Iterator[None]:
+        self.count += 1
+        entry = f"{self.prefix}/{self.count:08d}.json"
+        self.storage.put(entry, json.dumps(sorted(keys)).encode())
+        yield
+
+    def finish(self) -> None:
+        """After the last commit: every listed file now has its row."""
+        for key in list(self.storage.iter_keys(self.prefix)):
+            self.storage.delete(key)
+
+    def abandon(self) -> None:
+        """Leave the journal for replay_store_journal (uncommitted files may exist)."""
+
+
+def replay_store_journal(session: Session, storage: Storage, prefix: str) -> int:
+    """Delete the files a dead import job listed in its store journal that no committed row (in any
+    project) refers to, then the journal; returns the number of files deleted.
+
+    Call it only once the job's worker is known to be gone (its heartbeat is older than the
+    timeout): the job itself writes nothing after that."""
+    entries = list(storage.iter_keys(prefix.strip("/")))
+    keys: set[str] = set()
+    for entry in entries:
+        try:
+            with storage.open(entry) as fh:
+                keys.update(json.loads(fh.read()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            continue
+    removed = 0
+    for key in sorted(keys - _referenced(session, keys)):
+        storage.delete(key)
+        removed += 1
+    for entry in entries:
+        storage.delete(entry)
+    if removed:
+        log.warning("removed %d files left by an import job that stopped", removed)
+    return removed

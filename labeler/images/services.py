@@ -14,6 +14,7 @@ import csv
 import io
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -80,8 +81,9 @@ class ImportHook:
 
 
 IMPORT_HOOKS: dict[str, ImportHook] = {
-    # deep-zoom tiles of every new image, so that no image's first zoom is slower than another's
-    "tiles": ImportHook("tiles", tiles.build_pyramids, tiles.describe),
+    # deep-zoom tiles of every new image, built by a job after the import is committed, the same
+    # way for every image, so that no image's first zoom is slower than another's
+    "tiles": ImportHook("tiles", tiles.queue_pyramids, tiles.describe),
 }
 
 
@@ -182,23 +184,34 @@ def import_images(
     limits: ImageLimits = DEFAULT_LIMITS,
     checkpoint: Callable[[], None],
     progress: Callable[[str], None] | None = None,
+    batch: ImportBatch | None = None,
+    journal: Any = None,
+    checkpoint_every_s: float | None = None,
 ) -> ImportSummary:
     """Import files (objects with .name and .read()) into a project: dedupe, derive, store, record.
 
     `checkpoint` is the caller's commit. An import is the one long-running write: it is called every
     CHECKPOINT_EVERY images and at the end, so a long import keeps what it finished and the journal
-    is dropped only after the last commit. The service itself never commits.
+    is dropped only after the last commit. The service itself never commits. An import job
+    (labeler/images/import_jobs.py) passes its own ``batch``, a ``journal`` kept in the blob store
+    (a store other than a local folder has no journal of its own) and ``checkpoint_every_s``: it
+    checkpoints at least that often too, since its checkpoints are its worker's heartbeat.
     """
     manifest = manifest or {}
     recover_interrupted_imports(session, storage)
     known = set(session.scalars(select(Image.sha256).where(Image.project_id == project.id)))
-    batch = ImportBatch(
-        project_id=project.id, created_by_id=actor.id if actor else None, source=source_label[:500]
-    )
-    session.add(batch)
-    session.flush()
+    if batch is None:
+        batch = ImportBatch(
+            project_id=project.id,
+            created_by_id=actor.id if actor else None,
+            source=source_label[:500],
+        )
+        session.add(batch)
+        session.flush()
     summary = ImportSummary(batch_id=batch.id)
-    journal = Journal(storage.root) if isinstance(storage, LocalStorage) else None
+    if journal is None and isinstance(storage, LocalStorage):
+        journal = Journal(storage.root)
+    last_checkpoint = time.monotonic()
     pending = saved = 0  # saved: images committed by the caller's checkpoints
     ok = False
     name = None
@@ -211,10 +224,18 @@ def import_images(
             except ImageRejected as exc:
                 summary.rejected.append({"filename": name, "error": exc.reason})
                 _tick(progress, name)
+                if _due(checkpoint_every_s, last_checkpoint):
+                    _flush_batch(session, batch, summary, checkpoint, storage)
+                    saved, pending = len(summary.imported), 0
+                    last_checkpoint = time.monotonic()
                 continue
             if result.sha256 in known:
                 summary.duplicates.append({"filename": name, "sha256": result.sha256})
                 _tick(progress, name)
+                if _due(checkpoint_every_s, last_checkpoint):
+                    _flush_batch(session, batch, summary, checkpoint, storage)
+                    saved, pending = len(summary.imported), 0
+                    last_checkpoint = time.monotonic()
                 continue
             keys = _store(storage, journal, data, result)
             meta = _manifest_row(manifest, name)
@@ -240,9 +261,10 @@ def import_images(
             summary.imported.append({"filename": name, "sha256": result.sha256})
             pending += 1
             _tick(progress, name)
-            if pending >= CHECKPOINT_EVERY:
+            if pending >= CHECKPOINT_EVERY or _due(checkpoint_every_s, last_checkpoint):
                 _flush_batch(session, batch, summary, checkpoint, storage)
                 saved, pending = len(summary.imported), 0
+                last_checkpoint = time.monotonic()
         name = None
         record_event(
             session,
@@ -300,6 +322,11 @@ def import_uploads(
     )
     run_import_hooks(session, config, project, summary, storage)
     return summary
+
+
+def _due(every_s: float | None, last: float) -> bool:
+    """True when a time-based checkpoint is due (import jobs: the checkpoint is the heartbeat)."""
+    return every_s is not None and time.monotonic() - last >= every_s
 
 
 def _tick(progress: Callable[[str], None] | None, name: str) -> None:

@@ -233,3 +233,20 @@ def _zip_reader(
             raise ImageRejected(f"cannot read zip entry: {e}") from e
 
     return read
+
+
+def upload_file_count(name: str, f: IO[bytes]) -> int:
+    """How many files ``iter_uploads`` will yield for one upload (a zip's entries; 1 otherwise):
+    the total an import job's progress counts towards."""
+    if not clean_name(name).lower().endswith(".zip"):
+        return 1
+    try:
+        with zipfile.ZipFile(f) as zf:
+            return max(
+                sum(1 for i in zf.infolist() if not i.is_dir() and not _skipped_entry(i.filename)),
+                1,
+            )
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return 1  # reported as one rejected file
+    finally:
+        f.seek(0)

@@ -7,9 +7,13 @@ flattened to RGB and cut into 256 px JPEG tiles with a 1 px overlap, level by le
 raters reach them through their own opaque item ids) and a ``pyramid.json`` written last marks a
 complete pyramid, so a pyramid interrupted half-way is simply built again.
 
-Pyramids are built right after an import (images.services registers build_pyramids as a hook) so that every image, golden or
-not, answers its first tile equally fast; an image imported before this existed, or whose tiles
-were removed, gets its pyramid on the first request (``ensure_pyramid``).
+Pyramids are built by a job after every import (images.services registers ``queue_pyramids`` as an
+import hook): a Celery task (``labeler.tiles``) when a broker is configured, else a local worker
+process (``python -m labeler.jobs.local tiles ...``), never in the upload's request. Every image is
+built the same way, golden or not, and a rater's request never builds one: until an image's pyramid
+exists its tile description says so (the viewer keeps the display copy), so no image's first zoom
+is slower than another's. ``labeler images tiles`` builds the pyramids images imported before this
+existed lack.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image as PILImage
 from PIL import ImageOps
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from ..jobs.queue import broker_url, local_mode, send_tiles
+from ..jobs.spawn import spawn
 from .models import Image
 from .processing import _BUDGET, DEFAULT_LIMITS
 from .storage import Storage
@@ -167,6 +174,59 @@ def ensure_pyramid(storage: Storage, image: Image) -> Pyramid:
     return pyramid
 
 
+def stored_pyramid(storage: Storage, image: Image) -> Pyramid | None:
+    """The image's pyramid if it is built (a rater's request never builds one), else None."""
+    return Pyramid(image.width, image.height) if has_pyramid(storage, image) else None
+
+
+def queue_pyramids(
+    session: Session,
+    config: Mapping[str, Any],
+    project: Any,
+    image_ids: list[int],
+    storage: Storage,
+) -> dict[str, Any]:
+    """Import hook: once the import is committed, a job builds the new images' pyramids (Celery
+    with a broker, else a local worker process; LABELER_JOBS_LOCAL=inline builds them here)."""
+    ids = sorted(int(i) for i in image_ids)
+    if not config.get("TILES_AT_IMPORT", True):
+        return {"built": 0, "skipped": "TILES_AT_IMPORT is off: `labeler images tiles` builds them"}
+    if not ids:
+        return {"built": 0, "failed": []}
+    url, mode = broker_url(config), local_mode(config)
+    if not url and mode == "inline":
+        return build_pyramids(session, config, project, ids, storage)
+    if not url and mode == "off":
+        return {"status": "off", "images": len(ids)}
+    project_id = project.id
+
+    def send(_session: Session) -> None:
+        try:
+            if url:
+                send_tiles(config, project_id, ids)
+            else:
+                folder = Path(config.get("INSTANCE_PATH") or ".") / "jobs"
+                spawn(
+                    "labeler.jobs.local",
+                    ["tiles", str(project_id), *map(str, ids)],
+                    config,
+                    folder / f"tiles-{project_id}.log",
+                )
+        except Exception:  # the import stands; `labeler images tiles` builds what is missing
+            log.exception("tiles of %s images of project %s not queued", len(ids), project_id)
+
+    event.listen(session, "after_commit", send, once=True)
+    return {"status": "queued", "images": len(ids)}
+
+
+def build_pyramids_job(
+    factory: sessionmaker, config: Mapping[str, Any], storage: Storage, image_ids: list[int]
+) -> dict[str, Any]:
+    """The tiles job's body (a Celery task or a local worker process): build each image's pyramid."""
+    with factory() as s:
+        return build_pyramids(s, config, None, image_ids, storage)
+
+
 def build_pyramids(
     session: Session,
     config: Mapping[str, Any],
@@ -174,11 +234,11 @@ def build_pyramids(
     image_ids: list[int],
     storage: Storage,
 ) -> dict[str, Any]:
-    """Import hook: build the new images' pyramids now, so no image's first zoom is slower."""
-    if not config.get("TILES_AT_IMPORT", True):
-        return {"built": 0, "skipped": "TILES_AT_IMPORT is off: built on first zoom"}
+    """Build the images' pyramids now (in id order; one already built is kept)."""
     built, failed = 0, []
-    for image in session.scalars(select(Image).where(Image.id.in_(image_ids))):
+    for image in session.scalars(
+        select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)
+    ).all():
         try:
             ensure_pyramid(storage, image)
             built += 1
@@ -192,7 +252,7 @@ def describe(result: dict[str, Any]) -> str | None:
     """The import summary's note when some pyramids could not be built."""
     if result.get("failed"):
         return (
-            f"{len(result['failed'])} images could not be prepared for deep zoom yet; "
-            "they will be prepared when a rater first zooms in"
+            f"{len(result['failed'])} images could not be prepared for full-resolution zoom; "
+            "raters see the display copy of those images until an administrator prepares them again"
         )
     return None

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from ..auth.models import Role
 from ..auth.permissions import require, role_required
 from ..capture.browser import with_wasm
-from ..db import get_session
+from ..db import database, get_session
 from ..projects.access import authorized_project, can_manage_project
 from ..projects.services import get_project
 from ..training.prescreen import flagged_filter
 from ..web import accepts_upload
-from .models import Image
+from .import_jobs import job_json, queue_import_job, wants_job
+from .models import Image, ImportJob
 from .serve import blob_response
 from .services import import_uploads
 from .storage import app_storage
@@ -77,6 +78,19 @@ def upload(project_id: int):
             error="Choose one or more image files or a .zip.",
         ), 400
     db = get_session()
+    if wants_job(current_app.config, files):  # a large upload: stored, then imported by a worker
+        job = queue_import_job(
+            db,
+            current_user,
+            project,
+            files,
+            storage=app_storage(),
+            config=current_app.config,
+            factory=database(current_app).session_factory,
+            source_label="upload",
+            checkpoint=db.commit,
+        )
+        return redirect(url_for("images.import_job_page", project_id=project.id, job_id=job.id))
     summary = import_uploads(
         db,
         current_user,
@@ -88,6 +102,24 @@ def upload(project_id: int):
         checkpoint=db.commit,
     )
     return with_wasm(render_template("images/image_upload.html", project=project, summary=summary))
+
+
+@bp.get("/projects/<int:project_id>/imports/<int:job_id>")
+@role_required(Role.lead, Role.admin)
+def import_job_page(project_id: int, job_id: int):
+    """A large upload being imported by a worker: progress (the page polls the API), then the
+    per-file result."""
+    project = authorized_project(project_id)
+    job = get_session().get(ImportJob, job_id)
+    if job is None or job.project_id != project.id:
+        abort(404)
+    state = job_json(job, current_app.config)
+    return render_template(
+        "images/import_job.html",
+        project=project,
+        job=state,
+        poll_url=url_for("api.import_job_api", job_id=job.id),
+    )
 
 
 @bp.get("/images/<int:image_id>/<any(thumb, display, original):kind>")

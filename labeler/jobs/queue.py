@@ -12,11 +12,22 @@ from celery import Celery
 QUEUE = "labeler"
 TRAIN_TASK = "labeler.train_run"
 PRESCREEN_TASK = "labeler.prescreen"
+IMPORT_TASK = "labeler.import_job"
+TILES_TASK = "labeler.tiles"
+LOCAL_MODES = ("process", "inline", "off")
 
 
 def broker_url(config: Mapping[str, Any]) -> str | None:
     """The Celery broker this app sends jobs to (LABELER_CELERY_BROKER_URL), or None: local workers."""
     return config.get("CELERY_BROKER_URL") or None
+
+
+def local_mode(config: Mapping[str, Any]) -> str:
+    """How a job runs when no broker is configured (LABELER_JOBS_LOCAL): 'process' (the default: a
+    local worker process of its own, ``python -m labeler.jobs.local``), 'inline' (in the process that
+    asks for it, e.g. the CLI or a worker already running a job) or 'off' (left queued)."""
+    mode = str(config.get("JOBS_LOCAL") or "process")
+    return mode if mode in LOCAL_MODES else "process"
 
 
 def training_task_id(run_id: int) -> str:
@@ -69,4 +80,31 @@ def send_prescreen(config: Mapping[str, Any], project_id: int, image_ids: list[i
     digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
     task_id = f"labeler-prescreen-{project_id}-{digest}"
     celery_app(url).send_task(PRESCREEN_TASK, args=[project_id, ids], task_id=task_id, queue=QUEUE)
+    return task_id
+
+
+def import_task_id(job_id: int) -> str:
+    """One task id per import job (a job delivered twice is claimed once: labeler/images/import_jobs)."""
+    return f"labeler-import-job-{job_id}"
+
+
+def send_import(config: Mapping[str, Any], job_id: int) -> str:
+    """Queue an import job on Celery; returns the task id."""
+    url = broker_url(config)
+    if url is None:
+        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
+    task_id = import_task_id(job_id)
+    celery_app(url).send_task(IMPORT_TASK, args=[job_id], task_id=task_id, queue=QUEUE)
+    return task_id
+
+
+def send_tiles(config: Mapping[str, Any], project_id: int, image_ids: list[int]) -> str:
+    """Queue the deep-zoom tiles of a project's new images; returns the task id (one per image set)."""
+    url = broker_url(config)
+    if url is None:
+        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
+    ids = sorted(int(i) for i in image_ids)
+    digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
+    task_id = f"labeler-tiles-{project_id}-{digest}"
+    celery_app(url).send_task(TILES_TASK, args=[project_id, ids], task_id=task_id, queue=QUEUE)
     return task_id

@@ -20,9 +20,12 @@ from flask import Flask
 from .. import create_app
 from ..db import database
 from ..errors import LabelerError
+from ..images.import_jobs import execute_import_job
+from ..images.tiles import build_pyramids_job
 from ..projects.models import Project
 from ..training.prescreen import screen_images
 from ..training.worker import execute_run
+from . import queue as job_queue
 from .queue import PRESCREEN_TASK, QUEUE, TRAIN_TASK, configure
 
 log = logging.getLogger(__name__)
@@ -77,4 +80,38 @@ def prescreen(project_id: int, image_ids: list[int]) -> dict[str, Any]:
         )
         session.commit()
     log.info("prescreen of project %s: %s", project_id, result.get("status"))
+    return result
+
+
+@app.task(name=job_queue.IMPORT_TASK, queue=QUEUE)
+def import_job(job_id: int) -> dict[str, Any]:
+    """Import a queued large upload (labeler.images.import_jobs.execute_import_job, the body a local
+    worker process runs too). Delivered again after its worker was killed, it waits for the job's
+    heartbeat to go stale, then records the job failed and removes its orphan files."""
+    application = flask_app()
+    with application.app_context():
+        wait = float(application.config.get("ML_HEARTBEAT_TIMEOUT_S") or 60) + 5
+        job = execute_import_job(
+            database(application).session_factory,
+            application.config,
+            application.extensions["labeler_storage"],
+            int(job_id),
+            wait_s=wait,
+        )
+    log.info("import job %s %s", job.id, job.status.value)
+    return {"job_id": job.id, "status": job.status.value}
+
+
+@app.task(name=job_queue.TILES_TASK, queue=QUEUE)
+def tiles(project_id: int, image_ids: list[int]) -> dict[str, Any]:
+    """Build the deep-zoom tiles of a project's newly imported images (the images' ids)."""
+    application = flask_app()
+    with application.app_context():
+        result = build_pyramids_job(
+            database(application).session_factory,
+            application.config,
+            application.extensions["labeler_storage"],
+            [int(i) for i in image_ids],
+        )
+    log.info("tiles of project %s: %s", project_id, result)
     return result

@@ -108,6 +108,7 @@ export class DeepZoom {
     if (!resp.ok) throw new Error(`tiles unavailable (${resp.status})`);
     const { tile_source: source } = await resp.json();
     if (url !== this.tilesUrl) return null;  // the rater moved on meanwhile
+    if (!source) throw new Error("tiles not prepared yet");  // the display copy stays
     this.fullWidth = Number(source.Image.Size.Width) || null;
     if (!this.osd) this.osd = OSD({ element: this.el, ...OSD_OPTIONS });
     await new Promise((resolve, reject) => {

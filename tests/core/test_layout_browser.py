@@ -17,6 +17,7 @@ from sqlalchemy import select
 from labeler.allocation.models import QueueItem
 from labeler.auth.models import User
 from labeler.demo import build_demo
+from labeler.images.models import ImportJob, ImportJobStatus
 from labeler.projects.models import Project
 
 SIZES = ((390, 844), (1400, 900), (2560, 1440))
@@ -54,6 +55,7 @@ PAGES = {
     "projects.settings_page": ("lead@demo.test", "/projects/{s}/settings"),
     "images.project_images": ("lead@demo.test", "/projects/{q}/images"),
     "images.upload_form": ("lead@demo.test", "/projects/{q}/upload"),
+    "images.import_job_page": ("lead@demo.test", "/projects/{q}/imports/{job}"),
     "capture.capture_page": ("lead@demo.test", "/projects/{q}/capture"),
     "allocation.allocation_page": ("lead@demo.test", "/projects/{q}/allocation"),
     "reports.dashboard": ("lead@demo.test", "/projects/{q}/dashboard"),
@@ -128,7 +130,32 @@ def demo_ids(live_server):
             .where(QueueItem.rater_id == rater.id, QueueItem.project_id == projects["quality"])
             .order_by(QueueItem.position)
         )
-        return {"q": projects["quality"], "s": projects["severity"], "item": item.public_id}
+        job = ImportJob(  # a large upload imported by a worker, finished with a rejected file
+            project_id=projects["quality"],
+            source="upload",
+            uploads=[
+                {"name": "clinic-photos.zip", "key": "jobs/imports/x/upload-0000.zip", "size": 3}
+            ],
+            total_bytes=96 * 1024 * 1024,
+            status=ImportJobStatus.succeeded,
+            done=3,
+            total=3,
+            summary={
+                "imported": [{"filename": "clinic-photos.zip/a.jpg", "sha256": "0" * 64}],
+                "duplicates": [{"filename": "clinic-photos.zip/b.jpg", "sha256": "1" * 64}],
+                "rejected": [
+                    {"filename": "clinic-photos.zip/notes.txt", "error": "not an image file"}
+                ],
+            },
+        )
+        s.add(job)
+        s.flush()
+        return {
+            "q": projects["quality"],
+            "s": projects["severity"],
+            "item": item.public_id,
+            "job": job.id,
+        }
 
 
 def check_layout(page, label: str, width: int, problems: list[str], *, signed_in: bool) -> None:

@@ -124,6 +124,7 @@ def tiled_item(app, db, make_user, make_project, make_item, login_as):
         checkpoint=db.flush,
     )
     image = db.get(Image, summary.imported[0]["id"])
+    tiles.ensure_pyramid(storage, image)  # what the tiles job does after the import
     rater = make_user(None, "rater")
     item = make_item(rater, project, image=image)
     return login_as(rater), item, image, project
@@ -137,7 +138,6 @@ def test_rater_gets_the_description_and_tiles_of_their_own_item(app, tiled_item)
     assert src["Url"] == f"/api/v1/items/{item.public_id}/tiles/"
     assert src["Size"] == {"Width": "1200", "Height": "900"} and src["TileSize"] == "256"
     assert image.sha256 not in resp.text and image.filename not in resp.text
-    assert tiles.has_pyramid(app.extensions["labeler_storage"], image)  # built on first request
     top = tiles.Pyramid(1200, 900).top
     tile = client.get(f"{src['Url']}{top}/4_3.jpg")
     assert tile.status_code == 200 and tile.mimetype == "image/jpeg"
@@ -168,11 +168,93 @@ def test_a_lead_has_no_rater_tile_route(tiled_item, make_user, login_as):
     assert lead.get(f"/api/v1/items/{item.public_id}/tiles").status_code == 403
 
 
-def test_a_missing_original_is_a_clear_404(app, db, tiled_item):
+def test_a_missing_tile_is_a_clear_404(app, db, tiled_item):
     client, item, image, _project = tiled_item
-    app.extensions["labeler_storage"].delete(image.original_key)
-    resp = client.get(f"/api/v1/items/{item.public_id}/tiles")
+    top = tiles.Pyramid(image.width, image.height).top
+    app.extensions["labeler_storage"].delete(tiles.tile_key(image, top, 0, 0))
+    resp = client.get(f"/api/v1/items/{item.public_id}/tiles/{top}/0_0.jpg")
     assert resp.status_code == 404 and "missing" in resp.json["error"]["message"]
+
+
+def test_a_request_never_builds_tiles_and_every_item_answers_alike(
+    app, db, make_user, make_project, make_item, login_as
+):
+    """Until the tiles job has run, every item (golden or not) answers the same null description
+    and nothing is built, so no first zoom tells one image from another."""
+    app.config["TILES_AT_IMPORT"] = False
+    storage = app.extensions["labeler_storage"]
+    project = make_project()
+    summary = import_images(
+        db,
+        None,
+        project,
+        [MemorySource(f"{i}.jpg", _photo(700 + i, 500)) for i in range(2)],
+        storage=storage,
+        source_label="t",
+        checkpoint=db.flush,
+    )
+    rater = make_user(None, "rater")
+    images = [db.get(Image, row["id"]) for row in summary.imported]
+    items = [make_item(rater, project, image=im) for im in images]
+    client = login_as(rater)
+    bodies = []
+    for item in items:
+        resp = client.get(f"/api/v1/items/{item.public_id}/tiles")
+        assert resp.status_code == 200 and resp.headers["Cache-Control"] == "private, no-store"
+        bodies.append(resp.get_data())
+        assert client.get(f"/api/v1/items/{item.public_id}/tiles/0/0_0.jpg").status_code == 404
+    assert bodies[0] == bodies[1] and b'"tile_source":null' in bodies[0].replace(b" ", b"")
+    assert not any(tiles.has_pyramid(storage, im) for im in images)
+    assert list(storage.iter_keys("tiles")) == []
+
+
+def test_the_tiles_job_runs_after_the_commit(app, db, make_project, monkeypatch):
+    """Without a broker the hook starts a local worker process once the import is committed (never
+    in the request); with one it sends the Celery task."""
+    storage = app.extensions["labeler_storage"]
+    project = make_project()
+    started = []
+    monkeypatch.setattr(tiles, "spawn", lambda module, args, config, log: started.append(args))
+    monkeypatch.setattr(
+        tiles, "send_tiles", lambda config, pid, ids: started.append(("celery", pid, ids))
+    )
+    app.config["JOBS_LOCAL"] = "process"
+    summary = import_images(
+        db,
+        None,
+        project,
+        [MemorySource("a.jpg", _photo(300, 200)), MemorySource("b.jpg", _photo(310, 200))],
+        storage=storage,
+        source_label="t",
+        checkpoint=db.flush,
+    )
+    run_import_hooks(db, app.config, project, summary, storage)
+    ids = sorted(row["id"] for row in summary.imported)
+    assert summary.after_import["tiles"] == {"status": "queued", "images": 2}
+    assert started == []  # nothing before the commit
+    db.commit()
+    assert started == [["tiles", str(project.id), *map(str, ids)]]
+    assert not any(tiles.has_pyramid(storage, db.get(Image, i)) for i in ids)
+    started.clear()
+    app.config["CELERY_BROKER_URL"] = "redis://127.0.0.1:1/0"
+    more = import_images(
+        db,
+        None,
+        project,
+        [MemorySource("c.jpg", _photo(320, 200))],
+        storage=storage,
+        source_label="t",
+        checkpoint=db.flush,
+    )
+    run_import_hooks(db, app.config, project, more, storage)
+    db.commit()
+    assert started == [("celery", project.id, [more.imported[0]["id"]])]
+    # the job's body, as the worker runs it
+    result = tiles.build_pyramids_job(
+        app.extensions["labeler_db"].session_factory, app.config, storage, ids
+    )
+    assert result == {"built": 2, "failed": []}
+    assert all(tiles.has_pyramid(storage, db.get(Image, i)) for i in ids)
 
 
 def test_cli_builds_the_tiles_images_lack(app, runner, db, tmp_path):
