@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import cli, db, errors, web
     from .allocation.views import bp as allocation_bp
     from .api import bp as api_bp
+    from .assist.views import bp as assist_bp
     from .auth import login
     from .auth.admin_views import bp as admin_bp
     from .auth.views import bp as auth_bp
@@ -68,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(flags_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(training_bp)
+    app.register_blueprint(assist_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(capture_bp)
     prescreen.init_app(app)  # training's step after every image import

@@ -11,6 +11,7 @@ from flask.cli import FlaskGroup
 
 from . import ROOT, create_app
 from .allocation.cli import allocate_cmd
+from .assist.cli import assist_cli
 from .auth.cli import users_cli
 from .demo import demo_cmd
 from .deploy.cli import deploy_cli
@@ -25,6 +26,7 @@ from .training.cli import ml_cli
 def init_app(app: Flask) -> None:
     for command in (db_cli, users_cli, projects_cli, images_cli, ml_cli, storage_cli, deploy_cli):
         app.cli.add_command(command)
+    app.cli.add_command(assist_cli)
     for command in (allocate_cmd, demo_cmd, export_cmd, serve_cmd):
         app.cli.add_command(command)
 

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (routes register on import)
     allocation,
+    assist,
     cases,
     guidelines,
     labeling,

@@ -8,6 +8,7 @@ from flask import current_app, jsonify, request, url_for
 from flask_login import current_user
 
 from ..allocation.queue import item_and_project, serve_item
+from ..assist.suggestions import item_suggestion
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session
@@ -48,6 +49,7 @@ def get_label(public_id: str):
         "history": [revision_dict(r) for r in label_history(db, current_user, item)],
         "flag": flag_dict(flag_of(db, current_user, item)),
         "queue": queue_context(db, current_user, item).as_dict(),
+        "suggestion": item_suggestion(db, item),  # null unless the project shows them on every item
     }
     return jsonify(body)
 

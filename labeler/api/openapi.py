@@ -610,6 +610,94 @@ TRAINING_PATHS: dict[str, dict] = {
     "/api/v1/models/{model_id}/predict": {"post": _PREDICT},
 }
 
+_STUDY_ID = _path_id("study_id")
+_READING_ID = {"name": "reading_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_READING_BODY = {
+    "type": "object",
+    "properties": {
+        "decision": {"type": "string"},
+        "icd10": {"type": ["string", "null"]},
+        "icd10_missing_text": {"type": ["string", "null"]},
+        "explanations": {"type": "array", "items": {"type": "string"}},
+        "grade": {"type": ["number", "null"]},
+        "time_spent_ms": {"type": "integer", "minimum": 0},
+    },
+    "description": "an answer as for a label (the project's protocol); a reading is answered once",
+}
+ASSIST_PATHS: dict[str, dict] = {
+    "/api/v1/projects/{project_id}/suggestion-jobs": {
+        "get": _op(
+            "Jobs computing a model's suggestions for the project's images (leads, admins)",
+            params=[_path_id("project_id")],
+        ),
+        "post": _op(
+            "Compute a model's suggestions for every image of the project still without one, in a "
+            "background job (never in a request); 422 for a model this server lacks or of another kind",
+            ok=202,
+            params=[_path_id("project_id")],
+            body={
+                "type": "object",
+                "required": ["model_id"],
+                "properties": {"model_id": {"type": "string"}},
+            },
+        ),
+    },
+    "/api/v1/projects/{project_id}/reader-studies": {
+        "get": _op("The project's reader studies (leads, admins)", params=[_path_id("project_id")]),
+        "post": _op(
+            "Start a reader study on the golden set: every rater reads their images twice, one phase "
+            "with the model's suggestions and one without (order drawn per rater from the seed), the "
+            "second phase opening washout_days after the rater finished the first; 409 while another "
+            "study is open, without a golden set, or before the model's suggestions are computed",
+            ok=201,
+            params=[_path_id("project_id")],
+            body={
+                "type": "object",
+                "required": ["model_id", "washout_days", "seed"],
+                "properties": {
+                    "model_id": {"type": "string"},
+                    "washout_days": {"type": "integer", "minimum": 0, "maximum": 365},
+                    "seed": {"type": "integer", "minimum": 0},
+                },
+            },
+        ),
+    },
+    "/api/v1/projects/{project_id}/reader-studies/{study_id}/close": {
+        "post": _op(
+            "Close a reader study (no more readings)", params=[_path_id("project_id"), _STUDY_ID]
+        ),
+    },
+    "/api/v1/projects/{project_id}/reader-studies/{study_id}/report": {
+        "get": _op(
+            "The study's report: per rater and overall, accuracy against the fused golden reference "
+            "(macro F1 for quality, RMSE for severity) unassisted vs assisted, the paired difference "
+            "with a percentile bootstrap 95% interval over golden images, and how often answers moved "
+            "to or away from the model's when it was right or wrong",
+            params=[_path_id("project_id"), _STUDY_ID],
+        ),
+    },
+    "/api/v1/projects/{project_id}/reader-study/next": {
+        "get": _op(
+            "The caller's next reading in the project's open study (raters): the phase open now, "
+            "progress, when phase 2 opens, and the reading (suggestion null in the unassisted phase)",
+            params=[_path_id("project_id")],
+        ),
+    },
+    "/api/v1/readings/{reading_id}": {
+        "get": _op("One of the caller's readings", params=[_READING_ID]),
+        "put": _op(
+            "Answer a reading of the phase open now (409 when answered, or before the washout ends); "
+            "answers with the next reading",
+            params=[_READING_ID],
+            body=_READING_BODY,
+        ),
+    },
+    "/api/v1/readings/{reading_id}/image": {
+        "get": _op("The reading's image (never cached)", params=[_READING_ID]),
+    },
+}
+
+
 _MEMBER_BODY = {
     "type": "object",
     "required": ["email", "role"],
@@ -767,6 +855,7 @@ PATHS: dict[str, dict] = {
     **REPORT_PATHS,
     **GUIDELINE_PATHS,
     **TRAINING_PATHS,
+    **ASSIST_PATHS,
     "/api/v1/openapi.json": {"get": _op("This document")},
 }
 

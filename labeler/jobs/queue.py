@@ -12,6 +12,7 @@ from celery import Celery
 QUEUE = "labeler"
 TRAIN_TASK = "labeler.train_run"
 PRESCREEN_TASK = "labeler.prescreen"
+SUGGESTIONS_TASK = "labeler.suggestions"
 IMPORT_TASK = "labeler.import_job"
 TILES_TASK = "labeler.tiles"
 LOCAL_MODES = ("process", "inline", "off")
@@ -107,4 +108,14 @@ def send_tiles(config: Mapping[str, Any], project_id: int, image_ids: list[int])
     digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
     task_id = f"labeler-tiles-{project_id}-{digest}"
     celery_app(url).send_task(TILES_TASK, args=[project_id, ids], task_id=task_id, queue=QUEUE)
+    return task_id
+
+
+def send_suggestions(config: Mapping[str, Any], job_id: int) -> str:
+    """Queue a suggestion job (labeler/assist/compute.py); returns the task id (one per job)."""
+    url = broker_url(config)
+    if url is None:
+        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
+    task_id = f"labeler-suggestions-{job_id}"
+    celery_app(url).send_task(SUGGESTIONS_TASK, args=[job_id], task_id=task_id, queue=QUEUE)
     return task_id

@@ -1,6 +1,6 @@
 """The Celery worker: ``celery -A labeler.jobs.worker worker -Q labeler --concurrency 1``.
 
-Tasks: training runs and the import prescreen.
+Tasks: training runs, the import prescreen and suggestion jobs (labeler/assist/compute.py).
 
 It reads the same LABELER_* settings as the web app (database, store, ML folder) and
 LABELER_CELERY_BROKER_URL; the task body is labeler.training.worker.execute_run, the one a local
@@ -18,6 +18,7 @@ from celery import Celery
 from flask import Flask
 
 from .. import create_app
+from ..assist.compute import run_job
 from ..db import database
 from ..errors import LabelerError
 from ..images.import_jobs import execute_import_job
@@ -26,7 +27,7 @@ from ..projects.models import Project
 from ..training.prescreen import screen_images
 from ..training.worker import execute_run
 from . import queue as job_queue
-from .queue import PRESCREEN_TASK, QUEUE, TRAIN_TASK, configure
+from .queue import PRESCREEN_TASK, QUEUE, SUGGESTIONS_TASK, TRAIN_TASK, configure
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +116,18 @@ def tiles(project_id: int, image_ids: list[int]) -> dict[str, Any]:
         )
     log.info("tiles of project %s: %s", project_id, result)
     return result
+
+
+@app.task(name=SUGGESTIONS_TASK, queue=QUEUE)
+def suggestions(job_id: int) -> dict[str, Any]:
+    """Compute a queued suggestion job (the body a local worker process runs: assist.compute.run_job)."""
+    application = flask_app()
+    with application.app_context():
+        job = run_job(
+            database(application).session_factory,
+            application.config,
+            application.extensions["labeler_storage"],
+            int(job_id),
+        )
+    log.info("suggestion job %s %s", job.id, job.status.value)
+    return {"job_id": job.id, "status": job.status.value}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..allocation.models import ItemStatus, QueueItem
 from ..allocation.queue import get_item_for_rater, lock_item_for_rater
+from ..assist.suggestions import prelabel_model
 from ..audit.services import record_event
 from ..auth.models import User
 from ..cases.units import per_case
@@ -75,6 +76,7 @@ def label_dict(label: Label | None) -> dict[str, Any] | None:
         "grade": label.grade,
         "skin_type": label.skin_type,
         "version": label.version,
+        "assisted": label.assisted,
         "time_spent_ms": label.time_spent_ms,
         "updated_at": label.updated_at.isoformat(),
     }
@@ -89,6 +91,7 @@ def revision_dict(rev: LabelRevision) -> dict[str, Any]:
         "explanations": list(rev.explanations or []),
         "grade": rev.grade,
         "skin_type": rev.skin_type,
+        "assisted": rev.assisted,
         "time_spent_ms": rev.time_spent_ms,
         "author_id": rev.author_id,
         "created_at": rev.created_at.isoformat(),
@@ -178,6 +181,8 @@ def submit_label(
     base_version = _clean_base_version(base_version)
     submission_id = _clean_submission_id(submission_id)
     spent = _clean_time(time_spent_ms)
+    # pre-labeling: the model whose suggestion the rater was shown (the project's, on every item alike)
+    shown = prelabel_model(session, project)
     # the item is the rater's until commit: no rebalance moves it while this label is written, and one
     # that moved it before we got here answers 404 without writing (see allocation.queue)
     item = lock_item_for_rater(session, rater, item)
@@ -197,6 +202,8 @@ def submit_label(
             version=1,
             time_spent_ms=spent,
             explanations=[],
+            assisted=shown is not None,
+            suggestion_model_id=shown,
         )
         _apply(label, clean, submission_id, skin)
         try:
@@ -234,6 +241,7 @@ def submit_label(
         label.version += 1
         label.time_spent_ms = (label.time_spent_ms or 0) + spent
         label.updated_at = utcnow()
+        label.assisted, label.suggestion_model_id = shown is not None, shown
         _apply(label, clean, submission_id, skin)
         record_event(
             session,
@@ -260,6 +268,8 @@ def submit_label(
             skin_type=skin,
             time_spent_ms=spent,
             submission_id=submission_id,
+            assisted=shown is not None,
+            suggestion_model_id=shown,
         )
     )
     item.status = ItemStatus.done

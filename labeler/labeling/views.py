@@ -16,6 +16,7 @@ from flask import (
 from flask_login import current_user
 
 from ..allocation.queue import serve_item
+from ..assist.suggestions import item_suggestion
 from ..auth.models import Role
 from ..cases.units import case_view
 from ..auth.permissions import role_required
@@ -69,6 +70,7 @@ def item_page(public_id: str):
         "flag": flag_dict(flag_of(db, current_user, item)),
         "queue": queue_context(db, current_user, item).as_dict(),
         "protocol": project.protocol.value,
+        "suggestion": item_suggestion(db, item, project),
         "urls": {
             "page": url_for("labeling.item_page", public_id=ID),
             "label": url_for("api.get_label", public_id=ID),

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..assist.jobs import check_model
 from ..audit.services import record_event
 from ..auth.models import Role, User
 from ..db import utcnow
@@ -331,6 +332,8 @@ def update_settings(
     )
     if "prescreen_model_id" in changed:
         set_prescreen_model(session, actor, project, new["prescreen_model_id"], models_config or {})
+    if "suggestions_model_id" in changed and new["suggestions_model_id"]:
+        check_model(models_config or {}, project, new["suggestions_model_id"])
     migrated = _migrate_grades(session, actor, project, mapping) if mapping else 0
     project.settings = new
     session.flush()

@@ -68,6 +68,7 @@ EDITABLE = {
         "queue",
         "cases",
         "prescreen_model_id",
+        "suggestions_model_id",
         skin_type_question.SETTING,
     },
     "fusion": set(DEFAULT_FUSION),
@@ -117,6 +118,8 @@ class ProjectSettings:
     min_eval_images: int
     prescreen_model_id: str | None
     queue_order: str = "seeded"
+    # pre-labeling: the model whose stored suggestions every rater sees while labeling (labeler/assist)
+    suggestions_model_id: str | None = None
     case_view: bool = False
     case_unit: str = "image"
     case_show: tuple[str, ...] = ()
@@ -144,6 +147,7 @@ def read_settings(settings: Mapping[str, Any] | None) -> ProjectSettings:
         min_group_images=int(agreement["min_group_images"]),
         min_eval_images=int(agreement["min_eval_images"]),
         prescreen_model_id=settings.get("prescreen_model_id") or None,
+        suggestions_model_id=settings.get("suggestions_model_id") or None,
         queue_order=str({**DEFAULT_QUEUE, **(settings.get("queue") or {})}["order"]),
         case_view=bool(cases["view"]),
         case_unit=str(cases["unit"]),
@@ -297,6 +301,15 @@ def merge_settings(protocol: Any, current: Mapping[str, Any], changes: Any) -> d
                 field=key,
             )
         new[key] = changes[key]
+    if "suggestions_model_id" in changes:
+        model_id = changes["suggestions_model_id"]
+        if model_id is not None and not isinstance(model_id, str):
+            raise ValidationError(
+                "'suggestions_model_id' (the model whose suggestions raters see) must be a model "
+                "id or null (off)",
+                field="suggestions_model_id",
+            )
+        new["suggestions_model_id"] = (model_id or "").strip() or None
     return new
 
 

@@ -58,13 +58,19 @@ _ENV_KEYS = {
 }
 
 
+def worker_env(config: Mapping[str, Any]) -> dict[str, str]:
+    """The LABELER_* variables a worker process needs to open this app's database, store and ML folder."""
+    return {
+        f"LABELER_{name}": str(config[key])
+        for key, name in _ENV_KEYS.items()
+        if config.get(key) is not None
+    }
+
+
 def spawn_worker(config: Mapping[str, Any], run_id: int) -> int:
     """Start the worker for a run as a detached process; returns its pid. Output goes to the run's log."""
     reap_children()
-    env = dict(os.environ)
-    for key, name in _ENV_KEYS.items():
-        if config.get(key) is not None:
-            env[f"LABELER_{name}"] = str(config[key])
+    env = {**os.environ, **worker_env(config)}
     folder = run_dir(config, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "worker.log", "ab") as out:

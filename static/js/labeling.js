@@ -24,7 +24,7 @@ window.labelingViewer = viewer;  // read by tests/labeling/test_deep_zoom_browse
 window.labelingDeepZoom = deep;
 
 // ---- state -------------------------------------------------------------------------------------
-let cur = { item: S.item, label: S.label, queue: S.queue, status: S.status, src: urlFor("image", S.item) };
+let cur = { item: S.item, label: S.label, queue: S.queue, status: S.status, suggestion: S.suggestion, src: urlFor("image", S.item) };
 let chosen = null;            // the picked ICD-10 entry {code, name}
 let pendingSubmission = null; // kept across network retries so the server can drop duplicates
 let busy = false;
@@ -203,6 +203,7 @@ function renderContext() {
   bar.value = q.done;
   bar.textContent = `${q.done} of ${q.total}`;
   $("done-text").textContent = `${q.done} of ${q.total} labeled`;
+  renderSuggestion();
   $("back").disabled = !q.previous;
   const note = $("saved-note");
   if (cur.label) {
@@ -212,6 +213,14 @@ function renderContext() {
     note.hidden = true;
     note.textContent = "";
   }
+}
+
+// The model's suggestion under pre-labeling: the project shows it on every item or on none.
+function renderSuggestion() {
+  const box = $("suggestion");
+  if (!box) return;
+  box.hidden = !cur.suggestion;
+  $("suggestion-text").textContent = cur.suggestion ? cur.suggestion.text : "";
 }
 
 // ---- loading and moving between items -----------------------------------------------------------
@@ -241,8 +250,8 @@ async function loadItem(id) {
 
 // Keep the cached copy of the current item in step with what was just saved (back must show it).
 function remember() {
-  const { item, label, queue, status, src } = cur;
-  cache.set(item, Promise.resolve({ data: { item, label, queue, status }, src }));
+  const { item, label, queue, status, suggestion, src } = cur;
+  cache.set(item, Promise.resolve({ data: { item, label, queue, status, suggestion }, src }));
 }
 
 function prefetch(id) {
@@ -279,7 +288,7 @@ async function refreshContext() {
 
 async function show(entry, { push = true } = {}) {
   const d = entry.data;
-  cur = { item: d.item, label: d.label, queue: d.queue, status: d.status, src: entry.src };
+  cur = { item: d.item, label: d.label, queue: d.queue, status: d.status, suggestion: d.suggestion, src: entry.src };
   pendingSubmission = null;
   setError("");
   $("all-done").hidden = true;

@@ -66,6 +66,8 @@ def world(app, db, make_user, make_project):
         "run_id": 999999,
         "job_id": 999999,  # an import job
         "flag_id": 999999,  # a rater's flag
+        "study_id": 999999,  # a reader study
+        "reading_id": "matrixreading01",  # a reader-study reading
         "ref_id": 999999,  # a reference image
         "level": 0,  # a deep-zoom tile
         "col": 0,

@@ -1,0 +1,116 @@
+"""Serving stored suggestions: which model a rater's items show (pre-labeling), one indexed read per
+image, and the suggestion in plain words. Computing them is labeler/assist/compute.py (a background job).
+
+The rule that keeps the golden set honest: a rater sees the model's suggestion on all of their items
+or on none. So whether a suggestion is shown depends on the project only (its pre-labeling model,
+once that model's suggestions are ready for the whole project), never on the item; an image the model
+could not read shows "no suggestion for this image", golden or fold alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..allocation.models import QueueItem
+from ..projects.models import Project
+from ..projects.settings import read_settings
+from ..protocols import decision_name
+from ..protocols.explanations import explanation_name
+from .models import JobStatus, Suggestion, SuggestionJob
+
+NO_SUGGESTION = "The model has no suggestion for this image."
+
+
+def suggestions_ready(session: Session, project_id: int, model_id: str) -> bool:
+    """The latest job computing this model's suggestions for the project has finished."""
+    status = session.scalar(
+        select(SuggestionJob.status)
+        .where(SuggestionJob.project_id == project_id, SuggestionJob.model_id == model_id)
+        .order_by(SuggestionJob.id.desc())
+        .limit(1)
+    )
+    return status is JobStatus.succeeded
+
+
+def prelabel_model(session: Session, project: Project) -> str | None:
+    """The model whose suggestions every rater of the project sees while labeling, or None (off, or
+    its suggestions are not computed for the whole project yet)."""
+    model_id = read_settings(project.settings).suggestions_model_id
+    if model_id and suggestions_ready(session, project.id, model_id):
+        return model_id
+    return None
+
+
+def stored_suggestion(session: Session, image_id: int, model_id: str) -> Suggestion | None:
+    """One indexed read (the unique (image_id, model_id) key)."""
+    return session.scalar(
+        select(Suggestion).where(Suggestion.image_id == image_id, Suggestion.model_id == model_id)
+    )
+
+
+def answer_from_prediction(pred: Mapping[str, Any]) -> dict[str, Any]:
+    """What is stored of labeler.ml.predict's answer: the class (or score) and the explanations shown."""
+    if "class" in pred:  # a classifier's answer (the quality model); else a score on a scale
+        return {
+            "class": pred["class"],
+            "probability": float(pred["probabilities"][pred["class"]]),
+            "issues": [
+                {"name": i["name"], "probability": float(i["probability"])}
+                for i in pred.get("issues", [])
+            ],
+        }
+    return {"score": float(pred["score"]), "grade": pred["grade"]}
+
+
+def grade_name(settings: Mapping[str, Any] | None, grade: Any) -> str:
+    """A severity grade in the project's words ("3 Moderate")."""
+    for step in read_settings(settings).scale:
+        if float(step["value"]) == float(grade):
+            return f"{step['value']} {step['name']}".strip()
+    return str(grade)
+
+
+def suggestion_text(answer: Mapping[str, Any] | None, settings: Mapping[str, Any] | None) -> str:
+    """The suggestion in plain words: "Model suggests: Poor quality (0.91) — blurry (0.82)"."""
+    if not answer:
+        return NO_SUGGESTION
+    if "class" in answer:
+        text = f"Model suggests: {decision_name(answer['class'])} ({answer['probability']:.2f})"
+        issues = ", ".join(
+            f"{explanation_name(i['name']).lower()} ({i['probability']:.2f})"
+            for i in answer.get("issues") or []
+        )
+        return f"{text} — {issues}" if issues else text
+    return (
+        f"Model suggests: grade {grade_name(settings, answer['grade'])} "
+        f"(score {answer['score']:.2f})"
+    )
+
+
+def suggestion_view(
+    session: Session, project: Project, image_id: int, model_id: str | None
+) -> dict[str, Any] | None:
+    """What a rater's item carries: None when the project shows no suggestions; else the model's
+    answer and its words (the same keys for every image, golden or fold)."""
+    if model_id is None:
+        return None
+    row = stored_suggestion(session, image_id, model_id)
+    answer = row.answer if row is not None else None
+    return {
+        "model_id": model_id,
+        "answer": answer,
+        "text": suggestion_text(answer, project.settings),
+    }
+
+
+def item_suggestion(
+    session: Session, item: QueueItem, project: Project | None = None
+) -> dict[str, Any] | None:
+    """The suggestion a rater's queue item carries under pre-labeling (None when the project is off)."""
+    if project is None or project.id != item.project_id:
+        project = session.get(Project, item.project_id)
+    return suggestion_view(session, project, item.image_id, prelabel_model(session, project))
