@@ -20,6 +20,9 @@ Format: JSON Lines (UTF-8), one object per image::
   A null case is its own group (keyed by the image sha256).
 * The first line MAY be a header ``{"manifest": "labeler-training", "version": 1,
   "project_id": 3, "protocol": "quality" | "severity"}``; files with and without it are accepted.
+* A per-case label (a project that answers once per case, docs/domain.md section 11) is one line
+  per case: the fields above for its first photo and ``"unit": "case"``, ``"images": [{"image_id",
+  "sha256", "path"}, ...]`` listing every photo; each photo is read as a row with the case's label.
 * Blank lines are skipped. Anything else malformed raises ``ManifestError`` with the line number.
 """
 
@@ -130,8 +133,18 @@ def read_manifest(path: str | Path) -> Manifest:
                 raise ManifestError(f"{p.name}: unsupported manifest header {obj!r}")
             header = obj
             continue
-        rows.append(_row(obj, f"{p.name} line {lineno}"))
+        rows.extend(_rows(obj, f"{p.name} line {lineno}"))
     return Manifest(rows, header, hashlib.sha256(raw).hexdigest(), str(p))
+
+
+def _rows(obj: dict[str, Any], where: str) -> list[ManifestRow]:
+    """One row per image: a per-case line gives each photo of its ``images`` the case's label."""
+    photos = obj.get("images")
+    if photos is None:
+        return [_row(obj, where)]
+    if not isinstance(photos, list) or not photos or not all(isinstance(x, dict) for x in photos):
+        raise ManifestError(f"{where}: 'images' must be a list of {{image_id, sha256, path}}")
+    return [_row({**obj, **photo}, where) for photo in photos]
 
 
 def _row(obj: dict[str, Any], where: str) -> ManifestRow:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from .. import metrics
 from ..auth.models import User
+from ..cases.grouping import case_columns, case_members, load_unit_matrix, unit_images
 from ..errors import ValidationError
 from ..images.models import Image
 from ..labeling.flags import flagged_image_ids, unsure_by_rater_image
@@ -46,7 +47,6 @@ from ..protocols.quality import QUALITY_DECISIONS
 from ..protocols.severity import NON_GRADED
 from . import skin_types
 from .figures import explanation_k, fuse, grade_value, num, project_scale
-from .matrix import load_label_matrix
 from .panel import reference_fusion
 
 KINDS = ("fused", "raw")
@@ -80,7 +80,7 @@ def fused_records(
 ) -> Iterator[dict[str, Any]]:
     """One record per image with the fused values and the votes behind them, and how many raters
     marked it unsure (`unsure_count`). flagged_only: only images a rater flagged (unsure or a note)."""
-    m = load_label_matrix(session, project)
+    m, members = load_unit_matrix(session, project)  # per case: one row per case
     unsure_count: dict[int, int] = {}
     for _rater, image_id in unsure_by_rater_image(session, project):
         unsure_count[image_id] = unsure_count.get(image_id, 0) + 1
@@ -112,7 +112,7 @@ def fused_records(
         grade_codes = metrics.grade_codes(m.grades, scale)
         grade_votes = (grade_codes[:, :, None] == np.arange(len(scale))).sum(axis=1)
         grade_names = [str(grade_value(v)) for v in scale]
-    for i, img in enumerate(_images(session, project)):
+    for i, img, photos in unit_images(_images(session, project), m, members):
         if flagged_only and not m.flagged[i]:
             continue
         rec: dict[str, Any] = {
@@ -126,6 +126,9 @@ def fused_records(
             "rater_count": int(m.labeled[i].sum()),
             "unsure_count": unsure_count.get(img.id, 0),
         }
+        if photos is not None:  # a per-case label: exported once per case, with its photos
+            rec.update(case_columns(photos))
+            rec["unsure_count"] = sum(unsure_count.get(p.id, 0) for p in photos)
         if skin is not None:
             rec.update(skin_types.fused_columns(skin, i))
         counts = relevance.counts[i]
@@ -178,6 +181,7 @@ def raw_records(
     """One record per current label (or per revision, oldest first, when revisions=True), with
     `unsure`: the rater's current "unsure" mark on the image. flagged_only: only flagged images."""
     unsure = unsure_by_rater_image(session, project)
+    cases = case_members(session, project)  # per-case projects: first photo -> the case's photos
     flagged = flagged_image_ids(session, project) if flagged_only else None
     src = LabelRevision if revisions else Label
     with_skin = skin_types.project_reports(session, project)  # 1-6, 0 cannot assess, null
@@ -232,6 +236,8 @@ def raw_records(
     ) in session.execute(stmt.execution_options(yield_per=5000)):
         if flagged is not None and image_id not in flagged:
             continue
+        if cases is not None and image_id not in cases:
+            continue  # a per-case label: exported once, with the case's first photo
         yield {
             "label_id": label_id,
             "version": version,
@@ -249,7 +255,13 @@ def raw_records(
             "unsure": (rater_id, image_id) in unsure,
             "at": at.isoformat(),
             **({"skin_type": skin} if with_skin else {}),
+            **(case_columns(cases[image_id]) if cases is not None else {}),
         }
+
+
+def _path(storage, key: str) -> str | None:
+    path = storage.path(key)
+    return str(path) if path else None
 
 
 def training_manifest(session: Session, project: Project, storage) -> Iterator[str]:
@@ -288,6 +300,11 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
             "quality": None,
             "severity": None,
         }
+        if "image_ids" in rec:  # a per-case label: every photo of the case carries it
+            out["images"] = [
+                {"image_id": i, "sha256": sha, "path": _path(storage, keys[i])}
+                for i, sha in zip(rec["image_ids"], rec["sha256s"], strict=True)
+            ]
         if "fused_class" in rec:
             out["quality"] = {
                 "class": rec["fused_class"],

@@ -11,6 +11,7 @@ from .. import metrics
 from ..allocation.models import ItemStatus, QueueItem
 from ..audit.services import record_event
 from ..auth.models import User
+from ..cases.grouping import load_unit_matrix
 from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..images.models import Image
@@ -42,9 +43,10 @@ DASHBOARD_RESAMPLES = 1000
 def project_agreement(
     session: Session, project: Project, scope: str = "all", resamples: int = DEFAULT_RESAMPLES
 ) -> dict[str, Any]:
-    """All agreement figures of a project for a scope (all / golden / fold), with intervals."""
+    """All agreement figures of a project for a scope (all / golden / fold), with intervals;
+    a per-case project counts cases (labeler/cases/grouping.py)."""
     return agreement_figures(
-        load_label_matrix(session, project),
+        load_unit_matrix(session, project)[0],  # one row per case in a per-case project
         project.settings or {},
         check_scope(scope),
         resamples,
