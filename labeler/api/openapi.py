@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from .. import protocols
 from ..projects.settings import CASE_UNITS, FUSION_METHODS, QUEUE_ORDERS, TIE_POLICIES
+from ..protocols.explanations import EXPLANATION_CODES
 from ..protocols.quality import QUALITY_DECISIONS
 from .blueprint import bp
 
@@ -86,15 +88,8 @@ _LABEL_BODY = {
     "type": "object",
     "properties": {
         "decision": {
-            "enum": [
-                "lesion",
-                "no_skin",
-                "healthy_skin",
-                "poor_quality",
-                "graded",
-                "not_acne",
-                "cannot_assess",
-            ]
+            "enum": list(protocols.all_decisions()),
+            "description": "the decisions of every protocol; a project takes its own protocol's",
         },
         "icd10": {
             "type": ["string", "null"],
@@ -107,20 +102,12 @@ _LABEL_BODY = {
         },
         "explanations": {
             "type": "array",
-            "items": {
-                "enum": [
-                    "too_far_away",
-                    "bad_framing",
-                    "lesion_covered",
-                    "blurry",
-                    "bad_light",
-                    "low_resolution",
-                ]
-            },
+            "items": {"enum": list(EXPLANATION_CODES)},
         },
         "grade": {
             "type": ["number", "null"],
-            "description": "a value of the project's severity scale",
+            "description": "a value of the project's severity scale; skin type projects: 1-6 for "
+            "Fitzpatrick I-VI (decision 'graded'), none with 'cannot_assess'",
         },
         "skin_type": {
             "type": ["integer", "null"],
@@ -546,7 +533,10 @@ _MODEL_ID = {
 _RUN_BODY = {
     "type": "object",
     "properties": {
-        "kind": {"enum": ["quality", "severity"], "description": "default: the project's protocol"},
+        "kind": {
+            "enum": [p.model_kind for p in protocols.all() if p.model_kind],
+            "description": "default: the model of the project's protocol",
+        },
         "seed": {"type": "integer", "minimum": 0, "default": 0},
         "epochs": {
             "type": ["integer", "null"],
@@ -832,7 +822,7 @@ PATHS: dict[str, dict] = {
                 "required": ["name", "protocol"],
                 "properties": {
                     "name": {"type": "string"},
-                    "protocol": {"enum": ["quality", "severity"]},
+                    "protocol": {"enum": protocols.names()},
                 },
             },
         ),

@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from .. import protocols
 from ..auth.services import find_user_by_email
 from ..db import CommandSession
 from ..errors import LabelerError
@@ -19,7 +20,7 @@ projects_cli = AppGroup("projects", help="Projects.")
 
 @projects_cli.command("create")
 @click.argument("name")
-@click.option("--protocol", type=click.Choice(["quality", "severity"]), required=True)
+@click.option("--protocol", type=click.Choice(protocols.names()), required=True)
 @with_appcontext
 def projects_create(name: str, protocol: str) -> None:
     """Create a project and print its id."""

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .. import protocols
 from ..auth.models import User
 from ..db import Base, utcnow
 from .settings import DEFAULT_SEVERITY_SCALE, default_settings
@@ -23,9 +24,11 @@ __all__ = [
 ]
 
 
-class Protocol(str, enum.Enum):
-    quality = "quality"
-    severity = "severity"
+# one member per registered protocol (labeler/protocols/): quality, severity, skin_type. Stored as
+# text (a non-native enum of length 16, no CHECK constraint), so a new protocol needs no migration.
+Protocol = enum.Enum(  # type: ignore[misc]
+    "Protocol", [(name, name) for name in protocols.names()], type=str, module=__name__
+)
 
 
 class MemberRole(str, enum.Enum):

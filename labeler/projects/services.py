@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .. import protocols
 from ..assist.jobs import check_model
 from ..audit.services import record_event
 from ..auth.models import Role, User
@@ -25,7 +26,11 @@ def parse_protocol(value: str | None) -> Protocol:
     try:
         return Protocol((value or "").strip().lower())
     except ValueError:
-        raise ValidationError("protocol must be 'quality' or 'severity'") from None
+        names = ", ".join(
+            f"'{name}' ({p.title})"
+            for name, p in zip(protocols.names(), protocols.all(), strict=True)
+        )
+        raise ValidationError(f"protocol must be one of {names}", field="protocol") from None
 
 
 def create_project(

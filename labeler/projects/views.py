@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from .. import protocols
 from ..allocation.queue import queue_progress
 from ..allocation.views import item_url
 from ..auth.models import Role
@@ -15,7 +16,6 @@ from ..errors import on_form_error
 from ..images.models import Image
 from ..labeling.flags import open_flag_count
 from .access import can_manage_project, can_view_project
-from .models import Protocol
 from .services import create_project, get_project, visible_projects
 
 bp = Blueprint("projects", __name__)
@@ -53,7 +53,7 @@ def project_list():
 @bp.get("/projects/new")
 @role_required(Role.lead, Role.admin)
 def project_new():
-    return render_template("projects/project_new.html", protocols=list(Protocol), error=None)
+    return render_template("projects/project_new.html", protocols=protocols.all(), error=None)
 
 
 @bp.post("/projects/new")
@@ -63,7 +63,7 @@ def project_create():
     on_form_error(
         lambda exc: (
             render_template(
-                "projects/project_new.html", protocols=list(Protocol), error=exc.message
+                "projects/project_new.html", protocols=protocols.all(), error=exc.message
             ),
             exc.status,
         )

@@ -79,8 +79,10 @@ class ProtocolSpec:
     name: ClassVar[str]  # stored in projects.protocol (at most 16 characters)
     title: ClassVar[str]  # what people read: "Image quality"
     question: ClassVar[str]  # the legend of the labeling form
+    description: ClassVar[str]  # what the answers are, on the new-project page
     form_template: ClassVar[str]  # the labeling form, included by templates/labeling/item_page.html
     has_scale: ClassVar[bool] = False  # answers are grades on an ordered scale
+    scale_noun: ClassVar[str] = "grade"  # what one step of the scale is called, in the key help
     has_classes: ClassVar[bool] = False  # answers are unordered classes (plurality fusion)
     has_diagnosis: ClassVar[bool] = False  # answers may carry an ICD-10 diagnosis
     has_explanations: ClassVar[bool] = False  # some answers need explanations

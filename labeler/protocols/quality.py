@@ -54,6 +54,7 @@ class QualityProtocol(ProtocolSpec):
     name = "quality"
     title = "Image quality"
     question = "Can the image be assessed?"
+    description = "assessable with an ICD-10 diagnosis, or no skin / healthy skin / poor quality"
     form_template = "labeling/forms/quality.html"
     has_diagnosis = True
     has_explanations = True

@@ -148,6 +148,7 @@ class SeverityProtocol(ProtocolSpec):
     name = "severity"
     title = "Acne severity"
     question = "Acne severity"
+    description = "an acne severity grade on the project's scale, by default 1 Clear to 5 Severe"
     form_template = "labeling/forms/severity.html"
     has_scale = True
     has_explanations = True

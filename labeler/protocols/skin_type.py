@@ -27,6 +27,16 @@ CANNOT_ASSESS_CODE = metrics.CANNOT_ASSESS  # 0
 NO_ANSWER_CODE = metrics.MISSING  # -1
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}
 CANNOT_ASSESS_NAME = "Cannot assess"
+# Fitzpatrick's own description of each type (skin colour and how it reacts to the sun), shown
+# beside the buttons
+HINTS = {
+    1: "pale white; always burns, never tans",
+    2: "white; usually burns, tans minimally",
+    3: "light brown; sometimes burns, tans uniformly",
+    4: "moderate brown; rarely burns, tans well",
+    5: "dark brown; very rarely burns, tans very easily",
+    6: "deeply pigmented dark brown to black; never burns",
+}
 
 
 def skin_type_name(code: Any) -> str:
@@ -99,8 +109,10 @@ class SkinTypeProtocol(ProtocolSpec):
     name = "skin_type"
     title = "Fitzpatrick skin type"
     question = "Fitzpatrick skin type"
+    description = "Fitzpatrick I to VI, or cannot assess"
     form_template = "labeling/forms/skin_type.html"
     has_scale = True
+    scale_noun = "skin type I–VI"
     fusion = "median"
     agreement = (
         "quadratic-weighted Cohen's kappa per pair",
@@ -121,7 +133,7 @@ class SkinTypeProtocol(ProtocolSpec):
     def form_spec(self, settings: Any) -> dict[str, Any]:
         return {
             "protocol": self.name,
-            "scale": [c.as_dict() for c in self.choices()],
+            "scale": [{**c.as_dict(), "hint": HINTS[c.value]} for c in self.choices()],
             "non_graded": [Choice(CANNOT_ASSESS, CANNOT_ASSESS_NAME, "0").as_dict()],
             "explanations": [],
         }

@@ -10,7 +10,7 @@ const root = $("labeling");
 const S = JSON.parse(root.dataset.state);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const form = $("label-form");
-const protocol = form.dataset.protocol;
+const hasDiagnosis = form.dataset.diagnosis === "true";  // the protocol's answers carry an ICD-10 diagnosis
 const stage = $("stage");
 const urlFor = (name, id) => S.urls[name].replace("__ID__", encodeURIComponent(id));
 
@@ -107,7 +107,7 @@ function payload() {
   const r = checked();
   if (!r) return null;
   const exps = explanationBoxes.filter((b) => b.checked && !b.closest("[hidden]")).map((b) => b.value);
-  if (protocol === "quality") {
+  if (hasDiagnosis) {
     const lesion = r.value === "lesion";
     const missing = lesion && missingBox.checked;
     let icd10 = null;
@@ -480,7 +480,7 @@ document.addEventListener("keydown", (e) => {
   if (t.matches && t.matches("button, a, summary") && (key === "Enter" || key === " ")) return;
   const actions = {
     Enter: submit, "+": () => viewer.zoomBy(1.25), "=": () => viewer.zoomBy(1.25), "-": () => viewer.zoomBy(0.8),
-    _: () => viewer.zoomBy(0.8), 0: () => viewer.fit(), Z: () => viewer.oneToOne(), "[": back, S: showSkip,
+    _: () => viewer.zoomBy(0.8), W: () => viewer.fit(), Z: () => viewer.oneToOne(), "[": back, S: showSkip,
     "?": () => { const h = document.querySelector(".help"); h.open = !h.open; },
     Escape: () => { if (document.activeElement) document.activeElement.blur(); },
   };

@@ -147,7 +147,7 @@ def test_deep_zoom_takes_over_on_zoom_with_sharp_blinded_tiles(live_server, brow
     assert float(page.get_attribute("#stage", "data-scale")) == pytest.approx(2600 / 2048, rel=1e-3)
     assert page.inner_text("#zoom-level") == "100%"
     # fit again: the display copy alone; the next item starts from its display copy too
-    page.keyboard.press("0")
+    page.keyboard.press("w")
     assert page.is_hidden("#stage .deep-zoom")
     page.keyboard.press("h")
     page.keyboard.press("Enter")
@@ -176,7 +176,7 @@ def test_figures_time_to_sharp_12mp_and_submit_to_next_painted(live_server, brow
         if i <= 10:  # time-to-sharp at 4x on this 12 MP photo (first zoom: description + tiles)
             page.wait_for_timeout(150)
             sharp.append(page.evaluate(ZOOM_AND_WAIT_SHARP, 4))
-            page.keyboard.press("0")
+            page.keyboard.press("w")
         page.wait_for_timeout(150)  # a rater looks before answering; the next image prefetches
         page.keyboard.press("h")
         page.keyboard.press("Enter")

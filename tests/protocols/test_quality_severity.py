@@ -161,7 +161,7 @@ def test_form_spec_keys_do_not_clash():
     keys = [c["key"] for c in quality_spec["choices"]] + [
         e["key"] for e in quality_spec["explanations"]
     ]
-    reserved = {"Z", "0", "+", "-", "S", "M", "?"}
+    reserved = {"Z", "W", "+", "-", "S", "M", "?", "G", "U", "T", "["}  # page keys
     assert len(keys) == len(set(keys)) and not reserved & set(keys)
     sev = form_spec("severity", SEVERITY)
     sev_keys = (
@@ -173,3 +173,30 @@ def test_form_spec_keys_do_not_clash():
     assert not reserved & set(sev_keys)
     assert [e["value"] for e in sev["explanations"]] == list(EXPLANATION_CODES)
     assert form_spec("severity", SEVERITY_STRICT)["non_graded"] == []
+
+
+@pytest.mark.parametrize(
+    ("values", "keys"),
+    [
+        ([1, 2, 3, 4, 5], ["1", "2", "3", "4", "5"]),
+        ([0, 1, 2, 3, 4], ["0", "1", "2", "3", "4"]),  # the key is the grade, not its position
+        ([0, 2, 4, 6], ["0", "2", "4", "6"]),
+        ([1, 1.5, 2], ["1", "2", "3"]),  # not whole numbers: positions
+        (list(range(11)), [str(i) for i in range(1, 10)] + [None, None]),  # 10 needs two keys
+        ([-1, 0, 1], ["1", "2", "3"]),
+    ],
+)
+def test_severity_keys_are_the_grades_on_a_whole_number_scale_0_to_9(values, keys):
+    scale = [{"value": v, "name": f"step {v}"} for v in values]
+    spec = form_spec("severity", {**SEVERITY, "scale": scale})
+    assert [s["key"] for s in spec["scale"]] == keys
+    page_keys = {"Z", "W", "+", "-", "S", "M", "?", "G", "U", "T", "["}
+    used = [k for k in keys if k] + [c["key"] for c in spec["non_graded"]]
+    used += [e["key"] for e in spec["explanations"]]
+    assert len(used) == len(set(used)) and not page_keys & set(used)
+
+
+def test_skin_type_keys_do_not_clash_with_the_page():
+    spec = form_spec("skin_type", {})
+    keys = [s["key"] for s in spec["scale"]] + [c["key"] for c in spec["non_graded"]]
+    assert keys == ["1", "2", "3", "4", "5", "6", "0"] and spec["explanations"] == []
