@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple, TypeVar
 
-from sqlalchemy import Engine, case, exists, func, inspect, select, text, update
+from sqlalchemy import Engine, bindparam, case, exists, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -35,13 +37,17 @@ QUEUE_LOCK_SPACE = (
 )
 
 
+_LOCKS = {
+    exclusive: text(f"SELECT {fn}(:space, :project)")
+    for exclusive, fn in ((True, "pg_advisory_xact_lock"), (False, "pg_advisory_xact_lock_shared"))
+}
+
+
 def lock_project_queues(session: Session, project_id: int, *, exclusive: bool = False) -> None:
     """Hold the project's queue lock until the transaction ends: shared to submit, exclusive to rebalance."""
     if session.get_bind().dialect.name == "postgresql":
-        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        session.execute(
-            text(f"SELECT {fn}(:space, :project)"),
-            {"space": QUEUE_LOCK_SPACE, "project": project_id},
+        session.connection().execute(
+            _LOCKS[exclusive], {"space": QUEUE_LOCK_SPACE, "project": project_id}
         )
 
 
@@ -60,6 +66,105 @@ def _begin_immediate(session: Session) -> None:
         return
     session.rollback()
     session.connection(execution_options={"sqlite_immediate": True})
+
+
+# -- the hot path in SQLAlchemy Core: statements built once, rows instead of ORM objects -------------
+# (GET .../queue/next and GET .../image run on every label; an ORM query's compile and load steps
+# cost more than the indexed reads themselves)
+_Q, _MEMBERS, _IMAGES = QueueItem.__table__, ProjectMember.__table__, Image.__table__
+
+
+class ItemRow(NamedTuple):
+    """A rater's queue item as the hot path reads it: the same columns for golden and fold items."""
+
+    id: int
+    public_id: str
+    project_id: int
+    rater_id: int
+    position: int
+    shown_at: datetime | None
+    total: int = 0  # the size of the rater's queue in the project (next only)
+    display_key: str | None = None  # the image route only
+
+
+_ROW_COLUMNS = (
+    _Q.c.id,
+    _Q.c.public_id,
+    _Q.c.project_id,
+    _Q.c.rater_id,
+    _Q.c.position,
+    _Q.c.shown_at,
+)
+
+
+def _core_still_a_rater(project_column):
+    """As _still_a_rater, with the rater as the statement's :rater parameter."""
+    return exists().where(
+        _MEMBERS.c.project_id == project_column,
+        _MEMBERS.c.user_id == bindparam("rater"),
+        _MEMBERS.c.role == MemberRole.rater,
+    )
+
+
+_MINE = (_Q.c.rater_id == bindparam("rater"), _Q.c.project_id == bindparam("project"))
+# the first item of a status by position, with the queue's size riding along (a scalar subquery),
+# only while the caller is one of the project's raters: one statement for the common case
+_NEXT_ROW = (
+    select(*_ROW_COLUMNS, select(func.count(_Q.c.id)).where(*_MINE).scalar_subquery())
+    .where(*_MINE, _Q.c.status == bindparam("status"), _core_still_a_rater(_Q.c.project_id))
+    .order_by(_Q.c.position)
+    .limit(1)
+)
+_IS_RATER = select(_core_still_a_rater(bindparam("project")))
+_ITEM_IMAGE_ROW = (
+    select(*_ROW_COLUMNS, _IMAGES.c.display_key)
+    .join(_IMAGES, _IMAGES.c.id == _Q.c.image_id)
+    .where(
+        _Q.c.public_id == bindparam("public_id"),
+        _Q.c.rater_id == bindparam("rater"),
+        _core_still_a_rater(_Q.c.project_id),
+    )
+)
+# the first showing, stamped only while the item is still the rater's and was never shown
+_STAMP_FIRST_SHOWING = (
+    update(_Q)
+    .where(
+        _Q.c.id == bindparam("item"),
+        _Q.c.rater_id == bindparam("rater"),
+        _Q.c.shown_at.is_(None),
+        _core_still_a_rater(_Q.c.project_id),
+    )
+    .values(shown_at=bindparam("now", type_=_Q.c.shown_at.type))
+)
+
+
+def next_item_row(session: Session, rater_id: int, project_id: int) -> ItemRow | None:
+    """The rater's next item in the project (pending by position, then skipped) with the queue's size,
+    or None when nothing is left; NotFound unless the caller is one of the project's raters."""
+    conn = session.connection()
+    params = {"rater": rater_id, "project": project_id}
+    for status in (ItemStatus.pending, ItemStatus.skipped):
+        row = conn.execute(_NEXT_ROW, {**params, "status": status}).first()
+        if row is not None:
+            return ItemRow(*row)
+    if not conn.execute(_IS_RATER, params).scalar():
+        raise NotFound(f"no project with id {project_id}")
+    return None
+
+
+def item_image_row(session: Session, rater_id: int, public_id: str) -> ItemRow:
+    """One of the rater's own items with its image's display key (one statement); anything else
+    (another rater's item, an unknown id, a project the rater was removed from) is a plain 404."""
+    row = None
+    if isinstance(public_id, str) and 0 < len(public_id) <= 32:
+        row = (
+            session.connection()
+            .execute(_ITEM_IMAGE_ROW, {"public_id": public_id, "rater": rater_id})
+            .first()
+        )
+    if row is None:
+        raise NotFound("no such item in your queue")
+    return ItemRow(*row[:6], display_key=row[6])
 
 
 @dataclass(frozen=True)
@@ -97,32 +202,6 @@ def rater_project(session: Session, rater: User, project_id: int) -> Project | N
             ),
         )
     )
-
-
-def next_item_and_total(
-    session: Session, rater: User, project: Project
-) -> tuple[QueueItem | None, int]:
-    """next_item and the size of the rater's queue in the project, the total riding along in the same
-    query (a scalar subquery) while anything is pending (the common case: one statement)."""
-    total = (
-        select(func.count(QueueItem.id))
-        .where(QueueItem.rater_id == rater.id, QueueItem.project_id == project.id)
-        .scalar_subquery()
-    )
-    for status in (ItemStatus.pending, ItemStatus.skipped):
-        row = session.execute(
-            select(QueueItem, total)
-            .where(
-                QueueItem.rater_id == rater.id,
-                QueueItem.project_id == project.id,
-                QueueItem.status == status,
-            )
-            .order_by(QueueItem.position)
-            .limit(1)
-        ).first()
-        if row is not None:
-            return row[0], int(row[1])
-    return None, 0
 
 
 def next_item(session: Session, rater: User, project: Project) -> QueueItem | None:
@@ -192,24 +271,6 @@ def item_and_project(session: Session, rater: User, public_id: str) -> tuple[Que
     return row[0], row[1]
 
 
-def item_and_display_key(session: Session, rater: User, public_id: str) -> tuple[QueueItem, str]:
-    """get_item_for_rater and the item's display image key in one query (the image route)."""
-    row = None
-    if isinstance(public_id, str) and 0 < len(public_id) <= 32:
-        row = session.execute(
-            select(QueueItem, Image.display_key)
-            .join(Image, Image.id == QueueItem.image_id)
-            .where(
-                QueueItem.public_id == public_id,
-                QueueItem.rater_id == rater.id,
-                _still_a_rater(rater.id),
-            )
-        ).first()
-    if row is None:
-        raise NotFound("no such item in your queue")
-    return row[0], row[1]
-
-
 def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> QueueItem:
     """Take the project's queue lock (shared) and re-read the item: it stays the rater's until commit.
 
@@ -236,18 +297,27 @@ def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> Queue
     return locked
 
 
-def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueItem | None:
+Served = TypeVar("Served", QueueItem, ItemRow)
+
+
+def serve_item(session: Session, pick: Callable[[], Served | None]) -> Served | None:
     """Serve the item ``pick()`` finds, recording the first time it is shown (at most one write).
 
-    A rebalance moves only items never shown, so the stamp is written under the project's queue lock
-    and ``pick`` runs again under it: the item served is one that can no longer move.
+    ``pick`` returns an ORM QueueItem or an ItemRow (the hot path's); the item comes back with its
+    shown_at set. A rebalance moves only items never shown, so the stamp is written under the
+    project's queue lock and ``pick`` runs again under it: the item served is one that can no longer move.
     """
     item = pick()
     if item is None or item.shown_at is not None:
         return item
-    # read now: the restart below expires the item, which may be gone
+    # read now: the restart below expires an ORM item, which may be gone
     project_id, item_id, rater_id = item.project_id, item.id, item.rater_id
-    loaded = {a.key: item.__dict__[a.key] for a in _ITEM_COLUMNS if a.key in item.__dict__}
+    orm = isinstance(item, QueueItem)
+    loaded = (
+        {a.key: item.__dict__[a.key] for a in _ITEM_COLUMNS if a.key in item.__dict__}
+        if orm
+        else {}
+    )
     _begin_immediate(session)  # SQLite: the writer lock before the write (PostgreSQL: nothing)
     lock_project_queues(session, project_id)
     now = utcnow()
@@ -255,39 +325,31 @@ def serve_item(session: Session, pick: Callable[[], QueueItem | None]) -> QueueI
     # stamped means it can no longer move (a rebalance moves only never-shown items), so it is served
     # without reading it again; none (another request stamped it, or a rebalance moved it or removed
     # the rater before we took the lock) falls back to picking again under the lock.
-    stamped = session.execute(
-        update(QueueItem)
-        .where(
-            QueueItem.id == item_id,
-            QueueItem.rater_id == rater_id,
-            QueueItem.shown_at.is_(None),
-            _still_a_rater(rater_id),
-        )
-        .values(shown_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if stamped == 1:
-        # SQLite's restart expired the item: its columns as read are put back (the stamp above proved
-        # it is still the rater's and was never shown, so nothing that matters moved), instead of
-        # reading it, the rater and the project again
-        if inspect(item).expired:
-            for key, value in loaded.items():
-                set_committed_value(item, key, value)
-        set_committed_value(item, "shown_at", now)
-        session.info["wrote"] = True
-        return item
-    session.expire(item)
+    stamp = {"item": item_id, "rater": rater_id, "now": now}
+    session.info["wrote"] = True
+    if session.connection().execute(_STAMP_FIRST_SHOWING, stamp).rowcount == 1:
+        return _shown(item, now, loaded)
+    if orm:
+        session.expire(item)
     item = pick()
     if item is not None and item.shown_at is None:
-        session.execute(
-            update(QueueItem)
-            .where(QueueItem.id == item.id, QueueItem.shown_at.is_(None))
-            .values(shown_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        # written above: nothing left for the ORM to flush; the request commits what it recorded
-        set_committed_value(item, "shown_at", now)
-        session.info["wrote"] = True
+        # picked under the lock: still the rater's; stamped (nothing left for the ORM to flush)
+        session.connection().execute(_STAMP_FIRST_SHOWING, {**stamp, "item": item.id})
+        return _shown(item, now, {})
+    return item
+
+
+def _shown(item: Served, now: datetime, loaded: dict) -> Served:
+    """The item with its first showing set, as stamped (an ORM item's other columns as first read)."""
+    if isinstance(item, ItemRow):
+        return item._replace(shown_at=now)
+    # SQLite's restart expired the item: its columns as read are put back (the stamp proved it is
+    # still the rater's and was never shown, so nothing that matters moved), instead of reading it,
+    # the rater and the project again
+    if loaded and inspect(item).expired:
+        for key, value in loaded.items():
+            set_committed_value(item, key, value)
+    set_committed_value(item, "shown_at", now)
     return item
 
 

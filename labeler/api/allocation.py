@@ -14,11 +14,11 @@ from flask_login import current_user
 from ..allocation import services
 from ..allocation.models import QueueItem
 from ..allocation.queue import (
+    ItemRow,
     get_item_for_rater,
-    item_and_display_key,
-    next_item_and_total,
+    item_image_row,
+    next_item_row,
     queue_total,
-    rater_project,
     serve_item,
 )
 from ..auth.models import Role
@@ -122,7 +122,7 @@ def remove_rater_api(project_id: int):
     return jsonify(change=change, summary=services.summary(db, project))
 
 
-def item_json(item: QueueItem, total: int) -> dict[str, Any]:
+def item_json(item: QueueItem | ItemRow, total: int) -> dict[str, Any]:
     """What a rater learns about one of their items (identical keys for every item)."""
     return {
         "id": item.public_id,
@@ -135,25 +135,14 @@ def item_json(item: QueueItem, total: int) -> dict[str, Any]:
 @bp.get("/projects/<int:project_id>/queue/next")
 @signed_in
 def queue_next_api(project_id: int):
-    db = get_session()
-    project = rater_project(
-        db, current_user, project_id
-    )  # one query: the project, if a rater of it
-    if project is None:
-        raise NotFound(f"no project with id {project_id}")
-    return jsonify(item=serve_next_json(db, project))
+    # a 404 unless the caller is one of the project's raters (see next_item_row)
+    return jsonify(item=serve_next_json(get_session(), project_id))
 
 
-def serve_next_json(db, project) -> dict[str, Any] | None:
+def serve_next_json(db, project_id: int) -> dict[str, Any] | None:
     """Serve the caller's next item in the project (stamping its first showing): its JSON, or None."""
-    totals: dict[int, int] = {}
-
-    def pick() -> QueueItem | None:
-        item, totals[0] = next_item_and_total(db, current_user, project)
-        return item
-
-    item = serve_item(db, pick)
-    return item_json(item, totals[0]) if item else None
+    item = serve_item(db, lambda: next_item_row(db, current_user.id, project_id))
+    return item_json(item, item.total) if item else None
 
 
 @bp.get("/items/<public_id>")
@@ -172,14 +161,8 @@ def item_image(public_id: str):
     """The display image, streamed from storage (ranges too); no ETag, no Last-Modified, no file
     name, never cached (blinding)."""
     db = get_session()
-    keys: dict[int, str] = {}
-
-    def pick() -> QueueItem:  # one query: the rater's own item and its image's display key
-        item, keys[0] = item_and_display_key(db, current_user, public_id)
-        return item
-
-    serve_item(db, pick)
-    display_key = keys[0]
+    # one query: the rater's own item and its image's display key
+    display_key = serve_item(db, lambda: item_image_row(db, current_user.id, public_id)).display_key
     ext = display_key.rsplit(".", 1)[-1].lower()
     try:
         return blob_response(

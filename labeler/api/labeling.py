@@ -75,7 +75,7 @@ def put_label(public_id: str):
     )
     result = {"item": item.public_id, **label_dict(label)}
     if with_next:
-        result["next"] = serve_next_json(db, project)
+        result["next"] = serve_next_json(db, project.id)
     return jsonify(result)
 
 

@@ -80,19 +80,19 @@ def _load_bearer(req) -> User | None:
     db = get_session()
     try:
         user = authenticate_token(db, credentials.strip())
+        if db.info.pop("wrote", False):
+            db.commit()  # the last-used stamp
     except TokenRefused as exc:
         g.auth_refusal = exc
         return None
-    if db.dirty:
-        try:
-            db.commit()  # the last-used stamp
-        except OperationalError as exc:
-            # SQLite: a reading request's transaction cannot take the write lock once another writer has
-            # committed since its first read; the stamp (a minute's resolution) waits for a later request
-            if db.get_bind().dialect.name != "sqlite" or "locked" not in str(exc.orig):
-                raise
-            db.rollback()
-            log.info("token last-use stamp deferred: the SQLite database was busy")
+    except OperationalError as exc:
+        # SQLite: a reading request's transaction cannot take the write lock once another writer has
+        # committed since its first read; the stamp (a minute's resolution) waits for a later request
+        if db.get_bind().dialect.name != "sqlite" or "locked" not in str(exc.orig):
+            raise
+        db.rollback()
+        log.info("token last-use stamp deferred: the SQLite database was busy")
+        user = authenticate_token(db, credentials.strip(), stamp=False)
     return user
 
 
