@@ -6,7 +6,8 @@ Training manifest (read by `labeler.ml.manifest`): JSON Lines. The first line is
 `{"manifest": "labeler-training", "version": 1, "project_id": .., "protocol": .., "scale": [..]}`
 (the severity scale values, severity projects only; grades are scale values); then one object
 per image: `image_id`, `sha256`, `path` (absolute path of the display image), `case_id`,
-`split` ("golden" | "fold"), `fitzpatrick` (1-6 or null), `body_site` (or null), `quality`
+`split` ("golden" | "fold"), `fitzpatrick` (1-6 or null: the import manifest's, else the raters'
+fused answer to the skin-type question), `body_site` (or null), `quality`
 (null, or `{"class": fused class or null for an unresolved tie, "tie": bool, "explanations":
 [relevant explanations]}`), `severity` (null, or
 `{"mean", "median", "std", "count", "grade"}`). Images nobody labeled are left out.
@@ -295,7 +296,10 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
             "path": str(path) if path else None,
             "case_id": rec["case_id"],
             "split": rec["split"],
-            "fitzpatrick": rec["fitzpatrick"],
+            # the manifest's type, else the raters' fused answer to the skin-type question
+            "fitzpatrick": rec["fitzpatrick"]
+            if rec["fitzpatrick"] is not None
+            else rec.get("skin_type"),
             "body_site": rec["body_site"],
             "quality": None,
             "severity": None,

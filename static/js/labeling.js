@@ -372,7 +372,8 @@ async function submit() {
       cur.status = "done";
       remember();
       setStatus(`Saved (version ${res.body.version}).`);
-      notify(`Saved: ${answerName(res.body)} (image ${cur.queue.position}).`, cur.item);
+      const skin = res.body.skin_type != null ? `, ${skinQuestion.name(res.body.skin_type)}` : "";
+      notify(`Saved: ${answerName(res.body)}${skin} (image ${cur.queue.position}).`, cur.item);
       busy = false;
       await afterSave(t0);
       return;

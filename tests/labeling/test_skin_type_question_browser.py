@@ -84,6 +84,7 @@ def test_both_questions_by_keyboard(browser_page, live_server, queue):
     page.keyboard.press("Enter")
     wait_ready(page, queue[1])
     assert saved(live_server, queue[0]) == ("healthy_skin", 4, [4])
+    assert "Saved: Healthy skin, Type IV" in page.inner_text("#notice")
     assert not page.is_checked("#skin-type-4")  # the next image starts with no skin type
     # 2: no skin; T moves into the skin-type group, the arrow keys choose, Shift+0 cannot assess
     page.keyboard.press("n")

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from labeler.images.models import Image
 from labeler.metrics.breakdowns import fitzpatrick_with_fallback
 from labeler.metrics.skin_type import skin_type_agreement
+from labeler.reports.export import training_manifest
 
 H, N = "healthy_skin", "no_skin"
 
@@ -167,3 +168,12 @@ def test_fitzpatrick_with_fallback_is_manifest_first():
     assert source.tolist() == [0, 1, 2, 1, 2]
     types, source = fitzpatrick_with_fallback([1, None])
     assert types.tolist() == [1, 0] and source.tolist() == [0, 2]
+
+
+def test_training_manifest_takes_the_raters_type_where_the_manifest_has_none(app, db, asked):
+    lines = [
+        json.loads(x)
+        for x in training_manifest(db, asked.project, app.extensions["labeler_storage"])
+    ]
+    fitz = {x["image_id"]: x["fitzpatrick"] for x in lines[1:]}
+    assert [fitz[i] for i in asked.images] == [2, 4, None, None, 6]
