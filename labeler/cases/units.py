@@ -34,3 +34,11 @@ def per_case(protocol: Any, settings: Mapping[str, Any] | None) -> bool:
 def shown_columns(settings: Mapping[str, Any] | None) -> list[str]:
     """The manifest columns the lead chose to show raters beside a case's photos."""
     return list(((settings or {}).get("cases") or {}).get("show") or [])
+
+
+def unit_choices(protocol: Any) -> list[tuple[str, str]]:
+    """What one answer may label in a project of the protocol, for the settings page."""
+    choices = [("image", "Each photo (an answer per photo)")]
+    if allows_per_case(protocol):
+        choices.append(("case", "The whole case (one answer for all its photos)"))
+    return choices

@@ -8,6 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from ..auth.models import Role
+from ..cases.units import unit_choices
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import ValidationError, on_form_error
@@ -56,6 +57,9 @@ def _shown(project: Project, form) -> dict[str, Any]:
             "min_eval_images": s.min_eval_images,
             "prescreen_model_id": s.prescreen_model_id or "",
             "queue_order": s.queue_order,
+            "case_view": s.case_view,
+            "case_unit": s.case_unit,
+            "case_show": ", ".join(s.case_show),
             "ask_skin_type": s.ask_skin_type,
             "mapping": {},
         }
@@ -73,6 +77,9 @@ def _shown(project: Project, form) -> dict[str, Any]:
         "min_pair_images": form.get("min_pair_images", ""),
         "min_group_images": form.get("min_group_images", ""),
         "queue_order": form.get("queue_order", s.queue_order),
+        "case_view": form.get("case_view") == "1",
+        "case_unit": form.get("case_unit", s.case_unit),
+        "case_show": form.get("case_show", ""),
         "ask_skin_type": form.get("ask_skin_type") == "1",
         "min_eval_images": form.get("min_eval_images", ""),
         "prescreen_model_id": form.get("prescreen_model_id", ""),
@@ -91,6 +98,7 @@ def _page(project: Project, *, error=None, status=200, form=None):
         models=_models(project),
         methods=FUSION_METHOD_NAMES,
         queue_orders=QUEUE_ORDER_NAMES,
+        case_units=unit_choices(project.protocol),
         can_ask_skin_type=skin_type_question.can_ask(project.protocol),
         classes=QUALITY_CLASS_NAMES,
         max_steps=SCALE_SIZE[1],
@@ -131,6 +139,12 @@ def _changes_from_form(project: Project) -> tuple[dict[str, Any], Any]:
         changes["agreement"]["min_eval_images"] = form["min_eval_images"].strip()
     if "queue_order" in form:
         changes["queue"] = {"order": form["queue_order"]}
+    if "cases_shown" in form:  # an unticked box sends nothing: off
+        changes["cases"] = {
+            "view": form.get("case_view") == "1",
+            "unit": form.get("case_unit", "image"),
+            "show": [c.strip() for c in form.get("case_show", "").split(",") if c.strip()],
+        }
     if "skin_type_question_shown" in form:  # an unticked box sends nothing: off
         changes[skin_type_question.SETTING] = form.get("ask_skin_type") == "1"
     mapping = None
