@@ -23,8 +23,11 @@ let retakeIndex = null;
 let taken = 0;
 let busy = false;
 
+const loadStart = performance.now();
 const ready = loadQualityCheck(root.dataset.checkUrl).then((c) => {
   checker = c;
+  status.dataset.loadMs = (performance.now() - loadStart).toFixed(0);
+  if (c.ready) status.dataset.threads = String(c.threads);
   status.textContent = c.ready
     ? "The quality check runs on this device: each photo is checked before anything is sent."
     : c.reason;
@@ -67,6 +70,10 @@ async function runCheck(photo) {
   photo.verdict = verdict.error ? null : verdict;
   renderVerdict(box, verdict);
   if (verdict.ms !== undefined) photo.li.dataset.checkMs = verdict.ms.toFixed(1);
+  if (verdict.inferMs !== undefined) {  // read by bench/ml.py
+    photo.li.dataset.decodeMs = verdict.decodeMs.toFixed(1);
+    photo.li.dataset.inferMs = verdict.inferMs.toFixed(1);
+  }
   refresh();
 }
 
