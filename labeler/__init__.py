@@ -35,6 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .reports.views import bp as reports_bp
     from .training import prescreen
     from .training.views import bp as training_bp
+    from .webhooks import dispatch as webhook_dispatch
+    from .webhooks.views import bp as webhooks_bp
 
     settings = load_settings(config)
     app = Flask(
@@ -72,7 +74,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(assist_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(capture_bp)
+    app.register_blueprint(webhooks_bp)
     prescreen.init_app(app)  # training's step after every image import
+    webhook_dispatch.init_app(app)  # deliveries are sent once their transaction commits
     cli.init_app(app)
     csp = content_security_policy(app.config)
 

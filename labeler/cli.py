@@ -21,11 +21,13 @@ from .migrate import db_cli
 from .projects.cli import projects_cli
 from .reports.cli import export_cmd
 from .training.cli import ml_cli
+from .webhooks.cli import webhooks_cli
 
 
 def init_app(app: Flask) -> None:
     for command in (db_cli, users_cli, projects_cli, images_cli, ml_cli, storage_cli, deploy_cli):
         app.cli.add_command(command)
+    app.cli.add_command(webhooks_cli)
     app.cli.add_command(assist_cli)
     for command in (allocate_cmd, demo_cmd, export_cmd, serve_cmd):
         app.cli.add_command(command)

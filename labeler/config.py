@@ -103,6 +103,17 @@ def load_settings(
         "JOBS_LOCAL": get("JOBS_LOCAL", "process"),
         # build deep-zoom tiles after every import (a job); off: `labeler images tiles` builds them
         "TILES_AT_IMPORT": _bool(get("TILES_AT_IMPORT", "true")),
+        # webhooks (labeler/webhooks): networks that may receive them although not public (CIDR
+        # blocks, comma-separated; empty: public addresses only), per-attempt timeout, attempts
+        # before a delivery fails, first retry delay (doubling), 'off' leaves sending to
+        # `labeler webhooks deliver`
+        "WEBHOOK_ALLOWED_NETWORKS": tuple(
+            n.strip() for n in str(get("WEBHOOK_ALLOWED_NETWORKS", "")).split(",") if n.strip()
+        ),
+        "WEBHOOK_TIMEOUT_S": float(get("WEBHOOK_TIMEOUT_S", 10)),
+        "WEBHOOK_MAX_ATTEMPTS": int(get("WEBHOOK_MAX_ATTEMPTS", 8)),
+        "WEBHOOK_RETRY_BASE_S": float(get("WEBHOOK_RETRY_BASE_S", 30)),
+        "WEBHOOK_DELIVERY": get("WEBHOOK_DELIVERY", "auto"),
         "WTF_CSRF_TIME_LIMIT": None,
         # the cookie itself expires with the absolute timeout (the server checks both timeouts too)
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(get("SESSION_ABSOLUTE_HOURS", 12))),

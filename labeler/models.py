@@ -10,6 +10,7 @@ from .images.models import Image, ImportBatch, ImportJob
 from .labeling.models import Adjudication, ItemFlag, Label, LabelRevision
 from .projects.models import MemberRole, Project, ProjectMember, Protocol
 from .training.models import TrainingRun
+from .webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "Adjudication",
@@ -40,4 +41,8 @@ __all__ = [
     "TrainingRun",
     "User",
     "UserRole",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

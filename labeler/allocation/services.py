@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from .. import events
 from ..audit.services import record_event
 from ..auth.models import Role, User, UserRole
 from ..auth.services import find_user_by_email
@@ -283,6 +284,7 @@ def allocate(
         items=len(rows),
         golden_source="list" if golden_image_ids is not None else "size",
     )
+    events.allocation_changed(session, allocation, "created")
     log.info("allocated project %s: %d items for %d raters", project.id, len(rows), len(users))
     return allocation
 
@@ -654,6 +656,7 @@ def add_rater(
         version=change.allocation.version,
         **result,
     )
+    events.allocation_changed(session, change.allocation, "rater_added", user.id)
     return result
 
 
@@ -686,6 +689,7 @@ def remove_rater(
         version=change.allocation.version,
         **result,
     )
+    events.allocation_changed(session, change.allocation, "rater_removed", user.id)
     return result
 
 

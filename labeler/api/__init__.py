@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (routes register on import)
     projects,
     reports,
     training,
+    webhooks,
 )
 from .blueprint import bp
 

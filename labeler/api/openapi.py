@@ -9,6 +9,7 @@ from ..projects.settings import CASE_UNITS, FUSION_METHODS, QUEUE_ORDERS, TIE_PO
 from ..protocols.explanations import EXPLANATION_CODES
 from ..protocols.quality import QUALITY_DECISIONS
 from .blueprint import bp
+from .webhooks import WEBHOOK_PATHS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -845,6 +846,7 @@ PATHS: dict[str, dict] = {
     **REPORT_PATHS,
     **GUIDELINE_PATHS,
     **TRAINING_PATHS,
+    **WEBHOOK_PATHS,
     **ASSIST_PATHS,
     "/api/v1/openapi.json": {"get": _op("This document")},
 }

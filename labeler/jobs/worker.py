@@ -26,6 +26,7 @@ from ..images.tiles import build_pyramids_job
 from ..projects.models import Project
 from ..training.prescreen import screen_images
 from ..training.worker import execute_run
+from ..webhooks.dispatch import WEBHOOK_TASK, run_task
 from . import queue as job_queue
 from .queue import PRESCREEN_TASK, QUEUE, SUGGESTIONS_TASK, TRAIN_TASK, configure
 
@@ -82,6 +83,15 @@ def prescreen(project_id: int, image_ids: list[int]) -> dict[str, Any]:
         session.commit()
     log.info("prescreen of project %s: %s", project_id, result.get("status"))
     return result
+
+
+@app.task(name=WEBHOOK_TASK, queue=QUEUE)
+def webhook_deliver(delivery_id: int) -> dict[str, Any]:
+    """One attempt of a webhook delivery; a failed one queues the next with its back-off
+    (labeler.webhooks.dispatch.run_task; the local dispatcher thread sends the same attempts)."""
+    application = flask_app()
+    with application.app_context():
+        return run_task(application, int(delivery_id))
 
 
 @app.task(name=job_queue.IMPORT_TASK, queue=QUEUE)

@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .. import events
 from ..allocation.models import ItemStatus, QueueItem
 from ..allocation.queue import get_item_for_rater, lock_item_for_rater
 from ..assist.suggestions import prelabel_model
@@ -272,9 +273,11 @@ def submit_label(
             suggestion_model_id=shown,
         )
     )
+    newly_done = item.status is not ItemStatus.done
     item.status = ItemStatus.done
     item.skip_reason = None
     session.flush()
+    events.label_submitted(session, item, label.version, newly_done)
     return label
 
 

@@ -47,6 +47,10 @@ class Project(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # the events any active webhook endpoint of the project listens to (kept by labeler/webhooks/
+    # services.py): labeler.events.emit reads it from the loaded project, so an event nobody
+    # listens to costs no statement
+    webhook_events: Mapped[list[Any] | None] = mapped_column()
 
     members: Mapped[list[ProjectMember]] = relationship(
         back_populates="project", cascade="all, delete-orphan"

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from .. import metrics
+from .. import events, metrics
 from ..allocation.models import ItemStatus, QueueItem
 from ..audit.services import record_event
 from ..auth.models import User
@@ -198,4 +198,5 @@ def adjudicate(
         previous=previous,
         tied=tied,
     )
+    events.tie_adjudicated(session, adj, previous is not None)
     return adj

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import events
 from ..audit.services import record_event
 from ..auth.models import User
 from ..db import utcnow
@@ -30,6 +31,7 @@ def cancel_run(session: Session, actor: User | None, run: TrainingRun) -> Traini
             code="run_not_in_progress",
         )
     run.status, run.finished_at = RunStatus.cancelled, utcnow()
+    events.training_run_finished(session, run)
     run.error = f"cancelled by {actor.name if actor else 'an administrator'}"
     record_event(
         session, actor, "training.cancel", "training_run", run.id, project_id=run.project_id

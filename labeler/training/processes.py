@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
+from .. import events
 from ..db import utcnow
 from .models import RunStatus, TrainingRun
 
@@ -85,4 +86,5 @@ def mark_dead_runs(session: Session, runs: list[TrainingRun]) -> None:
         error = dead_worker_error(run)
         if error:
             run.status, run.finished_at, run.error = RunStatus.failed, utcnow(), error
+            events.training_run_finished(session, run)
     session.flush()

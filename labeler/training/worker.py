@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import ROOT, create_app, ml
+from .. import ROOT, create_app, events, ml
 from ..auth.models import User
 from ..db import database, utcnow
 from ..errors import LabelerError
@@ -219,6 +219,8 @@ def _update(factory: sessionmaker, run_id: int, **values: Any) -> int:
             )
             .values(**values)
         ).rowcount
+        if count and "finished_at" in values:  # the run ended: its event commits with the outcome
+            events.training_run_finished(s, s.get(TrainingRun, run_id))
         s.commit()
     return count
 

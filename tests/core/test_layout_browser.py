@@ -19,6 +19,13 @@ from labeler.auth.models import User
 from labeler.demo import build_demo
 from labeler.images.models import ImportJob, ImportJobStatus
 from labeler.projects.models import Project
+from labeler.webhooks.models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 SIZES = ((390, 844), (1400, 900), (2560, 1440))
 AXE_WIDTHS = (390, 1400)
@@ -61,6 +68,8 @@ PAGES = {
     "reports.dashboard": ("lead@demo.test", "/projects/{q}/dashboard"),
     "reports.ties": ("lead@demo.test", "/projects/{q}/ties"),
     "training.models_page": ("lead@demo.test", "/projects/{q}/models"),
+    "webhooks.webhooks_page": ("lead@demo.test", "/projects/{q}/webhooks"),
+    "webhooks.deliveries_page": ("lead@demo.test", "/projects/{q}/webhooks/{hook}"),
     "guidelines.edit_page": ("lead@demo.test", "/projects/{s}/guidelines"),
     "flags.flags_page": ("lead@demo.test", "/projects/{q}/flags"),
     "guidelines.read_page": ("rater1@demo.test", "/projects/{s}/guidelines/read"),
@@ -118,6 +127,51 @@ def test_every_page_is_listed(app):
     assert listed - endpoints == set(), "listed endpoints the app no longer has"
 
 
+def _demo_webhook(s, project_id: int) -> int:
+    """A webhook of the project with a delivered and a failed delivery (its log has rows)."""
+    endpoint = WebhookEndpoint(
+        project_id=project_id,
+        url="https://pipeline.example.org/hooks/labeler/with/a/rather/long/path/to/wrap",
+        events=["label.submitted", "training_run.finished"],
+        secret="whsec_" + "A" * 43 + "=",
+        description="lab pipeline",
+    )
+    s.add(endpoint)
+    s.flush()
+    for n, ok in enumerate((True, False)):
+        event = WebhookEvent(
+            msg_id=f"msg_demo{n}",
+            project_id=project_id,
+            name="label.submitted",
+            payload={"project_id": project_id, "version": 1},
+        )
+        s.add(event)
+        s.flush()
+        delivery = WebhookDelivery(
+            endpoint_id=endpoint.id,
+            event_id=event.id,
+            status=DeliveryStatus.succeeded if ok else DeliveryStatus.failed,
+            attempts=2,
+            last_status_code=200 if ok else 503,
+            last_error=None if ok else "the receiver answered 503",
+        )
+        s.add(delivery)
+        s.flush()
+        for number, code in ((1, 500), (2, 200 if ok else 503)):
+            s.add(
+                WebhookAttempt(
+                    delivery_id=delivery.id,
+                    number=number,
+                    status_code=code,
+                    error=None if code == 200 else f"the receiver answered {code}",
+                    ok=code == 200,
+                    duration_ms=12,
+                )
+            )
+    s.flush()
+    return endpoint.id
+
+
 @pytest.fixture()
 def demo_ids(live_server):
     storage = live_server.app.extensions["labeler_storage"]
@@ -155,6 +209,7 @@ def demo_ids(live_server):
             "s": projects["severity"],
             "item": item.public_id,
             "job": job.id,
+            "hook": _demo_webhook(s, projects["quality"]),
         }
 
 

@@ -64,6 +64,8 @@ def world(app, db, make_user, make_project):
         "user_id": users["rater"].id,  # admin pages act on the rater, never on the caller
         "model_id": "quality-20260101T000000-abcdef",
         "run_id": 999999,
+        "endpoint_id": 999999,  # a webhook
+        "delivery_id": 999999,  # a webhook delivery
         "job_id": 999999,  # an import job
         "flag_id": 999999,  # a rater's flag
         "study_id": 999999,  # a reader study
