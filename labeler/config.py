@@ -84,6 +84,9 @@ def load_settings(
         # how many proxies in front of the app set X-Forwarded-For/-Proto/-Host (nginx from
         # `labeler deploy nginx`: 1); 0 ignores those headers, which anyone could send
         "TRUSTED_PROXIES": get("TRUSTED_PROXIES", "0"),
+        # behind the nginx of `labeler deploy nginx` with the local storage backend: after authorizing
+        # a rater's image or tile the app answers with X-Accel-Redirect and nginx sends the file
+        "X_ACCEL_REDIRECT": _bool(get("X_ACCEL_REDIRECT", "false")),
         # trained models (<ML_DIR>/models) and the feature cache (<ML_DIR>/cache)
         "ML_DIR": get("ML_DIR", str(instance / "ml")),
         # start a background worker process for each training run (off: queued runs wait for `labeler ml work RUN_ID`)

@@ -37,8 +37,14 @@ def deploy_cli() -> None:
     default=None,
     help="nginx's listen address (default 443 with TLS, else 80), e.g. 127.0.0.1:8080.",
 )
+@click.option(
+    "--files-root",
+    default=None,
+    help="With LABELER_X_ACCEL_REDIRECT: where nginx finds the stored files (default: the app's "
+    "local storage folder).",
+)
 @with_appcontext
-def nginx_cmd(upstreams, server_name, static_root, tls_cert, tls_key, listen) -> None:
+def nginx_cmd(upstreams, server_name, static_root, tls_cert, tls_key, listen, files_root) -> None:
     """Print an nginx configuration for the given app servers (for /etc/nginx/conf.d/)."""
     try:
         text = render(
@@ -49,6 +55,7 @@ def nginx_cmd(upstreams, server_name, static_root, tls_cert, tls_key, listen) ->
             tls_cert=tls_cert,
             tls_key=tls_key,
             listen=listen,
+            files_root=files_root,
         )
     except DeployError as exc:
         raise click.UsageError(str(exc)) from None

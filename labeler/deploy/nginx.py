@@ -14,6 +14,7 @@ from pathlib import Path
 from flask import Flask
 
 from ..config import content_security_policy
+from ..images.serve import ACCEL_PREFIX
 
 # nginx's limit sits this far above the app's, so a body just over the limit is refused by the app
 # with its own message (errors.py), while anything bigger is cut off by nginx before it is read
@@ -80,8 +81,12 @@ def render(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     listen: str | None = None,
+    files_root: str | None = None,
 ) -> str:
-    """The configuration text. Raises DeployError for bad options."""
+    """The configuration text. Raises DeployError for bad options.
+
+    With the app's LABELER_X_ACCEL_REDIRECT on, an internal location sends the files the app has
+    authorized from ``files_root`` (default: the app's local storage folder)."""
     if not upstreams:
         raise DeployError("give at least one --upstream HOST:PORT (an app server running gunicorn)")
     servers = [_check_upstream(u) for u in upstreams]
@@ -125,6 +130,7 @@ def render(
         for route in upload_routes(app)
     )
     upstream_lines = "\n".join(f"    server {s} max_fails=1 fail_timeout=10s;" for s in servers)
+    accel_location = _accel_location(app, files_root, static_headers)
     tls_lines = ""
     redirect = ""
     if tls:
@@ -198,9 +204,38 @@ server {{
     }}
 
 {upload_locations}
-
+{accel_location}
     location / {{
         proxy_pass http://labeler_app;
     }}
 }}
+"""
+
+
+def _accel_location(app: Flask, files_root: str | None, headers: str) -> str:
+    """The internal location for X-Accel-Redirect answers, or nothing when the app does not send them."""
+    if not app.config.get("X_ACCEL_REDIRECT"):
+        return ""
+    if files_root is None:
+        local = getattr(app.extensions.get("labeler_storage"), "root", None)
+        if local is None:
+            raise DeployError(
+                "LABELER_X_ACCEL_REDIRECT needs the local storage backend (nginx reads the files "
+                "from disk); unset it for Azure Blob Storage"
+            )
+        files_root = str(local)
+    root = Path(files_root).resolve()
+    return f"""
+    # images and tiles the app has authorized (LABELER_X_ACCEL_REDIRECT=true): the app answers with
+    # X-Accel-Redirect and nginx sends the file from disk (ranges too). internal: a client asking for
+    # this path gets 404. Blinding as in the app: no ETag, no Last-Modified, no file name; the app's
+    # Cache-Control (private, no-store) is kept from its answer.
+    location {ACCEL_PREFIX} {{
+        internal;
+        alias {root}/;
+        etag off;
+        if_modified_since off;
+        add_header Last-Modified "" always;
+{headers}
+    }}
 """
