@@ -91,6 +91,7 @@ class ProtocolSpec:
     agreement: ClassVar[tuple[str, ...]] = ()  # the agreement figures that apply, in words
     model_kind: ClassVar[str | None] = None  # the bundled model trained on it; None: no model
     decisions: ClassVar[tuple[str, ...]] = ()  # every stored decision value
+    answers_are_skin_types: ClassVar[bool] = False  # the answer is a Fitzpatrick type (reports)
     non_graded: ClassVar[tuple[str, ...]] = ()  # decisions that carry no grade (scale protocols)
     settings_keys: ClassVar[frozenset[str]] = frozenset()  # top-level settings it owns
 
@@ -102,6 +103,10 @@ class ProtocolSpec:
 
     def merge_settings(self, new: dict[str, Any], changes: Mapping[str, Any]) -> None:
         """Validate the protocol's own keys of a settings change into `new` (ValidationError)."""
+
+    def manifest_header(self, settings: Any) -> dict[str, Any]:
+        """Fields of the training manifest's header line beside its protocol."""
+        return {}
 
     def openapi_settings(self) -> dict[str, Any]:
         """OpenAPI properties of the protocol's own settings."""

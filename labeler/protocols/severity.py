@@ -187,6 +187,9 @@ class SeverityProtocol(ProtocolSpec):
                 )
             new["allow_non_graded"] = changes["allow_non_graded"]
 
+    def manifest_header(self, settings: SeveritySettings) -> dict[str, Any]:
+        return {"scale": settings.scale_values}  # grades in the manifest are scale values
+
     def form_spec(self, settings: SeveritySettings) -> dict[str, Any]:
         values = settings.scale_values
         keys = grade_keys(values)

@@ -121,8 +121,9 @@ class SkinTypeProtocol(ProtocolSpec):
         "per-rater mean absolute deviation from the golden consensus",
     )
     decisions = DECISIONS
+    answers_are_skin_types = True
     non_graded = (CANNOT_ASSESS,)
-    model_kind = None
+    model_kind = None  # no bundled model: the fused type feeds the fairness breakdowns
 
     def parse_settings(self, raw: Mapping[str, Any] | None) -> SkinTypeSettings:
         return SkinTypeSettings()

@@ -34,7 +34,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import metrics
+from .. import metrics, protocols
 from ..auth.models import User
 from ..cases.grouping import case_columns, case_members, load_unit_matrix, unit_images
 from ..errors import ValidationError
@@ -86,7 +86,9 @@ def fused_records(
     for _rater, image_id in unsure_by_rater_image(session, project):
         unsure_count[image_id] = unsure_count.get(image_id, 0) + 1
     settings = project.settings or {}
-    quality = project.protocol.value == "quality"
+    protocol = protocols.get(project.protocol)
+    quality = protocol.has_classes  # plurality over classes; else a mean of grades or, for skin
+    graded = protocol.fusion == "mean"  # types, the median fusion of the skin-type columns
     # Fitzpatrick type 1-6 (parsed from the manifest column or a skin-type metadata entry)
     fitz = [parse_fitzpatrick(v) for v in m.fitzpatrick] if m.fitzpatrick is not None else None
     fitz = fitz or [None] * m.image_ids.size
@@ -101,7 +103,7 @@ def fused_records(
             m.explanations, labeled, k=explanation_k(settings)
         )
         diag = metrics.fuse_diagnoses(m.diagnosis)
-    else:
+    elif graded:
         consensus = metrics.severity_consensus(m.grades, project_scale(settings))
         labeled = m.labeled
         relevance = metrics.explanation_relevance(
@@ -113,6 +115,10 @@ def fused_records(
         grade_codes = metrics.grade_codes(m.grades, scale)
         grade_votes = (grade_codes[:, :, None] == np.arange(len(scale))).sum(axis=1)
         grade_names = [str(grade_value(v)) for v in scale]
+    else:  # skin types: the fused columns come from skin_types (median, votes, ties)
+        relevance = metrics.explanation_relevance(
+            m.explanations, m.labeled, k=explanation_k(settings)
+        )
     for i, img, photos in unit_images(_images(session, project), m, members):
         if flagged_only and not m.flagged[i]:
             continue
@@ -163,7 +169,7 @@ def fused_records(
                 rec["posterior"] = {
                     c: num(posterior[i, k]) for k, c in enumerate(QUALITY_DECISIONS)
                 }
-        else:
+        elif graded:
             rec["severity"] = {
                 "mean": num(consensus.mean[i]),
                 "median": num(consensus.median[i]),
@@ -274,10 +280,8 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
                 "version": 1,
                 "project_id": project.id,
                 "protocol": project.protocol.value,
-                **(
-                    {"scale": project_scale(project.settings or {})}
-                    if project.protocol.value == "severity"
-                    else {}
+                **protocols.get(project.protocol).manifest_header(
+                    protocols.get(project.protocol).parse_settings(project.settings)
                 ),
             }
         )
@@ -315,7 +319,7 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
                 "tie": rec["tie"] and rec["resolution"] not in ("adjudicated", "dawid_skene"),
                 "explanations": rec["relevant_explanations"],
             }
-        else:
+        elif "severity" in rec:
             out["severity"] = rec["severity"]
         yield json.dumps(out) + "\n"
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics
+from .. import metrics, protocols
 from ..metrics.bootstrap import DEFAULT_RESAMPLES
 from ..projects.settings import read_settings
 from ..protocols.explanations import EXPLANATION_CODES
 from ..protocols.quality import QUALITY_DECISIONS
 from ..protocols.severity import severity_scale
+from . import skin_types
 from .intervals import add_quality_intervals, add_severity_intervals, complete_raters
 from .matrix import LabelMatrix
 from .panel import add_panel_figures
@@ -236,6 +237,26 @@ def severity_figures(
     return body
 
 
+def skin_type_figures(
+    m: LabelMatrix,
+    settings: Mapping[str, Any],
+    scope: str = "all",
+    resamples: int = DEFAULT_RESAMPLES,
+) -> dict[str, Any]:
+    """A skin-type project's figures (docs/domain.md section 10): the fused types (median, ties
+    reported) and quadratic kappa, ordinal alpha, exact and within-one agreement, per-rater MAD."""
+    rows = m.scope_rows(scope)
+    return {
+        "images": int(rows.sum()),
+        "labeled_images": int(m.labeled[rows].any(axis=1).sum()),
+        "skin_type": skin_types.agreement_section(m, settings, rows, resamples),
+    }
+
+
+# the figures of each fusion a protocol declares (labeler/protocols/: protocol.fusion)
+FIGURES = {"plurality": quality_figures, "mean": severity_figures, "median": skin_type_figures}
+
+
 def agreement_figures(
     m: LabelMatrix,
     settings: Mapping[str, Any],
@@ -243,10 +264,11 @@ def agreement_figures(
     resamples: int = DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """All agreement figures of the project's protocol for a scope (all / golden / fold)."""
-    quality = m.protocol.value == "quality"
-    body = (quality_figures if quality else severity_figures)(m, settings, scope, resamples)
+    protocol = protocols.get(m.protocol)
+    figures = FIGURES[protocol.fusion]  # the figures that go with how the protocol fuses
+    body = figures(m, settings, scope, resamples)
     # Fusion method, fairness breakdowns, rater tendencies, ICC and MAE (reports/panel.py).
-    plurality = fuse(m, settings) if quality else None
+    plurality = fuse(m, settings) if protocol.has_classes else None
     add_panel_figures(body, m, settings, m.scope_rows(scope), plurality, resamples)
     return {
         "project_id": m.project_id,

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import protocols
 from ..allocation.models import GoldenImage
 from ..auth.models import User
 from ..images.models import Image
@@ -166,8 +167,17 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
         flagged=np.isin(
             image_ids, np.array(sorted(flagged_image_ids(session, project)), dtype=np.int64)
         ),
-        skin_types=_skin_type_answers(session, project, image_ids, rater_ids),
+        skin_types=_main_skin_types(project, grades, non_graded)
+        if protocols.get(project.protocol).answers_are_skin_types
+        else _skin_type_answers(session, project, image_ids, rater_ids),
     )
+
+
+def _main_skin_types(project: Project, grades: np.ndarray, non_graded: np.ndarray) -> np.ndarray:
+    """A skin-type project's answers as skin-type codes (n, r): its grades 1-6, 0 for "cannot
+    assess", -1 none, so the reports read them as they read the skin-type second question."""
+    types = np.where(np.isnan(grades), -1, grades).astype(np.int64)
+    return np.where(types >= 1, types, np.where(non_graded >= 0, 0, -1))
 
 
 def _skin_type_answers(

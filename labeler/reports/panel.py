@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics
+from .. import metrics, protocols
 from ..metrics.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, Interval
 from ..metrics.breakdowns import (
     GroupFigure,
@@ -196,7 +196,7 @@ def fairness_section(
     fitz_groups = fitzpatrick_groups(fitz)
     sites = m.body_site if m.body_site is not None else [None] * n
     cases = resampling_groups(m, np.ones(n, dtype=bool))
-    severity = m.protocol.value == "severity"
+    severity = not protocols.get(m.protocol).has_classes  # grades: RMSE against the consensus
     out: dict[str, Any] = {"min_group_images": s.min_group_images}
     for key, groups in (
         ("fitzpatrick", fitz_groups),
@@ -259,7 +259,7 @@ def tendencies_section(
 ) -> dict[str, Any]:
     """Per rater: rate of each class (grade) and explanation minus the panel's on the same images."""
     cases = resampling_groups(m, np.ones(m.image_ids.size, dtype=bool))
-    if m.protocol.value == "quality":
+    if protocols.get(m.protocol).has_classes:
         labels, names = m.classes, list(QUALITY_DECISIONS)
     else:
         scale = read_settings(settings).scale_values
@@ -356,7 +356,15 @@ def add_panel_figures(
     seed: int = DEFAULT_SEED,
 ) -> None:
     """Add fusion, fairness, tendencies (and severity reliability) to an agreement figures body."""
-    if m.protocol.value == "quality" and plurality is not None:
+    protocol = protocols.get(m.protocol)
+    if protocol.answers_are_skin_types:  # the figures are the skin-type section already
+        body["fusion"] = {
+            "method": "median",
+            "method_name": "Median of the skin types, with the votes; two different middle "
+            "answers are a tie, never broken",
+        }
+        return  # no breakdown by skin type of skin-type answers, no class or grade tendencies
+    if protocol.has_classes and plurality is not None:
         ref = reference_fusion(m, settings, plurality)
         apply_reference(body, m, ref, rows)
         body["fusion"] = fusion_section(m, ref, plurality, rows)

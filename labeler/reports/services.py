@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from .. import events, metrics
+from .. import events, metrics, protocols
 from ..allocation.models import ItemStatus, QueueItem
 from ..audit.services import record_event
 from ..auth.models import User
@@ -62,7 +62,7 @@ def golden_panel(session: Session, project: Project) -> GoldenPanel:
         "groups": resampling_groups(m, rows),
         "min_co_labeled": min_pair_images(project.settings or {}),
     }
-    if project.protocol.value == "quality":
+    if protocols.get(project.protocol).has_classes:
         return GoldenPanel(
             class_names=tuple(QUALITY_DECISIONS),
             classes=m.classes[rows],
@@ -110,7 +110,7 @@ def tie_list(
 ) -> list[dict[str, Any]]:
     """Tied images, and images whose adjudication is outdated: votes, tied classes, status, and
     whether a rater flagged the image (unsure, or a note to the leads); flagged_only keeps those."""
-    if project.protocol.value != "quality":
+    if not protocols.get(project.protocol).has_classes:  # ties between classes only
         return []
     m = load_label_matrix(session, project)
     fusion = fuse(m, project.settings or {})
@@ -154,7 +154,7 @@ def adjudicate(
     note: str | None = None,
 ) -> Adjudication:
     """Record a lead's decision for a tied image (one per image; a new decision replaces it, audited)."""
-    if project.protocol.value != "quality":
+    if not protocols.get(project.protocol).has_classes:
         raise ValidationError("only quality projects have class ties to adjudicate")
     image_id = clean_id(image_id, "image_id")
     note = clean_text(note, "the note", max_len=2000, collapse=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from .. import protocols
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
@@ -33,6 +34,7 @@ def dashboard(project_id: int):
     return render_template(
         "reports/dashboard.html",
         project=project,
+        protocol=protocols.get(project.protocol),
         scope=scope,
         figures=project_agreement(db, project, scope, DASHBOARD_RESAMPLES),
         progress=rater_progress(db, project),
