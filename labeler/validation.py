@@ -92,6 +92,15 @@ def clean_int(
     return value
 
 
+def clean_flag(value: Any, what: str, **extra: Any) -> bool | None:
+    """A yes/no filter from a query string: absent or "" -> None (no filter), "1" -> True, "0" -> False."""
+    if value is None or value == "":
+        return None
+    if value in ("1", "0"):
+        return value == "1"
+    raise ValidationError(f"{what} must be 0 or 1", status=400, **extra)
+
+
 def clean_id(value: Any, what: str, **extra: Any) -> int:
     """A database id (1 to 2^31 - 1); larger numbers can name no row and would overflow the column."""
     if value is None:

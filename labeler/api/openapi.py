@@ -482,11 +482,18 @@ GUIDELINE_PATHS: dict[str, dict] = {
     },
 }
 _SCOPE = {"name": "scope", "in": "query", "schema": {"enum": ["all", "golden", "fold", "flagged"]}}
+_ASSISTED = {
+    "name": "assisted",
+    "in": "query",
+    "schema": {"enum": ["0", "1"]},
+    "description": "only labels made without (0) or with (1) the model's suggestion shown "
+    "(pre-labeling); absent: all. The agreement JSON says how many assisted labels it rests on",
+}
 REPORT_PATHS: dict[str, dict] = {
     "/api/v1/projects/{project_id}/agreement": {
         "get": _op(
             "Agreement figures (docs/domain.md section 5) for a scope",
-            params=[_path_id("project_id"), _SCOPE],
+            params=[_path_id("project_id"), _SCOPE, _ASSISTED],
         ),
     },
     "/api/v1/projects/{project_id}/export": {
@@ -498,6 +505,7 @@ REPORT_PATHS: dict[str, dict] = {
                 {"name": "format", "in": "query", "schema": {"enum": ["csv", "jsonl"]}},
                 {"name": "revisions", "in": "query", "schema": {"type": "boolean"}},
                 _FLAGGED,
+                _ASSISTED,
             ],
         ),
     },
@@ -756,6 +764,11 @@ _SETTINGS_BODY = {
                     },
                 },
                 "prescreen_model_id": {"type": ["string", "null"]},
+                "suggestions_model_id": {
+                    "type": ["string", "null"],
+                    "description": "pre-labeling: every rater sees this model's stored suggestions "
+                    "on every item; null: off",
+                },
             },
         },
         "confirm_migration": {

@@ -10,6 +10,7 @@ from ..auth.permissions import role_required
 from ..db import get_session
 from ..reports.http import export_response, managed_project
 from ..reports.services import adjudicate, check_scope, project_agreement, tie_list
+from ..validation import clean_flag
 from .blueprint import bp
 from .params import json_body
 
@@ -18,8 +19,11 @@ from .params import json_body
 @role_required(Role.lead, Role.admin)
 def agreement_api(project_id: int):
     project = managed_project(project_id)
+    assisted = clean_flag(request.args.get("assisted"), "'assisted'", field="assisted")
     return jsonify(
-        project_agreement(get_session(), project, check_scope(request.args.get("scope")))
+        project_agreement(
+            get_session(), project, check_scope(request.args.get("scope")), assisted=assisted
+        )
     )
 
 

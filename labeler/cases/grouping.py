@@ -78,11 +78,11 @@ def collapse_to_cases(m: LabelMatrix) -> tuple[LabelMatrix, list[np.ndarray]]:
 
 
 def load_unit_matrix(
-    session: Session, project: Project
+    session: Session, project: Project, assisted: bool | None = None
 ) -> tuple[LabelMatrix, list[np.ndarray] | None]:
     """The project's labels with one row per unit: per case (with each row's image ids) or per
     image (None)."""
-    m = load_label_matrix(session, project)
+    m = load_label_matrix(session, project, assisted)
     if not per_case(project.protocol, project.settings):
         return m, None
     return collapse_to_cases(m)

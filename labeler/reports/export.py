@@ -77,11 +77,15 @@ def _images(session: Session, project: Project):
 
 
 def fused_records(
-    session: Session, project: Project, *, flagged_only: bool = False
+    session: Session,
+    project: Project,
+    *,
+    flagged_only: bool = False,
+    assisted: bool | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One record per image with the fused values and the votes behind them, and how many raters
     marked it unsure (`unsure_count`). flagged_only: only images a rater flagged (unsure or a note)."""
-    m, members = load_unit_matrix(session, project)  # per case: one row per case
+    m, members = load_unit_matrix(session, project, assisted)  # per case: one row per case
     unsure_count: dict[int, int] = {}
     for _rater, image_id in unsure_by_rater_image(session, project):
         unsure_count[image_id] = unsure_count.get(image_id, 0) + 1
@@ -183,7 +187,12 @@ def fused_records(
 
 
 def raw_records(
-    session: Session, project: Project, *, revisions: bool = False, flagged_only: bool = False
+    session: Session,
+    project: Project,
+    *,
+    revisions: bool = False,
+    flagged_only: bool = False,
+    assisted: bool | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One record per current label (or per revision, oldest first, when revisions=True), with
     `unsure`: the rater's current "unsure" mark on the image. flagged_only: only flagged images."""
@@ -212,11 +221,15 @@ def raw_records(
             User.email,
             *cols,
             src.skin_type,
+            src.assisted,
+            src.suggestion_model_id,
         )
         .join(Image, Image.id == Label.image_id)
         .join(User, User.id == Label.rater_id)
         .where(Label.project_id == project.id)
     )
+    if assisted is not None:  # made with (1) or without (0) the model's suggestion shown
+        stmt = stmt.where(src.assisted.is_(assisted))
     if revisions:
         stmt = stmt.join(LabelRevision, LabelRevision.label_id == Label.id).order_by(
             Label.id, LabelRevision.version
@@ -240,6 +253,8 @@ def raw_records(
         version,
         at,
         skin,
+        shown,
+        suggestion_model,
     ) in session.execute(stmt.execution_options(yield_per=5000)):
         if flagged is not None and image_id not in flagged:
             continue
@@ -260,6 +275,8 @@ def raw_records(
             "grade": grade,
             "time_spent_ms": spent,
             "unsure": (rater_id, image_id) in unsure,
+            "assisted": bool(shown),  # the model's suggestion was shown (pre-labeling)
+            "suggestion_model_id": suggestion_model,
             "at": at.isoformat(),
             **({"skin_type": skin} if with_skin else {}),
             **(case_columns(cases[image_id]) if cases is not None else {}),
@@ -403,13 +420,16 @@ def export_chunks(
     *,
     revisions: bool = False,
     flagged_only: bool = False,
+    assisted: bool | None = None,
 ) -> Iterator[str]:
     """The export as text chunks (streamed by pages, API and CLI alike)."""
     check_export_args(kind, fmt)
     records = (
-        fused_records(session, project, flagged_only=flagged_only)
+        fused_records(session, project, flagged_only=flagged_only, assisted=assisted)
         if kind == "fused"
-        else raw_records(session, project, revisions=revisions, flagged_only=flagged_only)
+        else raw_records(
+            session, project, revisions=revisions, flagged_only=flagged_only, assisted=assisted
+        )
     )
     return serialize(records, fmt)
 

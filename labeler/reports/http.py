@@ -8,6 +8,7 @@ from ..db import get_session
 from ..projects.access import authorized_project
 from ..projects.models import Project
 from ..projects.services import get_project
+from ..validation import clean_flag
 from .export import MEDIA_TYPES, check_export_args, export_chunks, export_disposition
 
 
@@ -24,6 +25,7 @@ def export_response(project: Project) -> Response:
     check_export_args(kind, fmt)
     revisions = request.args.get("revisions") in {"1", "true", "yes"}
     flagged = request.args.get("flagged") in {"1", "true", "yes"}  # only images raters flagged
+    assisted = clean_flag(request.args.get("assisted"), "'assisted'", field="assisted")
     disposition = export_disposition(project, kind, fmt, revisions=revisions)
     project_id = project.id
 
@@ -31,7 +33,13 @@ def export_response(project: Project) -> Response:
         # The request's session is closed once the view returns; the stream reads with its own.
         db = get_session()
         yield from export_chunks(
-            db, get_project(db, project_id), kind, fmt, revisions=revisions, flagged_only=flagged
+            db,
+            get_project(db, project_id),
+            kind,
+            fmt,
+            revisions=revisions,
+            flagged_only=flagged,
+            assisted=assisted,
         )
 
     resp = Response(stream_with_context(generate()), mimetype=MEDIA_TYPES[fmt])

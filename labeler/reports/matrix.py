@@ -65,8 +65,16 @@ class LabelMatrix:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
 
 
-def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
-    """Read every image and current label of a project (two queries, vectorized fill)."""
+def assisted_clause(assisted: bool | None) -> tuple:
+    """WHERE terms keeping only labels made with (True) or without (False) a suggestion; () for all."""
+    return () if assisted is None else (Label.assisted.is_(assisted),)
+
+
+def load_label_matrix(
+    session: Session, project: Project, assisted: bool | None = None
+) -> LabelMatrix:
+    """Read every image and current label of a project (two queries, vectorized fill); ``assisted``
+    keeps only the labels made with (True) or without (False) the model's suggestion shown."""
     meta_rows = session.execute(
         select(Image.id, Image.case_id, Image.fitzpatrick, Image.body_site, Image.meta)
         .where(Image.project_id == project.id)
@@ -81,7 +89,9 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
     )
     rater_ids = np.array(
         session.scalars(
-            select(Label.rater_id).where(Label.project_id == project.id).distinct()
+            select(Label.rater_id)
+            .where(Label.project_id == project.id, *assisted_clause(assisted))
+            .distinct()
         ).all(),
         dtype=np.int64,
     )
@@ -110,7 +120,7 @@ def load_label_matrix(session: Session, project: Project) -> LabelMatrix:
             Label.explanations,
             Label.grade,
         )
-        .where(Label.project_id == project.id)
+        .where(Label.project_id == project.id, *assisted_clause(assisted))
         .execution_options(yield_per=10_000)
     )
     for chunk in result.partitions():  # streamed in chunks: memory stays flat at any project size

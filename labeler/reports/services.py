@@ -24,7 +24,7 @@ from ..protocols.quality import QUALITY_DECISIONS
 from ..validation import clean_id, clean_text
 from .figures import agreement_figures, fuse, min_pair_images
 from .intervals import resampling_groups
-from .matrix import SCOPES, load_label_matrix
+from .matrix import SCOPES, assisted_clause, load_label_matrix
 
 
 def check_scope(scope: str | None) -> str:
@@ -41,16 +41,45 @@ DASHBOARD_RESAMPLES = 1000
 
 
 def project_agreement(
-    session: Session, project: Project, scope: str = "all", resamples: int = DEFAULT_RESAMPLES
+    session: Session,
+    project: Project,
+    scope: str = "all",
+    resamples: int = DEFAULT_RESAMPLES,
+    assisted: bool | None = None,
 ) -> dict[str, Any]:
     """All agreement figures of a project for a scope (all / golden / fold), with intervals;
-    a per-case project counts cases (labeler/cases/grouping.py)."""
-    return agreement_figures(
-        load_unit_matrix(session, project)[0],  # one row per case in a per-case project
+    a per-case project counts cases (labeler/cases/grouping.py). ``assisted``: only the labels
+    made with (True) or without (False) the model's suggestion shown (pre-labeling)."""
+    body = agreement_figures(
+        load_unit_matrix(session, project, assisted)[0],  # one row per case in a per-case project
         project.settings or {},
         check_scope(scope),
         resamples,
     )
+    body["assisted"] = assisted_summary(session, project, assisted)
+    return body
+
+
+def assisted_summary(session: Session, project: Project, assisted: bool | None) -> dict[str, Any]:
+    """How many of the labels behind the figures were made with the model's suggestion shown, and
+    the sentence that says so wherever such figures are shown."""
+    total, with_suggestion = session.execute(
+        select(func.count(Label.id), func.count(Label.id).filter(Label.assisted.is_(True))).where(
+            Label.project_id == project.id, *assisted_clause(assisted)
+        )
+    ).one()
+    note = None
+    if with_suggestion:
+        note = (
+            f"{with_suggestion} of the {total} labels behind these figures were made with the "
+            "model's suggestions shown (pre-labeling)"
+        )
+    return {
+        "filter": None if assisted is None else int(assisted),
+        "labels": int(total),
+        "assisted_labels": int(with_suggestion),
+        "note": note,
+    }
 
 
 def golden_panel(session: Session, project: Project) -> GoldenPanel:

@@ -12,6 +12,7 @@ from ..db import get_session
 from ..errors import LabelerError, on_form_error
 from ..labeling.services import lesion_diagnoses
 from ..protocols.quality import QUALITY_DECISIONS
+from ..validation import clean_flag
 from .http import export_response, managed_project
 from .services import (
     DASHBOARD_RESAMPLES,
@@ -31,12 +32,13 @@ def dashboard(project_id: int):
     db = get_session()
     project = managed_project(project_id)
     scope = check_scope(request.args.get("scope"))
+    assisted = clean_flag(request.args.get("assisted"), "'assisted'", field="assisted")
     return render_template(
         "reports/dashboard.html",
         project=project,
         protocol=protocols.get(project.protocol),
         scope=scope,
-        figures=project_agreement(db, project, scope, DASHBOARD_RESAMPLES),
+        figures=project_agreement(db, project, scope, DASHBOARD_RESAMPLES, assisted),
         progress=rater_progress(db, project),
         ties=len(tie_list(db, project)),
     )
