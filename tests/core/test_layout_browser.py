@@ -15,9 +15,11 @@ from browser_support.fixtures import axe_scan, open_page, sign_in
 from sqlalchemy import select
 
 from labeler.allocation.models import QueueItem
+from labeler.assist.models import JobStatus, Suggestion, SuggestionJob
+from labeler.assist.studies import create_study
 from labeler.auth.models import User
 from labeler.demo import build_demo
-from labeler.images.models import ImportJob, ImportJobStatus
+from labeler.images.models import Image, ImportJob, ImportJobStatus
 from labeler.projects.models import Project
 from labeler.webhooks.models import (
     DeliveryStatus,
@@ -72,6 +74,9 @@ PAGES = {
     "webhooks.deliveries_page": ("lead@demo.test", "/projects/{q}/webhooks/{hook}"),
     "guidelines.edit_page": ("lead@demo.test", "/projects/{s}/guidelines"),
     "flags.flags_page": ("lead@demo.test", "/projects/{q}/flags"),
+    "assist.assist_page": ("lead@demo.test", "/projects/{q}/assist"),
+    "assist.study_report_page": ("lead@demo.test", "/projects/{q}/reader-studies/{study}"),
+    "assist.reading_page": ("rater1@demo.test", "/projects/{q}/reader-study"),
     "guidelines.read_page": ("rater1@demo.test", "/projects/{s}/guidelines/read"),
     "labeling.item_page": ("rater1@demo.test", "/items/{item}"),
     "cases.case_page": ("rater1@demo.test", "/cases/{item}"),
@@ -125,6 +130,29 @@ def test_every_page_is_listed(app):
     listed = set(PAGES) | set(NOT_PAGES) | set(NOT_VISITED)
     assert endpoints - listed == set(), "pages not covered by tests/core/test_layout_browser.py"
     assert listed - endpoints == set(), "listed endpoints the app no longer has"
+
+
+def _demo_assist(s, project_id: int) -> int:
+    """Stored suggestions of a model for every image of the project (as a finished job leaves them),
+    pre-labeling on (the labeling page shows the suggestion) and a reader study; its id."""
+    model_id = "quality-20261130T000000-demo01"
+    images = s.scalars(select(Image.id).where(Image.project_id == project_id).order_by(Image.id))
+    for k, image_id in enumerate(images):
+        issues = [{"name": "blurry", "probability": 0.82}] if k % 4 == 3 else []
+        answer = {"class": "poor_quality" if issues else "lesion", "probability": 0.91}
+        s.add(
+            Suggestion(
+                image_id=image_id,
+                model_id=model_id,
+                project_id=project_id,
+                answer={**answer, "issues": issues},
+            )
+        )
+    s.add(SuggestionJob(project_id=project_id, model_id=model_id, status=JobStatus.succeeded))
+    project = s.get(Project, project_id)
+    project.settings = {**(project.settings or {}), "suggestions_model_id": model_id}
+    s.flush()
+    return create_study(s, None, project, model_id=model_id, washout_days=14, seed=1).id
 
 
 def _demo_webhook(s, project_id: int) -> int:
@@ -210,6 +238,7 @@ def demo_ids(live_server):
             "item": item.public_id,
             "job": job.id,
             "hook": _demo_webhook(s, projects["quality"]),
+            "study": _demo_assist(s, projects["quality"]),
         }
 
 
