@@ -100,6 +100,8 @@ def with_defaults(protocol: Any, settings: Mapping[str, Any] | None) -> dict[str
     out = {**default_settings(protocol), **stored}
     for section in ("fusion", "agreement", "queue", "cases"):
         out[section] = {**default_settings(protocol)[section], **(stored.get(section) or {})}
+    if skin_type_question.can_ask(protocol):
+        out.setdefault(skin_type_question.SETTING, False)
     return out
 
 

@@ -97,7 +97,7 @@ def test_settings_api_turns_the_question_on_and_refuses_bad_values(
     url = f"/api/v1/projects/{project.id}"
     headers = {"X-CSRFToken": client.csrf}
     got = client.get(f"/api/v1/projects/{project.id}").json
-    assert got["settings"].get("ask_skin_type", False) is False
+    assert got["settings"]["ask_skin_type"] is False  # the default, shown
     resp = client.patch(url, json={"settings": {"ask_skin_type": "yes"}}, headers=headers)
     assert resp.status_code == 422 and "true or false" in resp.json["error"]["message"]
     resp = client.patch(url, json={"settings": {"ask_skin_type": True}}, headers=headers)
