@@ -13,21 +13,34 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..allocation.models import ItemStatus, QueueItem
 from ..allocation.queue import item_and_project, lock_project_queues
 from ..auth.models import User
-from ..errors import Conflict, ValidationError
+from ..errors import Conflict, NotFound, ValidationError
 from ..images.models import Image
-from ..labeling.services import current_label, label_dict, skip_item, submit_label
+from ..labeling.models import Label
+from ..labeling.services import label_dict, skip_item, submit_label
 from ..projects.models import Project
-from .queue import case_for_rater, case_progress, following_case
+from .queue import case_for_rater, case_of, case_progress, following_case
 from .units import per_case, shown_columns
 
 Rows = list[tuple[QueueItem, Image]]
 LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade")
 MAX_PHOTOS_KEYED = 9  # photos 1-9 have a key on the case page; a larger case still shows them all
+
+
+def labels_of(session: Session, rater: User, rows: Rows) -> dict[int, Label]:
+    """The rater's current labels of the case's photos, by image id (one query)."""
+    ids = [i.image_id for i, _img in rows]
+    return {
+        label.image_id: label
+        for label in session.scalars(
+            select(Label).where(Label.rater_id == rater.id, Label.image_id.in_(ids))
+        )
+    }
 
 
 def case_status(rows: Rows) -> str:
@@ -63,8 +76,9 @@ def case_json(
     columns = shown_columns(project.settings)
     photos = []
     labels = []
+    saved = labels_of(session, rater, rows)
     for item, image in rows:
-        label = current_label(session, rater, item)
+        label = saved.get(item.image_id)
         labels.append(label)
         photos.append(
             {
@@ -133,7 +147,7 @@ def submit_case(
     recognised photo by photo (labeling.services.submit_label) and change nothing.
     """
     seen = _seen_items(body.get("items"))
-    _item, project = item_and_project(session, rater, public_id)
+    item, project = item_and_project(session, rater, public_id)
     unit_case = per_case(project.protocol, project.settings)
     if unit_case and "answers" in body:
         raise ValidationError(
@@ -146,7 +160,13 @@ def submit_case(
         )
     # under the project's queue lock (shared): no rebalance moves a photo until this commits
     lock_project_queues(session, project.id)
-    rows = case_for_rater(session, rater, public_id, fresh=True)
+    rows = case_of(session, rater, item, fresh=True)
+    if not rows:
+        raise NotFound(
+            "this case is no longer in your queue (the project's allocation changed); nothing "
+            "was saved",
+            code="item_moved",
+        )
     current = [i.public_id for i, _img in rows]
     if sorted(current) != sorted(set(seen)) or len(seen) != len(current):
         raise Conflict(
@@ -159,7 +179,8 @@ def submit_case(
     if unit_case:
         answer = _answer_fields(body.get("answer"), "answer")
         base = _base_version(body.get("base_version"), "base_version")
-        versions = {i.id: (current_label(session, rater, i) or None) for i, _img in rows}
+        saved = labels_of(session, rater, rows)
+        versions = {i.id: saved.get(i.image_id) for i, _img in rows}
         case_version = max((lbl.version for lbl in versions.values() if lbl), default=0)
         if (base or 0) != case_version and not _is_retry(versions, common["submission_id"]):
             raise Conflict(

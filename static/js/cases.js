@@ -345,10 +345,10 @@ async function submit() {
   }
   cur.progress = res.body.case.progress;
   setStatus("Saved.");
-  await next(t0);
+  await next(t0, performance.now() - t0);
 }
 
-async function next(t0) {
+async function next(t0, saved = 0) {
   const ref = cur.next;
   if (!ref) { $("all-done").hidden = false; renderContext(); setStatus("Saved. Your queue is complete."); return; }
   prefetch(ref);
@@ -356,7 +356,7 @@ async function next(t0) {
   try { entry = await cache.get(ref); } catch (err) { setError(`Could not open the next case: ${err.message}`); return; }
   cache.delete(ref);
   await show(entry);
-  requestAnimationFrame(() => setTimeout(() => timings.push({ painted: performance.now() - t0 }), 0));
+  requestAnimationFrame(() => setTimeout(() => timings.push({ saved, painted: performance.now() - t0 }), 0));
   refresh();
 }
 
