@@ -3,21 +3,24 @@ onnxruntime-web in the page (camera replaced by files through set_input_files).
 
 A 3-photo case is checked (a blurred photo flagged in words, retaken), accepted and uploaded as one
 case; nothing is posted before the user presses Upload; the page keeps working, and says why, when
-the project has no model or the model cannot be loaded; the lead's upload page warns per file.
+the project has no model or the model cannot be loaded; the lead's upload page warns per file; a
+photo taken with the camera (getUserMedia fed from a file) is checked and uploaded.
 """
 # ruff: noqa: F811  (fixtures imported from capture_fixtures are used as arguments)
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from browser_support.fixtures import axe_scan, sign_in
+from browser_support.fixtures import CHROMIUM, CHROMIUM_ARGS, axe_scan, sign_in
 from browser_support.live import serve
 from capture_fixtures import ml_root, quality_model, skin_photo, trained_run  # noqa: F401
+from PIL import Image as PILImage
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -226,3 +229,56 @@ def test_the_upload_page_warns_before_upload(browser_page, server, photos):
     page.get_by_role("button", name="Upload", exact=True).click()  # the lead decides: both go
     page.wait_for_load_state()
     expect(page.locator("#summary")).to_contain_text("2 imported")
+
+
+@pytest.fixture()
+def camera_browser(chromium_browser, tmp_path):
+    """A second Chromium whose camera is a file (a plain JPEG named .mjpeg is a fake video stream)."""
+    frame = tmp_path / "camera.mjpeg"
+    still = PILImage.open(io.BytesIO(skin_photo(2))).resize((1280, 960))
+    still.save(frame, "JPEG", quality=92)
+    browser = chromium_browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={frame}",
+        ],
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+def test_a_photo_taken_with_the_camera_is_checked_and_uploaded(camera_browser, server):
+    context = camera_browser.new_context(viewport={"width": 1000, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        sign_in(page, server, LEAD)
+        pid = server.ids["with"]
+        page.goto(f"{server.url}/projects/{pid}/capture")
+        expect(page.locator("#check-status")).to_have_attribute(
+            "data-state", "ready", timeout=LOAD_MS
+        )
+        page.get_by_role("button", name="Use the camera").click()
+        expect(page.locator("#camera")).to_be_visible()
+        page.wait_for_function("() => document.getElementById('camera-video').videoWidth > 0")
+        page.get_by_role("button", name="Take photo").click()
+        verdict = page.locator("#photos li.photo .verdict")
+        expect(verdict).to_have_attribute("data-verdict", DONE, timeout=30_000)
+        page.get_by_role("button", name="Close the camera").click()
+        expect(page.locator("#camera")).to_be_hidden()
+        if verdict.get_attribute("data-verdict") == "warn":
+            page.check("#accept-warnings")
+        page.click("#upload")
+        expect(page.locator("#result-line")).to_contain_text("1 imported")
+    finally:
+        context.close()
+    assert not errors
+    with server.session() as s:
+        row = s.scalars(select(Image).where(Image.project_id == pid)).one()
+        assert (row.filename, row.width, row.height) == ("camera-1.jpg", 1280, 960)
