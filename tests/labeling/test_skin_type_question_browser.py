@@ -133,3 +133,6 @@ def test_the_question_at_390_px_is_accessible(axe_page, live_server, queue):
     page.keyboard.press("Shift+Digit2")
     assert page.is_checked("#skin-type-2")
     assert axe_scan(page) == []
+    page.set_viewport_size({"width": 2560, "height": 1440})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 2560
+    assert page.locator("#skin-type-6").is_visible() and page.locator("#skin-type-0").is_visible()
