@@ -367,3 +367,16 @@ def study_dict(study: ReaderStudy) -> dict[str, Any]:
         "created_at": study.created_at.isoformat(),
         "closed_at": study.closed_at.isoformat() if study.closed_at else None,
     }
+
+
+def studies_in_progress(session: Session, project_ids: list[int]) -> set[int]:
+    """Which of these projects have a reader study in progress (one query; the rater's home page)."""
+    if not project_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(ReaderStudy.project_id).where(
+                ReaderStudy.project_id.in_(project_ids), ReaderStudy.closed_at.is_(None)
+            )
+        )
+    )

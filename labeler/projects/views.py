@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from .. import protocols
 from ..allocation.queue import queue_progress
 from ..allocation.views import item_url
+from ..assist.studies import studies_in_progress
 from ..auth.models import Role
 from ..auth.permissions import require, role_required, signed_in
 from ..db import get_session
@@ -36,6 +37,7 @@ def home():
         projects=visible_projects(db, current_user),
         queues=queues,
         continue_urls=continue_urls,
+        studies=studies_in_progress(db, list(queues)),  # projects with a reader study to read
     )
 
 
