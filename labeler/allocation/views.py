@@ -13,6 +13,7 @@ from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import ValidationError, on_form_error
 from ..projects.access import authorized_project, can_allocate
+from ..projects.members import member_raters
 from ..validation import DB_INT_MAX, clean_int
 from . import services
 
@@ -69,7 +70,7 @@ def _page(project, *, preview=None, params=None, error=None, status=200, change=
         "allocation/allocation_page.html",
         project=project,
         summary=services.summary(db, project),
-        candidates=services.rater_candidates(db),
+        candidates=member_raters(db, project),
         preview=preview,
         params=params or {},
         error=error,

@@ -90,6 +90,23 @@ def list_members(session: Session, project: Project) -> list[Member]:
     return list(members.values())
 
 
+def member_raters(session: Session, project: Project) -> list[User]:
+    """The project's raters (members with the rater role, active accounts), by e-mail: whom the
+    allocation page offers."""
+    return list(
+        session.scalars(
+            select(User)
+            .join(ProjectMember, ProjectMember.user_id == User.id)
+            .where(
+                ProjectMember.project_id == project.id,
+                ProjectMember.role == MemberRole.rater,
+                User.active.is_(True),
+            )
+            .order_by(User.email)
+        )
+    )
+
+
 def _has_queue(session: Session, project: Project, user: User) -> bool:
     return (
         session.scalar(

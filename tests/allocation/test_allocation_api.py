@@ -203,11 +203,16 @@ def test_add_and_remove_rater_through_the_api(db, world, client_for):
 
 def test_allocation_page_preview_then_commit_then_add_and_remove(db, world, client_for):
     team, raters, _ = world
+    outsider = team.raters(1)[0]  # a rater account that is not a member of this project
+    for r in raters:
+        add_member(db, None, team.project, r, MemberRole.rater)
+    db.commit()
     c = client_for(team.lead)
     page = c.get(f"/projects/{team.project.id}/allocation")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert all(r.email in html for r in raters) and 'name="csrf_token"' in html
+    assert outsider.email not in html  # the page offers the project's raters only
     assert f"/projects/{team.project.id}/allocation" in c.get(
         f"/projects/{team.project.id}"
     ).get_data(as_text=True)
