@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session
 
 from .allocation.models import Allocation, ItemStatus, QueueItem
 from .db import utcnow
+from .labeling.models import Adjudication
 from .projects.models import Project
+from .training.models import TrainingRun
 from .webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 # event name -> what it means (the page's checkboxes, the OpenAPI enum, the README)
@@ -151,8 +153,8 @@ def allocation_changed(
     emit(session, "allocation.changed", pid, payload)
 
 
-def training_run_finished(session: Session, run: Any) -> None:
-    """A training run ended: succeeded, failed or cancelled (`run`: a TrainingRun)."""
+def training_run_finished(session: Session, run: TrainingRun) -> None:
+    """A training run ended: succeeded, failed or cancelled."""
     emit(
         session,
         "training_run.finished",
@@ -166,8 +168,8 @@ def training_run_finished(session: Session, run: Any) -> None:
     )
 
 
-def tie_adjudicated(session: Session, adjudication: Any, replaced: bool) -> None:
-    """A lead decided a tied image (`adjudication`: an Adjudication); `replaced`: it had a decision."""
+def tie_adjudicated(session: Session, adjudication: Adjudication, replaced: bool) -> None:
+    """A lead decided a tied image; `replaced`: it had a decision before."""
     emit(
         session,
         "tie.adjudicated",

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from ..db import utcnow
@@ -116,10 +117,11 @@ def post(target: Target, body: bytes, headers: Mapping[str, str], timeout: float
     raise error or OSError("no address to connect to")
 
 
-def _claim(factory: sessionmaker, delivery_id: int, lease_s: float) -> bool:
+def _claim(factory: sessionmaker, delivery_id: int, lease_s: float) -> int | None:
+    """Take the delivery's next attempt if it is due; its attempt number, or None."""
     now = utcnow()
     with factory() as s:
-        claimed = s.execute(
+        number = s.execute(
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.id == delivery_id,
@@ -131,9 +133,10 @@ def _claim(factory: sessionmaker, delivery_id: int, lease_s: float) -> bool:
                 last_attempt_at=now,
                 next_attempt_at=now + timedelta(seconds=lease_s),
             )
-        ).rowcount
+            .returning(WebhookDelivery.attempts)
+        ).scalar()
         s.commit()
-    return bool(claimed)
+    return number
 
 
 @dataclass(frozen=True)
@@ -146,18 +149,16 @@ def deliver_once(factory: sessionmaker, config: Mapping[str, Any], delivery_id: 
     """Send one attempt of a due delivery and record it in the delivery log."""
     opts = settings(config)
     # the lease: longer than the attempt can take (the timeout applies per connect and per read)
-    if not _claim(factory, delivery_id, lease_s=4 * opts["timeout"] + 30):
+    number = _claim(factory, delivery_id, lease_s=4 * opts["timeout"] + 30)
+    if number is None:
         return Outcome(sent=False)
     with factory() as s:
         delivery = s.get(WebhookDelivery, delivery_id)
+        if delivery is None:  # its endpoint was removed since the claim (the deliveries go with it)
+            return Outcome(sent=False)
         endpoint = s.get(WebhookEndpoint, delivery.endpoint_id)
         event = s.get(WebhookEvent, delivery.event_id)
-        number, url, secret, active = (
-            delivery.attempts,
-            endpoint.url,
-            endpoint.secret,
-            endpoint.active,
-        )
+        url, secret, active = endpoint.url, endpoint.secret, endpoint.active
         limit = delivery.attempt_limit or opts["max_attempts"]
         msg_id, body = event.msg_id, event_body(event)
     started, clock = utcnow(), time.monotonic()
@@ -191,32 +192,38 @@ def deliver_once(factory: sessionmaker, config: Mapping[str, Any], delivery_id: 
     duration = int((time.monotonic() - clock) * 1000)
     retry_in = None if ok or number >= limit or not active else backoff_s(number, opts["base"])
     now = utcnow()
-    with factory() as s:
-        s.add(
-            WebhookAttempt(
-                delivery_id=delivery_id,
-                number=number,
-                started_at=started,
-                duration_ms=duration,
-                status_code=code,
-                error=error[:500] if error else None,
-                ok=ok,
+    try:
+        with factory() as s:
+            s.add(
+                WebhookAttempt(
+                    delivery_id=delivery_id,
+                    number=number,
+                    started_at=started,
+                    duration_ms=duration,
+                    status_code=code,
+                    error=error[:500] if error else None,
+                    ok=ok,
+                )
             )
-        )
-        values: dict[str, Any] = {
-            "last_status_code": code,
-            "last_error": error[:500] if error else None,
-        }
-        if retry_in is None:
-            values.update(
-                status=DeliveryStatus.succeeded if ok else DeliveryStatus.failed,
-                next_attempt_at=None,
-                finished_at=now,
+            values: dict[str, Any] = {
+                "last_status_code": code,
+                "last_error": error[:500] if error else None,
+            }
+            if retry_in is None:
+                values.update(
+                    status=DeliveryStatus.succeeded if ok else DeliveryStatus.failed,
+                    next_attempt_at=None,
+                    finished_at=now,
+                )
+            else:
+                values["next_attempt_at"] = now + timedelta(seconds=retry_in)
+            s.execute(
+                update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values)
             )
-        else:
-            values["next_attempt_at"] = now + timedelta(seconds=retry_in)
-        s.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
-        s.commit()
+            s.commit()
+    except IntegrityError:  # the endpoint, and this delivery with it, was removed meanwhile
+        log.info("webhook delivery %s was removed during its attempt %s", delivery_id, number)
+        return Outcome(sent=True)
     log.info(
         "webhook delivery %s attempt %s: %s%s",
         delivery_id,

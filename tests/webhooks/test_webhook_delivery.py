@@ -195,3 +195,47 @@ def test_the_body_is_the_event_envelope(
     body = json.loads(receiver.requests[0]["body"])
     assert set(body) == {"type", "timestamp", "data"}
     assert body["data"] == {"project_id": project.id, "version": 2, "project": {"items_done": 1}}
+
+
+def test_an_attempt_is_claimed_once_and_a_removed_endpoint_ends_it_quietly(
+    app, db, make_user, make_project, endpoint_factory, receiver, monkeypatch
+):
+    from labeler.webhooks import delivery as delivery_module
+
+    project, endpoint, _secret = _setup(
+        db, make_user, make_project, endpoint_factory, receiver.url()
+    )
+    emit(db, "label.submitted", project.id, {"version": 1})
+    db.flush()
+    factory = app.extensions["labeler_db"].session_factory
+    delivery_id = _delivery(db, endpoint).id
+    # two senders racing for the same due attempt: one gets attempt 1, the other nothing
+    assert delivery_module._claim(factory, delivery_id, lease_s=60) == 1
+    assert delivery_module._claim(factory, delivery_id, lease_s=60) is None
+    assert delivery_module.deliver_once(factory, app.config, delivery_id).sent is False
+    # due again (the lease ended); the lead removes the webhook while the attempt is on the wire
+    db.execute(
+        WebhookDelivery.__table__.update()
+        .where(WebhookDelivery.id == delivery_id)
+        .values(next_attempt_at=WebhookDelivery.created_at)
+    )
+    real_post = delivery_module.post
+
+    def post_then_remove(*args, **kwargs):
+        code = real_post(*args, **kwargs)
+        with factory() as s:
+            s.delete(s.get(type(endpoint), endpoint.id))
+            s.commit()
+        return code
+
+    monkeypatch.setattr(delivery_module, "post", post_then_remove)
+    outcome = delivery_module.deliver_once(factory, app.config, delivery_id)
+    assert outcome.sent is True and outcome.retry_in is None
+    assert len(receiver.requests) == 1
+    db.expire_all()
+    assert db.get(WebhookDelivery, delivery_id) is None
+    # its log went with it (the attempt's row was refused, not left pointing at nothing)
+    assert (
+        db.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)).all()
+        == []
+    )
