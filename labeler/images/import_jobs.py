@@ -112,6 +112,9 @@ def queue_import_job(
     except BaseException:
         _delete_uploads(storage, uploads)
         raise
+    finally:
+        for _name, stream in files:  # the request's spooled copies: the store has them now
+            stream.close()
     job = ImportJob(
         project_id=project.id,
         created_by_id=actor.id if actor else None,
@@ -456,9 +459,39 @@ def reap_dead_jobs(
     return reaped
 
 
+_NUDGED: dict[int, float] = {}  # job id -> when this process last asked a worker to record it
+NUDGE_EVERY_S = 10.0
+
+
+def nudge_dead_job(config: Mapping[str, Any], job: ImportJob) -> bool:
+    """Ask a worker to record a dead job (the job's task again: finding it dead, the worker records
+    it failed and removes its orphan files), at most every NUDGE_EVERY_S per job and process. So a
+    job whose whole worker was killed is cleaned up while its lead watches it, not hours later when
+    the broker hands its message out again. Writes nothing here."""
+    now = time.monotonic()
+    if now - _NUDGED.get(job.id, -NUDGE_EVERY_S) < NUDGE_EVERY_S:
+        return False
+    _NUDGED[job.id] = now
+    try:
+        if broker_url(config):
+            send_import(config, job.id)
+        elif local_mode(config) == "process":
+            log_path = Path(config.get("INSTANCE_PATH") or ".") / "jobs" / f"import-{job.id}.log"
+            spawn("labeler.jobs.local", ["import", str(job.id)], config, log_path)
+        else:
+            return False
+    except Exception:  # the next reader, upload or `labeler images recover` tries again
+        log.exception("import job %s: no worker asked to record it", job.id)
+        return False
+    return True
+
+
 def job_json(job: ImportJob, config: Mapping[str, Any]) -> dict[str, Any]:
-    """What the page and the API show of a job (a dead worker's job reads failed at once)."""
+    """What the page and the API show of a job. A dead worker's job reads failed at once, and a
+    worker is asked to record it (nudge_dead_job); this reads only."""
     dead = dead_job_error(job, config)
+    if dead:
+        nudge_dead_job(config, job)
     status = ImportJobStatus.failed if dead else job.status
     return {
         "id": job.id,

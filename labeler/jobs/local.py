@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_app()
     with app.app_context():
-        factory = database(app).session_factory
+        # on SQLite the import's transactions take the write lock up front (read-then-write)
+        factory = database(app).write_session_factory
         storage = app.extensions["labeler_storage"]
         if args[0] == "import":
             job = execute_import_job(factory, app.config, storage, int(args[1]))

@@ -103,7 +103,7 @@ def import_job(job_id: int) -> dict[str, Any]:
     with application.app_context():
         wait = float(application.config.get("ML_HEARTBEAT_TIMEOUT_S") or 60) + 5
         job = execute_import_job(
-            database(application).session_factory,
+            database(application).write_session_factory,  # SQLite: the write lock up front
             application.config,
             application.extensions["labeler_storage"],
             int(job_id),
