@@ -39,7 +39,35 @@ DEMO_USERS = [
     ("rater4@demo.test", "Dr. Rhea Rater", {Role.rater}),
 ]
 RATERS = ("rater1@demo.test", "rater2@demo.test", "rater3@demo.test", "rater4@demo.test")
-PROJECTS = (("Demo: image quality", "quality"), ("Demo: acne severity", "severity"))
+
+
+@dataclass(frozen=True)
+class DemoProject:
+    """One demo project: its protocol, its generated images and how the panel answers them."""
+
+    name: str
+    protocol: str
+    specs: Callable[[int], list[DemoImage]]  # count -> the seeded generated images
+    answer: Callable[[np.random.Generator, DemoImage, RaterStyle], dict]
+    answer_seed: int
+
+
+PROJECTS = (
+    DemoProject(
+        "Demo: image quality",
+        "quality",
+        lambda count: quality_specs(count, seed=7),
+        lambda rng, spec, style: quality_answer(rng, spec, style),
+        11,
+    ),
+    DemoProject(
+        "Demo: acne severity",
+        "severity",
+        lambda count: severity_specs(count, seed=8),
+        lambda rng, spec, style: severity_answer(rng, spec, style),
+        12,
+    ),
+)
 DEFAULT_IMAGES = 120
 GOLDEN_SHARE = 0.25  # of each project's images, labeled by every rater
 
@@ -80,13 +108,6 @@ class MemorySource:
         return self.data
 
 
-def demo_specs(protocol: str, count: int) -> list[DemoImage]:
-    """The generated images of one demo project (seeded: the same every time)."""
-    if protocol == "quality":
-        return quality_specs(count, seed=7)
-    return severity_specs(count, seed=8)
-
-
 def build_demo(
     session: Session, storage: Storage, count: int, *, checkpoint: Callable[[], None]
 ) -> list[str]:
@@ -98,13 +119,13 @@ def build_demo(
         users[email] = user
     lead = users["lead@demo.test"]
     raters = [users[e] for e in RATERS]
-    for name, protocol in PROJECTS:
-        project = session.query(Project).filter_by(name=name).one_or_none()
+    for demo in PROJECTS:
+        project = session.query(Project).filter_by(name=demo.name).one_or_none()
         if project is None:
-            project = create_project(session, lead, name, protocol)
+            project = create_project(session, lead, demo.name, demo.protocol)
         for rater in raters:
             add_member(session, None, project, rater, MemberRole.rater)
-        specs = demo_specs(protocol, count)
+        specs = demo.specs(count)
         summary = import_images(
             session,
             None,
@@ -127,8 +148,8 @@ def build_demo(
                 seed=1,
             )
             by_name = {s.filename: s for s in specs}
-            rng = np.random.default_rng(11 if protocol == "quality" else 12)
-            labeled = prelabel(session, project, users, by_name, rng)
+            rng = np.random.default_rng(demo.answer_seed)
+            labeled = prelabel(session, project, users, by_name, rng, demo.answer)
             lines.append(
                 f"  allocated to {len(raters)} raters (overlap 2, golden set labeled by all); "
                 f"{labeled} labels pre-filled by "
@@ -146,6 +167,7 @@ def prelabel(
     users: dict,
     specs: dict[str, DemoImage],
     rng: np.random.Generator,
+    answer_of: Callable[[np.random.Generator, DemoImage, RaterStyle], dict],
 ) -> int:
     """Label the whole queue of each panel rater, answering from each image's truth in their style."""
     count = 0
@@ -158,11 +180,7 @@ def prelabel(
         ).all()
         for item in items:
             spec = specs[session.get(Image, item.image_id).filename]
-            answer = (
-                quality_answer(rng, spec, style)
-                if project.protocol.value == "quality"
-                else severity_answer(rng, spec, style)
-            )
+            answer = answer_of(rng, spec, style)
             submit_label(
                 session,
                 rater,

@@ -160,6 +160,7 @@ def _reading_page(project: Project, error: str | None = None, status: int = 200)
         reading=reading_json(db, reading, study, state) if reading else None,
         image_url=url_for("api.reading_image", reading_id=reading.public_id) if reading else None,
         spec=protocols.form_spec(project.protocol, project.settings),
+        protocol=protocols.get(project.protocol),
         error=error,
     ), status
 

@@ -1,9 +1,9 @@
 """What one answer labels in a project: a photo or a whole case (docs/domain.md section 11).
 
-Pure. The one place outside the protocol registry that knows which protocols may answer per case:
-quality judges each photo on its own (one photo can be blurry while the next is sharp), while a
-severity grade or a skin type describes the patient, so those may be given once for the case.
-When the registry (labeler/protocols/) declares this per protocol, ``allows_per_case`` asks it.
+Pure. Which protocols may answer per case is the protocol's own declaration (``per_case`` in
+labeler/protocols/): quality judges each photo on its own (one photo can be blurry while the next is
+sharp), while a severity grade or a skin type describes the patient, so those may be given once for
+the case.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# the protocols whose answer describes the patient rather than the photo
-_PER_CASE_PROTOCOLS = frozenset({"severity", "skin_type"})
+from .. import protocols
 
 
 def allows_per_case(protocol: Any) -> bool:
     """True when the protocol's answer may be given once for all photos of a case."""
-    return getattr(protocol, "value", protocol) in _PER_CASE_PROTOCOLS
+    return protocols.get(protocol).per_case
 
 
 def case_view(settings: Mapping[str, Any] | None) -> bool:

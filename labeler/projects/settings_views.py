@@ -7,16 +7,17 @@ from typing import Any
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from .. import protocols
 from ..auth.models import Role
-from ..cases.units import unit_choices
 from ..auth.permissions import role_required
+from ..cases.units import unit_choices
 from ..db import get_session
 from ..errors import ValidationError, on_form_error
 from ..protocols import skin_type_question
 from ..protocols.severity import SCALE_SIZE, parse_number, show_number
 from ..training.services import project_models
 from .access import authorized_project
-from .models import Project, Protocol
+from .models import Project
 from .services import grades_in_use, label_counts, update_settings
 from .settings import (
     FUSION_METHOD_NAMES,
@@ -34,10 +35,12 @@ def _project(project_id: int) -> Project:
 
 
 def _models(project: Project) -> list[dict[str, Any]]:
-    if project.protocol is not Protocol.quality:
+    protocol = protocols.get(project.protocol)
+    if "prescreen_model_id" not in protocol.settings_keys:  # only a protocol with a prescreen
         return []
     config = current_app.config
-    return [m for m in project_models(get_session(), config, project) if m["kind"] == "quality"]
+    models = project_models(get_session(), config, project)
+    return [m for m in models if m["kind"] == protocol.model_kind]
 
 
 def _shown(project: Project, form) -> dict[str, Any]:
@@ -92,6 +95,7 @@ def _page(project: Project, *, error=None, status=200, form=None):
     return render_template(
         "projects/settings_page.html",
         project=project,
+        protocol=protocols.get(project.protocol),
         v=_shown(project, form),
         labels=label_counts(db, project)[0],
         grades=[show_number(g) for g in grades_in_use(db, project)],
@@ -148,12 +152,13 @@ def _changes_from_form(project: Project) -> tuple[dict[str, Any], Any]:
     if "skin_type_question_shown" in form:  # an unticked box sends nothing: off
         changes[skin_type_question.SETTING] = form.get("ask_skin_type") == "1"
     mapping = None
-    if project.protocol is Protocol.quality:
+    protocol = protocols.get(project.protocol)
+    if protocol.has_classes:  # ties between classes, and the prescreen
         fusion["tie_policy"] = form.get("tie_policy", "")
         if fusion["tie_policy"] == "precedence":
             fusion["precedence"] = form.getlist("precedence")
         changes["prescreen_model_id"] = form.get("prescreen_model_id") or None
-    else:
+    elif "scale" in protocol.settings_keys:  # a scale the lead edits (severity)
         changes["scale"] = _scale_from_form()
         changes["allow_non_graded"] = form.get("allow_non_graded") == "1"
         old, new = form.getlist("map_old"), form.getlist("map_new")

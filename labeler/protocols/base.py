@@ -91,6 +91,8 @@ class ProtocolSpec:
     agreement: ClassVar[tuple[str, ...]] = ()  # the agreement figures that apply, in words
     model_kind: ClassVar[str | None] = None  # the bundled model trained on it; None: no model
     decisions: ClassVar[tuple[str, ...]] = ()  # every stored decision value
+    per_case: ClassVar[bool] = False  # may be answered once per case (the answer is the patient's)
+    asks_skin_type_question: ClassVar[bool] = False  # may add the skin-type second question
     answers_are_skin_types: ClassVar[bool] = False  # the answer is a Fitzpatrick type (reports)
     non_graded: ClassVar[tuple[str, ...]] = ()  # decisions that carry no grade (scale protocols)
     settings_keys: ClassVar[frozenset[str]] = frozenset()  # top-level settings it owns

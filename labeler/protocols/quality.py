@@ -70,6 +70,7 @@ class QualityProtocol(ProtocolSpec):
     )
     model_kind = "quality"
     decisions = QUALITY_DECISIONS
+    asks_skin_type_question = True
     settings_keys = frozenset({"prescreen_model_id"})
     explanation_owner = POOR_QUALITY
 

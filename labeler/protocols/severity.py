@@ -163,6 +163,8 @@ class SeverityProtocol(ProtocolSpec):
     )
     model_kind = "severity"
     decisions = SEVERITY_DECISIONS
+    per_case = True
+    asks_skin_type_question = True
     non_graded = NON_GRADED
     settings_keys = frozenset({"scale", "allow_non_graded"})
     explanation_owner = CANNOT_ASSESS

@@ -121,6 +121,7 @@ class SkinTypeProtocol(ProtocolSpec):
         "per-rater mean absolute deviation from the golden consensus",
     )
     decisions = DECISIONS
+    per_case = True
     answers_are_skin_types = True
     non_graded = (CANNOT_ASSESS,)
     model_kind = None  # no bundled model: the fused type feeds the fairness breakdowns

@@ -15,17 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ValidationError
+from . import get
 from .skin_type import CANNOT_ASSESS_CODE, CANNOT_ASSESS_NAME, ROMAN, SKIN_TYPES, clean_skin_type
 
 SETTING = "ask_skin_type"  # the project setting (bool)
 FIELD = "skin_type"  # the submission's and the label's field
-# the main protocols that may carry the second question (the skin-type protocol asks it already)
-ASKED_BY = ("quality", "severity")
 
 
 def can_ask(protocol: Any) -> bool:
-    """Whether a project of this protocol may turn the second question on."""
-    return getattr(protocol, "value", protocol) in ASKED_BY
+    """Whether a project of this protocol may turn the second question on (quality and severity;
+    the skin-type protocol asks it already): the protocol's asks_skin_type_question."""
+    return get(protocol).asks_skin_type_question
 
 
 def clean_answer(asked: bool, value: Any) -> int | None:

@@ -21,7 +21,7 @@ from ..projects.services import find_project
 from ..projects.settings import read_settings
 from ..reports.export import training_manifest
 from .model_store import for_manifest, is_shared, model_folder, publish_model
-from .models import RunStatus, TrainingRun
+from .models import ModelKind, RunStatus, TrainingRun
 from .prescreen import loaded_model
 from .processes import mark_dead_runs
 from .services import (
@@ -40,9 +40,9 @@ ml_cli = AppGroup("ml", help="Quality and severity models: train, evaluate, pred
 @click.argument("project")
 @click.option(
     "--kind",
-    type=click.Choice(["quality", "severity"]),
+    type=click.Choice([k.value for k in ModelKind]),
     default=None,
-    help="Model kind (default: the project's protocol).",
+    help="Model kind (default: the model of the project's protocol).",
 )
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 @click.option(

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import protocols
 from ..audit.services import record_event
 from ..auth.models import User
 from ..errors import Conflict, NotFound, ValidationError
@@ -40,14 +41,21 @@ def start_run(
     epochs: Any = None,
 ) -> TrainingRun:
     """Queue a training run of the project's model kind (one run in flight per project)."""
+    protocol = protocols.get(project.protocol)
+    kinds = " or ".join(f"'{k.value}'" for k in ModelKind)
     if kind is not None and not isinstance(kind, str):
-        raise ValidationError("kind must be 'quality' or 'severity'")
-    kind = (kind or project.protocol.value).strip().lower()
-    if kind not in {k.value for k in ModelKind}:
-        raise ValidationError("kind must be 'quality' or 'severity'")
-    if kind != project.protocol.value:
+        raise ValidationError(f"kind must be {kinds}")
+    if protocol.model_kind is None:
         raise ValidationError(
-            f"a {project.protocol.value} project trains {project.protocol.value} models, "
+            f"{protocol.title} projects have no bundled model to train: their fused answers "
+            "feed the exports and the fairness breakdowns"
+        )
+    kind = (kind or protocol.model_kind).strip().lower()
+    if kind not in {k.value for k in ModelKind}:
+        raise ValidationError(f"kind must be {kinds}")
+    if kind != protocol.model_kind:
+        raise ValidationError(
+            f"a {protocol.title.lower()} project trains {protocol.model_kind} models, "
             f"not {kind} models"
         )
     seed = clean_int(seed, "seed", lo=0, hi=MAX_SEED, default=0, from_text=True)
@@ -120,7 +128,7 @@ def rater_figures(session: Session, project: Project) -> dict[str, Any] | None:
     "panel" holds their golden labels, for the paired bootstrap of the model against them.
     """
     figures = project_agreement(session, project, "golden")
-    if project.protocol.value == "quality":
+    if protocols.get(project.protocol).has_classes:
         macro = figures.get("macro_f1") or {}
         if macro.get("mean") is None:
             return None
@@ -238,12 +246,15 @@ def set_prescreen_model(
     """Use one of the project's quality models to prescreen imports (None or "" turns it off)."""
     model_id = (model_id or "").strip() or None
     if model_id is not None:
-        if project.protocol.value != "quality":
+        protocol = protocols.get(project.protocol)
+        if "prescreen_model_id" not in protocol.settings_keys:
             raise ValidationError(
                 "prescreen on import uses a quality model: only quality projects have one"
             )
         if model_id not in {
-            m["id"] for m in project_models(session, config, project) if m["kind"] == "quality"
+            m["id"]
+            for m in project_models(session, config, project)
+            if m["kind"] == protocol.model_kind
         }:
             raise ValidationError(f"{model_id!r} is not a trained quality model of this project")
     settings = dict(project.settings or {})

@@ -16,7 +16,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from .. import ml
+from .. import ml, protocols
 from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
@@ -54,6 +54,7 @@ def _models_page(project: Project, error: str | None = None, status: int = 200):
     page = render_template(
         "training/models_page.html",
         project=project,
+        protocol=protocols.get(project.protocol),
         runs=[run_dict(r) for r in runs],
         models=project_models(db, current_app.config, project),
         kinds=list(ModelKind),
