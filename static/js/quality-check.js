@@ -108,7 +108,12 @@ export async function loadQualityCheck(settingsUrl) {
     // threads need cross-origin isolation (COOP/COEP); set before the first session
     ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
     const session = await withTimeout(
-      ort.InferenceSession.create(cfg.model_url, { executionProviders: ["wasm"] }),
+      ort.InferenceSession.create(cfg.model_url, {
+        executionProviders: ["wasm"],
+        // idle threads sleep instead of spinning between runs: a phone's battery, and a busy
+        // machine's other work (spinning doubled the wall time under load, measured)
+        extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
+      }),
       LOAD_TIMEOUT_MS, "the model took too long to load");
     const [, size] = cfg.input.shape;
     const fetches = [cfg.outputs.classes, cfg.outputs.explanations];
