@@ -69,10 +69,11 @@ def _after_commit(app: Flask, session: Session) -> None:
                 send_task(app.config, delivery_id)
         else:
             local_dispatcher(app).wake()
-    except (
-        Exception
-    ):  # the commit stands; the deliveries stay pending for `labeler webhooks deliver`
-        log.exception("webhook deliveries %s were committed but not sent", ids)
+    except Exception:  # a broker that does not answer: the commit stands, the deliveries wait
+        log.exception(
+            "webhook deliveries %s were committed but not sent; `labeler webhooks deliver` sends them",
+            ids,
+        )
 
 
 def send_task(

@@ -32,14 +32,19 @@ def clean_events(values: Any) -> list[str]:
     unknown = [v for v in values if not isinstance(v, str) or v not in EVENTS]
     if unknown:
         raise ValidationError(
-            f"unknown event {unknown[0]!r}; the events are " + ", ".join(EVENTS), field="events"
+            f"unknown event {str(unknown[0])[:60]!r}; the events are " + ", ".join(EVENTS),
+            field="events",
         )
     return [name for name in EVENTS if name in values]
 
 
 def refresh_project_events(session: Session, project: Project) -> None:
-    """Keep projects.webhook_events, the union of the active endpoints' events, which emit() reads."""
+    """Keep projects.webhook_events, the union of the active endpoints' events, which emit() reads.
+
+    The project's row is locked first (PostgreSQL; a SQLite write already holds the database), so two
+    leads adding webhooks at once each count the other's: neither overwrites the other's events."""
     session.flush()
+    session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
     names: set[str] = set()
     for events in session.scalars(
         select(WebhookEndpoint.events).where(

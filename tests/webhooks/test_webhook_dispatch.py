@@ -171,3 +171,43 @@ def test_a_celery_worker_delivers_with_retries(
     }
     assert Webhook(secret).verify(receiver.requests[-1]["body"], receiver.requests[-1]["headers"])
     assert app.extensions.get("labeler_webhooks") is None  # no local thread when a broker is set
+
+
+def test_two_leads_adding_webhooks_at_once_keep_both_events(committed, receiver):
+    """projects.webhook_events is the union of both endpoints' events, whichever commits last."""
+    import threading
+
+    from labeler.projects.models import Project
+
+    app = committed()
+    factory, project_id, _endpoint_id, _secret = _project_with_webhook(app, receiver.url())
+    writes = app.extensions["labeler_db"].write_session_factory
+    first_added = threading.Event()
+    errors: list[BaseException] = []
+
+    def add(events, hold):
+        try:
+            with writes() as s:
+                project = s.get(Project, project_id)
+                create_endpoint(s, None, project, receiver.url(), events, config=app.config)
+                if hold:
+                    first_added.set()
+                    time.sleep(0.5)  # the other lead's request arrives meanwhile
+                s.commit()
+        except Exception as exc:  # noqa: BLE001 (reported below, in the test's thread)
+            errors.append(exc)
+
+    first = threading.Thread(target=add, args=(["tie.adjudicated"], True))
+    first.start()
+    first_added.wait(10)
+    second = threading.Thread(target=add, args=(["training_run.finished"], False))
+    second.start()
+    first.join(20)
+    second.join(20)
+    assert errors == []
+    with factory() as s:
+        assert s.get(Project, project_id).webhook_events == [
+            "label.submitted",
+            "training_run.finished",
+            "tie.adjudicated",
+        ]
