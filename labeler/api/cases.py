@@ -59,7 +59,9 @@ def put_case_label(public_id: str):
     body = json_body()
     db = get_session()
     project, rows = submit_case(db, current_user, public_id, body)
-    result: dict[str, Any] = {"case": case_json(db, current_user, project, rows, _image_url)}
+    # the saved case (without "next": the client has it, and next=1 serves the next case)
+    saved = case_json(db, current_user, project, rows, _image_url, with_next=False)
+    result: dict[str, Any] = {"case": saved}
     if with_next:
         result["next"] = serve_next_case_json(db, project)
     return jsonify(result)

@@ -70,8 +70,11 @@ def case_json(
     project: Project,
     rows: Rows,
     image_url: Callable[[str], str],
+    *,
+    with_next: bool = True,
 ) -> dict[str, Any]:
-    """What the rater learns about a case: identical keys and queries for golden and fold cases."""
+    """What the rater learns about a case: identical keys and queries for golden and fold cases.
+    ``with_next``: also the id of the case to show after it (a save's answer leaves it out)."""
     unit = "case" if per_case(project.protocol, project.settings) else "image"
     columns = shown_columns(project.settings)
     photos = []
@@ -95,15 +98,17 @@ def case_json(
         given = [lbl for lbl in labels if lbl is not None]
         if given:  # the rows of one per-case answer move together; the newest speaks for the case
             shared = label_dict(max(given, key=lambda lbl: (lbl.version, lbl.updated_at)))
-    return {
+    out = {
         "case": rows[0][0].public_id,
         "unit": unit,
         "status": case_status(rows),
         "photos": photos,
         "label": shared,
         "progress": case_progress(session, rater, project.id),
-        "next": following_case(session, rater, rows),
     }
+    if with_next:
+        out["next"] = following_case(session, rater, rows)
+    return out
 
 
 def _answer_fields(data: Any, what: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ let enlarged = null;      // index of the enlarged photo, or null (all side by s
 const answers = new Map(); // per image: photo id -> answer changed on this page
 let pendingSubmission = null;
 let busy = false;
-const cache = new Map();  // case id -> Promise<{data, srcs}>
+const cache = new Map();  // case id -> Promise<{data, srcs, imgs}>
 const timings = (window.caseTimings = []); // submit key -> next case painted, ms (tests, bench)
 const clock = { start: performance.now(), spent: 0, visible: !document.hidden };
 const perCase = () => cur.unit === "case";
@@ -142,7 +142,7 @@ function el(tag, attrs = {}, text = "") {
 
 function photoKey(i) { return `${shiftPhotos ? "Shift+" : ""}${i + 1}`; }
 
-function renderPhotos(data, srcs) {
+function renderPhotos(data, srcs, decoded) {
   const box = $("photos");
   const n = data.photos.length;
   box.dataset.count = n;
@@ -152,7 +152,9 @@ function renderPhotos(data, srcs) {
       class: "stage", tabindex: "0",
       "aria-label": `Photo ${i + 1} of ${n}. Drag or use the arrow keys to pan; wheel, plus and minus to zoom.`,
     });
-    const img = el("img", { alt: `Photo ${i + 1} of ${n}`, draggable: "false" });
+    const img = decoded[i] || el("img");
+    img.alt = `Photo ${i + 1} of ${n}`;
+    img.draggable = false;
     stage.append(img);
     const cap = el("figcaption");
     const title = el("button", { type: "button", class: "photo-title", title: "Enlarge this photo (again: all photos)" });
@@ -229,21 +231,23 @@ async function fetchJson(url, options = {}) {
   return { status: res.status, body };
 }
 
+// A photo fetched and decoded ahead: the decoded <img> itself is put on the page later, so showing
+// the case costs no second decode.
 async function loadPhoto(url) {
   const res = await fetch(url, { credentials: "same-origin" });
-  if (!res.ok) return url;
+  if (!res.ok) return { src: url, img: null };
   const src = URL.createObjectURL(await res.blob());
-  const pre = new Image();
-  pre.src = src;
-  try { await pre.decode(); } catch { /* shown as broken */ }
-  return src;
+  const img = new Image();
+  img.src = src;
+  try { await img.decode(); } catch { /* shown as broken */ }
+  return { src, img };
 }
 
 async function loadCase(ref) {
   const info = await fetchJson(urlFor("case", ref));
   if (info.status !== 200) throw new Error(info.body?.error?.message || `could not load the case (${info.status})`);
-  const srcs = await Promise.all(info.body.case.photos.map((p) => loadPhoto(p.image_url)));
-  return { data: info.body.case, srcs };
+  const photos = await Promise.all(info.body.case.photos.map((p) => loadPhoto(p.image_url)));
+  return { data: info.body.case, srcs: photos.map((p) => p.src), imgs: photos.map((p) => p.img) };
 }
 
 function prefetch(ref) {
@@ -273,7 +277,7 @@ async function show(entry, { push = true } = {}) {
   $("all-done").hidden = true;
   if (enlarged !== null) shrink();
   current = -1;
-  const shown = renderPhotos(cur, entry.srcs);
+  const shown = renderPhotos(cur, entry.srcs, entry.imgs || []);
   setCurrent(0);
   if (perCase()) fillForm(cur.label);
   renderContext();

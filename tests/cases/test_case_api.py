@@ -262,3 +262,23 @@ def test_case_page_and_item_page_redirect(db, case_project, client_for):
     nxt = client.get(f"/projects/{project.id}/next-case")
     assert nxt.status_code == 302 and "/cases/" in nxt.headers["Location"]
     assert client_for(raters[1]).get(f"/cases/{item.public_id}").status_code == 404
+
+
+def test_rater_removed_mid_case_saves_nothing(db, case_project, client_for):
+    """The case moved away between showing and saving (its rater was removed from the project):
+    a clear 404, and no label is written."""
+    from labeler.allocation import services as allocation
+
+    project, raters, _ = case_project(
+        cases={"a": 3, "b": 3}, raters=2, overlap=1, settings=PER_CASE
+    )
+    client = client_for(raters[0])
+    case = _next(client, project)
+    ids = [p["item"] for p in case["photos"]]
+    allocation.remove_rater(db, None, project, raters[0].email)
+    db.commit()
+    body = {"items": ids, "answer": {"decision": "graded", "grade": 2}}
+    resp = put_json(client, f"/api/v1/cases/{case['case']}/label", body)
+    assert resp.status_code == 404
+    assert "queue" in resp.get_json()["error"]["message"]
+    assert db.scalar(select(Label.id).where(Label.rater_id == raters[0].id)) is None
