@@ -145,3 +145,32 @@ def test_golden_cases_have_unrelated_ids_for_each_rater(db, case_project, client
             refs[item.image_id].add(case["case"])
     # every rater names the same golden case by an id of its own
     assert refs and all(len(ids) == len(raters) for ids in refs.values())
+
+
+def test_case_pages_of_golden_and_fold_cases_are_the_same_page(db, case_project, client_for):
+    """The HTML of a golden case's page and a fold case's page differ only by their opaque ids."""
+    _project, raters, _ = case_project(
+        cases={f"case-{k}": 3 for k in range(6)},
+        raters=2,
+        overlap=2,
+        golden_size=6,
+        settings={"cases": {"view": True, "unit": "case"}},
+        seed=3,
+    )
+    rater = raters[0]
+    items = db.scalars(
+        select(QueueItem).where(QueueItem.rater_id == rater.id).order_by(QueueItem.position)
+    ).all()
+    client = client_for(rater)
+    pages = {}
+    for kind in (True, False):
+        first = next(i for i in items if i.is_golden is kind)
+        case = client.get(f"/api/v1/cases/{first.public_id}").get_json()["case"]
+        html = client.get(f"/cases/{case['case']}").get_data(as_text=True)
+        ids = {case["case"], case["next"], *(p["item"] for p in case["photos"])} - {None}
+        for public_id in ids:
+            html = html.replace(public_id, "<id>")
+        html = re.sub(r'name="csrf-token" content="[^"]+"', "", html)
+        html = re.sub(r'name="csrf_token" value="[^"]+"', "", html)  # forms' CSRF tokens
+        pages[kind] = html
+    assert pages[True] == pages[False]
