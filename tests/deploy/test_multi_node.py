@@ -1,11 +1,15 @@
+# ruff: noqa: F811  (the redis_url fixture is imported from tests/training/celery_fixtures.py)
 """Two app servers behind nginx, no shared disk: PostgreSQL (a fresh database), Azurite for the files,
 two gunicorns with their own instance folders, and nginx on loopback configured by `labeler deploy nginx`.
 
 Raters sign in with the development sign-in through nginx and label with their session cookie and CSRF
 token while nginx alternates their requests between the servers; a lead imports images through nginx
-and both servers serve them; one server is SIGKILLed mid-load (nginx fails over; no acknowledged label
-is lost; no 5xx after a short window, measured); then 20 slow-header clients hold connections open
-while normal requests keep their latency. Figures are printed (pytest -s). PostgreSQL only, slow.
+and both servers serve them; one Celery worker in a third instance folder (it shares nothing but the
+database, the blob store and the Redis broker) imports a large zip the lead uploads through nginx,
+builds the deep-zoom tiles and trains a model that both app servers then predict with; one server is
+SIGKILLed mid-load (nginx fails over; no acknowledged label is lost; no 5xx after a short window,
+measured); then 20 slow-header clients hold connections open while normal requests keep their
+latency. Figures are printed (pytest -s). PostgreSQL only, slow.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import threading
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 import psutil
@@ -29,13 +34,21 @@ from helpers import fresh_database
 from PIL import Image as PILImage
 from sqlalchemy import select
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from celery_fixtures import redis_url  # noqa: F401  (fixture)
+from training_fixtures import build_quality_project, good_jpeg
+
 from labeler.allocation import services as allocation
 from labeler.auth.models import Role
 from labeler.auth.services import add_user, create_token
 from labeler.db import Database
+from labeler.images import tiles
+from labeler.images.models import Image, ImportJob
 from labeler.images.storage import storage_from_config
 from labeler.labeling.models import Label
 from labeler.projects.services import create_project
+from labeler.training.model_store import model_prefix
+from labeler.training.models import TrainingRun
 
 PG_URL = os.environ.get("LABELER_TEST_DATABASE_URL")
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +57,7 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 ANSWERS = ({"decision": "healthy_skin"}, {"decision": "lesion", "icd10": "L70.0"})
 RATERS = 4
 FAILOVER_WINDOW_S = 1.0  # 5xx are accepted only for requests sent this soon after the kill
+JOB_TIMEOUT_S = 300  # the worker's first training exports the backbone (a busy machine is slow)
 
 
 def free_port() -> int:
@@ -69,6 +83,11 @@ def jpeg(i: int) -> bytes:
     buf = io.BytesIO()
     PILImage.new("RGB", (64, 48), (i * 7 % 256, 120, 255 - i * 5 % 256)).save(buf, "JPEG")
     return buf.getvalue()
+
+
+def worker_log(tmp_path: Path) -> str:
+    log = tmp_path / "node2" / "worker.log"
+    return log.read_text()[-4000:] if log.exists() else ""
 
 
 def pct(values: list[float], q: float) -> float:
@@ -112,8 +131,62 @@ class Rater:
         self.csrf = CSRF_META.search(home).group(1)
 
 
+def big_zip(count: int) -> bytes:
+    """A zip of photos larger than the app servers' import-job threshold (3 MB)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(count):
+            out = io.BytesIO()
+            pixels = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
+            PILImage.fromarray(pixels).save(out, "JPEG", quality=85)
+            zf.writestr(f"batch/p{i:02d}.jpg", out.getvalue())
+        zf.writestr("batch/readme.jpg", b"not a photograph")
+    return buf.getvalue()
+
+
+def start_worker(env: dict, folder: Path) -> subprocess.Popen:
+    """One Celery worker (solo pool) with its own instance folder; returns once it is ready."""
+    folder.mkdir()
+    log = folder / "worker.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "labeler.jobs.worker", "worker", "--pool=solo"]
+        + ["--concurrency=1", "-Q", "labeler", "-n", "node2@test", "--without-gossip"]
+        + ["--without-mingle", "--without-heartbeat", "--loglevel=INFO", f"--logfile={log}"],
+        cwd=ROOT,
+        env={**env, "LABELER_INSTANCE_PATH": str(folder / "instance")},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if log.exists() and "node2@test ready." in log.read_text():
+            return proc
+        assert proc.poll() is None, log.read_text()[-3000:] if log.exists() else "no log"
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"the Celery worker did not start: {log.read_text()[-3000:]}")
+
+
+def poll(http: requests.Session, url: str, done, timeout: float, what: str, **kw) -> dict:
+    """GET ``url`` (through nginx: the app servers take turns) until ``done(body)``."""
+    deadline = time.monotonic() + timeout
+    body = None
+    while time.monotonic() < deadline:
+        resp = http.get(url, timeout=10, **kw)
+        assert resp.status_code == 200, resp.text[:300]
+        body = resp.json()
+        if done(body):
+            return body
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: still {body} after {timeout} s")
+
+
 @pytest.mark.slow
-def test_two_app_servers_behind_nginx_failover_and_slow_clients(tmp_path, azurite):
+def test_two_app_servers_behind_nginx_failover_and_slow_clients(tmp_path, azurite, redis_url):
     if not PG_URL:
         pytest.skip(
             "PostgreSQL only: set LABELER_TEST_DATABASE_URL (app servers on two machines share a "
@@ -143,14 +216,21 @@ def test_two_app_servers_behind_nginx_failover_and_slow_clients(tmp_path, azurit
             "LABELER_TRUSTED_PROXIES": "1",
             "LABELER_DOTENV": str(tmp_path / "no.env"),
             "LABELER_ML_SPAWN_WORKER": "false",
+            "LABELER_CELERY_BROKER_URL": redis_url,  # jobs go to the worker below
+            "LABELER_IMPORT_JOB_MB": "3",  # uploads above 3 MB: an import job on the worker
             **{f"LABELER_{k}": str(v) for k, v in blob.items()},
         }
         ports = [free_port(), free_port()]
         servers: list[subprocess.Popen] = []
         logs: list[Path] = []
         nginx_proc = None
+        worker = None
         handles: list = []
         try:
+            # the worker: a third instance folder; the database, the blob store and the broker only
+            worker_started = time.monotonic()
+            worker = start_worker(env, tmp_path / "node2")
+            worker_start_s = time.monotonic() - worker_started
             for n, port in enumerate(ports):
                 folder = tmp_path / f"node{n}"  # its own instance folder: nothing shared on disk
                 folder.mkdir()
@@ -274,6 +354,102 @@ def test_two_app_servers_behind_nginx_failover_and_slow_clients(tmp_path, azurit
                 timeout=60,
             )
             assert resp.status_code in (200, 201) and resp.json()["rejected"], resp.text[:300]
+            # -- a large zip through nginx: stored in the blob store, imported by the worker -------
+            lead_http = requests.Session()
+            lead_http.headers["Authorization"] = f"Bearer {lead_token}"
+            payload = big_zip(40)
+            assert len(payload) > 3 * 1024 * 1024
+            t0 = time.monotonic()
+            resp = lead_http.post(
+                f"{base}/api/v1/projects/{project_id}/images",
+                files=[("files", ("batch.zip", payload, "application/zip"))],
+                timeout=60,
+            )
+            assert resp.status_code == 202, resp.text[:500]
+            assert resp.headers["Location"].endswith(resp.json()["url"])
+            job = poll(
+                lead_http,
+                base + resp.json()["url"],
+                lambda j: j["status"] in ("succeeded", "failed"),
+                JOB_TIMEOUT_S,
+                "the import job",
+            )
+            import_job_s = time.monotonic() - t0
+            assert job["status"] == "succeeded", (job, worker_log(tmp_path))
+            assert len(job["summary"]["imported"]) == 40 and job["done"] == job["total"] == 41
+            assert [r["filename"] for r in job["summary"]["rejected"]] == [
+                "batch.zip/batch/readme.jpg"
+            ]
+            store = storage_from_config(blob)
+            assert list(store.iter_keys("jobs")) == []  # the stored upload is gone
+            with database.session_factory() as s:
+                row = s.get(ImportJob, job["id"])
+                assert row.host == socket.gethostname() and row.pid == worker.pid
+                new_images = s.scalars(
+                    select(Image).where(Image.import_batch_id == row.batch_id)
+                ).all()
+            # the deep-zoom tiles: a job on the worker after the import, for every new image
+            deadline = time.monotonic() + JOB_TIMEOUT_S
+            while time.monotonic() < deadline and not all(
+                tiles.has_pyramid(store, im) for im in new_images
+            ):
+                time.sleep(0.25)
+            tiles_s = time.monotonic() - t0
+            assert all(tiles.has_pyramid(store, im) for im in new_images), worker_log(tmp_path)
+
+            # -- a model trained on the worker; both app servers predict with it --------------------
+            with database.session_factory() as s:
+                trained, _ids = build_quality_project(
+                    s, store, s.get(type(lead), lead.id), n=48, golden=16, seed=4, name="train"
+                )
+                s.commit()
+                train_project = trained.id
+            t0 = time.monotonic()
+            resp = lead_http.post(
+                f"{base}/api/v1/projects/{train_project}/training-runs",
+                json={"kind": "quality", "seed": 0, "epochs": 8},
+                timeout=30,
+            )
+            assert resp.status_code == 202, resp.text[:500]
+            run = poll(
+                lead_http,
+                f"{base}/api/v1/training-runs/{resp.json()['id']}",
+                lambda r: r["status"] in ("succeeded", "failed", "cancelled"),
+                JOB_TIMEOUT_S,
+                "the training run",
+            )
+            train_s = time.monotonic() - t0
+            assert run["status"] == "succeeded", (run, worker_log(tmp_path))
+            with database.session_factory() as s:
+                row = s.get(TrainingRun, run["id"])
+                assert row.host == socket.gethostname() and row.pid == worker.pid
+            model_id = run["model_id"]
+            assert list(store.iter_keys(model_prefix(model_id))), "the model is not in the store"
+            photo = good_jpeg()
+            predictions, predict_ms = [], []
+            for port in ports:  # each server fetches the model from the blob store on first use
+                for _ in range(3):
+                    t1 = time.perf_counter()
+                    answer = lead_http.post(
+                        f"http://127.0.0.1:{port}/api/v1/models/{model_id}/predict",
+                        data=photo,
+                        headers={"Content-Type": "image/jpeg"},
+                        timeout=120,
+                    )
+                    predict_ms.append((time.perf_counter() - t1) * 1000)
+                    assert answer.status_code == 200, answer.text[:500]
+                predictions.append(answer.json())
+            assert predictions[0] == predictions[1]
+            assert predictions[0]["class"] in ("lesion", "no_skin", "healthy_skin", "poor_quality")
+            print(
+                f"\n[multi-node] worker ready in {worker_start_s:.1f} s; a {len(payload) / 2**20:.1f} MB "
+                f"zip through nginx: 202, imported by the worker in {import_job_s:.1f} s (40 "
+                f"photos, 1 rejected), tiles of all 40 within {tiles_s:.1f} s; a quality model "
+                f"(48 images, 8 epochs) trained on the worker in {train_s:.1f} s; predict on each "
+                f"app server (first call fetches the model from the blob store): "
+                f"{', '.join(f'{ms:.0f}' for ms in predict_ms)} ms"
+            )
+
             with database.session_factory() as s:
                 allocation.allocate(
                     s,
@@ -437,6 +613,13 @@ def test_two_app_servers_behind_nginx_failover_and_slow_clients(tmp_path, azurit
             if nginx_proc is not None:
                 nginx_proc.terminate()
                 nginx_proc.wait(10)
+            if worker is not None and worker.poll() is None:
+                worker.send_signal(signal.SIGQUIT)  # a cold shutdown
+                try:
+                    worker.wait(20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait(10)
             for proc in servers:
                 if proc.poll() is None:
                     proc.terminate()
