@@ -28,7 +28,8 @@ from .queue import case_for_rater, case_of, case_progress, following_case
 from .units import per_case, shown_columns
 
 Rows = list[tuple[QueueItem, Image]]
-LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade")
+# the answer's fields, with the optional skin-type second question (protocols/skin_type_question.py)
+LABEL_FIELDS = ("decision", "icd10", "icd10_missing_text", "explanations", "grade", "skin_type")
 MAX_PHOTOS_KEYED = 9  # photos 1-9 have a key on the case page; a larger case still shows them all
 
 

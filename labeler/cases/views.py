@@ -10,7 +10,8 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import NotFound
-from ..protocols import form_spec
+from ..projects.settings import read_settings
+from ..protocols import form_spec, skin_type_question
 from .queue import case_for_rater, next_case, serve_case
 from .services import case_json
 
@@ -42,7 +43,11 @@ def case_page(public_id: str):
             "done": url_for("labeling.my_labels_page"),
         },
     }
-    return render_template("cases/case_page.html", project=project, spec=spec, state=state)
+    # the optional skin-type second question, where the project asks it (answered per unit too)
+    skin = skin_type_question.form_spec() if read_settings(project.settings).ask_skin_type else None
+    return render_template(
+        "cases/case_page.html", project=project, spec=spec, state=state, skin_question=skin
+    )
 
 
 @bp.get("/projects/<int:project_id>/next-case")

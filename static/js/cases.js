@@ -3,12 +3,15 @@
 // the next case's photos prefetched while the rater looks at this one.
 import { Viewer } from "./viewer.js";
 import { Icd10Combobox } from "./icd10-combobox.js";
+import { skinQuestion } from "./skin-type-question.js";  // its keys run first (Shift+digit, T)
 
 const $ = (id) => document.getElementById(id);
 const root = $("case-page");
 const S = JSON.parse(root.dataset.state);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
-const shiftPhotos = root.dataset.photoMod === "shift";  // digits answer; photos take Shift+digit
+// photo keys: digits; Shift+digit where the digits answer; [ and ] where Shift+digits answer too
+const shiftPhotos = root.dataset.photoMod === "shift";
+const bracketPhotos = root.dataset.photoMod === "brackets";
 const form = $("label-form");
 const urlFor = (name, id) => S.urls[name].replace("__ID__", encodeURIComponent(id));
 
@@ -67,6 +70,7 @@ function readForm() {
     if (missingBox.checked) answer.icd10_missing_text = missingText.value.trim() || null;
     else answer.icd10 = chosen ? chosen.code : null;
   }
+  if (skinQuestion.on) answer.skin_type = skinQuestion.value();
   return answer;
 }
 
@@ -76,6 +80,7 @@ function fillForm(answer) {
       && (r.value !== "graded" || Number(r.dataset.grade) === Number(answer.grade));
   }
   for (const b of boxes) b.checked = !!answer && (answer.explanations || []).includes(b.value);
+  if (skinQuestion.on) skinQuestion.fill(answer);
   if (combo) {
     const code = answer && answer.icd10;
     chosen = code ? { code, name: answer.icd10_name || "" } : null;
@@ -91,7 +96,9 @@ function describe(answer) {
   if (!answer) return "no answer yet";
   const r = radios.find((x) => x.value === answer.decision
     && (x.value !== "graded" || Number(x.dataset.grade) === Number(answer.grade)));
-  return r ? r.closest("label").querySelector("span").textContent : answer.decision;
+  const main = r ? r.closest("label").querySelector("span").textContent : answer.decision;
+  const skin = skinQuestion.on && answer.skin_type != null ? skinQuestion.name(answer.skin_type) : "";
+  return skin ? `${main}; ${skin}` : main;
 }
 
 // per image: what each photo's answer is now (changed here, else saved)
@@ -140,7 +147,7 @@ function el(tag, attrs = {}, text = "") {
   return node;
 }
 
-function photoKey(i) { return `${shiftPhotos ? "Shift+" : ""}${i + 1}`; }
+function photoKey(i) { return bracketPhotos ? "" : `${shiftPhotos ? "Shift+" : ""}${i + 1}`; }
 
 function renderPhotos(data, srcs, decoded) {
   const box = $("photos");
@@ -159,7 +166,7 @@ function renderPhotos(data, srcs, decoded) {
     const cap = el("figcaption");
     const title = el("button", { type: "button", class: "photo-title", title: "Enlarge this photo (again: all photos)" });
     title.append(`Photo ${i + 1} `);
-    if (i < 9) title.append(el("kbd", { "aria-hidden": "true" }, photoKey(i)));
+    if (i < 9 && photoKey(i)) title.append(el("kbd", { "aria-hidden": "true" }, photoKey(i)));
     title.addEventListener("click", () => (enlarged === i ? shrink() : enlarge(i)));
     cap.append(title);
     const facts = [photo.body_site ? `Body site: ${photo.body_site}` : "", ...photo.details.map((d) => `${d.name}: ${d.value}`)];
@@ -408,8 +415,15 @@ document.addEventListener("keydown", (e) => {
     if (e.key === "Escape") { e.preventDefault(); t.blur(); }
     return;
   }
+  if (bracketPhotos && (e.key === "[" || e.key === "]")) {
+    e.preventDefault();
+    const from = enlarged === null ? current : enlarged;
+    const n = cur.photos.length;
+    enlarge((Math.max(0, from) + (e.key === "]" ? 1 : n - 1)) % n);
+    return;
+  }
   const digit = /^Digit([1-9])$/.exec(e.code || "");
-  if (digit && e.shiftKey === shiftPhotos) {
+  if (digit && !bracketPhotos && e.shiftKey === shiftPhotos) {
     const i = Number(digit[1]) - 1;
     if (i < cur.photos.length && (shiftPhotos || !keyed.has(digit[1]))) {
       e.preventDefault();

@@ -282,3 +282,31 @@ def test_rater_removed_mid_case_saves_nothing(db, case_project, client_for):
     assert resp.status_code == 404
     assert "queue" in resp.get_json()["error"]["message"]
     assert db.scalar(select(Label.id).where(Label.rater_id == raters[0].id)) is None
+
+
+def test_skin_type_question_per_case_and_per_photo(db, case_project, client_for):
+    project, raters, _ = case_project(
+        cases={"a": 2}, settings={**PER_CASE, "ask_skin_type": True}, raters=1
+    )
+    client = client_for(raters[0])
+    case = _next(client, project)
+    ids = [p["item"] for p in case["photos"]]
+    answer = {"decision": "graded", "grade": 3, "skin_type": 5}
+    resp = put_json(client, f"/api/v1/cases/{case['case']}/label", {"items": ids, "answer": answer})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["case"]["label"]["skin_type"] == 5
+    assert set(db.scalars(select(Label.skin_type))) == {5}
+    # per photo (quality), each photo its own skin type; out of range is refused in words
+    project, raters, _ = case_project(
+        "quality", cases={"b": 2}, settings={**PER_IMAGE, "ask_skin_type": True}, raters=1
+    )
+    client = client_for(raters[0])
+    case = _next(client, project)
+    ids = [p["item"] for p in case["photos"]]
+    bad = {ids[0]: {"decision": "no_skin", "skin_type": 9}, ids[1]: {"decision": "no_skin"}}
+    resp = put_json(client, f"/api/v1/cases/{case['case']}/label", {"items": ids, "answers": bad})
+    assert resp.status_code == 422
+    good = {ids[0]: {"decision": "no_skin", "skin_type": 2}, ids[1]: {"decision": "no_skin"}}
+    resp = put_json(client, f"/api/v1/cases/{case['case']}/label", {"items": ids, "answers": good})
+    assert resp.status_code == 200
+    assert [p["label"]["skin_type"] for p in resp.get_json()["case"]["photos"]] == [2, None]

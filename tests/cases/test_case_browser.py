@@ -17,13 +17,13 @@ pytestmark = pytest.mark.browser
 RATER = "rater@cases.test"
 
 
-def seed(server, protocol, unit, cases):
+def seed(server, protocol, unit, cases, **more):
     with server.session() as s:
         return seed_cases(
             s,
             server.app.extensions["labeler_storage"],
             protocol=protocol,
-            settings={"cases": {"view": True, "unit": unit, "show": ["age"]}},
+            settings={"cases": {"view": True, "unit": unit, "show": ["age"]}, **more},
             cases=cases,
             rater_email=RATER,
         )
@@ -140,6 +140,28 @@ def test_per_image_by_keyboard(chromium_browser, live_server):
         wait_case(page)
         assert "Photo 1: No skin" in page.inner_text("#photo-answers")
         assert "Photo 3: Poor quality" in page.inner_text("#photo-answers")
+
+
+def test_per_case_with_the_skin_type_question(chromium_browser, live_server):
+    """Grades take the digits and the skin type Shift+digits: [ and ] step through the photos."""
+    pid = seed(live_server, "severity", "case", {"a": 3, "b": 3}, ask_skin_type=True)
+    for page in open_page(chromium_browser):
+        sign_in(page, live_server, RATER)
+        page.goto(f"{live_server.url}/projects/{pid}/next-case")
+        wait_case(page)
+        ref = case_id(page)
+        page.keyboard.press("]")
+        assert page.locator("#photos figure.is-enlarged").get_attribute("data-index") == "1"
+        page.keyboard.press("]")
+        assert page.locator("#photos figure.is-enlarged").get_attribute("data-index") == "2"
+        page.keyboard.press("Escape")
+        page.keyboard.press("2")
+        page.keyboard.press("Shift+Digit4")
+        assert page.is_checked("#skin-type-4") and page.is_checked("#grade-2")
+        page.keyboard.press("Enter")
+        next_case_in_url(page, ref)
+        labels = labels_of_case(live_server, ref)
+        assert {(lbl.grade, lbl.skin_type) for lbl in labels} == {(2.0, 4)}
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (1400, 900), (2560, 1440)])
