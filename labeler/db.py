@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,11 +12,16 @@ import click
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 
 from .errors import LabelerError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SQLITE_BUSY_TIMEOUT_S = 30
+_WRITE_GATE = (
+    "labeler_sqlite_write_gate"  # connection info: this connection holds its process's gate
+)
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -36,7 +44,9 @@ class Base(DeclarativeBase):
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        kwargs.setdefault(
+            "connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+        )
     else:
         # a pooled connection the server has dropped (restart, failover, pg_terminate_backend, idle
         # timeout) is found by a ping at checkout and replaced, instead of failing the request with a 500
@@ -54,17 +64,79 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
 
+        # Writers queue instead of polling: SQLite's busy handler sleeps between tries (100 ms once a
+        # wait is long) and is unfair, so under load a waiting writer lost the write lock to newcomers
+        # for seconds (bench/labeling.py at 16 raters: 10 s read timeouts). A transaction that begins
+        # IMMEDIATE first takes its process's lock (threads), then an exclusive flock on a file next to
+        # the database (processes: the kernel wakes the next waiter when it is released, and releases
+        # it when a process dies), so SQLite's lock is free when it asks.
+        gate = _WriteGate(engine.url.database)
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             # IMMEDIATE takes the write lock up front (waiting out the busy timeout): a deferred transaction
             # that reads and then writes fails at once if another writer committed since its read
-            conn.exec_driver_sql(
-                "BEGIN IMMEDIATE"
-                if conn.get_execution_options().get("sqlite_immediate")
-                else "BEGIN"
-            )
+            if not conn.get_execution_options().get("sqlite_immediate"):
+                conn.exec_driver_sql("BEGIN")
+                return
+            gate.acquire()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                gate.release()
+                raise
+            conn.info[_WRITE_GATE] = True
+
+        def _release_gate(conn) -> None:
+            if conn.info.pop(_WRITE_GATE, False):
+                gate.release()
+
+        event.listen(engine, "commit", _release_gate)
+        event.listen(engine, "rollback", _release_gate)
+
+        @event.listens_for(engine, "checkin")
+        def _release_gate_at_checkin(_dbapi_conn, record):
+            # a connection given back without a commit or rollback event (invalidated) frees it too
+            if record.info.pop(_WRITE_GATE, False):
+                gate.release()
 
     return engine
+
+
+class _WriteGate:
+    """One IMMEDIATE transaction at a time on a SQLite file: a thread lock within the process, an
+    exclusive flock on ``<database>-writelock`` across processes (none for an in-memory database)."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}-writelock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._path is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        return self._fd
+
+    def acquire(self) -> None:
+        if not self._threads.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("database is locked"))
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # waits in the kernel, GIL released
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 class Database:
