@@ -251,6 +251,10 @@ def server_env(url: str, instance: Path) -> dict[str, str]:
         "LABELER_SECRET_KEY": secrets.token_hex(16),
         "LABELER_ENV": "development",
         "LABELER_DOTENV": str(instance / "no.env"),
+        # no background jobs competing with the measured loop: tiles are for zooming, not this cycle
+        "LABELER_TILES_AT_IMPORT": "false",
+        "LABELER_JOBS_LOCAL": "off",
+        "LABELER_ML_SPAWN_WORKER": "false",
     }
 
 

@@ -84,6 +84,7 @@ class ItemRow(NamedTuple):
     position: int
     shown_at: datetime | None
     total: int = 0  # the size of the rater's queue in the project (next only)
+    done: int = 0  # how many of them the rater has labeled (next only)
     display_key: str | None = None  # the image route only
 
 
@@ -107,10 +108,14 @@ def _core_still_a_rater(project_column):
 
 
 _MINE = (_Q.c.rater_id == bindparam("rater"), _Q.c.project_id == bindparam("project"))
-# the first item of a status by position, with the queue's size riding along (a scalar subquery),
-# only while the caller is one of the project's raters: one statement for the common case
+# the first item of a status by position, with the queue's size and progress riding along (scalar
+# subqueries), only while the caller is one of the project's raters: one statement for the common case
 _NEXT_ROW = (
-    select(*_ROW_COLUMNS, select(func.count(_Q.c.id)).where(*_MINE).scalar_subquery())
+    select(
+        *_ROW_COLUMNS,
+        select(func.count(_Q.c.id)).where(*_MINE).scalar_subquery(),
+        select(func.count(_Q.c.id)).where(*_MINE, _Q.c.status == ItemStatus.done).scalar_subquery(),
+    )
     .where(*_MINE, _Q.c.status == bindparam("status"), _core_still_a_rater(_Q.c.project_id))
     .order_by(_Q.c.position)
     .limit(1)
@@ -229,6 +234,27 @@ def _still_a_rater(rater_id: int):
 
 _ITEM_COLUMNS = inspect(QueueItem).column_attrs
 _READ_UNDER_WRITE_LOCK = "item_read_under_write_lock"  # session.info: (transaction, item id)
+# ORM statements of the submit path, built once (parameters :public_id, :item, :rater)
+_STILL_A_RATER = exists().where(
+    ProjectMember.project_id == QueueItem.project_id,
+    ProjectMember.user_id == bindparam("rater"),
+    ProjectMember.role == MemberRole.rater,
+)
+_MY_ITEM = (
+    QueueItem.public_id == bindparam("public_id"),
+    QueueItem.rater_id == bindparam("rater"),
+    _STILL_A_RATER,
+)
+_GET_ITEM = select(QueueItem).where(*_MY_ITEM)
+_ITEM_AND_PROJECT = select(QueueItem, Project).join(Project, Project.id == QueueItem.project_id)
+_ITEM_AND_PROJECT = _ITEM_AND_PROJECT.where(*_MY_ITEM)
+_LOCK_ITEM = (
+    select(QueueItem)
+    .where(QueueItem.id == bindparam("item"), QueueItem.rater_id == bindparam("rater"))
+    .where(_STILL_A_RATER)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def get_item_for_rater(session: Session, rater: User, public_id: str) -> QueueItem:
@@ -236,13 +262,7 @@ def get_item_for_rater(session: Session, rater: User, public_id: str) -> QueueIt
     the rater was removed from) is a plain 404."""
     item = None
     if isinstance(public_id, str) and 0 < len(public_id) <= 32:
-        item = session.scalar(
-            select(QueueItem).where(
-                QueueItem.public_id == public_id,
-                QueueItem.rater_id == rater.id,
-                _still_a_rater(rater.id),
-            )
-        )
+        item = session.scalar(_GET_ITEM, {"public_id": public_id, "rater": rater.id})
     if item is None:
         raise NotFound("no such item in your queue")
     return item
@@ -253,13 +273,7 @@ def item_and_project(session: Session, rater: User, public_id: str) -> tuple[Que
     row = None
     if isinstance(public_id, str) and 0 < len(public_id) <= 32:
         row = session.execute(
-            select(QueueItem, Project)
-            .join(Project, Project.id == QueueItem.project_id)
-            .where(
-                QueueItem.public_id == public_id,
-                QueueItem.rater_id == rater.id,
-                _still_a_rater(rater.id),
-            )
+            _ITEM_AND_PROJECT, {"public_id": public_id, "rater": rater.id}
         ).first()
     if row is None:
         raise NotFound("no such item in your queue")
@@ -283,12 +297,7 @@ def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> Queue
         # under the database's one write lock, which no rebalance can take before we commit: still current
         return item
     lock_project_queues(session, item.project_id)
-    locked = session.scalar(
-        select(QueueItem)
-        .where(QueueItem.id == item.id, QueueItem.rater_id == rater.id, _still_a_rater(rater.id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    locked = session.scalar(_LOCK_ITEM, {"item": item.id, "rater": rater.id})
     if locked is None:
         raise NotFound(
             "this item is no longer in your queue (the project's allocation changed); nothing was saved",

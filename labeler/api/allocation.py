@@ -142,7 +142,7 @@ def queue_next_api(project_id: int):
 def serve_next_json(db, project_id: int) -> dict[str, Any] | None:
     """Serve the caller's next item in the project (stamping its first showing): its JSON, or None."""
     item = serve_item(db, lambda: next_item_row(db, current_user.id, project_id))
-    return item_json(item, item.total) if item else None
+    return {**item_json(item, item.total), "done": item.done} if item else None
 
 
 @bp.get("/items/<public_id>")

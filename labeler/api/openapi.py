@@ -335,7 +335,8 @@ ALLOCATION_PATHS: dict[str, dict] = {
     },
     "/api/v1/projects/{project_id}/queue/next": {
         "get": _op(
-            "The caller's next item {item: {id, image_url, position, total}} or {item: null}",
+            "The caller's next item {item: {id, image_url, position, total, done}} (done: how many "
+            "of the caller's items in the project are labeled) or {item: null}",
             params=[_path_id("project_id")],
         ),
     },

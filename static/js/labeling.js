@@ -281,14 +281,21 @@ async function refreshContext() {
     fillForm(cur.label);
   }
   renderContext();
+  keepPrefetching();
+}
+
+function keepPrefetching() {
   remember();
   trimCache([cur.item, cur.queue.next, cur.queue.previous]);
   prefetch(cur.queue.next);
 }
 
-async function show(entry, { push = true } = {}) {
+// fresh: the next item as the save's answer served it (PUT ...?next=1): its position and the queue's
+// progress are current, so the prefetched context needs no second request
+async function show(entry, { push = true, fresh = null } = {}) {
   const d = entry.data;
-  cur = { item: d.item, label: d.label, queue: d.queue, status: d.status, suggestion: d.suggestion, src: entry.src };
+  const queue = fresh ? { ...d.queue, position: fresh.position, total: fresh.total, done: fresh.done } : d.queue;
+  cur = { item: d.item, label: d.label, queue, status: d.status, suggestion: d.suggestion, src: entry.src };
   pendingSubmission = null;
   setError("");
   $("all-done").hidden = true;
@@ -303,7 +310,7 @@ async function show(entry, { push = true } = {}) {
   resetClock();
   if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
   await shown;
-  refreshContext();
+  if (fresh) keepPrefetching(); else refreshContext();
   setTimeout(() => deep.preload(), 300);
 }
 
@@ -328,11 +335,13 @@ function allDone() {
   setStatus(`${$("status").textContent} Your queue is complete.`.trim());
 }
 
-async function afterSave(t0) {
+// served: the next item the save's answer carried (null: the queue is complete); undefined when nothing
+// was sent (an unchanged answer), then the queue context's next
+async function afterSave(t0, served) {
   const saved = performance.now() - t0;
-  const next = cur.queue.next;
+  const next = served === undefined ? cur.queue.next : served && served.id;
   if (!next) { allDone(); refreshContext(); return; }
-  await goTo(next);
+  await goTo(next, served ? { fresh: served } : undefined);
   // one frame later the new image has been painted
   requestAnimationFrame(() => setTimeout(() => timings.push({ saved, painted: performance.now() - t0 }), 0));
 }
@@ -360,22 +369,24 @@ async function submit() {
   busy = true;
   pendingSubmission ??= (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
   try {
-    const res = await sendWithRetry(urlFor("label", cur.item), {
+    // ?next=1: the answer also serves the next item, one round trip fewer per label
+    const res = await sendWithRetry(`${urlFor("label", cur.item)}?next=1`, {
       method: "PUT",
       body: JSON.stringify({ ...body, base_version: cur.label ? cur.label.version : 0,
                              submission_id: pendingSubmission, time_spent_ms: spentMs() }),
     });
     const err = res.body && res.body.error;
     if (res.status === 200) {
+      const { next: served, ...saved } = res.body;
       pendingSubmission = null;
-      cur.label = res.body;
+      cur.label = saved;
       cur.status = "done";
       remember();
       setStatus(`Saved (version ${res.body.version}).`);
       const skin = res.body.skin_type != null ? `, ${skinQuestion.name(res.body.skin_type)}` : "";
       notify(`Saved: ${answerName(res.body)}${skin} (image ${cur.queue.position}).`, cur.item);
       busy = false;
-      await afterSave(t0);
+      await afterSave(t0, served);
       return;
     }
     pendingSubmission = null;

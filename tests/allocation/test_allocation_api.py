@@ -140,8 +140,8 @@ def test_rater_queue_next_item_and_404s(db, world, client_for):
     db.commit()
     a, b = client_for(raters[0]), client_for(raters[1])
     nxt = a.get(f"/api/v1/projects/{team.project.id}/queue/next").get_json()["item"]
-    assert set(nxt) == {"id", "image_url", "position", "total"}
-    assert nxt["position"] == 1 and nxt["total"] == 3 + 7
+    assert set(nxt) == {"id", "image_url", "position", "total", "done"}
+    assert nxt["position"] == 1 and nxt["total"] == 3 + 7 and nxt["done"] == 0
     assert nxt["image_url"] == f"/api/v1/items/{nxt['id']}/image"
     assert a.get(f"/api/v1/items/{nxt['id']}").get_json()["item"]["status"] == "pending"
     img = a.get(nxt["image_url"])

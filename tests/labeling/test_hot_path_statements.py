@@ -3,7 +3,7 @@
 Counted with a before_cursor_execute listener on the test's connection; the tests' own savepoint
 bookkeeping (each request's session is a savepoint inside the test's transaction) is not counted.
 The budget (issue 14): authentication is one indexed query (token + user + roles joined), then at
-most 2 statements for next, 1 for the image's authorization and 4 for submit, with the label's revision
+most 2 statements for next (here 1, and the first showing's stamp), 1 for the image's authorization and 4 for submit, with the label's revision
 and the queue item's status written. Stated exceptions are listed with each budget.
 """
 
@@ -18,8 +18,9 @@ from labeling_fixtures import make_item  # noqa: F401  (fixtures)
 from sqlalchemy import event
 
 AUTH = 1  # ApiToken joined with its user and the user's roles, one query (its last-use stamp: once a minute)
-# the project if the caller is one of its raters (one query) + the next item with its total
-NEXT = 2
+# the next item with its queue's size, read only while the caller is one of the project's raters: one
+# query (a second only when nothing is pending: the skipped items, then whether the caller is a rater)
+NEXT = 1
 # the first showing of an item adds its stamp: one UPDATE that also checks the item is still the rater's
 # (and, on PostgreSQL, the project's shared queue lock before it: see allocation.queue)
 FIRST_SHOW = 1
@@ -186,6 +187,7 @@ def test_submit_can_answer_with_the_next_item(cycle, counter, db):
             break
         assert nxt["id"] == expected.public_id and nxt["image_url"].endswith(f"/{nxt['id']}/image")
         assert nxt["total"] == len(items) and nxt["position"] == expected.position
+        assert nxt["done"] == n + 1  # the progress the labeling page shows, current after this save
         shown = db.scalar(select(QueueItem.shown_at).where(QueueItem.id == expected.id))
         assert shown is not None  # stamped: no rebalance moves it now
         # the submit's statements, then the next item's (one query) and its stamp (+ lock and the
