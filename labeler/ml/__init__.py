@@ -17,6 +17,7 @@ Service API (what the CLI, pages and API call)::
     load_model(folder) -> LoadedModel
     predict(model, image_bytes | path | PIL | array, *, cams=True) -> dict   # BadImage on bad input
     read_manifest(path) -> Manifest
+    simulate_from_manifest(manifest_path, cache_dir, *, seed=0, step=20) -> dict  # learning curve
 
 Errors (``labeler.ml.errors``) subclass the app's LabelerError: ModelNotFound (404),
 BadImage (422), ManifestError (422), NotEnoughData (422), MLUnavailable (503).
@@ -43,6 +44,7 @@ _LAZY = {
     "resolve_model": "artifacts",
     "ModelInfo": "artifacts",
     "read_manifest": "manifest",
+    "simulate_from_manifest": "simulation",
     "QualityConfig": "config",
     "SeverityConfig": "config",
 }

@@ -31,6 +31,7 @@ from .services import (
     run_for_model,
     start_run,
 )
+from .simulations import run_simulation
 from .worker import execute_run, launch_run
 
 ml_cli = AppGroup("ml", help="Quality and severity models: train, evaluate, predict, list.")
@@ -239,6 +240,27 @@ def ml_predict(model_id: str, images: tuple[Path, ...], cams: bool) -> None:
         click.echo(json.dumps(out))
     if failed:
         sys.exit(1)
+
+
+@ml_cli.command("simulate-active")
+@click.argument("project")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1))
+@click.option("--step", default=20, show_default=True, type=click.IntRange(5, 500))
+@with_appcontext
+def ml_simulate_active(project: str, seed: int, step: int) -> None:
+    """Simulate labeling PROJECT's fold images in random order and in the model's most-uncertain-first
+    order (its own labels; scored on its golden set) and store the learning curve for the Models page."""
+    storage = app_storage()
+    with CommandSession() as s:
+        proj = find_project(s, project)
+        result = run_simulation(s, current_app.config, storage, proj, seed=seed, step=step)
+    need = result["labels_to_target"]
+    click.echo(
+        f"{result['pool']} fold images, {result['held_out']} golden; macro F1 with every label "
+        f"{result['random_f1'][-1]:.3f}, target {result['target_f1']:.3f}: reached with "
+        f"{need['uncertainty'] or 'never'} labels in uncertainty order, "
+        f"{need['random'] or 'never'} in random order"
+    )
 
 
 @ml_cli.command("list")

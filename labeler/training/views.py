@@ -21,8 +21,10 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import NotFound, ValidationError, on_form_error
+from ..images.storage import app_storage
 from ..projects.access import authorized_project
 from ..projects.models import Project
+from ..projects.settings import read_settings
 from .control import cancel_run, retry_run
 from .model_store import model_folder
 from .models import ModelKind
@@ -35,6 +37,7 @@ from .services import (
     run_for_model,
     set_prescreen_model,
 )
+from .simulations import curve_points, read_simulation
 from .worker import launch_run, training_unavailable
 
 bp = Blueprint("training", __name__)
@@ -51,6 +54,7 @@ def project_model(project: Project, model_id: str):
 def _models_page(project: Project, error: str | None = None, status: int = 200):
     db = get_session()
     runs = project_runs(db, project)
+    curve = read_simulation(app_storage(), project.id)  # stored by `labeler ml simulate-active`
     page = render_template(
         "training/models_page.html",
         project=project,
@@ -58,9 +62,11 @@ def _models_page(project: Project, error: str | None = None, status: int = 200):
         runs=[run_dict(r) for r in runs],
         models=project_models(db, current_app.config, project),
         kinds=list(ModelKind),
-        prescreen=(project.settings or {}).get("prescreen_model_id"),
+        prescreen=read_settings(project.settings).prescreen_model_id,
         training_unavailable=training_unavailable(),
         error=error,
+        curve=curve,
+        curve_geometry=curve_points(curve) if curve else None,
     )
     return page, status
 
@@ -133,7 +139,7 @@ def prescreen(project_id: int):
     project = authorized_project(project_id)
     on_form_error(lambda exc: _models_page(project, exc.message, exc.status))
     set_prescreen_model(db, current_user, project, request.form.get("model_id"), current_app.config)
-    model_id = (project.settings or {}).get("prescreen_model_id")
+    model_id = read_settings(project.settings).prescreen_model_id
     flash(
         f"Imports are prescreened with {model_id}." if model_id else "Prescreen on import is off."
     )
