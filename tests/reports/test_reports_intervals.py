@@ -287,9 +287,12 @@ def test_model_report_shows_the_paired_verdicts_per_class_and_explanation(app, b
     }
     with app.test_request_context():
         html = render_template("training/model_report.html", project=b.project, report=report)
-    assert f"Verdict with the 95% interval: {v['verdict']}" in html
+    assert f"Verdict, taking the uncertainty into account: {v['verdict']}" in html
     assert 'id="verdict-per-class"' in html and 'id="verdict-per-explanation"' in html
-    assert "one-sided" in html and "used for the verdict" in html
+    assert "the verdict uses the marked one" in html and "used for the verdict" in html
+    # the resampling in words, not its internals' names
+    assert f"95% intervals from {v['bootstrap']['resamples']:,} resamples" in html
+    assert "one-sided" not in html and "percentile bootstrap" not in html
     for name, row in v["per_class"].items():
         assert f"{row['difference']:.3f}" in html and row["verdict"] in html, name
     assert "bad light" not in html.split('id="verdict-per-explanation"')[1].split("</table>")[0]

@@ -72,12 +72,16 @@ def test_worker_trains_in_the_background(committed_app):
     report = client.get(f"/projects/{project_id}/models/{model_id}")
     html = report.get_data(as_text=True)
     assert report.status_code == 200
-    assert ("Expert level: yes" in html) or ("Expert level: no" in html)
+    assert 'id="verdict"' in html and (
+        "On the figures alone, without their uncertainty: at expert level" in html
+        or "On the figures alone, without their uncertainty: below expert level" in html
+    )
     assert (
         'id="per-class"' in html
         and 'id="per-explanation"' in html
-        and "The raters' own pairwise macro F1" in html
+        and "The raters with each other, pair by pair" in html
     )
+    assert "onnx" not in html.lower() and "fp32" not in html  # a lead's words, not the file format
     assert 'id="model-size"' in html and "MB" in html
     assert "On 20 golden images; a verdict needs at least 20" in html
     assert 'id="model-fairness-fitzpatrick"' in html and 'id="model-fairness-body_site"' in html
