@@ -75,7 +75,7 @@ def images_recover() -> None:
     with CommandSession() as s:
         jobs = reap_dead_jobs(s, storage, current_app.config)
         if jobs:
-            click.echo(f"{jobs} import jobs whose worker stopped recorded as failed")
+            click.echo(f"import jobs whose worker stopped, now recorded as failed: {jobs}")
         if isinstance(storage, LocalStorage):
             n = recover_interrupted_imports(s, storage)
         else:

@@ -289,3 +289,26 @@ def test_replaying_a_store_journal_spares_every_committed_file(app, db, make_pro
     assert not storage.exists(orphan)
     assert storage.exists(kept.original_key) and storage.exists(kept.display_key)
     assert stored_keys(storage, "jobs") == []
+
+
+def test_images_recover_records_dead_jobs(jobs_app, db, runner, make_project):
+    app = jobs_app
+    storage = app.extensions["labeler_storage"]
+    storage.put("jobs/imports/dead/upload-0000.zip", b"zip")
+    job = ImportJob(
+        project_id=make_project().id,
+        source="upload",
+        uploads=[{"name": "big.zip", "key": "jobs/imports/dead/upload-0000.zip", "size": 3}],
+        status=ImportJobStatus.running,
+        heartbeat_at=utcnow() - timedelta(seconds=600),
+        host="elsewhere",
+        pid=1,
+    )
+    db.add(job)
+    db.flush()
+    res = runner.invoke(args=["images", "recover"])
+    assert res.exit_code == 0, res.output
+    assert "import jobs whose worker stopped, now recorded as failed: 1" in res.output
+    db.refresh(job)
+    assert job.status is ImportJobStatus.failed and "Nothing was imported." in job.error
+    assert stored_keys(storage, "jobs") == []
