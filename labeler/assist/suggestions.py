@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from ..allocation.models import QueueItem
@@ -25,15 +25,19 @@ from .models import JobStatus, Suggestion, SuggestionJob
 NO_SUGGESTION = "The model has no suggestion for this image."
 
 
-def suggestions_ready(session: Session, project_id: int, model_id: str) -> bool:
-    """The latest job computing this model's suggestions for the project has finished."""
-    status = session.scalar(
-        select(SuggestionJob.status)
-        .where(SuggestionJob.project_id == project_id, SuggestionJob.model_id == model_id)
-        .order_by(SuggestionJob.id.desc())
-        .limit(1)
+def _ready(project_id: int, model_id: str):  # a SQL EXISTS
+    return exists().where(
+        SuggestionJob.project_id == project_id,
+        SuggestionJob.model_id == model_id,
+        SuggestionJob.status == JobStatus.succeeded,
     )
-    return status is JobStatus.succeeded
+
+
+def suggestions_ready(session: Session, project_id: int, model_id: str) -> bool:
+    """A job has computed this model's suggestions for the whole project (a later job only adds
+    the images imported since; until it finishes they show "no suggestion", like any image the
+    model could not read)."""
+    return bool(session.scalar(select(_ready(project_id, model_id))))
 
 
 def prelabel_model(session: Session, project: Project) -> str | None:
@@ -110,7 +114,23 @@ def suggestion_view(
 def item_suggestion(
     session: Session, item: QueueItem, project: Project | None = None
 ) -> dict[str, Any] | None:
-    """The suggestion a rater's queue item carries under pre-labeling (None when the project is off)."""
+    """The suggestion a rater's queue item carries under pre-labeling (None when the project is off):
+    whether the model is ready and the image's stored answer in one statement."""
     if project is None or project.id != item.project_id:
         project = session.get(Project, item.project_id)
-    return suggestion_view(session, project, item.image_id, prelabel_model(session, project))
+    model_id = read_settings(project.settings).suggestions_model_id
+    if not model_id:
+        return None
+    answer = (
+        select(Suggestion.answer)
+        .where(Suggestion.image_id == item.image_id, Suggestion.model_id == model_id)
+        .scalar_subquery()
+    )
+    ready, stored = session.execute(select(_ready(project.id, model_id), answer)).one()
+    if not ready:
+        return None
+    return {
+        "model_id": model_id,
+        "answer": stored,
+        "text": suggestion_text(stored, project.settings),
+    }
