@@ -80,6 +80,8 @@ function verdictOf(cfg, classProbs, explProbs) {
     .filter((e) => e.probability >= e.threshold)
     .sort((a, b) => b.probability - a.probability);
   return {
+    probabilities: Object.fromEntries(cfg.classes.map((c, i) => [c.name, classProbs[i]])),
+    explanations: Object.fromEntries(cfg.explanations.map((e, j) => [e.name, explProbs[j]])),
     className: cls.name,
     classText: cls.text,
     classAcceptable: cls.acceptable,
