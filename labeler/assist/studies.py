@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from .. import protocols
@@ -284,7 +284,16 @@ def own_reading(session: Session, rater: User, public_id: str) -> tuple[StudyRea
         row = session.execute(
             select(StudyReading, ReaderStudy)
             .join(ReaderStudy, ReaderStudy.id == StudyReading.study_id)
-            .where(StudyReading.public_id == public_id, StudyReading.rater_id == rater.id)
+            .where(
+                StudyReading.public_id == public_id,
+                StudyReading.rater_id == rater.id,
+                # a rater removed from the project keeps no access to its study either
+                exists().where(
+                    ProjectMember.project_id == ReaderStudy.project_id,
+                    ProjectMember.user_id == rater.id,
+                    ProjectMember.role == MemberRole.rater,
+                ),
+            )
         ).first()
     if row is None:
         raise NotFound("no such reading in your reader study")

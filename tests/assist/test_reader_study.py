@@ -193,3 +193,24 @@ def test_report_matches_a_hand_computed_example(db, assisted_project, client_for
         .status_code
         == 403
     )
+
+
+def test_a_removed_rater_loses_access_to_their_readings(db, assisted_project, client_for):
+    from labeler.projects.models import MemberRole, ProjectMember
+
+    lead, project, raters, _ = assisted_project
+    study = _study(db, lead, project)
+    rater = raters[0]
+    reading, _ = next_reading(db, study, rater, T0)
+    db.commit()
+    client = client_for(rater)
+    assert client.get(f"/api/v1/readings/{reading.public_id}").status_code == 200
+    assert client_for(raters[1]).get(f"/api/v1/readings/{reading.public_id}").status_code == 404
+    db.execute(
+        ProjectMember.__table__.delete().where(
+            ProjectMember.user_id == rater.id, ProjectMember.role == MemberRole.rater
+        )
+    )
+    db.commit()
+    assert client.get(f"/api/v1/readings/{reading.public_id}").status_code == 404
+    assert client.get(f"/api/v1/readings/{reading.public_id}/image").status_code == 404
