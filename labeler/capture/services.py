@@ -28,6 +28,7 @@ from ..images.storage import Storage
 from ..ml.config import IMAGE_SIZE
 from ..ml.errors import ModelNotFound
 from ..projects.models import Project
+from ..projects.settings import read_settings
 from ..training.model_store import model_folder
 from ..training.services import project_models
 from ..validation import clean_text
@@ -118,7 +119,7 @@ def no_model_reason(project: Project) -> str:
     """Why the browser has no model, in the capturing clinician's words."""
     after = (
         "the server checks the photos after they are uploaded"
-        if (project.settings or {}).get("prescreen_model_id")
+        if read_settings(project.settings).prescreen_model_id
         else "the photos are uploaded without a quality check"
     )
     return f"No quality model has been trained for this project yet, so {after}."

@@ -44,18 +44,14 @@ def nums(arr: np.ndarray) -> list:
 
 def tie_policy(settings: Mapping[str, Any]) -> Any:
     """The project's tie policy for metrics.fuse_quality: 'unresolved' or a precedence order of codes."""
-    fusion = settings.get("fusion") or {}
-    if fusion.get("tie_policy", "unresolved") == "precedence":
-        return [
-            QUALITY_DECISIONS.index(c)
-            for c in fusion.get("precedence") or ()
-            if c in QUALITY_DECISIONS
-        ]
+    s = read_settings(settings)
+    if s.tie_policy == "precedence":
+        return [QUALITY_DECISIONS.index(c) for c in s.precedence if c in QUALITY_DECISIONS]
     return "unresolved"
 
 
 def explanation_k(settings: Mapping[str, Any]) -> int:
-    return int((settings.get("fusion") or {}).get("explanation_k", 1))
+    return read_settings(settings).explanation_k
 
 
 def fuse(m: LabelMatrix, settings: Mapping[str, Any]) -> metrics.QualityFusion:

@@ -25,6 +25,7 @@ from ..images.models import Image
 from ..images.services import ImportHook, register_import_hook
 from ..jobs.queue import broker_url, send_prescreen
 from ..projects.models import Project
+from ..projects.settings import read_settings
 from .model_store import model_folder
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def prescreen_images(
     """The import hook. With a Celery broker (LABELER_CELERY_BROKER_URL) the new images are sent to
     a worker once the import is committed (``{"status": "queued", ...}``; the worker runs
     screen_images and stores each result on its image); without one they are screened here."""
-    model_id = (project.settings or {}).get("prescreen_model_id")
+    model_id = read_settings(project.settings).prescreen_model_id
     ids = list(image_ids)
     if not model_id:
         return {"status": "off"}
@@ -91,7 +92,7 @@ def screen_images(
 
     Returns ``{"status": "off" | "done" | "skipped", ...}``; flushes, never commits.
     """
-    model_id = (project.settings or {}).get("prescreen_model_id")
+    model_id = read_settings(project.settings).prescreen_model_id
     ids = list(image_ids)
     if not model_id:
         return {"status": "off"}

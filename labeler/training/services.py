@@ -21,6 +21,7 @@ from ..errors import Conflict, NotFound, ValidationError
 from ..ml.artifacts import MODEL_ID
 from ..ml.errors import ModelNotFound
 from ..projects.models import Project
+from ..projects.settings import read_settings
 from ..reports.services import golden_panel, project_agreement
 from ..validation import MAX_SEED, clean_int
 from .model_store import model_folder
@@ -207,6 +208,7 @@ def project_models(
 ) -> list[dict[str, Any]]:
     """The project's trained models (from its succeeded runs whose folder still exists), newest first."""
     out = []
+    prescreen = read_settings(project.settings).prescreen_model_id
     for run in project_runs(session, project):
         if (
             run.status is not RunStatus.succeeded
@@ -230,7 +232,7 @@ def project_models(
                 "verdict": (run.metrics or {}).get("evaluation", {}).get("verdict")
                 if run.metrics
                 else None,
-                "prescreen": (project.settings or {}).get("prescreen_model_id") == run.model_id,
+                "prescreen": prescreen == run.model_id,
             }
         )
     return out
