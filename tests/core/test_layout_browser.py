@@ -10,6 +10,8 @@ scanned in its dark theme (the system setting, and the toggle kept across a relo
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from browser_support.fixtures import axe_scan, open_page, sign_in
 from sqlalchemy import select
@@ -21,6 +23,7 @@ from labeler.auth.models import User
 from labeler.demo import build_demo
 from labeler.images.models import Image, ImportJob, ImportJobStatus
 from labeler.projects.models import Project
+from labeler.training.simulations import simulation_key
 from labeler.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -232,6 +235,20 @@ def demo_ids(live_server):
         )
         s.add(job)
         s.flush()
+        curve = {  # the quality project's learning curve, as `labeler ml simulate-active` stores it
+            "sizes": [20, 40, 60, 80, 100],
+            "random_f1": [0.42, 0.55, 0.66, 0.74, 0.8],
+            "uncertainty_f1": [0.42, 0.68, 0.77, 0.79, 0.8],
+            "target_f1": 0.76,
+            "labels_to_target": {"random": None, "uncertainty": 60},
+            "seed": 0,
+            "pool": 100,
+            "held_out": 30,
+            "step": 20,
+            "project_id": projects["quality"],
+            "created_at": "2026-11-30T17:00:00+00:00",
+        }
+        storage.put(simulation_key(projects["quality"]), json.dumps(curve).encode())
         return {
             "q": projects["quality"],
             "s": projects["severity"],
