@@ -214,3 +214,68 @@ def test_a_removed_rater_loses_access_to_their_readings(db, assisted_project, cl
     db.commit()
     assert client.get(f"/api/v1/readings/{reading.public_id}").status_code == 404
     assert client.get(f"/api/v1/readings/{reading.public_id}/image").status_code == 404
+
+
+def test_severity_report_by_hand(app, db, make_user, make_project):
+    """Severity: RMSE against the consensus mean grade; the model right where its grade is the
+    consensus grade."""
+    from assist_support import store_suggestions, stored_images
+
+    from labeler.allocation import services as allocation
+    from labeler.allocation.models import GoldenImage
+
+    lead = make_user(None, "lead")
+    project = make_project(lead, protocol="severity")
+    images = stored_images(app, db, project, 8)
+    raters = [make_user(None, "rater") for _ in range(2)]
+    allocation.allocate(db, lead, project, raters, golden_size=3, overlap=1, seed=5)
+    golden = sorted(db.scalars(select(GoldenImage.image_id)).all())
+    # the reference: rater A grades 2, 3, 4 and rater B 2, 4, 4 -> means 2, 3.5, 4 (grades 2, 4, 4)
+    for rater, grades in zip(raters, ([2, 3, 4], [2, 4, 4]), strict=True):
+        for image_id, g in zip(golden, grades, strict=True):
+            db.add(
+                Label(
+                    project_id=project.id,
+                    rater_id=rater.id,
+                    image_id=image_id,
+                    decision="graded",
+                    grade=float(g),
+                )
+            )
+    model = dict(zip(golden, [2, 3, 4], strict=True))  # right, wrong, right
+    store_suggestions(
+        db,
+        project,
+        {
+            im.id: {"score": float(model.get(im.id, 1)), "grade": model.get(im.id, 1)}
+            for im in images
+        },
+    )
+    study = _study(db, lead, project)
+    reader = raters[0]
+    unassisted, assisted = [3, 4, 4], [2, 3, 4]  # errors 1, .5, 0 and 0, .5, 0
+    for image_id, u, a in zip(golden, unassisted, assisted, strict=True):
+        for r in db.scalars(
+            select(StudyReading).where(
+                StudyReading.rater_id == reader.id, StudyReading.image_id == image_id
+            )
+        ):
+            r.decision, r.grade, r.answered_at = "graded", float(a if r.assisted else u), T0
+    db.commit()
+    report = study_report(db, study, resamples=200)
+    assert report["metric"] == "rmse"
+    (mine,) = [r for r in report["readers"] if r["rater_id"] == reader.id]
+    acc = mine["accuracy"]
+    assert acc["unassisted"] == pytest.approx((1.25 / 3) ** 0.5)
+    assert acc["assisted"] == pytest.approx((0.25 / 3) ** 0.5)
+    assert acc["difference"] == pytest.approx((0.25 / 3) ** 0.5 - (1.25 / 3) ** 0.5)
+    # model right on images 0 and 2; image 0: 3 -> the model's 2 (right); image 1: 4 -> the
+    # model's 3 (wrong, the consensus grade is 4)
+    assert mine["switches"] == {
+        "model_right": 2,
+        "model_wrong": 1,
+        "to_model_when_right": 1,
+        "away_when_right": 0,
+        "to_model_when_wrong": 1,
+        "away_when_wrong": 0,
+    }
