@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
+from .. import protocols
 from ..auth.models import User
 from ..errors import ValidationError
 from ..images.services import ImportSummary, import_images, run_import_hooks
@@ -117,6 +118,11 @@ def unavailable(reason: str) -> dict[str, Any]:
 
 def no_model_reason(project: Project) -> str:
     """Why the browser has no model, in the capturing clinician's words."""
+    if protocols.get(project.protocol).model_kind != QUALITY_KIND:
+        return (
+            "This project's photos are not checked on the device (its protocol has no quality "
+            "model), so they are uploaded without that check."
+        )
     after = (
         "the server checks the photos after they are uploaded"
         if read_settings(project.settings).prescreen_model_id

@@ -105,7 +105,8 @@ def test_only_the_projects_current_model_is_served(client, db, world, login_as, 
     assert cfg["available"] is False and "No quality model has been trained" in cfg["reason"]
     assert "uploaded without a quality check" in cfg["reason"]
     severity = make_project(users["lead"], protocol="severity")
-    assert client.get(f"/projects/{severity.id}/quality-check").json["available"] is False
+    cfg = client.get(f"/projects/{severity.id}/quality-check").json
+    assert cfg["available"] is False and "its protocol has no quality model" in cfg["reason"]
 
 
 def test_a_missing_model_folder_reads_unavailable(client, db, world, login_as, make_project):
