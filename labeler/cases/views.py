@@ -10,6 +10,7 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import NotFound
+from ..labeling.views import openseadragon_url
 from ..projects.settings import read_settings
 from ..protocols import form_spec, skin_type_question
 from .queue import case_for_rater, next_case, serve_case
@@ -41,6 +42,9 @@ def case_page(public_id: str):
             "skip": url_for("api.post_case_skip", public_id=ID),
             "icd10": url_for("api.icd10_search"),
             "done": url_for("labeling.my_labels_page"),
+            # full resolution per photo once zoomed in (deep-zoom.js), as on the labeling page
+            "tiles": url_for("api.item_tiles", public_id=ID),
+            "osd": openseadragon_url(),
         },
     }
     # the optional skin-type second question, where the project asks it (answered per unit too)

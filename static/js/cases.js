@@ -3,6 +3,7 @@
 // the next case's photos prefetched while the rater looks at this one.
 import { Viewer } from "./viewer.js";
 import { Icd10Combobox } from "./icd10-combobox.js";
+import { DeepZoom } from "./deep-zoom.js";
 import { skinQuestion } from "./skin-type-question.js";  // its keys run first (Shift+digit, T)
 
 const $ = (id) => document.getElementById(id);
@@ -183,13 +184,18 @@ function renderPhotos(data, srcs, decoded) {
     fig.append(stage, cap);
     stage.addEventListener("focus", () => setCurrent(i));
     const dummy = () => el("input", { type: "range", value: "100" });
+    // full resolution once this photo is zoomed in: OpenSeadragon and the photo's tiles load on
+    // the first zoom only (deep-zoom.js), under the photo's own opaque item id
+    const deep = S.urls.osd ? new DeepZoom(stage, S.urls.osd) : null;
+    if (deep) deep.reset(urlFor("tiles", photo.item));
     const viewer = new Viewer(stage, img, {
       zoomIn: inn, zoomOut: out, fit, one, level, brightness: dummy(), contrast: dummy(), reset: el("button"),
-    });
+    }, deep);
     return { fig, viewer, src: srcs[i], photo };
   });
   box.replaceChildren(...figures.map((f) => f.fig));
   viewers = figures.map((f) => f.viewer);
+  window.caseViewers = viewers;  // read by tests (zoom, deep zoom)
   applyFilter();
   return Promise.all(figures.map((f, i) => f.viewer.show(f.src, `Photo ${i + 1} of ${n}`)));
 }

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from browser_support.fixtures import axe_scan, open_page, sign_in
-from case_fixtures import seed_cases
+from case_fixtures import photo_bytes, seed_cases
 from sqlalchemy import select
 
 from labeler.allocation.models import QueueItem
@@ -184,3 +184,64 @@ def test_case_page_layout_and_axe(chromium_browser, live_server, width, height):
         if width <= 1400:
             problems = [(v["id"], [n["target"] for n in v["nodes"][:3]]) for v in axe_scan(page)]
             assert problems == []
+
+
+def test_each_photo_zooms_to_full_resolution(chromium_browser, live_server):
+    """Zoomed in, a photo of the case is drawn from its own deep-zoom tiles (OpenSeadragon), served
+    under that photo's opaque item id, as on the labeling page; the other photos stay as they were."""
+    from labeler.allocation import services as allocation
+    from labeler.auth.models import Role
+    from labeler.auth.services import add_user
+    from labeler.demo import MemorySource
+    from labeler.images.services import import_images, run_import_hooks
+    from labeler.projects.services import create_project, update_settings
+
+    storage = live_server.app.extensions["labeler_storage"]
+    with live_server.session() as s:
+        rater = add_user(s, None, RATER, "Rater", [Role.rater])
+        project = create_project(s, None, "Zoomed cases", "quality")
+        update_settings(s, None, project, {"cases": {"view": True, "unit": "image"}})
+        names = [f"z{i}.jpg" for i in range(3)]
+        sources = [MemorySource(n, photo_bytes(i, (2400, 1800))) for i, n in enumerate(names)]
+        manifest = {n: {"case_id": "z", "body_site": "back", "meta": {}} for n in names}
+        summary = import_images(
+            s,
+            None,
+            project,
+            sources,
+            storage=storage,
+            source_label="t",
+            manifest=manifest,
+            checkpoint=s.flush,
+        )
+        run_import_hooks(s, live_server.app.config, project, summary, storage)
+        allocation.allocate(s, None, project, [rater], golden_size=0, overlap=1, seed=1)
+        pid = project.id
+    tile_urls: list[str] = []
+
+    def note_tile(request):
+        if "/tiles/" in request.url:
+            tile_urls.append(request.url)
+
+    for page in open_page(chromium_browser):
+        page.on("request", note_tile)
+        sign_in(page, live_server, RATER)
+        page.goto(f"{live_server.url}/projects/{pid}/next-case")
+        wait_case(page)
+        assert page.locator("#photos figure").count() == 3
+        page.keyboard.press("2")  # photo 2, enlarged
+        for _ in range(8):
+            page.keyboard.press("+")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#photos .stage')[1].dataset.deepZoom === 'on'"
+        )
+        page.wait_for_selector("#photos figure.is-enlarged .deep-zoom", state="visible")
+        second = page.eval_on_selector_all("#photos figure", "f => f.map(x => x.dataset.index)")
+        assert second == ["0", "1", "2"]
+        photo2 = page.evaluate(
+            "() => JSON.parse(document.getElementById('case-page').dataset.state).case.photos[1].item"
+        )
+        assert tile_urls and all(f"/items/{photo2}/tiles" in u for u in tile_urls)
+        assert page.eval_on_selector_all(
+            "#photos .stage", "s => s.map(x => x.dataset.deepZoom)"
+        ) == ["off", "on", "off"]
