@@ -85,6 +85,8 @@ def _path_id(name: str) -> dict:
 
 
 _PUBLIC_ID = {"name": "public_id", "in": "path", "required": True, "schema": {"type": "string"}}
+# each protocol's own settings, as the protocol describes them (labeler/protocols/)
+_PROTOCOL_SETTINGS = {k: v for p in protocols.all() for k, v in p.openapi_settings().items()}
 _LABEL_BODY = {
     "type": "object",
     "properties": {
@@ -715,15 +717,7 @@ _SETTINGS_BODY = {
             "type": "object",
             "description": "the settings to change (sections merge key by key)",
             "properties": {
-                "scale": {
-                    "type": "array",
-                    "description": "severity: 2-11 steps, values ascending and distinct",
-                    "items": {
-                        "type": "object",
-                        "properties": {"value": {"type": "number"}, "name": {"type": "string"}},
-                    },
-                },
-                "allow_non_graded": {"type": "boolean"},
+                **_PROTOCOL_SETTINGS,  # scale, allow_non_graded, prescreen_model_id
                 "ask_skin_type": {
                     "type": "boolean",
                     "description": "quality and severity: also ask each rater the Fitzpatrick "
@@ -764,7 +758,6 @@ _SETTINGS_BODY = {
                         "show": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
                     },
                 },
-                "prescreen_model_id": {"type": ["string", "null"]},
                 "suggestions_model_id": {
                     "type": ["string", "null"],
                     "description": "pre-labeling: every rater sees this model's stored suggestions "

@@ -90,6 +90,8 @@ class ProtocolSpec:
     fusion: ClassVar[str]  # how the raters' answers are fused: "plurality", "mean", "median"
     agreement: ClassVar[tuple[str, ...]] = ()  # the agreement figures that apply, in words
     model_kind: ClassVar[str | None] = None  # the bundled model trained on it; None: no model
+    export_columns: ClassVar[tuple[str, ...]] = ()  # its columns of the fused export
+    manifest_field: ClassVar[str | None] = None  # its object in each training-manifest line
     decisions: ClassVar[tuple[str, ...]] = ()  # every stored decision value
     per_case: ClassVar[bool] = False  # may be answered once per case (the answer is the patient's)
     asks_skin_type_question: ClassVar[bool] = False  # may add the skin-type second question

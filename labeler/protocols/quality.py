@@ -69,6 +69,21 @@ class QualityProtocol(ProtocolSpec):
         "Krippendorff's alpha (nominal)",
     )
     model_kind = "quality"
+    export_columns = (
+        "fused_class",
+        "fusion_method",
+        "tie",
+        "tied_classes",
+        "resolution",
+        "votes",
+        "diagnosis",
+        "diagnosis_votes",
+        "diagnosis_tie",
+        "diagnosis_tied_codes",
+        "adjudication",
+        "adjudication_outdated",
+    )
+    manifest_field = "quality"
     decisions = QUALITY_DECISIONS
     asks_skin_type_question = True
     settings_keys = frozenset({"prescreen_model_id"})

@@ -162,6 +162,8 @@ class SeverityProtocol(ProtocolSpec):
         "Krippendorff's alpha (ordinal and interval)",
     )
     model_kind = "severity"
+    export_columns = ("severity", "grade_votes", "non_graded")
+    manifest_field = "severity"
     decisions = SEVERITY_DECISIONS
     per_case = True
     asks_skin_type_question = True
@@ -188,6 +190,23 @@ class SeverityProtocol(ProtocolSpec):
                     "'allow_non_graded' must be true or false", field="allow_non_graded"
                 )
             new["allow_non_graded"] = changes["allow_non_graded"]
+
+    def openapi_settings(self) -> dict[str, Any]:
+        return {
+            "scale": {
+                "type": "array",
+                "description": f"severity: {SCALE_SIZE[0]}-{SCALE_SIZE[1]} steps, values ascending "
+                "and distinct; on whole numbers 0-9 the labeling keys are the values",
+                "items": {
+                    "type": "object",
+                    "properties": {"value": {"type": "number"}, "name": {"type": "string"}},
+                },
+            },
+            "allow_non_graded": {
+                "type": "boolean",
+                "description": "severity: also offer 'not acne' and 'cannot assess'",
+            },
+        }
 
     def manifest_header(self, settings: SeveritySettings) -> dict[str, Any]:
         return {"scale": settings.scale_values}  # grades in the manifest are scale values

@@ -125,6 +125,14 @@ class SkinTypeProtocol(ProtocolSpec):
     answers_are_skin_types = True
     non_graded = (CANNOT_ASSESS,)
     model_kind = None  # no bundled model: the fused type feeds the fairness breakdowns
+    export_columns = (
+        "skin_type",
+        "skin_type_median",
+        "skin_type_tie",
+        "skin_type_votes",
+        "skin_type_cannot_assess",
+    )
+    manifest_field = None  # no model to train: the manifest's fitzpatrick carries the fused type
 
     def parse_settings(self, raw: Mapping[str, Any] | None) -> SkinTypeSettings:
         return SkinTypeSettings()

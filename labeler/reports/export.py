@@ -322,8 +322,8 @@ def training_manifest(session: Session, project: Project, storage) -> Iterator[s
             if rec["fitzpatrick"] is not None
             else rec.get("skin_type"),
             "body_site": rec["body_site"],
-            "quality": None,
-            "severity": None,
+            # one object per protocol with a model (quality, severity); null but for its own
+            **{p.manifest_field: None for p in protocols.all() if p.manifest_field},
         }
         if "image_ids" in rec:  # a per-case label: every photo of the case carries it
             out["images"] = [

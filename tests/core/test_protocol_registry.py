@@ -46,7 +46,7 @@ PATTERNS = _patterns(NAMES)
 # A model kind (training.models.ModelKind: "quality", "severity") names a bundled model, not a
 # protocol: `model.kind == "quality"` picks that model's code; a protocol names its model in
 # model_kind. Such lines are left to the model code.
-MODEL_KIND = re.compile(r"""\bkind\b["'\]]*\s*(?:==|!=)""")
+MODEL_KIND = re.compile(r"""(?:\b|_)kind\b["'\]]*\s*(?:==|!=)""")
 
 
 def comparisons(text: str) -> list[str]:
@@ -92,6 +92,7 @@ def test_the_grep_finds_comparisons(line):
         'LABEL_FIELDS = ("decision", "grade", "skin_type")  # skin_type: a label field',
         'if model.kind != "quality":  # a model kind',
         "{% if m.kind == 'quality' %}",
+        "{% if protocol.model_kind == 'quality' %}",
     ],
 )
 def test_the_grep_leaves_other_lines_alone(line):
