@@ -18,6 +18,7 @@ import logging
 import secrets
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,24 +98,54 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
+def _cut(conn: http.client.HTTPConnection, fired: threading.Event) -> None:
+    """The attempt's time is up: shut its socket, so that a read blocked on a receiver that answers
+    byte by byte (each read within the per-read timeout) returns now."""
+    fired.set()
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def post(target: Target, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-    """POST the body to the first checked address that connects; the response's status code."""
+    """POST the body to the first checked address that connects; the response's status code.
+
+    `timeout` bounds the whole attempt (connect, send, the answer's headers and the first 64 KB of its
+    body), not only each read: a receiver that trickles its answer is cut off at the deadline."""
     error: OSError | None = None
+    deadline = time.monotonic() + timeout
     for address in target.addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
         cls = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-        conn = cls(target.host, target.port, address, timeout)
+        conn = cls(target.host, target.port, address, remaining)
+        fired = threading.Event()
+        watchdog = threading.Timer(remaining, _cut, (conn, fired))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             conn.request("POST", target.path, body=body, headers=dict(headers))
             resp = conn.getresponse()
             resp.read(MAX_RESPONSE_READ)
+            if fired.is_set():
+                raise TimeoutError(f"the receiver did not answer within {timeout:g} s")
             return resp.status
         except (ConnectionRefusedError, TimeoutError) as exc:
             error = exc
             if isinstance(exc, TimeoutError) and conn.sock is not None:
                 raise  # connected, then the receiver was too slow: not another address's fault
+        except (OSError, http.client.HTTPException):
+            if fired.is_set():
+                raise TimeoutError(f"the receiver did not answer within {timeout:g} s") from None
+            raise
         finally:
+            watchdog.cancel()
             conn.close()
-    raise error or OSError("no address to connect to")
+    raise error or TimeoutError(f"the receiver did not answer within {timeout:g} s")
 
 
 def _claim(factory: sessionmaker, delivery_id: int, lease_s: float) -> int | None:
@@ -188,6 +219,9 @@ def deliver_once(factory: sessionmaker, config: Mapping[str, Any], delivery_id: 
             error = f"refused: {exc.message}"
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except Exception as exc:  # recorded as a failed attempt: a delivery never stays claimed
+            log.exception("webhook delivery %s attempt %s failed unexpectedly", delivery_id, number)
+            error = f"the attempt failed ({type(exc).__name__})"
     ok = error is None
     duration = int((time.monotonic() - clock) * 1000)
     retry_in = None if ok or number >= limit or not active else backoff_s(number, opts["base"])

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from ..errors import ValidationError
 from ..validation import text_problem
@@ -66,7 +66,10 @@ def check_url(url: object) -> tuple[str, str, int, str]:
         )
     if len(url) > MAX_URL:
         raise TargetRefused(f"the webhook URL is longer than {MAX_URL} characters", field="url")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: "http://[::1"
+        raise TargetRefused("the webhook URL is not a valid URL", field="url") from None
     if parts.scheme not in ("http", "https"):
         raise TargetRefused("the webhook URL must start with https:// (or http://)", field="url")
     if parts.username is not None or parts.password is not None:
@@ -75,22 +78,49 @@ def check_url(url: object) -> tuple[str, str, int, str]:
             field="url",
         )
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
+        if port == 0:
+            raise ValueError(port)
     except ValueError:
         raise TargetRefused(
             "the webhook URL's port is not a number from 1 to 65535", field="url"
         ) from None
+    port = port or (443 if parts.scheme == "https" else 80)
     host = parts.hostname
     if not host:
         raise TargetRefused("the webhook URL has no host name", field="url")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # the request line is ASCII: other characters are sent percent-encoded (as browsers do)
+    path = "".join(c if c.isascii() else quote(c) for c in path)
     return parts.scheme, host, port, path
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits and reach it through a translator
+# (NAT64, RFC 6052 and RFC 8215) or the host itself (IPv4-compatible ::a.b.c.d, deprecated)
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to (mapped, 6to4, NAT64, IPv4-compatible), or None."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in net for net in _NAT64) or (
+        address in _IPV4_COMPATIBLE and int(address) > 1  # not :: nor ::1
+    ):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def address_problem(address: Address, allowed: Iterable[Network]) -> str | None:
-    """Why webhooks may not go to this address, or None."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why webhooks may not go to this address, or None.
+
+    An IPv6 address that embeds an IPv4 address (::ffff:10.0.0.1, 64:ff9b::a9fe:a9fe, 2002:7f00:1::)
+    is judged by the IPv4 address it leads to."""
+    if isinstance(address, ipaddress.IPv6Address) and (v4 := embedded_ipv4(address)) is not None:
+        address = v4
     if address.is_unspecified or address.is_multicast:
         return f"{address} is an unspecified or multicast address"
     if address.is_global:
