@@ -1,7 +1,7 @@
 """Benchmark the labeling loop over HTTP: gunicorn serving the app, simulated raters, SQLite then PostgreSQL.
 
 Run: .venv/bin/python bench/labeling.py [--duration 30] [--raters 16] [--images N] [--pg URL] [--only DB]
-[--submit-next] [--workers 4] [--threads 4]
+[--submit-next] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
 (--pg defaults to LABELER_TEST_DATABASE_URL, whose database is only the admin connection: a scratch
 database is created next to it and dropped; without it only SQLite runs.)
 
@@ -377,7 +377,13 @@ def free_port() -> int:
 
 
 def start_server(
-    env: dict[str, str], port: int, workers: int, threads: int, log: Path
+    env: dict[str, str],
+    port: int,
+    workers: int,
+    threads: int,
+    log: Path,
+    worker_class: str = "gthread",
+    max_requests: int = 0,
 ) -> subprocess.Popen:
     cmd = [
         sys.executable,
@@ -390,11 +396,20 @@ def start_server(
         str(workers),
         "--threads",
         str(threads),
+        "--worker-class",
+        worker_class,
         "--log-level",
         "warning",
         "--timeout",
         "60",
     ]
+    if max_requests:  # a worker is replaced after about this many requests (jitter: 10%)
+        cmd += [
+            "--max-requests",
+            str(max_requests),
+            "--max-requests-jitter",
+            str(max_requests // 10),
+        ]
     return subprocess.Popen(
         cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
@@ -511,12 +526,17 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
         port = free_port()
         base = f"http://{HOST}:{port}"
         log = tmp_path / "gunicorn.log"
-        server = start_server(env, port, args.workers, args.threads, log)
+        server = start_server(
+            env, port, args.workers, args.threads, log, args.worker_class, args.max_requests
+        )
         errors = 0
         try:
             wait_ready(base, server)
             print(
-                f"[{label}] gunicorn wsgi:app on {base}, {args.workers} workers x {args.threads} threads, "
+                f"[{label}] gunicorn wsgi:app on {base}, {args.worker_class}, {args.workers} workers x "
+                f"{args.threads} threads"
+                + (f", --max-requests {args.max_requests}" if args.max_requests else "")
+                + ", "
                 f"{args.duration:g} s per phase"
                 + (", the submit answers with the next item" if args.submit_next else "")
             )
@@ -560,6 +580,10 @@ def main() -> None:
     )
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
+    ap.add_argument(
+        "--max-requests", type=int, default=0, help="gunicorn --max-requests (jitter 10%%)"
+    )
     ap.add_argument(
         "--pg",
         default=os.environ.get("LABELER_TEST_DATABASE_URL"),

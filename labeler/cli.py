@@ -44,8 +44,10 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-def serve_cmd(host: str, port: int, workers: int) -> None:
-    """Serve the app with gunicorn (wsgi:app)."""
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve_cmd(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the app with gunicorn (wsgi:app): gthread workers, as measured by bench/labeling.py
+    (README, Production); each worker is replaced after about 2000 requests (jittered)."""
     os.chdir(ROOT)
     args = [
         sys.executable,
@@ -57,7 +59,13 @@ def serve_cmd(host: str, port: int, workers: int) -> None:
         "--workers",
         str(workers),
         "--threads",
-        "4",
+        str(threads),
+        "--worker-class",
+        "gthread",
+        "--max-requests",
+        "2000",
+        "--max-requests-jitter",
+        "200",
         "--timeout",
         "300",
         "--access-logfile",

@@ -153,7 +153,8 @@ server {{
 # https from the X-Forwarded-* headers set below, and from nobody else. Never expose gunicorn itself:
 # nginx reads whole requests before an app thread sees them (request buffering), so slow clients
 # (one header line every few seconds, a body trickling in) tie up nginx's cheap connections, not
-# gunicorn's few threads.
+# gunicorn's few threads. Measured app-server settings (README, Production): gunicorn wsgi:app
+# --worker-class gthread --workers <cores> --threads 8 --max-requests 2000 --max-requests-jitter 200.
 
 upstream labeler_app {{
 {upstream_lines}
