@@ -110,3 +110,32 @@ def test_my_labels_names_the_type(skin_item):
     assert put(client, item, {"grade": 4}).status_code == 200
     page = client.get("/my-labels").get_data(as_text=True)
     assert "Type IV" in page
+
+
+def test_settings_and_models_pages_of_a_skin_type_project(make_user, make_project, login_as):
+    lead = make_user(None, "lead")
+    project = make_project(lead, protocol="skin_type")
+    client = login_as(lead)
+    page = client.get(f"/projects/{project.id}/settings")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Fitzpatrick skin type protocol" in text
+    assert "Severity scale" not in text and "Prescreen on import" not in text
+    assert "When classes tie" not in text
+    # a skin-type project refuses the settings of other protocols, in words
+    resp = client.patch(
+        f"/api/v1/projects/{project.id}",
+        json={"settings": {"scale": [{"value": 1, "name": "a"}, {"value": 2, "name": "b"}]}},
+        headers={"X-CSRFToken": client.csrf},
+    )
+    assert resp.status_code == 422
+    assert "acne severity projects" in resp.json["error"]["message"]
+    models = client.get(f"/projects/{project.id}/models").get_data(as_text=True)
+    assert "no bundled model" in models and 'name="kind"' not in models
+    resp = client.post(
+        f"/api/v1/projects/{project.id}/training-runs",
+        json={},
+        headers={"X-CSRFToken": client.csrf},
+    )
+    assert resp.status_code == 422
+    assert "no bundled model" in resp.json["error"]["message"]
