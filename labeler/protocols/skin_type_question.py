@@ -16,7 +16,14 @@ from typing import Any
 
 from ..errors import ValidationError
 from . import get
-from .skin_type import CANNOT_ASSESS_CODE, CANNOT_ASSESS_NAME, ROMAN, SKIN_TYPES, clean_skin_type
+from .skin_type import (
+    CANNOT_ASSESS_CODE,
+    CANNOT_ASSESS_NAME,
+    ROMAN,
+    SKIN_TYPES,
+    clean_skin_type,
+    skin_type_name,
+)
 
 SETTING = "ask_skin_type"  # the project setting (bool)
 FIELD = "skin_type"  # the submission's and the label's field
@@ -46,11 +53,7 @@ def clean_answer(asked: bool, value: Any) -> int | None:
 
 def answer_name(code: int | None) -> str:
     """3 -> 'Type III', 0 -> 'Cannot assess', None -> '' (not answered)."""
-    if code is None:
-        return ""
-    if code == CANNOT_ASSESS_CODE:
-        return CANNOT_ASSESS_NAME
-    return f"Type {ROMAN[int(code)]}" if int(code) in ROMAN else str(code)
+    return "" if code is None else skin_type_name(code)
 
 
 def form_spec() -> dict[str, Any]:
