@@ -362,7 +362,19 @@ async function submit() {
   }
   cur.progress = res.body.case.progress;
   setStatus("Saved.");
+  const savedCase = cur.case;
   await next(t0, performance.now() - t0);
+  showSavedNote(savedCase);
+}
+
+// "Saved - change it": the case just saved stays one click away after the move to the next one
+// (labels are never deleted: changing it saves a new version)
+function showSavedNote(ref) {
+  const note = $("saved-note");
+  if (!note || ref === cur.case) return;
+  const link = el("a", { href: urlFor("page", ref), id: "saved-case-link" }, "Change the case you just saved");
+  note.replaceChildren("Saved. ", link);
+  note.hidden = false;
 }
 
 async function next(t0, saved = 0) {

@@ -102,6 +102,9 @@ def test_per_case_by_keyboard(chromium_browser, live_server):
             assert len(labels) == 3 and all(lbl is not None for lbl in labels)
             assert {(lbl.grade, lbl.version) for lbl in labels} == {(float(grade), 1)}
             assert len({lbl.submission_id for lbl in labels}) == 1
+            if len(seen) < 3:  # the case just saved stays one click away
+                link = page.get_attribute("#saved-case-link", "href")
+                assert link.endswith(f"/cases/{ref}")
         assert len(set(seen)) == 3
         timings = page.evaluate("() => window.caseTimings")
         assert len(timings) == 2 and all(t["painted"] > 0 for t in timings)
