@@ -1,9 +1,22 @@
 // The skin-type second question of the labeling page (templates/labeling/_skin_type_question.html):
 // Shift with a digit picks Fitzpatrick I-VI (Shift+1..6) or "cannot assess" (Shift+0); T moves the
 // focus into the radio group (for keyboards whose digits need Shift themselves), where the arrow
-// keys move between answers. Imported by labeling.js, so its key listener runs first.
+// keys move between answers. Shift+Backspace (or Delete/Backspace inside the group, or the "Clear skin
+// type" button) takes a chosen answer back: the question is optional. Imported by labeling.js, so its
+// key listener runs first.
 const box = document.getElementById("skin-type-question");
 const radios = box ? [...box.querySelectorAll('input[name="skin_type"]')] : [];
+const clearButton = box ? box.querySelector("#skin-type-clear") : null;
+const syncClear = () => { if (clearButton) clearButton.hidden = !radios.some((r) => r.checked); };
+
+function clear() {
+  const was = radios.find((r) => r.checked);
+  if (!was) return;
+  radios.forEach((r) => { r.checked = false; });
+  syncClear();
+  was.dispatchEvent(new Event("change", { bubbles: true }));
+  if (box.contains(document.activeElement)) radios[0].focus();
+}
 
 export const skinQuestion = {
   on: Boolean(box),
@@ -15,6 +28,7 @@ export const skinQuestion = {
   fill(label) {
     const code = label && label.skin_type !== undefined ? label.skin_type : null;
     radios.forEach((r) => { r.checked = code !== null && Number(r.value) === code; });
+    syncClear();
   },
   // "Type IV" / "Cannot assess", as the radio's own words
   name(code) {
@@ -24,10 +38,18 @@ export const skinQuestion = {
 };
 
 if (box) {
+  box.addEventListener("change", syncClear);
+  if (clearButton) clearButton.addEventListener("click", clear);
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
     const t = e.target;
     if (t.matches && t.matches('input[type="text"], input:not([type]), textarea, select')) return;
+    const inGroup = radios.includes(t);
+    if ((e.key === "Backspace" && (e.shiftKey || inGroup)) || (e.key === "Delete" && inGroup)) {
+      e.preventDefault();
+      clear();
+      return;
+    }
     const digit = /^Digit([0-6])$/.exec(e.code || "");
     // Shift+digit, unless the layout's Shift+digit is the digit itself (AZERTY): that stays the
     // main protocol's key, and T reaches this question instead

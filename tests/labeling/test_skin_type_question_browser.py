@@ -136,3 +136,39 @@ def test_the_question_at_390_px_is_accessible(axe_page, live_server, queue):
     page.set_viewport_size({"width": 2560, "height": 1440})
     assert page.evaluate("document.documentElement.scrollWidth") <= 2560
     assert page.locator("#skin-type-6").is_visible() and page.locator("#skin-type-0").is_visible()
+
+
+def test_a_chosen_skin_type_can_be_cleared(browser_page, live_server, queue):
+    """The question is optional, so a chosen answer can be taken back: by Shift+Backspace, by
+    Delete inside the group, or by the button; saving then stores no skin type (a new version)."""
+    page = browser_page
+    sign_in(page, live_server, RATER)
+    page.goto(f"{live_server.url}/items/{queue[0]}")
+    wait_ready(page, queue[0])
+    clear = page.locator("#skin-type-clear")
+    assert not clear.is_visible()  # nothing chosen yet
+    page.keyboard.press("h")
+    page.keyboard.press("Shift+Digit3")
+    assert page.is_checked("#skin-type-3") and clear.is_visible()
+    page.keyboard.press("Shift+Backspace")
+    assert page.locator('input[name="skin_type"]:checked').count() == 0
+    assert not clear.is_visible() and page.is_checked("#decision-healthy_skin")
+    # inside the group (T), Delete clears too and the focus stays in the group
+    page.keyboard.press("Shift+Digit2")
+    page.keyboard.press("t")
+    page.keyboard.press("Delete")
+    assert page.locator('input[name="skin_type"]:checked').count() == 0
+    assert page.evaluate("document.activeElement.name") == "skin_type"
+    # saved with a type, then reopened, cleared with the button and saved again: no skin type
+    page.keyboard.press("Shift+Digit6")
+    page.keyboard.press("Enter")
+    wait_ready(page, queue[1])
+    assert saved(live_server, queue[0]) == ("healthy_skin", 6, [6])
+    page.keyboard.press("[")
+    wait_ready(page, queue[0])
+    assert page.is_checked("#skin-type-6")
+    clear.click()
+    assert page.locator('input[name="skin_type"]:checked').count() == 0
+    page.locator("#submit").click()
+    wait_ready(page, queue[1])
+    assert saved(live_server, queue[0]) == ("healthy_skin", None, [6, None])
