@@ -194,3 +194,48 @@ def test_submit_can_answer_with_the_next_item(cycle, counter, db):
         # re-read on PostgreSQL, where the queue lock is taken once per statement that needs it)
         assert len(sql) <= AUTH + SUBMIT + 1 + FIRST_SHOW + 3 * _pg(sql), (n, sql)
         item = nxt
+
+
+def test_no_cached_identity_outlives_a_deactivation_or_a_removal(cycle, db):
+    """The token, its user, the user's roles and the project membership are read on every request:
+    a deactivated account, a role taken away or a rater removed from the project is refused at once."""
+    from sqlalchemy import delete
+
+    from labeler.auth.models import User, UserRole
+    from labeler.projects.models import MemberRole, ProjectMember
+
+    client, headers, project, items = cycle
+    next_url = f"/api/v1/projects/{project.id}/queue/next"
+    item = client.get(next_url, headers=headers).json["item"]
+    rater = db.get(User, items[0].rater_id)
+
+    rater.active = False
+    db.flush()
+    refused = client.get(next_url, headers=headers)
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "account_deactivated"
+    rater.active = True
+    db.flush()
+    image = client.get(item["image_url"], headers=headers)
+    assert image.status_code == 200 and image.data.startswith(b"\xff\xd8")
+    image.close()
+
+    roles = db.execute(delete(UserRole).where(UserRole.user_id == rater.id)).rowcount
+    db.expire_all()
+    assert roles and client.get(next_url, headers=headers).status_code == 403
+    db.add(UserRole(user_id=rater.id, role="rater"))
+    db.flush()
+    assert client.get(next_url, headers=headers).status_code == 200
+
+    db.execute(
+        delete(ProjectMember).where(
+            ProjectMember.project_id == project.id,
+            ProjectMember.user_id == rater.id,
+            ProjectMember.role == MemberRole.rater,
+        )
+    )
+    db.flush()
+    assert client.get(next_url, headers=headers).status_code == 404
+    assert client.get(item["image_url"], headers=headers).status_code == 404
+    body = {"decision": "no_skin", "base_version": 0, "submission_id": uuid.uuid4().hex}
+    put = client.put(f"/api/v1/items/{item['id']}/label", json=body, headers=headers)
+    assert put.status_code == 404
