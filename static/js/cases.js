@@ -467,7 +467,7 @@ document.addEventListener("keydown", (e) => {
   const actions = {
     Enter: submit, S: skip,
     "+": () => v && v.zoomBy(1.25), "=": () => v && v.zoomBy(1.25), "-": () => v && v.zoomBy(0.8),
-    _: () => v && v.zoomBy(0.8), 0: () => v && v.fit(), Z: () => v && v.oneToOne(),
+    _: () => v && v.zoomBy(0.8), W: () => v && v.fit(), Z: () => v && v.oneToOne(),
     "?": () => { const h = document.querySelector(".help"); h.open = !h.open; },
     Escape: () => {
       if (enlarged !== null) shrink();
