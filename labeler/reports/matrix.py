@@ -179,7 +179,7 @@ def load_label_matrix(
         ),
         skin_types=_main_skin_types(project, grades, non_graded)
         if protocols.get(project.protocol).answers_are_skin_types
-        else _skin_type_answers(session, project, image_ids, rater_ids),
+        else _skin_type_answers(session, project, image_ids, rater_ids, assisted),
     )
 
 
@@ -191,20 +191,35 @@ def _main_skin_types(project: Project, grades: np.ndarray, non_graded: np.ndarra
 
 
 def _skin_type_answers(
-    session: Session, project: Project, image_ids: np.ndarray, rater_ids: np.ndarray
+    session: Session,
+    project: Project,
+    image_ids: np.ndarray,
+    rater_ids: np.ndarray,
+    assisted: bool | None = None,
 ) -> np.ndarray | None:
-    """The raters' skin-type answers (n, r): 1-6, 0 cannot assess, -1 none; None if nobody gave one."""
+    """The raters' skin-type answers (n, r): 1-6, 0 cannot assess, -1 none; None if nobody gave one.
+
+    Only the labels the matrix holds (the same ``assisted`` filter), each in its own rater's column."""
     rows = session.execute(
         select(Label.image_id, Label.rater_id, Label.skin_type).where(
-            Label.project_id == project.id, Label.skin_type.is_not(None)
+            Label.project_id == project.id,
+            Label.skin_type.is_not(None),
+            *assisted_clause(assisted),
         )
     ).all()
     if not rows:
         return None
     out = np.full((image_ids.size, rater_ids.size), -1, dtype=np.int64)
-    img = np.searchsorted(image_ids, np.array([row[0] for row in rows], dtype=np.int64))
-    rat = np.searchsorted(rater_ids, np.array([row[1] for row in rows], dtype=np.int64))
-    out[img, rat] = [row[2] for row in rows]
+    img_of = np.array([row[0] for row in rows], dtype=np.int64)
+    rat_of = np.array([row[1] for row in rows], dtype=np.int64)
+    img = np.searchsorted(image_ids, img_of)
+    rat = np.searchsorted(rater_ids, rat_of)
+    # a label outside the matrix (none with the same filter) has no cell: never another's
+    known = (img < image_ids.size) & (rat < rater_ids.size)
+    known[known] &= (image_ids[img[known]] == img_of[known]) & (
+        rater_ids[rat[known]] == rat_of[known]
+    )
+    out[img[known], rat[known]] = np.array([row[2] for row in rows], dtype=np.int64)[known]
     return out
 
 
