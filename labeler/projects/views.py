@@ -22,6 +22,12 @@ from .services import create_project, get_project, visible_projects
 bp = Blueprint("projects", __name__)
 
 
+@bp.app_template_filter("protocol_title")
+def protocol_title(protocol: object) -> str:
+    """A project's protocol in words ('Fitzpatrick skin type'), never its stored name."""
+    return protocols.get(protocol).title
+
+
 @bp.get("/")
 @signed_in
 def home():

@@ -50,6 +50,11 @@ def test_the_page_creates_a_skin_type_project(db, make_user, login_as):
     project = db.scalar(select(Project).where(Project.name == "Skin types"))
     assert project.protocol is Protocol("skin_type")
     assert "scale" not in project.settings and "allow_non_graded" not in project.settings
+    for url in (f"/projects/{project.id}", "/projects", "/"):
+        text = client.get(url).get_data(as_text=True)
+        assert "Fitzpatrick skin type" in text and "skin_type" not in text.replace(
+            'value="skin_type"', ""
+        ), url
 
 
 def test_the_api_creates_one_and_refuses_an_unknown_protocol_in_words(make_user, login_as):
