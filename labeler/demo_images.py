@@ -6,7 +6,8 @@ lesions with irregular borders, psoriasis-like plaques, seborrhoeic keratoses); 
 papules, pustules, nodules) is composited onto the face photograph that scikit-image ships
 (``skimage.data.astronaut``) when scikit-image is installed, else onto procedural cheek skin.
 Poor-quality images are degraded retakes of a clean one of the same case: blurred, dark, too far
-away, the lesion covered by a plaster, badly framed, low resolution.
+away, the lesion covered by a plaster, badly framed, low resolution; how badly varies from plainly
+unusable to nearly acceptable, and one retake in four has a second, milder flaw.
 
 Every image is drawn from its own seed, so the same spec gives the same JPEG bytes.
 Pure: NumPy and Pillow in, JPEG bytes out.
@@ -231,14 +232,17 @@ def degrade(
 ) -> Image.Image:
     """A poor retake of `im`: blurry, bad_light, too_far_away, lesion_covered, ... (spot: lesion).
 
-    ``mild`` (0 .. 1) softens blur and darkness: borderline photos that raters disagree on.
+    ``mild`` (0 .. 1) softens every degradation: borderline retakes that raters (and a model)
+    disagree on, from plainly unusable at 0 to nearly acceptable at 1.
     """
     w, h = im.size
     if kind == "blurry":  # out of focus, or shaken: a motion streak
         if rng.random() < 0.5:
-            return im.filter(ImageFilter.GaussianBlur(float(rng.uniform(5, 9)) * (1 - 0.5 * mild)))
+            return im.filter(
+                ImageFilter.GaussianBlur(float(rng.uniform(2.5, 7)) * (1 - 0.7 * mild))
+            )
         a = np.asarray(im, np.float32)
-        steps = int(rng.integers(14, 26) * (1 - 0.4 * mild))
+        steps = max(int(rng.integers(8, 22) * (1 - 0.5 * mild)), 3)
         dx, dy = rng.normal(0, 1, 2)
         norm = np.hypot(dx, dy) or 1
         acc = np.zeros_like(a)
@@ -246,28 +250,31 @@ def degrade(
             acc += np.roll(a, (int(t * dy / norm), int(t * dx / norm)), axis=(0, 1))
         return Image.fromarray(_u8(acc / steps)).filter(ImageFilter.GaussianBlur(1.5))
     if kind == "bad_light":  # dark, with a colour cast and amplified sensor noise
-        a = np.asarray(im, np.float32) * (rng.uniform(0.13, 0.26) + 0.15 * mild)
+        a = np.asarray(im, np.float32) * (rng.uniform(0.16, 0.3) + 0.4 * mild)
         a *= np.array([0.9, 0.95, 1.25], np.float32) if rng.random() < 0.5 else 1.0
         a += rng.normal(0, 3.5, a.shape)
         return Image.fromarray(_u8(a)).filter(ImageFilter.GaussianBlur(0.6))
     if kind == "too_far_away":  # the skin is a small part of a room scene
         scene = room(rng, w, h)
-        s = rng.uniform(0.16, 0.26)
+        s = rng.uniform(0.2, 0.32) + 0.22 * mild  # nearer: the skin fills more of the frame
         small = im.resize((int(w * s), int(h * s)), Image.Resampling.BILINEAR)
-        x, y = int(rng.uniform(0.2, 0.6) * w), int(rng.uniform(0.25, 0.6) * h)
+        x, y = int(rng.uniform(0.05, 1 - s) * w), int(rng.uniform(0.05, 1 - s) * h)
         scene.paste(small, (x, y))
         return scene.filter(ImageFilter.GaussianBlur(0.8))
     if kind == "lesion_covered":  # a plaster over the lesion
         out = im.copy()
         cx, cy, r = spot
-        plaster(rng, out, cx, cy, r)
+        off = mild * r * 1.2  # nearly acceptable: the plaster hides only part of the lesion
+        plaster(rng, out, cx + float(rng.uniform(-off, off)), cy + float(rng.uniform(-off, off)), r)
         return out
     if kind == "bad_framing":  # the lesion at the edge, tilted
-        dx = int((0.45 if rng.random() < 0.5 else -0.45) * w)
-        shifted = im.rotate(float(rng.uniform(-20, 20)), translate=(dx, 0), fillcolor=(28, 26, 30))
+        shift = rng.uniform(0.3, 0.45) * (1 - 0.35 * mild)
+        dx = int((shift if rng.random() < 0.5 else -shift) * w)
+        turn = float(rng.uniform(-20, 20)) * (1 - 0.5 * mild)
+        shifted = im.rotate(turn, translate=(dx, 0), fillcolor=(28, 26, 30))
         return shifted
     if kind == "low_resolution":
-        small = int(rng.integers(40, 70))
+        small = int(rng.integers(45, 85) + 110 * mild)
         return im.resize((small, small * h // w), Image.Resampling.BILINEAR).resize(
             (w, h), Image.Resampling.NEAREST
         )
@@ -540,6 +547,24 @@ QUALITY_CYCLE = (
 LESION_CYCLE = ("naevus", "psoriasis", "melanoma", "naevus", "seborrhoeic_keratosis")
 
 
+SECOND_FLAW = {  # a retake with two flaws: its main one and a plausible companion
+    "blurry": ("bad_light", "low_resolution"),
+    "bad_light": ("blurry",),
+    "too_far_away": ("blurry", "bad_light"),
+    "bad_framing": ("blurry",),
+    "lesion_covered": ("bad_light",),
+    "low_resolution": ("bad_light",),
+}
+
+
+def _retake_flaws(rng: np.random.Generator, what: str) -> tuple[str, ...]:
+    """A retake's flaws: its main one, and in one retake out of four a second one."""
+    if rng.random() < 0.25:
+        others = SECOND_FLAW[what]
+        return (what, str(others[int(rng.integers(len(others)))]))
+    return (what,)
+
+
 def quality_specs(count: int, seed: int = 0) -> list[DemoImage]:
     """`count` images for a quality project: clean close-ups and degraded retakes, in cases."""
     rng = np.random.default_rng(seed)
@@ -602,8 +627,8 @@ def quality_specs(count: int, seed: int = 0) -> list[DemoImage]:
                     kind="skin",
                     cls="poor_quality",
                     lesion=kind,
-                    explanations=(what,),
-                    difficulty=float(rng.uniform(0, 0.5)),
+                    explanations=_retake_flaws(rng, what),
+                    difficulty=float(rng.uniform(0.3, 1.0)),
                     **base,
                 )
             )
