@@ -71,10 +71,10 @@ def answer_from_prediction(pred: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def grade_name(settings: Mapping[str, Any] | None, grade: Any) -> str:
-    """A severity grade in the project's words ("3 Moderate")."""
+    """A severity grade in the project's words ("3 · Mild")."""
     for step in read_settings(settings).scale:
         if float(step["value"]) == float(grade):
-            return f"{step['value']} {step['name']}".strip()
+            return f"{step['value']} · {step['name']}"  # as answers read elsewhere ("3 · Mild")
     return str(grade)
 
 
@@ -89,10 +89,7 @@ def suggestion_text(answer: Mapping[str, Any] | None, settings: Mapping[str, Any
             for i in answer.get("issues") or []
         )
         return f"{text} — {issues}" if issues else text
-    return (
-        f"Model suggests: grade {grade_name(settings, answer['grade'])} "
-        f"(score {answer['score']:.2f})"
-    )
+    return f"Model suggests: {grade_name(settings, answer['grade'])} (score {answer['score']:.2f})"
 
 
 def suggestion_view(

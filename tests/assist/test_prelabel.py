@@ -40,7 +40,9 @@ def test_suggestions_in_plain_words():
     assert suggestion_text({"class": "lesion", "probability": 0.7, "issues": []}, {}) == (
         "Model suggests: Lesion (0.70)"
     )
-    assert suggestion_text({"score": 2.84, "grade": 3}, {}).startswith("Model suggests: grade 3")
+    assert (
+        suggestion_text({"score": 2.84, "grade": 3}, {}) == "Model suggests: 3 · Mild (score 2.84)"
+    )
     assert suggestion_text(None, {}) == "The model has no suggestion for this image."
 
 
