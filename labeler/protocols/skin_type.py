@@ -58,14 +58,14 @@ def clean_skin_type(value: Any, field: str = "skin_type") -> int:
     """
     if value == CANNOT_ASSESS:
         return CANNOT_ASSESS_CODE
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())  # ASCII digits only: "²".isdigit() holds but int() refuses it
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 6:
         raise ValidationError(
             f"the skin type must be Fitzpatrick I to VI (1 to 6) or 0 for 'cannot assess' "
-            f"(got {value!r})",
+            f"(got {repr(value)[:40]})",
             field=field,
         )
     return value

@@ -55,13 +55,18 @@ def test_the_skin_type_is_saved_with_the_label_and_kept_in_every_revision(db, as
     assert revs == [4, 0, None]
 
 
-@pytest.mark.parametrize("value", [7, -1, 2.5, "VII", True, [3], "type 3"])
+@pytest.mark.parametrize(
+    "value",
+    # "²" and "¹" are digits to str.isdigit() that int() refuses: they answered 500
+    [7, -1, 2.5, "VII", True, [3], "type 3", "\u00b2", " \u00b9 ", "x" * 10_000],
+)
 def test_an_answer_out_of_range_is_refused_in_words(asking, value):
     client, _rater, _project, item = asking
     resp = put(client, item, {"decision": "no_skin", "skin_type": value})
     assert resp.status_code == 422, resp.json
     message = resp.json["error"]["message"]
     assert "Fitzpatrick I to VI" in message and "cannot assess" in message
+    assert len(message) < 200  # the refused value is quoted, not echoed whole
     assert client.get(f"/api/v1/items/{item.public_id}/label").json["label"] is None
 
 
