@@ -348,7 +348,9 @@ async function submit() {
     body = { answers: changed };
   }
   busy = true;
-  pendingSubmission = pendingSubmission || crypto.randomUUID();
+  // kept across network retries so the server can drop duplicates; crypto.randomUUID exists only in
+  // secure contexts (HTTPS or localhost), so a server reached over plain HTTP needs the fallback
+  pendingSubmission ??= (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
   const res = await fetchJson(urlFor("label", cur.case), {
     method: "PUT",
     body: JSON.stringify({ ...body, items: cur.photos.map((p) => p.item), submission_id: pendingSubmission, time_spent_ms: spentMs() }),

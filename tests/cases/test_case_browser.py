@@ -248,3 +248,22 @@ def test_each_photo_zooms_to_full_resolution(chromium_browser, live_server):
         assert page.eval_on_selector_all(
             "#photos .stage", "s => s.map(x => x.dataset.deepZoom)"
         ) == ["off", "on", "off"]
+
+
+def test_a_case_saves_where_the_browser_has_no_random_uuid(chromium_browser, live_server):
+    """crypto.randomUUID exists only in secure contexts (HTTPS or localhost): a server reached over
+    plain HTTP by its address has none, and saving a case must still work (as on the labeling page)."""
+    pid = seed(live_server, "severity", "case", {"a": 2, "b": 2})
+    for page in open_page(chromium_browser):
+        page.add_init_script("delete Crypto.prototype.randomUUID;")
+        sign_in(page, live_server, RATER)
+        page.goto(f"{live_server.url}/projects/{pid}/next-case")
+        wait_case(page)
+        assert page.evaluate("() => typeof crypto.randomUUID") == "undefined"
+        ref = case_id(page)
+        page.keyboard.press("3")
+        page.keyboard.press("Enter")
+        next_case_in_url(page, ref)
+        labels = labels_of_case(live_server, ref)
+        assert [lbl.grade for lbl in labels] == [3.0, 3.0]
+        assert len({lbl.submission_id for lbl in labels}) == 1 and labels[0].submission_id
