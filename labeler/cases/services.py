@@ -54,12 +54,22 @@ def case_status(rows: Rows) -> str:
     return "pending"
 
 
+# keys the app itself writes into an image's meta (not manifest columns): the prescreen model's
+# verdict (training/prescreen.py) and the capture mark (capture/services.py); never shown to raters
+APP_META_KEYS = frozenset({"prescreen", "captured"})
+
+
 def _details(image: Image, columns: list[str]) -> list[dict[str, str]]:
-    """The manifest columns the lead chose to show, in their order; a column the image lacks is left out."""
+    """The manifest columns the lead chose to show, in their order; a column the image lacks is left
+    out, as is anything that is not a manifest cell (the app's own keys, nested values)."""
     meta = image.meta or {}
     out = []
     for name in columns:
+        if name in APP_META_KEYS:
+            continue
         value = image.fitzpatrick if name == "fitzpatrick" else meta.get(name)
+        if isinstance(value, (bool, dict, list)):
+            continue
         if value is not None and value != "":
             out.append({"name": name.replace("_", " "), "value": str(value)})
     return out

@@ -310,3 +310,24 @@ def test_skin_type_question_per_case_and_per_photo(db, case_project, client_for)
     resp = put_json(client, f"/api/v1/cases/{case['case']}/label", {"items": ids, "answers": good})
     assert resp.status_code == 200
     assert [p["label"]["skin_type"] for p in resp.get_json()["case"]["photos"]] == [2, None]
+
+
+def test_shown_columns_never_show_what_the_app_wrote_on_an_image(db, case_project, client_for):
+    """'cases.show' names manifest columns; the prescreen model's verdict (meta 'prescreen') and the
+    capture mark (meta 'captured') are the app's own, not the lead's columns: listing them shows
+    nothing (raters would otherwise read a model's opinion the project does not offer them)."""
+    from labeler.images.models import Image
+
+    show = {"cases": {"view": True, "unit": "case", "show": ["age", "prescreen", "captured"]}}
+    project, raters, images = case_project(cases={"a": 2}, settings=show, raters=1)
+    for image in images:
+        image.meta = {
+            **image.meta,
+            "prescreen": {"class": "poor_quality", "flagged": True, "probability": 0.9},
+            "captured": True,
+        }
+    db.commit()
+    assert db.get(Image, images[0].id).meta["prescreen"]["flagged"] is True
+    case = _next(client_for(raters[0]), project)
+    for photo in case["photos"]:
+        assert photo["details"] == [{"name": "age", "value": "40-49"}]
