@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..auth.models import User
 from ..errors import ValidationError
-from ..protocols import all_decisions, answer_name, decision_name
+from ..protocols import all_decisions, answer_name, get
 from .flags import is_flagged
 from .models import ItemFlag, Label
 from .services import LabeledItem, my_labels
@@ -105,6 +105,10 @@ def filtered_labels(
 
 
 def decision_choices(everything: list[LabeledItem]) -> list[tuple[str, str]]:
-    """The answers the rater has given, as (value, words), in protocol order."""
-    used = {row.label.decision for row in everything}
-    return [(d, decision_name(d)) for d in DECISIONS if d in used]
+    """The answers the rater has given, as (value, words), in protocol order; a decision two of
+    the rater's protocols share (a grade, a skin type) is named by each."""
+    names: dict[str, set[str]] = {}
+    for row in everything:
+        decision = row.label.decision
+        names.setdefault(decision, set()).add(get(row.project.protocol).decision_name(decision))
+    return [(d, " / ".join(sorted(names[d]))) for d in DECISIONS if d in names]

@@ -115,6 +115,7 @@ def test_my_labels_names_the_type(skin_item):
     assert put(client, item, {"grade": 4}).status_code == 200
     page = client.get("/my-labels").get_data(as_text=True)
     assert "Type IV" in page
+    assert re.search(r'<option value="graded"\s*>Skin type</option>', page)  # the filter
 
 
 def test_settings_and_models_pages_of_a_skin_type_project(make_user, make_project, login_as):
