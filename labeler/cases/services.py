@@ -245,16 +245,22 @@ def submit_case(
     answered = [(i, img) for i, img in rows if i.public_id in answers]
     for (item, _img), share in zip(answered, shares, strict=True):
         data = answers[item.public_id]
-        fields = _answer_fields(data, f"answers.{current.index(item.public_id) + 1}")
-        submit_label(
-            session,
-            rater,
-            item,
-            fields,
-            base_version=_base_version(data.get("base_version"), "base_version"),
-            time_spent_ms=share,
-            **common,
-        )
+        number = current.index(item.public_id) + 1
+        fields = _answer_fields(data, f"answers.{number}")
+        try:
+            submit_label(
+                session,
+                rater,
+                item,
+                fields,
+                base_version=_base_version(data.get("base_version"), "base_version"),
+                time_spent_ms=share,
+                **common,
+            )
+        except (ValidationError, Conflict) as exc:  # say which photo's answer was refused
+            exc.message = f"Photo {number} of the case: {exc.message}"
+            exc.args = (exc.message,)
+            raise
     return project, rows
 
 

@@ -331,3 +331,26 @@ def test_shown_columns_never_show_what_the_app_wrote_on_an_image(db, case_projec
     case = _next(client_for(raters[0]), project)
     for photo in case["photos"]:
         assert photo["details"] == [{"name": "age", "value": "40-49"}]
+
+
+def test_per_image_refusals_name_the_photo(db, case_project, client_for):
+    """Per photo, a refused answer (off the scale, a stale version) says which photo it was, and
+    nothing of the case is saved."""
+    project, raters, _ = case_project(cases={"a": 3}, settings=PER_IMAGE, raters=1)
+    client = client_for(raters[0])
+    case = _next(client, project)
+    ids = [p["item"] for p in case["photos"]]
+    url = f"/api/v1/cases/{case['case']}/label"
+    answers = {i: {"decision": "graded", "grade": 2} for i in ids}
+    answers[ids[1]] = {"decision": "graded", "grade": 99}
+    resp = put_json(client, url, {"items": ids, "answers": answers})
+    message = resp.get_json()["error"]["message"]
+    assert resp.status_code == 422 and message.startswith("Photo 2 of the case: "), message
+    assert "off the scale" in message
+    assert db.scalar(select(Label.id)) is None
+    answers[ids[1]] = {"decision": "graded", "grade": 3}
+    assert put_json(client, url, {"items": ids, "answers": answers}).status_code == 200
+    again = {ids[2]: {"decision": "graded", "grade": 4, "base_version": 0}}  # stale: now 1
+    resp = put_json(client, url, {"items": ids, "answers": again})
+    message = resp.get_json()["error"]["message"]
+    assert resp.status_code == 409 and message.startswith("Photo 3 of the case: "), message
