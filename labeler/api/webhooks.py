@@ -166,7 +166,8 @@ WEBHOOK_PATHS: dict[str, dict] = {
     },
     "/api/v1/webhook-deliveries/{delivery_id}/redeliver": {
         "post": _op(
-            "Send a delivery again now, with a fresh budget of attempts (202)",
+            "Send a delivery again now, with a fresh budget of attempts (202); 409 while one of "
+            "its attempts is being sent",
             [_path_id("delivery_id")],
             ok=202,
         ),

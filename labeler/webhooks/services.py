@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
 from ..auth.models import User
 from ..db import utcnow
-from ..errors import NotFound, ValidationError
+from ..errors import Conflict, NotFound, ValidationError
 from ..events import EVENTS, PENDING
 from ..projects.models import Project
 from ..validation import clean_text
@@ -158,6 +158,13 @@ def redeliver(
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     if not endpoint.active:
         raise ValidationError("this webhook is disabled; nothing is sent to it")
+    if _on_the_wire(session, delivery):
+        # an attempt is claimed and not yet logged: making the delivery due now would let a second
+        # sender claim it while the first is still sending (the same event twice at once)
+        raise Conflict(
+            "this delivery is being sent right now; its result appears in the log within "
+            "a minute, then it can be sent again"
+        )
     delivery.status = DeliveryStatus.pending
     delivery.attempt_limit = delivery.attempts + settings(config)["max_attempts"]
     delivery.next_attempt_at = utcnow()
@@ -173,6 +180,27 @@ def redeliver(
         project_id=endpoint.project_id,
     )
     return delivery
+
+
+def _on_the_wire(session: Session, delivery: WebhookDelivery) -> bool:
+    """A sender claimed the delivery's latest attempt, has not logged it, and its lease runs still
+    (delivery.deliver_once: the claim counts the attempt and moves next_attempt_at past its end)."""
+    if delivery.status is not DeliveryStatus.pending or not delivery.attempts:
+        return False
+    due = delivery.next_attempt_at
+    if due is None:
+        return False
+    if due.tzinfo is None:  # SQLite hands back naive UTC
+        due = due.replace(tzinfo=utcnow().tzinfo)
+    if due <= utcnow():
+        return False
+    logged = session.scalar(
+        select(func.count(WebhookAttempt.id)).where(
+            WebhookAttempt.delivery_id == delivery.id,
+            WebhookAttempt.number == delivery.attempts,
+        )
+    )
+    return not logged
 
 
 def endpoint_dict(endpoint: WebhookEndpoint) -> dict[str, Any]:

@@ -267,3 +267,37 @@ def test_another_projects_ids_are_not_found_under_ones_own_project(
     db.expire_all()
     assert db.get(type(endpoint), endpoint.id) is not None
     assert db.get(WebhookDelivery, delivery.id).attempts == 0
+
+
+def test_redelivery_waits_while_an_attempt_is_on_the_wire(
+    app, db, make_user, make_project, endpoint_factory, receiver, login_as
+):
+    """Redeliver made a claimed delivery due at once, so a second sender could send the same event
+    while the first was still sending: refused (409) until the attempt is logged."""
+    lead = make_user(None, "lead")
+    project = make_project(lead)
+    endpoint, _secret = endpoint_factory(project, receiver.url(), actor=lead)
+    emit(db, "label.submitted", project.id, {"version": 1})
+    db.flush()
+    delivery = db.scalar(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
+    client = login_as(lead)
+    url = f"/api/v1/webhook-deliveries/{delivery.id}/redeliver"
+    headers = {"X-CSRFToken": client.csrf}
+    assert client.post(url, headers=headers).status_code == 202  # pending, never tried: send now
+    factory = app.extensions["labeler_db"].session_factory
+    assert delivery_module._claim(factory, delivery.id, lease_s=60) == 1  # a sender has it
+    busy = client.post(url, headers=headers)
+    assert busy.status_code == 409 and "being sent right now" in busy.json["error"]["message"]
+    db.expire_all()
+    assert delivery_module._claim(factory, delivery.id, lease_s=60) is None  # still leased
+    # the lease ended without a log (the sender died): not on the wire any more
+    db.execute(
+        WebhookDelivery.__table__.update()
+        .where(WebhookDelivery.id == delivery.id)
+        .values(next_attempt_at=WebhookDelivery.created_at)
+    )
+    assert client.post(url, headers=headers).status_code == 202
+    assert drain(app) == 1
+    db.expire_all()
+    assert db.get(WebhookDelivery, delivery.id).status is DeliveryStatus.succeeded
+    assert client.post(url, headers=headers).status_code == 202  # finished: may be sent again
