@@ -394,7 +394,12 @@ async function next(t0, saved = 0) {
 form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
 
 async function skip() {
-  const res = await fetchJson(urlFor("skip", cur.case), { method: "POST", body: "{}" });
+  if (busy) return;  // not while a save or another skip of this case is on its way
+  busy = true;
+  const res = await fetchJson(urlFor("skip", cur.case), { method: "POST", body: "{}" })
+    .catch(() => ({ status: 0, body: null }));
+  busy = false;
+  if (res.status === 0) { setError("Could not reach the server; the case was not skipped."); return; }
   if (res.status !== 200) { setError(res.body?.error?.message || "Could not skip."); return; }
   setStatus("Skipped: this case comes back after the others.");
   await next(performance.now());
@@ -476,6 +481,7 @@ document.addEventListener("keydown", (e) => {
       else if (document.activeElement) document.activeElement.blur();
     },
   };
+  if (key === "S" && e.repeat) { e.preventDefault(); return; }  // a held S skips one case, not the queue
   if (actions[key]) { e.preventDefault(); actions[key](); }
 });
 

@@ -267,3 +267,28 @@ def test_a_case_saves_where_the_browser_has_no_random_uuid(chromium_browser, liv
         labels = labels_of_case(live_server, ref)
         assert [lbl.grade for lbl in labels] == [3.0, 3.0]
         assert len({lbl.submission_id for lbl in labels}) == 1 and labels[0].submission_id
+
+
+def test_a_held_s_skips_one_case(chromium_browser, live_server):
+    """S skips at once (no reason form): a held key's repeats, or S pressed again while the skip is
+    on its way, must not skip the cases that follow unseen."""
+    pid = seed(live_server, "severity", "case", {"a": 2, "b": 2, "c": 2})
+    for page in open_page(chromium_browser):
+        sign_in(page, live_server, RATER)
+        page.goto(f"{live_server.url}/projects/{pid}/next-case")
+        wait_case(page)
+        first = case_id(page)
+        page.keyboard.press("s")
+        page.keyboard.press("s")  # again while the first skip is on its way
+        next_case_in_url(page, first)
+        second = case_id(page)
+        for _ in range(5):  # what a held key sends after its first press
+            page.evaluate(
+                "() => document.dispatchEvent(new KeyboardEvent('keydown',"
+                " {key: 's', code: 'KeyS', repeat: true, bubbles: true}))"
+            )
+        page.wait_for_timeout(500)
+        assert case_id(page) == second
+        with live_server.session() as s:
+            statuses = s.scalars(select(QueueItem.status)).all()
+        assert sorted(st.value for st in statuses) == ["pending"] * 4 + ["skipped"] * 2
