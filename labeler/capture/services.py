@@ -24,7 +24,7 @@ from .. import protocols
 from ..auth.models import User
 from ..errors import ValidationError
 from ..images.services import ImportSummary, import_images, run_import_hooks
-from ..images.sources import iter_uploads
+from ..images.sources import clean_name, iter_uploads
 from ..images.storage import Storage
 from ..ml.config import IMAGE_SIZE
 from ..ml.errors import ModelNotFound
@@ -158,7 +158,9 @@ def import_case(
             f"A case has at most {MAX_PHOTOS} photos; this upload has {len(photos)}."
         )
     for name, _stream in photos:
-        if name.lower().endswith(".zip"):
+        # judged on the name the import reads (control and format characters, spaces and folders
+        # removed): "photos.zip " or "photos.zip" + a zero-width space is an archive to it too
+        if clean_name(name).lower().endswith(".zip"):
             raise ValidationError("The capture page takes photos, not .zip archives.")
     site = clean_text(body_site, "The body site", max_len=100)
     case = clean_text(case_id, "The case id", max_len=200) or new_case_id()

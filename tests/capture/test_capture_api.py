@@ -197,3 +197,19 @@ def test_pages_that_run_the_model_allow_wasm_and_every_answer_is_isolated(client
         assert "wasm-unsafe-eval" not in resp.headers["Content-Security-Policy"], url
         assert resp.headers["Cross-Origin-Opener-Policy"] == "same-origin", url
         assert resp.headers["Cross-Origin-Embedder-Policy"] == "require-corp", url
+
+
+@pytest.mark.parametrize("name", ["photos.zip ", "photos.zip\u200b", "folder\\photos.ZIP\x07"])
+def test_a_zip_under_a_disguised_name_is_refused_too(client, db, world, login_as, name):
+    """The import cleans a file name (control and format characters, spaces, folders) before it
+    decides what is a .zip archive; the capture page's refusal must judge the same cleaned name,
+    else an archive of any number of photos came in as one case."""
+    project, users = world
+    login_as(users["lead"])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(5):
+            z.writestr(f"p{i}.jpg", skin_photo(40 + i))
+    resp = _post_case(client, project, [(name, buf.getvalue())])
+    assert resp.status_code == 422 and "not .zip archives" in resp.json["error"]["message"]
+    assert db.query(Image).filter_by(project_id=project.id).count() == 0
