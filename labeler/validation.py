@@ -19,6 +19,9 @@ MAX_SEED = DB_INT_MAX
 # cannot be stored as UTF-8.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SURROGATE = re.compile("[\ud800-\udfff]")
+# Invisible text-direction embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): one in a
+# case id or body site would flip how the text around it reads on other people's screens.
+_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def text_problem(value: str) -> str | None:
@@ -27,6 +30,11 @@ def text_problem(value: str) -> str | None:
         return "contains a control character (such as NUL), which is not allowed"
     if SURROGATE.search(value):
         return "is not valid Unicode text (it holds a lone surrogate)"
+    if _BIDI_CONTROL.search(value):
+        return (
+            "contains an invisible text-direction control character, which is not allowed "
+            "(it would change how the text around it reads)"
+        )
     return None
 
 

@@ -23,6 +23,8 @@ def test_clean_text_keeps_text_and_collapses_whitespace(value, expected):
         ("a\x1bb", "not allowed"),
         ("a\x7fb", "not allowed"),
         ("a\ud800b", "not valid Unicode"),
+        ("face \u202eleft", "text-direction"),
+        ("a\u2066b\u2069", "text-direction"),
         (5, "must be text"),
         (["a"], "must be text"),
         ("x" * 51, "too long"),
@@ -78,3 +80,10 @@ def test_clean_id_bounds_to_the_id_columns():
     assert clean_ids([1, 2], "ids") == [1, 2]
     with pytest.raises(ValidationError, match="list of ids"):
         clean_ids(5, "ids")
+
+
+def test_clean_text_keeps_right_to_left_text():
+    """Hebrew and Arabic text, and the invisible direction marks (U+200E/U+200F) it may carry, are text."""
+    assert clean_text("\u05e8\u05d2\u05dc \u200fשמאל", "the body site", max_len=50) == (
+        "\u05e8\u05d2\u05dc \u200fשמאל"
+    )
