@@ -67,6 +67,12 @@ class QualityConfig(_Config):
     val_fraction: float = 0.2
     flip_augment: bool = True  # horizontal flips of training images (features cached too)
     seed: int = 0
+    # Issue 16 section 5 (finetune.py): 0 = the frozen backbone. N > 0 trains the last N blocks
+    # (and the head convolution) with the heads at fine_tune_lr_scale x lr; needs CUDA unless
+    # fine_tune_on_cpu (tests, the small CPU benchmark).
+    fine_tune_blocks: int = 0
+    fine_tune_lr_scale: float = 0.1
+    fine_tune_on_cpu: bool = False
 
 
 @dataclass

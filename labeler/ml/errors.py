@@ -39,3 +39,9 @@ class MLUnavailable(MLError):
     """The optional ML dependencies are missing: install them with `pip install -e .[ml]`."""
 
     status, code = 503, "ml_unavailable"
+
+
+class FineTuneUnavailable(MLError):
+    """Fine-tuning backbone blocks was asked for on a worker without a GPU (and not forced)."""
+
+    status, code = 422, "fine_tune_unavailable"

@@ -13,9 +13,10 @@ import torch
 from torch import nn
 
 from .artifacts import ModelInfo, write_model
-from .backbone import export_onnx
+from .backbone import Lite0Features, export_onnx
 from .config import EXPLANATION_TEXT, QualityConfig
 from .errors import NotEnoughData
+from .finetune import SplitLite0, fine_tune_device, fit_fine_tuned, intermediates, pooled
 from .heads import QualityHeads, QualityNet, training_device
 from .images import DECODE_SIDE, load_image, to_input
 from .manifest import ManifestRow, read_manifest
@@ -140,16 +141,29 @@ def train_quality(
     seed: int = 0,
     epochs: int | None = None,
     config: QualityConfig | None = None,
+    fine_tune_blocks: int | None = None,
+    fine_tune_on_cpu: bool | None = None,
     progress: Progress | None = None,
 ) -> ModelInfo:
     """Train on the manifest's non-golden, resolved images; write a model folder in out_dir.
 
     ``progress(stage, done, total)`` is called during feature extraction and training.
+    ``fine_tune_blocks`` > 0 also trains the backbone's last blocks (finetune.py): on CUDA, or
+    on the CPU when ``fine_tune_on_cpu``; otherwise FineTuneUnavailable, before any work.
     """
     manifest = read_manifest(manifest_path)
     cfg = replace(config or QualityConfig(), seed=seed)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
+    if fine_tune_blocks is not None:
+        cfg = replace(cfg, fine_tune_blocks=fine_tune_blocks)
+    if fine_tune_on_cpu is not None:
+        cfg = replace(cfg, fine_tune_on_cpu=fine_tune_on_cpu)
+    device = (
+        fine_tune_device(cfg.fine_tune_blocks, cfg.fine_tune_on_cpu)
+        if cfg.fine_tune_blocks
+        else None
+    )
     rows = manifest.quality_training_rows()
     if len(rows) < MIN_IMAGES:
         raise NotEnoughData(
@@ -163,11 +177,25 @@ def train_quality(
     assert_grouped(groups, tr, va)
 
     t0 = time.perf_counter()
-    extractor = FeatureExtractor(cache_dir)
-    X = row_features(extractor, rows, progress=progress)
+    backbone = split = None
+    if device is None:  # the frozen backbone: cached 1280-d features, heads alone
+        extractor = FeatureExtractor(cache_dir)
+        features = lambda rs, flip=False: row_features(extractor, rs, flip=flip, progress=progress)
+    else:  # cached outputs of the frozen part; the tail trains with the heads
+        backbone = Lite0Features().to(device)
+        split = SplitLite0(backbone, cfg.fine_tune_blocks)
+        computed = 0
+
+        def features(rs, flip=False):
+            nonlocal computed
+            H, n = intermediates(split, rs, cache_dir, device, flip=flip, progress=progress)
+            computed += n
+            return H
+
+    X = features(rows)
     Xtr, ytr, Etr = X[tr], y[tr], E[tr]
     if cfg.flip_augment:  # flipped copies of training images only: never on the validation side
-        Xf = row_features(extractor, [rows[i] for i in tr], flip=True, progress=progress)
+        Xf = features([rows[i] for i in tr], flip=True)
         Xtr, ytr, Etr = (
             np.concatenate([Xtr, Xf]),
             np.concatenate([ytr, ytr]),
@@ -175,8 +203,16 @@ def train_quality(
         )
     feature_s = time.perf_counter() - t0
 
-    heads, epoch_s = fit_heads(Xtr, ytr, Etr, cfg, progress=progress)
-    p_val, e_val = head_outputs(heads, X[va])
+    if split is None:
+        heads, epoch_s = fit_heads(Xtr, ytr, Etr, cfg, progress=progress)
+        p_val, e_val = head_outputs(heads, X[va])
+    else:
+        class_w = class_weights(ytr, len(cfg.classes), cfg.max_class_weight)
+        heads, epoch_s = fit_fine_tuned(
+            Xtr, ytr, Etr, class_w, split, cfg, device, progress=progress
+        )
+        backbone.cpu().eval()
+        p_val, e_val = head_outputs(heads, pooled(split, X[va]))
     thresholds = choose_thresholds(e_val, E[va], cfg.explanations)
     thr = np.array([thresholds[e] for e in cfg.explanations])
     metrics = {
@@ -194,12 +230,22 @@ def train_quality(
             "train": round(sum(epoch_s), 2),
             "epoch_mean": round(float(np.mean(epoch_s)), 4),
         },
-        "features_computed": extractor.computed,
+        "features_computed": extractor.computed if split is None else computed,
+        "backbone_fine_tuned_blocks": cfg.fine_tune_blocks,
     }
+    if split is not None:
+        metrics["fine_tune"] = {
+            "blocks": cfg.fine_tune_blocks,
+            "device": device.type,
+            "lr_scale": cfg.fine_tune_lr_scale,
+            "trainable_backbone_parameters": sum(
+                p.numel() for p in split.tail_modules.parameters()
+            ),
+        }
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         onnx = export_onnx(
-            QualityNet(heads),
+            QualityNet(heads, backbone),
             Path(tmp) / "model.onnx",
             ["image"],
             ["class_probs", "expl_probs", "cams"],
@@ -223,6 +269,7 @@ def train_quality(
             thresholds=thresholds,
             manifest_sha256=manifest.sha256,
             metrics=metrics,
+            extra={"backbone_fine_tuned_blocks": cfg.fine_tune_blocks},
         )
     log.info(
         "trained %s (%.1f MB) in %.0f s", info.id, info.size_bytes / 1e6, time.perf_counter() - t0

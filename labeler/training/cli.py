@@ -55,10 +55,39 @@ ml_cli = AppGroup("ml", help="Quality and severity models: train, evaluate, pred
     help="Train here in the foreground with a progress bar "
     "(default: start a background worker and return).",
 )
+@click.option(
+    "--fine-tune-blocks",
+    type=click.IntRange(0, 16),
+    default=0,
+    show_default=True,
+    help="Quality model: also train the backbone's last N blocks (needs a GPU, and --wait).",
+)
+@click.option(
+    "--fine-tune-on-cpu",
+    is_flag=True,
+    help="Allow --fine-tune-blocks without a GPU (slow: small data sets and tests only).",
+)
 @with_appcontext
-def ml_train(project: str, kind: str | None, seed: int, epochs: int | None, wait: bool) -> None:
+def ml_train(
+    project: str,
+    kind: str | None,
+    seed: int,
+    epochs: int | None,
+    wait: bool,
+    fine_tune_blocks: int,
+    fine_tune_on_cpu: bool,
+) -> None:
     """Train a model from PROJECT's labels (id or name); evaluate it on the golden set."""
     config = current_app.config
+    if fine_tune_blocks and not wait:
+        # the run's row does not carry the option yet, so a background worker would not see it
+        raise click.UsageError("--fine-tune-blocks trains in the foreground only: add --wait")
+    if fine_tune_blocks:
+        config = {
+            **config,
+            "ML_FINE_TUNE_BLOCKS": fine_tune_blocks,
+            "ML_FINE_TUNE_ON_CPU": fine_tune_on_cpu,
+        }
     with CommandSession() as s:
         proj = find_project(s, project)
         if wait:  # trained below, in this process

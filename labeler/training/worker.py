@@ -317,7 +317,13 @@ def _train(
     progress = _Progress(factory, run_id, echo, heartbeat)
     train = ml.train_quality if kind == "quality" else ml.train_severity
     info = train(
-        manifest, models_dir(config), cache_dir(config), seed=seed, epochs=epochs, progress=progress
+        manifest,
+        models_dir(config),
+        cache_dir(config),
+        seed=seed,
+        epochs=epochs,
+        progress=progress,
+        **_fine_tune_options(config, kind),
     )
     if not _update(factory, run_id, model_id=info.id, stage="evaluate", done=0, total=1):
         raise RunCancelled()
@@ -350,6 +356,21 @@ def _train(
     metrics["active_learning"] = refresh_after_run(factory, config, project_id, info.id, storage)
     progress("evaluate", 1, 1)
     return {"metrics": metrics}
+
+
+def _fine_tune_options(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """ML_FINE_TUNE_BLOCKS (set by `labeler ml train --fine-tune-blocks N --wait`): fine-tune the
+    backbone's last N blocks (ml/finetune.py). N > 0 is never ignored: without a GPU (and without
+    ML_FINE_TUNE_ON_CPU) the trainer refuses it in words, and the run fails saying so."""
+    blocks = int(config.get("ML_FINE_TUNE_BLOCKS") or 0)
+    if not blocks:
+        return {}
+    if kind != "quality":
+        raise ml.MLError(
+            "Fine-tuning backbone blocks is built for the quality model only; train the "
+            f"{kind} model with 0 fine-tuned blocks."
+        )
+    return {"fine_tune_blocks": blocks, "fine_tune_on_cpu": bool(config.get("ML_FINE_TUNE_ON_CPU"))}
 
 
 def main(argv: list[str] | None = None) -> int:
