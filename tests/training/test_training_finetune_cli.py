@@ -19,14 +19,14 @@ def _project(ml_app, db, make_user):
     project, _ids = build_quality_project(
         db, ml_app.extensions["labeler_storage"], lead, n=30, golden=8
     )
-    return project
+    return project, lead
 
 
 def test_fine_tuning_without_a_gpu_fails_the_run_saying_why(
     ml_app, db, runner, make_user, monkeypatch
 ):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    project = _project(ml_app, db, make_user)
+    project, _lead = _project(ml_app, db, make_user)
     res = runner.invoke(args=["ml", "train", str(project.id), "--fine-tune-blocks", "2"])
     assert res.exit_code == 2 and "add --wait" in res.output
     assert db.scalar(select(TrainingRun).where(TrainingRun.project_id == project.id)) is None
@@ -40,8 +40,10 @@ def test_fine_tuning_without_a_gpu_fails_the_run_saying_why(
     assert run.error in res.output
 
 
-def test_fine_tuning_forced_on_the_cpu_trains_and_says_so(ml_app, db, runner, make_user):
-    project = _project(ml_app, db, make_user)
+def test_fine_tuning_forced_on_the_cpu_trains_and_says_so(
+    ml_app, db, runner, make_user, client, login_as
+):
+    project, lead = _project(ml_app, db, make_user)
     res = runner.invoke(
         args=[
             "ml", "train", str(project.id), "--wait", "--epochs", "1",
@@ -55,3 +57,8 @@ def test_fine_tuning_forced_on_the_cpu_trains_and_says_so(ml_app, db, runner, ma
     folder = Path(ml_app.config["ML_DIR"]) / "models" / run.model_id
     assert json.loads((folder / "model.json").read_text())["backbone_fine_tuned_blocks"] == 1
     assert json.loads((folder / "metrics.json").read_text())["fine_tune"]["blocks"] == 1
+    login_as(lead)
+    html = client.get(f"/projects/{project.id}/models/{run.model_id}").get_data(as_text=True)
+    assert 'id="model-backbone"' in html and "its last 1 block trained" in html
+    report = client.get(f"/projects/{project.id}/models/{run.model_id}/report.json").json
+    assert report["model"]["backbone_fine_tuned_blocks"] == 1
