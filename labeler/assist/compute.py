@@ -11,8 +11,6 @@ images that have no suggestion of that model yet, so running it again after an i
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -20,16 +18,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
-from .. import ROOT, create_app, ml
+from .. import create_app, ml
 from ..db import database, utcnow
 from ..errors import LabelerError, NotFound
 from ..images.models import Image
 from ..jobs.queue import broker_url, send_suggestions
+from ..jobs.spawn import spawn
 from ..training.model_store import model_folder
 from ..training.paths import run_dir
 from ..training.prescreen import loaded_model
-from ..training.processes import CHILDREN, reap_children
-from ..training.worker import worker_env
 from .models import JobStatus, Suggestion, SuggestionJob
 from .suggestions import answer_from_prediction
 
@@ -44,22 +41,8 @@ def launch_job(config: Mapping[str, Any], job_id: int) -> None:
         return
     if not config.get("ML_SPAWN_WORKER", True):
         return
-    reap_children()
-    folder = run_dir(config, f"suggestions-{job_id}")
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "worker.log", "ab") as out:
-        CHILDREN.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "labeler.assist.compute", str(job_id)],
-                cwd=ROOT,
-                env={**os.environ, **worker_env(config)},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        )
+    log_path = run_dir(config, f"suggestions-{job_id}") / "worker.log"
+    spawn("labeler.assist.compute", [job_id], config, log_path)
 
 
 def _set(factory: sessionmaker, job_id: int, **values: Any) -> None:

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from .. import events
 from ..db import utcnow
+from ..jobs.spawn import process_alive, reap_children
 from .models import RunStatus, TrainingRun
-
-CHILDREN: list[subprocess.Popen] = []  # workers this process started (spawn_worker)
-
-
-def reap_children() -> None:
-    """Collect workers this process started that have exited (no zombies in a long-lived server)."""
-    CHILDREN[:] = [p for p in CHILDREN if p.poll() is None]
-
-
-def process_alive(pid: int) -> bool:
-    """True while a process with this pid exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in {"Z", "X"}
-
 
 HEARTBEAT_TIMEOUT_S = (
     60  # default of ML_HEARTBEAT_TIMEOUT_S; the worker beats every ML_HEARTBEAT_S (10)

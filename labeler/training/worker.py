@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -27,65 +26,30 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import ROOT, create_app, events, ml
+from .. import create_app, events, ml
 from ..auth.models import User
 from ..db import database, utcnow
 from ..errors import LabelerError
 from ..jobs.queue import broker_url, send_training
+from ..jobs.spawn import spawn
 from ..projects.models import Project
 from ..projects.settings import read_settings
 from ..reports.export import training_manifest
 from .active import refresh_after_run
 from .model_store import for_manifest, is_shared, publish_model, publish_run_log
 from .models import RunStatus, TrainingRun
-from .processes import CHILDREN, reap_children
 from .services import cache_dir, models_dir, rater_figures, run_dir, start_run
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
-# settings the worker must share with the process that queued the run (tests build apps from overrides)
-_ENV_KEYS = {
-    "DATABASE_URL": "DATABASE_URL",
-    "INSTANCE_PATH": "INSTANCE_PATH",
-    "STORAGE_PATH": "STORAGE_PATH",
-    "ML_DIR": "ML_DIR",
-    "STORAGE_URL": "STORAGE_URL",
-    "AZURE_STORAGE_CONNECTION_STRING": "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_STORAGE_ACCOUNT_URL": "AZURE_STORAGE_ACCOUNT_URL",
-    "LABELER_ENV": "ENV",
-    "AUTH_MODE": "AUTH",
-    "ML_HEARTBEAT_S": "ML_HEARTBEAT_S",
-}
-
-
-def worker_env(config: Mapping[str, Any]) -> dict[str, str]:
-    """The LABELER_* variables a worker process needs to open this app's database, store and ML folder."""
-    return {
-        f"LABELER_{name}": str(config[key])
-        for key, name in _ENV_KEYS.items()
-        if config.get(key) is not None
-    }
 
 
 def spawn_worker(config: Mapping[str, Any], run_id: int) -> int:
-    """Start the worker for a run as a detached process; returns its pid. Output goes to the run's log."""
-    reap_children()
-    env = {**os.environ, **worker_env(config)}
-    folder = run_dir(config, run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "worker.log", "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "labeler.training.worker", str(run_id)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-    CHILDREN.append(proc)
-    return proc.pid
+    """Start the worker for a run as a detached process (labeler.jobs.spawn); returns its pid.
+    Output goes to the run's log."""
+    return spawn(
+        "labeler.training.worker", [run_id], config, run_dir(config, run_id) / "worker.log"
+    )
 
 
 def start_worker(session: Session, config: Mapping[str, Any], run: TrainingRun) -> None:

@@ -6,7 +6,6 @@ installs it when missing) and ends only the processes it started, by pid.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from labeler import ROOT
-from labeler.training.worker import _ENV_KEYS
+from labeler.jobs.spawn import worker_env
 
 
 def free_port() -> int:
@@ -63,10 +62,7 @@ class Worker:
     """One `celery -A labeler.jobs.worker worker` process (solo pool), its log, and its stop."""
 
     def __init__(self, config, name: str, folder: Path) -> None:
-        env = dict(os.environ)
-        for key, label in _ENV_KEYS.items():
-            if config.get(key) is not None:
-                env[f"LABELER_{label}"] = str(config[key])
+        env = worker_env(config)
         env["LABELER_CELERY_BROKER_URL"] = config["CELERY_BROKER_URL"]
         self.log = folder / f"worker-{name}.log"
         self.proc = subprocess.Popen(

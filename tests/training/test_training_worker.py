@@ -13,8 +13,8 @@ from training_fixtures import build_quality_project, committed_app, ml_root  # n
 
 from labeler.auth.models import Role
 from labeler.auth.services import add_user
-from labeler.training import processes
-from labeler.training.processes import process_alive
+from labeler.jobs import spawn
+from labeler.jobs.spawn import process_alive
 
 TIMEOUT_S = 120
 
@@ -57,9 +57,9 @@ def test_worker_trains_in_the_background(committed_app):
         if state["status"] in ("succeeded", "failed"):
             break
         time.sleep(0.5)
-    for proc in list(processes.CHILDREN):
+    for proc in list(spawn.CHILDREN):
         proc.wait(timeout=30)
-    processes.reap_children()
+    spawn.reap_children()
     log = (Path(app.config["ML_DIR"]) / "runs" / str(run_id) / "worker.log").read_text()
     assert state["status"] == "succeeded", (state, log[-3000:])
     assert "running" in seen or "queued" in seen
