@@ -19,6 +19,7 @@ import pytest
 from PIL import Image as PILImage
 
 from labeler.guidelines.services import add_reference_image
+from labeler.images.tiles import build_pyramids
 
 INT_STRINGS = [
     "0",
@@ -173,6 +174,8 @@ def world(app, db, everyone):
         data=_jpeg(),
         storage=app.extensions["labeler_storage"],
     )
+    # tiles are built by a job after an import (not on a rater's request): build this item's here
+    build_pyramids(db, app.config, project, [item.image_id], app.extensions["labeler_storage"])
     db.flush()
     path_values = {
         "project_id": str(project.id),
