@@ -9,9 +9,8 @@ from ..auth.models import Role
 from ..auth.permissions import role_required
 from ..db import database, get_session
 from ..errors import NotFound, ValidationError
-from ..images.import_jobs import job_json, queue_import_job, wants_job
+from ..images.import_jobs import job_json, receive_upload
 from ..images.models import ImportJob
-from ..images.services import import_uploads
 from ..images.storage import app_storage
 from ..projects.access import authorized_project
 from ..projects.members import add_project_member, list_members, remove_project_member
@@ -62,30 +61,22 @@ def upload_images_api(project_id: int):
             code="no_files",
         )
     db = get_session()
-    if wants_job(current_app.config, files):  # a large upload: imported by a worker
-        job = queue_import_job(
-            db,
-            current_user,
-            project,
-            files,
-            storage=app_storage(),
-            config=current_app.config,
-            factory=database(current_app).session_factory,
-            source_label="api",
-            checkpoint=db.commit,
-        )
-        url = url_for("api.import_job_api", job_id=job.id)
-        return jsonify(job=job_json(job, current_app.config), url=url), 202, {"Location": url}
-    summary = import_uploads(
+    result = receive_upload(
         db,
         current_user,
         project,
         files,
         storage=app_storage(),
         config=current_app.config,
+        factory=database(current_app).session_factory,
         source_label="api",
         checkpoint=db.commit,
     )
+    if isinstance(result, ImportJob):  # a large upload: imported by a worker
+        job = result
+        url = url_for("api.import_job_api", job_id=job.id)
+        return jsonify(job=job_json(job, current_app.config), url=url), 202, {"Location": url}
+    summary = result
     return jsonify(summary.as_dict()), 201 if summary.imported else 200
 
 

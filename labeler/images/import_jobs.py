@@ -43,7 +43,13 @@ from ..projects.models import Project
 from .journal import StoreJournal, recover_interrupted_imports, replay_store_journal
 from .models import Image, ImportBatch, ImportJob, ImportJobStatus
 from .processing import MiB
-from .services import ImportInterrupted, import_images, run_import_hooks
+from .services import (
+    ImportInterrupted,
+    ImportSummary,
+    import_images,
+    import_uploads,
+    run_import_hooks,
+)
 from .sources import clean_name, iter_uploads, upload_file_count
 from .storage import LocalStorage, Storage
 
@@ -80,6 +86,44 @@ def wants_job(config: Mapping[str, Any], files: list[tuple[str, BinaryIO]]) -> b
     """True when the upload is large enough to be imported by a worker (or cannot be sized)."""
     size = upload_bytes(files)
     return size < 0 or size > job_threshold_bytes(config)
+
+
+def receive_upload(
+    session: Session,
+    actor: User,
+    project: Project,
+    files: list[tuple[str, BinaryIO]],
+    *,
+    storage: Storage,
+    config: Mapping[str, Any],
+    factory: sessionmaker,
+    source_label: str,
+    checkpoint: Callable[[], None],
+) -> ImportJob | ImportSummary:
+    """An upload from the page or the API: a large one (``wants_job``) is stored and queued for a
+    worker (the ImportJob comes back), a small one is imported now (its ImportSummary)."""
+    if wants_job(config, files):
+        return queue_import_job(
+            session,
+            actor,
+            project,
+            files,
+            storage=storage,
+            config=config,
+            factory=factory,
+            source_label=source_label,
+            checkpoint=checkpoint,
+        )
+    return import_uploads(
+        session,
+        actor,
+        project,
+        files,
+        storage=storage,
+        config=config,
+        source_label=source_label,
+        checkpoint=checkpoint,
+    )
 
 
 def queue_import_job(

@@ -14,10 +14,9 @@ from ..projects.access import authorized_project, can_manage_project
 from ..projects.services import get_project
 from ..training.prescreen import flagged_filter
 from ..web import accepts_upload
-from .import_jobs import job_json, queue_import_job, wants_job
+from .import_jobs import job_json, receive_upload
 from .models import Image, ImportJob
 from .serve import blob_response
-from .services import import_uploads
 from .storage import app_storage
 
 bp = Blueprint("images", __name__)
@@ -78,29 +77,21 @@ def upload(project_id: int):
             error="Choose one or more image files or a .zip.",
         ), 400
     db = get_session()
-    if wants_job(current_app.config, files):  # a large upload: stored, then imported by a worker
-        job = queue_import_job(
-            db,
-            current_user,
-            project,
-            files,
-            storage=app_storage(),
-            config=current_app.config,
-            factory=database(current_app).session_factory,
-            source_label="upload",
-            checkpoint=db.commit,
-        )
-        return redirect(url_for("images.import_job_page", project_id=project.id, job_id=job.id))
-    summary = import_uploads(
+    result = receive_upload(
         db,
         current_user,
         project,
         files,
         storage=app_storage(),
         config=current_app.config,
+        factory=database(current_app).session_factory,
         source_label="upload",
         checkpoint=db.commit,
     )
+    if isinstance(result, ImportJob):  # a large upload: imported by a worker
+        job = result
+        return redirect(url_for("images.import_job_page", project_id=project.id, job_id=job.id))
+    summary = result
     return with_wasm(render_template("images/image_upload.html", project=project, summary=summary))
 
 

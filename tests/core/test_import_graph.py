@@ -153,4 +153,4 @@ def test_imports_inside_functions_are_only_the_listed_deferrals():
 
 def test_the_graph_sees_the_known_edges():
     assert "labeler.projects.access" in GRAPH["labeler.api.projects"]
-    assert "labeler.images.services" in GRAPH["labeler.api.projects"]
+    assert "labeler.images.import_jobs" in GRAPH["labeler.api.projects"]
