@@ -107,3 +107,15 @@ def login_as(client):
         return client
 
     return _login
+
+
+@pytest.fixture()
+def client_for(app):
+    """A separate signed-in test client per user (raters side by side); ``.csrf`` holds its token."""
+
+    def _client(user):
+        c = app.test_client()
+        login(c, user)
+        return c
+
+    return _client

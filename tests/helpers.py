@@ -77,3 +77,41 @@ def login(client, user) -> str:
     page = client.get("/").get_data(as_text=True)
     client.csrf = CSRF_META.search(page).group(1)
     return client.csrf
+
+
+# Blinding checks (docs/domain.md section 2): what a rater receives, compared between golden and fold.
+PUBLIC_ID_RE = re.compile(r"[A-Za-z0-9_-]{24}")
+VOLATILE_HEADERS = {"content-length"}  # differs with each picture, golden or not
+
+
+def shape(value):
+    """A value's type structure: what a client could tell apart without knowing the data."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [shape(v) for v in value[:1]]
+    if isinstance(value, str):
+        return (
+            "str",
+            "url" if value.startswith("/") else "id" if PUBLIC_ID_RE.fullmatch(value) else "text",
+        )
+    return type(value).__name__
+
+
+def header_view(headers) -> str:
+    """Headers as a client compares them; the session cookie's value changes with every request."""
+    out = []
+    for k, v in headers.items():
+        k = k.lower()
+        if k in VOLATILE_HEADERS:
+            continue
+        if k == "set-cookie":
+            name, _, rest = v.partition("=")
+            attrs = [a.strip() for a in rest.split(";")[1:]]
+            v = (
+                name
+                + "=<value>; "
+                + "; ".join(re.sub(r"(?i)^expires=.*", "Expires=<date>", a) for a in attrs)
+            )
+        out.append((k, v))
+    return repr(sorted(out))

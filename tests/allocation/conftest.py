@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 import secrets
 
 import pytest
@@ -73,24 +72,3 @@ def team(make_user, make_project):
             return [make_user(None, "rater") for _ in range(k)]
 
     return Team
-
-
-_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-@pytest.fixture()
-def client_for(app):
-    """A separate signed-in test client per user (two raters side by side); ``.csrf`` holds its token."""
-
-    def _client(user):
-        c = app.test_client()
-        page = c.get("/auth/login").get_data(as_text=True)
-        resp = c.post(
-            "/auth/dev-login",
-            data={"email": user.email, "csrf_token": _CSRF_META.search(page).group(1)},
-        )
-        assert resp.status_code == 302, resp.get_data(as_text=True)
-        c.csrf = _CSRF_META.search(c.get("/").get_data(as_text=True)).group(1)
-        return c
-
-    return _client

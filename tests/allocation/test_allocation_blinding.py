@@ -2,52 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import pytest
+from helpers import PUBLIC_ID_RE, header_view, shape
 from sqlalchemy import select
 
 from labeler.allocation import services
 from labeler.allocation.models import ItemStatus, QueueItem
 from labeler.allocation.planning import plan_allocation
 from labeler.images.models import Image
-
-ID_RE = re.compile(r"[A-Za-z0-9_-]{24}")
-VOLATILE_HEADERS = {"content-length"}  # differs with each picture, golden or not
-
-
-def shape(value):
-    """A value's type structure: what a client could tell apart without knowing the data."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        return [shape(v) for v in value[:1]]
-    if isinstance(value, str):
-        return (
-            "str",
-            "url" if value.startswith("/") else "id" if ID_RE.fullmatch(value) else "text",
-        )
-    return type(value).__name__
-
-
-def header_view(headers) -> str:
-    """Headers as a client compares them; the session cookie's value changes with every request."""
-    out = []
-    for k, v in headers.items():
-        k = k.lower()
-        if k in VOLATILE_HEADERS:
-            continue
-        if k == "set-cookie":
-            name, _, rest = v.partition("=")
-            attrs = [a.strip() for a in rest.split(";")[1:]]
-            v = (
-                name
-                + "=<value>; "
-                + "; ".join(re.sub(r"(?i)^expires=.*", "Expires=<date>", a) for a in attrs)
-            )
-        out.append((k, v))
-    return repr(sorted(out))
 
 
 def url_shape(url: str, public_id: str) -> str:
@@ -95,7 +59,7 @@ def test_golden_and_fold_items_are_indistinguishable(db, allocated, client_for):
         body = item_resp.get_json()
         by_kind[kind]["item_shape"].add(repr(shape(body)))
         by_kind[kind]["item_url"].add(url_shape(body["item"]["image_url"], public_id))
-        by_kind[kind]["id_shape"].add((len(public_id), bool(ID_RE.fullmatch(public_id))))
+        by_kind[kind]["id_shape"].add((len(public_id), bool(PUBLIC_ID_RE.fullmatch(public_id))))
         by_kind[kind]["item_headers"].add(header_view(item_resp.headers))
         by_kind[kind]["image_headers"].add(header_view(image_resp.headers))
         by_kind[kind]["image_header_names"].add(

@@ -3,14 +3,10 @@ a model's suggestions stored for every image (as a finished job leaves them), si
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from assist_support import quality_answer, store_suggestions, stored_images
 
 from labeler.allocation import services as allocation
-
-_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 @pytest.fixture()
@@ -27,21 +23,3 @@ def assisted_project(app, db, make_user, make_project):
     store_suggestions(db, project, answers)
     db.commit()
     return lead, project, raters, images
-
-
-@pytest.fixture()
-def client_for(app):
-    """A separate signed-in test client per user; ``.csrf`` holds its token."""
-
-    def _client(user):
-        c = app.test_client()
-        page = c.get("/auth/login").get_data(as_text=True)
-        resp = c.post(
-            "/auth/dev-login",
-            data={"email": user.email, "csrf_token": _CSRF_META.search(page).group(1)},
-        )
-        assert resp.status_code == 302, resp.get_data(as_text=True)
-        c.csrf = _CSRF_META.search(c.get("/").get_data(as_text=True)).group(1)
-        return c
-
-    return _client

@@ -4,45 +4,17 @@ the same JSON shapes, headers, suggestion presence and an order that does not so
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from datetime import UTC, datetime
 
 from assist_support import MODEL_ID
+from helpers import header_view, shape
 from sqlalchemy import select
 
 from labeler.allocation.models import QueueItem
 from labeler.assist.models import StudyReading
 from labeler.assist.studies import create_study
 from labeler.projects.settings import merge_settings
-
-ID_RE = re.compile(r"[A-Za-z0-9_-]{24}")
-VOLATILE = {"content-length"}
-
-
-def shape(value):
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        return [shape(v) for v in value[:1]]
-    if isinstance(value, str):
-        return (
-            "str",
-            "url" if value.startswith("/") else "id" if ID_RE.fullmatch(value) else "text",
-        )
-    return type(value).__name__
-
-
-def header_view(headers) -> str:
-    out = []
-    for k, v in headers.items():
-        k = k.lower()
-        if k in VOLATILE:
-            continue
-        if k == "set-cookie":
-            v = v.partition("=")[0] + "=<value>"
-        out.append((k, v))
-    return repr(sorted(out))
 
 
 def _golden_images(db, project) -> set[int]:

@@ -4,7 +4,6 @@ raters, and a signed-in client per rater."""
 from __future__ import annotations
 
 import io
-import re
 import secrets
 
 import pytest
@@ -13,8 +12,6 @@ from PIL import Image as PILImage
 from labeler.allocation import services as allocation
 from labeler.images.models import Image
 from labeler.images.storage import content_key
-
-_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def image_row(project_id: int, case_id: str | None, body_site: str | None = None) -> Image:
@@ -81,24 +78,6 @@ def case_project(app, db, make_user, make_project):
         return project, people, rows
 
     return _make
-
-
-@pytest.fixture()
-def client_for(app):
-    """A separate signed-in test client per user; ``.csrf`` holds its token."""
-
-    def _client(user):
-        c = app.test_client()
-        page = c.get("/auth/login").get_data(as_text=True)
-        resp = c.post(
-            "/auth/dev-login",
-            data={"email": user.email, "csrf_token": _CSRF_META.search(page).group(1)},
-        )
-        assert resp.status_code == 302, resp.get_data(as_text=True)
-        c.csrf = _CSRF_META.search(c.get("/").get_data(as_text=True)).group(1)
-        return c
-
-    return _client
 
 
 def put_json(client, url, body):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 # ruff: noqa: F811  (fixtures imported from case_fixtures are used as arguments)
-from case_fixtures import case_project, client_for, post_json, put_json  # noqa: F401
+from case_fixtures import case_project, post_json, put_json  # noqa: F401
 from sqlalchemy import select
 
 from labeler.allocation.models import ItemStatus, QueueItem

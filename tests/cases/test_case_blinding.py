@@ -7,48 +7,18 @@ import re
 from collections import defaultdict
 
 # ruff: noqa: F811  (fixtures imported from case_fixtures are used as arguments)
-from case_fixtures import case_project, client_for, put_json  # noqa: F401
+from case_fixtures import case_project, put_json  # noqa: F401
+from helpers import PUBLIC_ID_RE, header_view, shape
 from sqlalchemy import select
 
 from labeler.allocation.models import QueueItem
-
-ID_RE = re.compile(r"[A-Za-z0-9_-]{24}")
-VOLATILE_HEADERS = {"content-length"}
-
-
-def shape(value):
-    """A value's type structure: what a client could tell apart without knowing the data."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        return [shape(v) for v in value[:1]]
-    if isinstance(value, str):
-        return (
-            "str",
-            "url" if value.startswith("/") else "id" if ID_RE.fullmatch(value) else "text",
-        )
-    return type(value).__name__
-
-
-def header_view(headers) -> str:
-    out = []
-    for k, v in headers.items():
-        k = k.lower()
-        if k in VOLATILE_HEADERS:
-            continue
-        if k == "set-cookie":
-            name, _, rest = v.partition("=")
-            attrs = [a.strip() for a in rest.split(";")[1:]]
-            v = name + "=<value>; " + "; ".join(re.sub(r"(?i)^expires=.*", "E", a) for a in attrs)
-        out.append((k, v))
-    return repr(sorted(out))
 
 
 def _strip_ids(case: dict) -> str:
     """The case's JSON shape; "next" (an id, or null after the last case: queue order, not
     golden-ness) is checked on its own."""
     nxt = case.get("next")
-    assert nxt is None or ID_RE.fullmatch(nxt)
+    assert nxt is None or PUBLIC_ID_RE.fullmatch(nxt)
     return repr(shape({k: v for k, v in case.items() if k != "next"}))
 
 
@@ -107,7 +77,9 @@ def test_golden_and_fold_cases_are_indistinguishable(db, case_project, client_fo
             img.close()
             seen[kind]["image_headers"].add(header_view(img.headers))
             seen[kind]["image_url"].add(photo["image_url"].replace(photo["item"], "<id>"))
-            seen[kind]["id_shape"].add((len(photo["item"]), bool(ID_RE.fullmatch(photo["item"]))))
+            seen[kind]["id_shape"].add(
+                (len(photo["item"]), bool(PUBLIC_ID_RE.fullmatch(photo["item"])))
+            )
             assert photo["details"] == [{"name": "age", "value": "40-49"}]
         resp = put_json(
             client,

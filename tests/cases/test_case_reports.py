@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 # ruff: noqa: F811  (fixtures imported from case_fixtures are used as arguments)
-from case_fixtures import case_project, client_for, put_json  # noqa: F401
+from case_fixtures import case_project, put_json  # noqa: F401
 
 from labeler.cases.grouping import case_groups, collapse_to_cases
 from labeler.ml.manifest import read_manifest
