@@ -27,14 +27,21 @@ def fresh_database(folder: Path, pg_url: str | None = None) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    name = f"labeler_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with empty_pg_database(pg_url, f"labeler_test_{os.getpid()}") as url:
+        upgrade(url)
+        yield url
+
+
+@contextlib.contextmanager
+def empty_pg_database(pg_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database next to `pg_url`'s (only the admin connection); yields its
+    URL and drops it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = make_engine(pg_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        url = pg_url.rsplit("/", 1)[0] + "/" + name
-        upgrade(url)
-        yield url
+        yield pg_url.rsplit("/", 1)[0] + "/" + name
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

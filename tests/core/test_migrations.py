@@ -1,12 +1,12 @@
 """Migrations: an empty database upgrades to head with no difference from the models, and back to base."""
 
 import os
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from helpers import empty_pg_database
+from sqlalchemy import inspect
 
 from labeler.db import make_engine
 from labeler.migrate import downgrade, upgrade
@@ -39,13 +39,5 @@ def test_postgresql_upgrade_check_downgrade():
         pytest.skip(
             "PostgreSQL run only (LABELER_TEST_DATABASE_URL); .ci/run runs the suite on both"
         )
-    name = f"labeler_mig_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        _roundtrip(url.rsplit("/", 1)[0] + "/" + name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_pg_database(url, "labeler_mig") as fresh_url:
+        _roundtrip(fresh_url)

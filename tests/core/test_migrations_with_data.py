@@ -11,11 +11,11 @@ must say so in this test.
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from helpers import empty_pg_database
 from sqlalchemy import inspect, text
 
 from labeler.db import make_engine
@@ -228,13 +228,5 @@ def test_postgresql_data_survives_upgrade_to_head_and_back():
         pytest.skip(
             "PostgreSQL run only (LABELER_TEST_DATABASE_URL); .ci/run runs the suite on both"
         )
-    name = f"labeler_migdata_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        _roundtrip(url.rsplit("/", 1)[0] + "/" + name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_pg_database(url, "labeler_migdata") as fresh_url:
+        _roundtrip(fresh_url)
