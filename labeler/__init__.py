@@ -22,8 +22,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth import login
     from .auth.admin_views import bp as admin_bp
     from .auth.views import bp as auth_bp
-    from .cases.views import bp as cases_bp
     from .capture.views import bp as capture_bp
+    from .cases.views import bp as cases_bp
     from .config import ConfigError, content_security_policy, load_settings
     from .guidelines.views import bp as guidelines_bp
     from .images.storage import StorageConfigError, storage_from_config

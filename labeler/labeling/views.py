@@ -18,8 +18,8 @@ from flask_login import current_user
 from ..allocation.queue import serve_item
 from ..assist.suggestions import item_suggestion
 from ..auth.models import Role
-from ..cases.units import case_view
 from ..auth.permissions import role_required
+from ..cases.units import case_view
 from ..db import get_session
 from ..errors import NotFound, on_form_error
 from ..guidelines.services import guideline_view
