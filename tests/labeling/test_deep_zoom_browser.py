@@ -13,15 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_support.fixtures import axe_scan, sign_in
+from browser_support.labeling_queue import queue_project, wait_ready
 from PIL import Image as PILImage
-from sqlalchemy import select
 
-from labeler.allocation.models import QueueItem
 from labeler.auth.models import Role
 from labeler.auth.services import add_user
 from labeler.demo import MemorySource
 from labeler.images import tiles
-from labeler.images.models import Image
 from labeler.images.services import import_images, run_import_hooks
 from labeler.labeling.views import OPENSEADRAGON
 from labeler.projects.models import MemberRole
@@ -60,30 +58,8 @@ def zoom_world(server, sizes: list[tuple[int, int]]) -> list[str]:
         )
         run_import_hooks(s, server.app.config, project, summary, storage)
         assert summary.after_import["tiles"]["built"] == len(sizes)
-        images = s.scalars(
-            select(Image).where(Image.project_id == project.id).order_by(Image.id)
-        ).all()
-        items = [
-            QueueItem(
-                public_id=f"zoom{i:03d}q{image.id:05d}",
-                project_id=project.id,
-                rater_id=rater.id,
-                image_id=image.id,
-                position=i + 1,
-            )
-            for i, image in enumerate(images)
-        ]
-        s.add_all(items)
-        return [it.public_id for it in items]
-
-
-def wait_ready(page, public_id):
-    page.wait_for_url(re.compile(rf"/items/{public_id}$"))
-    page.wait_for_selector('#labeling[data-ready="true"]', state="attached")
-    page.wait_for_function(
-        "() => { const i = document.getElementById('photo');"
-        " return i.complete && i.naturalWidth > 0; }"
-    )
+        ids = queue_project(s, project, rater, "zoom")
+        return ids
 
 
 # Zoom the Viewer by `factor` around the stage centre (as the + key does) and resolve, in ms, once

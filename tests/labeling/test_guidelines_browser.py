@@ -9,13 +9,12 @@ import os
 
 import pytest
 from browser_support.fixtures import axe_scan, sign_in
+from browser_support.labeling_queue import queue_project
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from labeler.allocation.models import QueueItem
 from labeler.auth.models import Role, User
 from labeler.auth.services import add_user
-from labeler.images.models import Image
 from labeler.images.services import import_images
 from labeler.labeling.models import ItemFlag
 from labeler.projects.models import MemberRole, Project
@@ -53,19 +52,8 @@ def study(live_server):
         import_images(
             s, lead, project, sources, storage=storage, source_label="test", checkpoint=s.flush
         )
-        images = s.scalars(select(Image).where(Image.project_id == project.id)).all()
-        items = [
-            QueueItem(
-                public_id=f"gl{i:02d}x{image.id:05d}",
-                project_id=project.id,
-                rater_id=rater.id,
-                image_id=image.id,
-                position=i + 1,
-            )
-            for i, image in enumerate(images)
-        ]
-        s.add_all(items)
-        return {"project_id": project.id, "items": [it.public_id for it in items]}
+        ids = queue_project(s, project, rater, "gl")
+        return {"project_id": project.id, "items": ids}
 
 
 def shot(page, name):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from browser_support.fixtures import axe_scan, sign_in
+from browser_support.labeling_queue import queue_project, wait_ready
 from sqlalchemy import delete, select
 
 from labeler.allocation.models import ItemStatus, QueueItem
 from labeler.auth.models import User
 from labeler.demo import build_demo
-from labeler.images.models import Image
 from labeler.labeling.models import Label, LabelRevision
 from labeler.projects.models import Project
 
@@ -32,36 +30,14 @@ def demo(live_server):
         for project in s.scalars(select(Project)):
             if project.protocol.value == "severity":
                 project.settings = {**project.settings, "allow_non_graded": True}
-            images = s.scalars(
-                select(Image).where(Image.project_id == project.id).order_by(Image.id)
-            ).all()
-            items = [
-                QueueItem(
-                    public_id=f"{project.protocol.value[:3]}{i:02d}x{image.id:05d}",
-                    project_id=project.id,
-                    rater_id=rater.id,
-                    image_id=image.id,
-                    position=i + 1,
-                )
-                for i, image in enumerate(images)
-            ]
-            s.add_all(items)
-            queues[project.protocol.value] = [it.public_id for it in items]
+            ids = queue_project(s, project, rater, project.protocol.value[:3])
+            queues[project.protocol.value] = ids
     return queues
 
 
 def open_item(page, server, public_id):
     page.goto(f"{server.url}/items/{public_id}")
     wait_ready(page, public_id)
-
-
-def wait_ready(page, public_id):
-    page.wait_for_url(re.compile(rf"/items/{public_id}$"))
-    page.wait_for_selector('#labeling[data-ready="true"]', state="attached")
-    page.wait_for_function(
-        "() => { const i = document.getElementById('photo');"
-        " return i.complete && i.naturalWidth > 0; }"
-    )
 
 
 def press_and_expect_next(page, key, next_id):

@@ -3,16 +3,14 @@ then the arrow keys), kept and shown again, at 390 px without sideways scrolling
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from browser_support.fixtures import axe_scan, sign_in
+from browser_support.labeling_queue import queue_project, wait_ready
 from sqlalchemy import delete, select
 
 from labeler.allocation.models import QueueItem
 from labeler.auth.models import User
 from labeler.demo import build_demo
-from labeler.images.models import Image
 from labeler.labeling.models import Label, LabelRevision
 from labeler.projects.models import Project
 
@@ -30,30 +28,8 @@ def queue(live_server):
         s.execute(delete(QueueItem).where(QueueItem.rater_id == rater.id))
         project = s.scalar(select(Project).where(Project.protocol == "quality"))
         project.settings = {**project.settings, "ask_skin_type": True}
-        images = s.scalars(
-            select(Image).where(Image.project_id == project.id).order_by(Image.id)
-        ).all()
-        items = [
-            QueueItem(
-                public_id=f"skin{i:02d}x{image.id:05d}",
-                project_id=project.id,
-                rater_id=rater.id,
-                image_id=image.id,
-                position=i + 1,
-            )
-            for i, image in enumerate(images[:4])
-        ]
-        s.add_all(items)
-        return [it.public_id for it in items]
-
-
-def wait_ready(page, public_id):
-    page.wait_for_url(re.compile(rf"/items/{public_id}$"))
-    page.wait_for_selector('#labeling[data-ready="true"]', state="attached")
-    page.wait_for_function(
-        "() => { const i = document.getElementById('photo');"
-        " return i.complete && i.naturalWidth > 0; }"
-    )
+        ids = queue_project(s, project, rater, "skin", limit=4)
+        return ids
 
 
 def saved(server, public_id):

@@ -3,10 +3,9 @@ assess" by 0, back and change, the key help, W to fit the image (0 is an answer 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from browser_support.fixtures import axe_scan, sign_in
+from browser_support.labeling_queue import queue_project, wait_ready
 from sqlalchemy import select
 
 from labeler.allocation.models import QueueItem
@@ -14,7 +13,6 @@ from labeler.auth.models import Role
 from labeler.auth.services import add_user
 from labeler.demo import MemorySource
 from labeler.demo_images import render, severity_specs
-from labeler.images.models import Image
 from labeler.images.services import import_images
 from labeler.labeling.models import Label, LabelRevision
 from labeler.projects.models import MemberRole
@@ -42,30 +40,8 @@ def queue(live_server):
             source_label="test",
             checkpoint=s.flush,
         )
-        images = s.scalars(
-            select(Image).where(Image.project_id == project.id).order_by(Image.id)
-        ).all()
-        items = [
-            QueueItem(
-                public_id=f"skn{i:02d}x{image.id:05d}",
-                project_id=project.id,
-                rater_id=rater.id,
-                image_id=image.id,
-                position=i + 1,
-            )
-            for i, image in enumerate(images)
-        ]
-        s.add_all(items)
-        return [it.public_id for it in items]
-
-
-def wait_ready(page, public_id):
-    page.wait_for_url(re.compile(rf"/items/{public_id}$"))
-    page.wait_for_selector('#labeling[data-ready="true"]', state="attached")
-    page.wait_for_function(
-        "() => { const i = document.getElementById('photo');"
-        " return i.complete && i.naturalWidth > 0; }"
-    )
+        ids = queue_project(s, project, rater, "skn")
+        return ids
 
 
 def answers(server, public_id):
