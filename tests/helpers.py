@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from labeler.db import make_engine
+from labeler.images.models import Image
+from labeler.images.storage import content_key
 from labeler.migrate import upgrade
 
 
@@ -122,3 +125,22 @@ def header_view(headers) -> str:
             )
         out.append((k, v))
     return repr(sorted(out))
+
+
+def image_row(project_id: int, *, size: int = 8, filename: str | None = None, **fields) -> Image:
+    """An unsaved Image row with a random checksum and the app's own store keys (no file stored);
+    `fields` sets further columns (case_id, body_site, meta...)."""
+    sha = secrets.token_hex(32)
+    return Image(
+        project_id=project_id,
+        sha256=sha,
+        filename=filename or f"{sha[:8]}.jpg",
+        width=size,
+        height=size,
+        format="JPEG",
+        byte_size=1,
+        display_key=content_key("display", sha, "jpg"),
+        thumb_key=content_key("thumbs", sha, "jpg"),
+        original_key=content_key("originals", sha, "jpg"),
+        **fields,
+    )

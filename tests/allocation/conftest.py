@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import io
-import secrets
 
 import pytest
+from helpers import image_row
 from PIL import Image as PILImage
 
 from labeler.images.models import Image
-from labeler.images.storage import content_key
-
-
-def image_row(project_id: int, *, case_id: str | None = None, filename: str | None = None) -> Image:
-    sha = secrets.token_hex(32)
-    return Image(
-        project_id=project_id,
-        sha256=sha,
-        filename=filename or f"{sha[:8]}.jpg",
-        width=8,
-        height=8,
-        format="JPEG",
-        byte_size=1,
-        display_key=content_key("display", sha, "jpg"),
-        thumb_key=content_key("thumbs", sha, "jpg"),
-        original_key=content_key("originals", sha, "jpg"),
-        case_id=case_id,
-    )
 
 
 @pytest.fixture(name="image_row")

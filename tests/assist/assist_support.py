@@ -4,13 +4,12 @@ when several test folders run together)."""
 from __future__ import annotations
 
 import io
-import secrets
 
+from helpers import image_row
 from PIL import Image as PILImage
 
 from labeler.assist.models import JobStatus, Suggestion, SuggestionJob
 from labeler.images.models import Image
-from labeler.images.storage import content_key
 
 MODEL_ID = "quality-20261130T000000-abc123"
 
@@ -19,19 +18,7 @@ def stored_images(app, db, project, n: int) -> list[Image]:
     rows = []
     storage = app.extensions["labeler_storage"]
     for i in range(n):
-        sha = secrets.token_hex(32)
-        row = Image(
-            project_id=project.id,
-            sha256=sha,
-            filename=f"{sha[:8]}.jpg",
-            width=16,
-            height=16,
-            format="JPEG",
-            byte_size=1,
-            display_key=content_key("display", sha, "jpg"),
-            thumb_key=content_key("thumbs", sha, "jpg"),
-            original_key=content_key("originals", sha, "jpg"),
-        )
+        row = image_row(project.id, size=16)
         buf = io.BytesIO()
         PILImage.new("RGB", (16, 16), (i % 256, 120, 90)).save(buf, "JPEG")
         storage.put(row.display_key, buf.getvalue())

@@ -6,27 +6,18 @@ from __future__ import annotations
 import io
 import secrets
 
+import helpers
 import pytest
 from PIL import Image as PILImage
 
 from labeler.allocation import services as allocation
 from labeler.images.models import Image
-from labeler.images.storage import content_key
 
 
 def image_row(project_id: int, case_id: str | None, body_site: str | None = None) -> Image:
-    sha = secrets.token_hex(32)
-    return Image(
-        project_id=project_id,
-        sha256=sha,
-        filename=f"{sha[:8]}.jpg",
-        width=16,
-        height=16,
-        format="JPEG",
-        byte_size=1,
-        display_key=content_key("display", sha, "jpg"),
-        thumb_key=content_key("thumbs", sha, "jpg"),
-        original_key=content_key("originals", sha, "jpg"),
+    return helpers.image_row(
+        project_id,
+        size=16,
         case_id=case_id,
         body_site=body_site,
         meta={"age": "40-49", "secret_note": "not for raters"},

@@ -4,7 +4,6 @@ when it ends."""
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 import uuid
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
+from helpers import image_row
 from sqlalchemy import func, select, text
 
 from labeler.allocation import services
@@ -21,7 +21,6 @@ from labeler.auth.models import Role, User
 from labeler.auth.services import add_user, create_token
 from labeler.db import Database, make_engine
 from labeler.images.models import Image
-from labeler.images.storage import content_key
 from labeler.labeling.models import Label, LabelRevision
 from labeler.projects.services import create_project
 
@@ -31,22 +30,6 @@ ANSWERS = (
     {"decision": "no_skin"},
     {"decision": "poor_quality", "explanations": ["blurry"]},
 )
-
-
-def image_row(project_id: int) -> Image:
-    sha = secrets.token_hex(32)
-    return Image(
-        project_id=project_id,
-        sha256=sha,
-        filename=f"{sha[:8]}.jpg",
-        width=8,
-        height=8,
-        format="JPEG",
-        byte_size=1,
-        display_key=content_key("display", sha, "jpg"),
-        thumb_key=content_key("thumbs", sha, "jpg"),
-        original_key=content_key("originals", sha, "jpg"),
-    )
 
 
 @dataclass
