@@ -62,26 +62,32 @@ def configure(app: Celery) -> None:
         app.conf.broker_transport_options = {"visibility_timeout": 6 * 3600}
 
 
-def send_training(config: Mapping[str, Any], run_id: int) -> str:
-    """Queue a training run on Celery; returns the task id."""
+def _send(config: Mapping[str, Any], task: str, args: list[Any], task_id: str) -> str:
+    """Send one task to the labeler queue under a fixed task id; returns the id."""
     url = broker_url(config)
     if url is None:
         raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
-    task_id = training_task_id(run_id)
-    celery_app(url).send_task(TRAIN_TASK, args=[run_id], task_id=task_id, queue=QUEUE)
+    celery_app(url).send_task(task, args=args, task_id=task_id, queue=QUEUE)
     return task_id
+
+
+def _image_set_task(
+    config: Mapping[str, Any], task: str, kind: str, project_id: int, image_ids: list[int]
+) -> str:
+    """A task over a project's image set: one task id per set (sorted ids hashed)."""
+    ids = sorted(int(i) for i in image_ids)
+    digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
+    return _send(config, task, [project_id, ids], f"labeler-{kind}-{project_id}-{digest}")
+
+
+def send_training(config: Mapping[str, Any], run_id: int) -> str:
+    """Queue a training run on Celery; returns the task id."""
+    return _send(config, TRAIN_TASK, [run_id], training_task_id(run_id))
 
 
 def send_prescreen(config: Mapping[str, Any], project_id: int, image_ids: list[int]) -> str:
     """Queue the import prescreen of a project's new images; returns the task id (one per image set)."""
-    url = broker_url(config)
-    if url is None:
-        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
-    ids = sorted(int(i) for i in image_ids)
-    digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
-    task_id = f"labeler-prescreen-{project_id}-{digest}"
-    celery_app(url).send_task(PRESCREEN_TASK, args=[project_id, ids], task_id=task_id, queue=QUEUE)
-    return task_id
+    return _image_set_task(config, PRESCREEN_TASK, "prescreen", project_id, image_ids)
 
 
 def import_task_id(job_id: int) -> str:
@@ -91,31 +97,14 @@ def import_task_id(job_id: int) -> str:
 
 def send_import(config: Mapping[str, Any], job_id: int) -> str:
     """Queue an import job on Celery; returns the task id."""
-    url = broker_url(config)
-    if url is None:
-        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
-    task_id = import_task_id(job_id)
-    celery_app(url).send_task(IMPORT_TASK, args=[job_id], task_id=task_id, queue=QUEUE)
-    return task_id
+    return _send(config, IMPORT_TASK, [job_id], import_task_id(job_id))
 
 
 def send_tiles(config: Mapping[str, Any], project_id: int, image_ids: list[int]) -> str:
     """Queue the deep-zoom tiles of a project's new images; returns the task id (one per image set)."""
-    url = broker_url(config)
-    if url is None:
-        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
-    ids = sorted(int(i) for i in image_ids)
-    digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
-    task_id = f"labeler-tiles-{project_id}-{digest}"
-    celery_app(url).send_task(TILES_TASK, args=[project_id, ids], task_id=task_id, queue=QUEUE)
-    return task_id
+    return _image_set_task(config, TILES_TASK, "tiles", project_id, image_ids)
 
 
 def send_suggestions(config: Mapping[str, Any], job_id: int) -> str:
     """Queue a suggestion job (labeler/assist/compute.py); returns the task id (one per job)."""
-    url = broker_url(config)
-    if url is None:
-        raise RuntimeError("no Celery broker is configured (LABELER_CELERY_BROKER_URL)")
-    task_id = f"labeler-suggestions-{job_id}"
-    celery_app(url).send_task(SUGGESTIONS_TASK, args=[job_id], task_id=task_id, queue=QUEUE)
-    return task_id
+    return _send(config, SUGGESTIONS_TASK, [job_id], f"labeler-suggestions-{job_id}")
