@@ -60,5 +60,7 @@ def test_with_suggestions_each_answer_stays_in_its_raters_column(client, mixed):
     assert skin["exact_agreement"]["pooled"] == pytest.approx(2 / 3)
     assert skin["within_one_agreement"]["pooled"] == pytest.approx(1.0)
     fused = {d["type"]: d["images"] for d in skin["distribution"]}
-    assert fused["I"] == 0 and fused["II"] == 0 and fused["VI"] == 1 and fused["V"] == 1  # image 2: 5/6 is a tie
+    assert (
+        fused["I"] == 0 and fused["II"] == 0 and fused["VI"] == 1 and fused["V"] == 1
+    )  # image 2: 5/6 is a tie
     assert skin["fused_ties"] == 1
