@@ -41,6 +41,8 @@ class TrainingRun(Base):
     )
     seed: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[int | None] = mapped_column(Integer)
+    # the quality model's last N backbone blocks trained with the heads (0: the frozen backbone)
+    fine_tune_blocks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     stage: Mapped[str | None] = mapped_column(String(32))
     done: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
