@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from .. import protocols
+from ..ml.config import BACKBONE_BLOCKS
 from ..projects.settings import CASE_UNITS, FUSION_METHODS, QUEUE_ORDERS, TIE_POLICIES
 from ..protocols.explanations import EXPLANATION_CODES
 from ..protocols.quality import QUALITY_DECISIONS
@@ -555,6 +556,14 @@ _RUN_BODY = {
             "minimum": 1,
             "maximum": 1000,
             "description": "default: the model config's",
+        },
+        "fine_tune_blocks": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": BACKBONE_BLOCKS,
+            "default": 0,
+            "description": "quality models only: also train the backbone's last N blocks with the "
+            "heads; the worker needs a GPU, otherwise the run fails saying so",
         },
     },
 }

@@ -56,6 +56,7 @@ def start_run_api(project_id: int):
         kind=body.get("kind"),
         seed=body.get("seed"),
         epochs=body.get("epochs"),
+        fine_tune_blocks=body.get("fine_tune_blocks"),
         checkpoint=db.commit,
     )
     return jsonify(run_dict(run)), 202

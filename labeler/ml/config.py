@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+BACKBONE_BLOCKS = 16  # MBConv blocks of EfficientNet-Lite0 (the most fine_tune_blocks can be)
 QUALITY_CLASSES: tuple[str, ...] = ("lesion", "no_skin", "healthy_skin", "poor_quality")
 # "lesion_covered" is recorded by raters but, as in the ImageQX paper, not predicted.
 EXPLANATIONS: tuple[str, ...] = (

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .backbone import Lite0Features
-from .config import FEATURE_VERSION, QualityConfig
+from .config import BACKBONE_BLOCKS, FEATURE_VERSION, QualityConfig
 from .errors import FineTuneUnavailable, MLError
 from .heads import QualityHeads
 from .images import DECODE_SIDE, load_image, to_input
@@ -33,7 +33,7 @@ from .manifest import ManifestRow
 from .runtime import Progress
 
 log = logging.getLogger(__name__)
-N_BLOCKS = 16  # MBConv blocks of EfficientNet-Lite0
+N_BLOCKS = BACKBONE_BLOCKS  # MBConv blocks of EfficientNet-Lite0
 BATCH = 32  # images per frozen-part forward pass
 
 

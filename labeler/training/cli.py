@@ -60,12 +60,12 @@ ml_cli = AppGroup("ml", help="Quality and severity models: train, evaluate, pred
     type=click.IntRange(0, 16),
     default=0,
     show_default=True,
-    help="Quality model: also train the backbone's last N blocks (needs a GPU, and --wait).",
+    help="Quality model: also train the backbone's last N blocks (needs a GPU on the worker).",
 )
 @click.option(
     "--fine-tune-on-cpu",
     is_flag=True,
-    help="Allow --fine-tune-blocks without a GPU (slow: small data sets and tests only).",
+    help="With --wait: allow --fine-tune-blocks without a GPU (slow: small data sets and tests only).",
 )
 @with_appcontext
 def ml_train(
@@ -79,19 +79,23 @@ def ml_train(
 ) -> None:
     """Train a model from PROJECT's labels (id or name); evaluate it on the golden set."""
     config = current_app.config
-    if fine_tune_blocks and not wait:
-        # the run's row does not carry the option yet, so a background worker would not see it
-        raise click.UsageError("--fine-tune-blocks trains in the foreground only: add --wait")
-    if fine_tune_blocks:
-        config = {
-            **config,
-            "ML_FINE_TUNE_BLOCKS": fine_tune_blocks,
-            "ML_FINE_TUNE_ON_CPU": fine_tune_on_cpu,
-        }
+    if fine_tune_on_cpu and not wait:
+        # a background worker has its own settings: it fine-tunes on its GPU or fails the run
+        raise click.UsageError("--fine-tune-on-cpu applies to a run trained here: add --wait")
+    if fine_tune_on_cpu:
+        config = {**config, "ML_FINE_TUNE_ON_CPU": True}
     with CommandSession() as s:
         proj = find_project(s, project)
         if wait:  # trained below, in this process
-            run = start_run(s, None, proj, kind=kind, seed=seed, epochs=epochs)
+            run = start_run(
+                s,
+                None,
+                proj,
+                kind=kind,
+                seed=seed,
+                epochs=epochs,
+                fine_tune_blocks=fine_tune_blocks,
+            )
         else:
             run = launch_run(
                 s,
@@ -101,6 +105,7 @@ def ml_train(
                 kind=kind,
                 seed=seed,
                 epochs=epochs,
+                fine_tune_blocks=fine_tune_blocks,
                 checkpoint=s.commit,
             )
         run_id, pid = run.id, run.pid

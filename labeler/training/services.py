@@ -19,6 +19,7 @@ from ..audit.services import record_event
 from ..auth.models import User
 from ..errors import Conflict, NotFound, ValidationError
 from ..ml.artifacts import MODEL_ID
+from ..ml.config import BACKBONE_BLOCKS
 from ..ml.errors import ModelNotFound
 from ..projects.models import Project
 from ..projects.settings import read_settings
@@ -40,8 +41,13 @@ def start_run(
     kind: str | None = None,
     seed: Any = None,
     epochs: Any = None,
+    fine_tune_blocks: Any = None,
 ) -> TrainingRun:
-    """Queue a training run of the project's model kind (one run in flight per project)."""
+    """Queue a training run of the project's model kind (one run in flight per project).
+
+    fine_tune_blocks (quality models only, 0 to the backbone's block count): also train the
+    backbone's last N blocks; the worker trains them on its GPU or fails the run saying it has none.
+    """
     protocol = protocols.get(project.protocol)
     kinds = " or ".join(f"'{k.value}'" for k in ModelKind)
     if kind is not None and not isinstance(kind, str):
@@ -61,6 +67,7 @@ def start_run(
         )
     seed = clean_int(seed, "seed", lo=0, hi=MAX_SEED, default=0, from_text=True)
     epochs = clean_int(epochs, "epochs", lo=1, hi=MAX_EPOCHS, from_text=True)
+    fine_tune_blocks = _fine_tune_blocks(fine_tune_blocks, ModelKind(kind))
     busy = session.scalar(
         select(TrainingRun.id).where(
             TrainingRun.project_id == project.id,
@@ -81,6 +88,7 @@ def start_run(
         status=RunStatus.queued,
         seed=seed,
         epochs=epochs,
+        fine_tune_blocks=fine_tune_blocks,
         done=0,
         total=0,
         created_by_id=actor.id if actor else None,
@@ -97,8 +105,22 @@ def start_run(
         kind=kind,
         seed=seed,
         epochs=epochs,
+        fine_tune_blocks=fine_tune_blocks,
     )
     return run
+
+
+def _fine_tune_blocks(value: Any, kind: ModelKind) -> int:
+    """How many backbone blocks a run fine-tunes: 0..BACKBONE_BLOCKS, and 0 for a severity model."""
+    blocks = clean_int(
+        value, "fine_tune_blocks", lo=0, hi=BACKBONE_BLOCKS, default=0, from_text=True
+    )
+    if blocks and kind is not ModelKind.quality:
+        raise ValidationError(
+            "Fine-tuning backbone blocks is built for the quality model only; train the "
+            f"{kind.value} model with 0 fine-tuned blocks."
+        )
+    return blocks
 
 
 def get_run(session: Session, run_id: int) -> TrainingRun:
@@ -156,6 +178,7 @@ def run_dict(run: TrainingRun) -> dict[str, Any]:
         "total": run.total,
         "seed": run.seed,
         "epochs": run.epochs,
+        "fine_tune_blocks": run.fine_tune_blocks,
         "model_id": run.model_id,
         "error": dead or run.error,
         "created_by_id": run.created_by_id,

@@ -105,6 +105,7 @@ def launch_run(
     kind: Any = None,
     seed: Any = None,
     epochs: Any = None,
+    fine_tune_blocks: Any = None,
     checkpoint: Callable[[], None],
 ) -> TrainingRun:
     """Queue a training run and start its worker: the one starter for the page, the API and the CLI.
@@ -115,7 +116,15 @@ def launch_run(
     unavailable = training_unavailable()
     if unavailable:
         raise ml.MLUnavailable(unavailable)
-    run = start_run(session, actor, project, kind=kind, seed=seed, epochs=epochs)
+    run = start_run(
+        session,
+        actor,
+        project,
+        kind=kind,
+        seed=seed,
+        epochs=epochs,
+        fine_tune_blocks=fine_tune_blocks,
+    )
     checkpoint()
     start_worker(session, config, run)
     return run
@@ -271,6 +280,7 @@ def _train(
         run = s.get(TrainingRun, run_id)
         project = s.get(Project, run.project_id)
         kind, seed, epochs = run.kind.value, run.seed, run.epochs
+        fine_tune = _fine_tune_options(config, kind, run.fine_tune_blocks)
         project_id = project.id
         with manifest.open("w", encoding="utf-8") as fh:
             for chunk in training_manifest(s, project, for_manifest(storage)):
@@ -287,7 +297,7 @@ def _train(
         seed=seed,
         epochs=epochs,
         progress=progress,
-        **_fine_tune_options(config, kind),
+        **fine_tune,
     )
     if not _update(factory, run_id, model_id=info.id, stage="evaluate", done=0, total=1):
         raise RunCancelled()
@@ -322,11 +332,12 @@ def _train(
     return {"metrics": metrics}
 
 
-def _fine_tune_options(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    """ML_FINE_TUNE_BLOCKS (set by `labeler ml train --fine-tune-blocks N --wait`): fine-tune the
-    backbone's last N blocks (ml/finetune.py). N > 0 is never ignored: without a GPU (and without
-    ML_FINE_TUNE_ON_CPU) the trainer refuses it in words, and the run fails saying so."""
-    blocks = int(config.get("ML_FINE_TUNE_BLOCKS") or 0)
+def _fine_tune_options(config: Mapping[str, Any], kind: str, blocks: int) -> dict[str, Any]:
+    """The run's fine_tune_blocks (start_run checked it): fine-tune the backbone's last N blocks
+    (ml/finetune.py). N > 0 is never ignored: without a GPU (and without ML_FINE_TUNE_ON_CPU, which
+    `labeler ml train --fine-tune-on-cpu --wait` and the tests set) the trainer refuses it in words,
+    and the run fails saying so."""
+    blocks = int(blocks or 0)
     if not blocks:
         return {}
     if kind != "quality":
