@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 
 from labeler.guidelines.services import add_reference_image
 from labeler.images.tiles import build_pyramids
+from labeler.training.models import ModelKind, RunStatus, TrainingRun
 
 INT_STRINGS = [
     "0",
@@ -176,10 +177,14 @@ def world(app, db, everyone):
     )
     # tiles are built by a job after an import (not on a rater's request): build this item's here
     build_pyramids(db, app.config, project, [item.image_id], app.extensions["labeler_storage"])
+    # a queued run of this project to read (PostgreSQL's sequences are not rolled back with the
+    # earlier tests, so a fixed id such as 1 may name no run here)
+    run = TrainingRun(project_id=project.id, kind=ModelKind.quality, status=RunStatus.queued)
+    db.add(run)
     db.flush()
     path_values = {
         "project_id": str(project.id),
-        "run_id": "1",
+        "run_id": str(run.id),
         "image_id": "1",
         "public_id": item.public_id,
         "model_id": "quality-20260101T000000-abcdef",
