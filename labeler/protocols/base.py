@@ -9,6 +9,7 @@ Pure: plain data in, plain data or a ValidationError out (no ORM objects, no Fla
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -69,7 +70,7 @@ def no_diagnosis(data: Mapping[str, Any], protocol_title: str) -> None:
         raise ValidationError(f"the {protocol_title} protocol takes no diagnosis", field="icd10")
 
 
-class ProtocolSpec:
+class ProtocolSpec(ABC):
     """The interface of a decision protocol; one subclass per module of this package.
 
     Class attributes describe the protocol; methods validate, describe the form and read settings.
@@ -118,19 +119,19 @@ class ProtocolSpec:
 
     # -- answers ----------------------------------------------------------------------------------
 
+    @abstractmethod
     def parse_settings(self, raw: Mapping[str, Any] | None) -> Any:
         """The protocol's own settings as a typed object, defaults filled in."""
-        raise NotImplementedError
 
+    @abstractmethod
     def validate(
         self, data: Mapping[str, Any], settings: Any, is_known_code: IsKnownCode
     ) -> CleanLabel:
         """The clean label for a submission, or a ValidationError in the rater's words."""
-        raise NotImplementedError
 
+    @abstractmethod
     def form_spec(self, settings: Any) -> dict[str, Any]:
         """What the labeling form renders: choices with their keys (plain JSON-able data)."""
-        raise NotImplementedError
 
     def guideline_targets(self, spec: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(target key, words) of what guideline definitions attach to, from form_spec's output."""
