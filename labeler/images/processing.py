@@ -28,6 +28,10 @@ Policy decisions (documented here because the import service relies on them):
   scaling). When that lands within ``display_min_fraction`` of ``display_max``
   the scaled decode is used as is, so a 4000x3000 photo gives a 2000x1500
   display image from a half-size decode instead of a full decode plus resize.
+* A JPEG within ``display_max`` that is upright RGB and carries nothing but its pixels (see
+  ``_clean_jpeg_prefix``) is its own display copy, cut at its end-of-image marker; it is then
+  decoded DCT-scaled to the thumbnail's size only. libjpeg Huffman-decodes every block at any
+  scale, so truncated or corrupt data is refused exactly as a full decode refuses it.
 """
 
 from __future__ import annotations
@@ -195,15 +199,21 @@ def _process(data: bytes, filename: str, sha256: str, limits: ImageLimits) -> Pr
         if width * height > limits.max_pixels:
             raise _too_large(im.size, limits)
         _check_mode(im)
+        passthrough = None
         if fmt == "JPEG":
-            _draft(im, limits)
+            passthrough = _passthrough(im, data, limits)
+            if passthrough is not None:
+                # the file is its own display copy: decode at the thumbnail's scale only
+                _draft(im, limits.thumb_max, 1.0)
+            elif max(width, height) > limits.display_max:
+                _draft(im, limits.display_max, limits.display_min_fraction)
         need = decode_bytes(im, fmt, (width, height), limits.display_max)
         if need > limits.max_decode_bytes:
             raise _too_much_memory((width, height), need, limits)
         # Decodes running at once in this process share the budget: a worker's threads wait for
         # each other instead of multiplying the peak.
         with _BUDGET.hold(need, limits.max_decode_bytes):
-            return _derive(im, fmt, sha256, (width, height), limits, data)
+            return _derive(im, fmt, sha256, (width, height), limits, passthrough)
 
 
 def _derive(
@@ -212,9 +222,14 @@ def _derive(
     sha256: str,
     size: tuple[int, int],
     limits: ImageLimits,
-    data: bytes = b"",
+    passthrough: bytes | None = None,
 ) -> ProcessedImage:
-    """Decode the checked image and build its display image and thumbnail."""
+    """Decode the checked image and build its display image and thumbnail.
+
+    ``passthrough``: the JPEG's own bytes are the display copy (see ``_passthrough``); ``im`` is then
+    a DCT-scaled decode for the thumbnail, which still reads every entropy-coded byte of the file, so
+    truncated or corrupt data is refused exactly as by a full decode.
+    """
     width, height = size
     try:
         im.load()
@@ -243,10 +258,24 @@ def _derive(
     ):
         width, height = height, width
 
-    display = _to_display_mode(im)
-
     if icc is not None and _icc_colour_space(icc) != b"RGB ":
         icc = None
+    if passthrough is not None:
+        # RGB, upright, no ICC profile and within display_max: checked by _passthrough before decoding
+        thumb = _fit(im, limits.thumb_max, Image.Resampling.BILINEAR, reducing_gap=1.0)
+        return ProcessedImage(
+            sha256=sha256,
+            width=width,
+            height=height,
+            format=fmt,
+            display_bytes=passthrough,
+            display_size=(width, height),
+            display_mime="image/jpeg",
+            thumb_bytes=_encode(thumb, "JPEG", None, quality=limits.thumb_quality),
+            thumb_size=thumb.size,
+        )
+
+    display = _to_display_mode(im)
     # Resize first, then transpose: the orientation is the same at any scale and
     # transposing the smaller image is cheaper.
     display = _fit(display, limits.display_max, Image.Resampling.BICUBIC)
@@ -260,16 +289,9 @@ def _derive(
     # 256 px thumbnail is one box average (0.2 ms), not a bilinear pass over every pixel (1 ms)
     thumb = _fit(thumb_src, limits.thumb_max, Image.Resampling.BILINEAR, reducing_gap=1.0)
 
-    passthrough = None
-    if fmt == "JPEG" and display is im and im.size == size and transpose is None:
-        passthrough = _clean_jpeg_prefix(data)
     if has_alpha:
         display_bytes = _encode(display, "PNG", icc, compress_level=3)
         display_mime = "image/png"
-    elif passthrough is not None:
-        # a small, upright JPEG that carries nothing but its pixels: its own bytes up to the
-        # end-of-image marker are the display copy (decoded in full above), no re-encoding
-        display_bytes, display_mime = passthrough, "image/jpeg"
     else:
         display_bytes = _encode(display, "JPEG", icc, quality=limits.display_quality)
         display_mime = "image/jpeg"
@@ -392,13 +414,31 @@ def _sniff_unsupported(data: bytes) -> str | None:
     return None
 
 
-def _draft(im: ImageFile.ImageFile, limits: ImageLimits) -> None:
-    """Ask libjpeg to scale by 1/2, 1/4 or 1/8 while decoding, when that is enough."""
+def _passthrough(im: ImageFile.ImageFile, data: bytes, limits: ImageLimits) -> bytes | None:
+    """The opened JPEG's own bytes, cut at its end-of-image marker, if they can be its display copy.
+
+    A small (within display_max), upright RGB JPEG carrying nothing but its pixels qualifies. Pillow
+    parses every segment before the scan while opening, so EXIF and ICC are known before decoding.
+    """
+    if im.mode != "RGB" or max(im.size) > limits.display_max:
+        return None
+    if "exif" in im.info or "icc_profile" in im.info or _orientation(im) != 1:
+        return None
+    return _clean_jpeg_prefix(data)
+
+
+def _draft(im: ImageFile.ImageFile, target: int, min_fraction: float) -> None:
+    """Ask libjpeg to scale by 1/2, 1/4 or 1/8 while decoding, when that is enough.
+
+    The largest scale whose long edge is still at least ``target * min_fraction`` is taken. libjpeg
+    still reads (Huffman-decodes) every entropy-coded byte; only the inverse DCT, upsampling and
+    colour conversion run at the smaller size.
+    """
     w, h = im.size
     long_edge = max(w, h)
-    if long_edge <= limits.display_max:
+    if long_edge <= target:
         return
-    floor = limits.display_max * limits.display_min_fraction
+    floor = target * min_fraction
     for scale in (8, 4, 2):
         if math.ceil(long_edge / scale) >= floor:
             break

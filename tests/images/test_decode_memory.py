@@ -33,7 +33,7 @@ try:
     im = Image.open(io.BytesIO(data))
     full, fmt = im.size, "JPEG" if im.format == "MPO" else im.format
     if fmt == "JPEG":
-        _draft(im, DEFAULT_LIMITS)
+        _draft(im, DEFAULT_LIMITS.display_max, DEFAULT_LIMITS.display_min_fraction)
     estimate = decode_bytes(im, fmt, full, DEFAULT_LIMITS.display_max)
     im.close()
     del im

@@ -95,3 +95,128 @@ def test_a_jfif_thumbnail_of_its_own_is_re_encoded():
     doctored = bytes(data[:2] + app0 + b"\x10\x20\x30" + data[4 + length :])
     p = process_image(doctored, "a.jpg")
     assert p.display_bytes != doctored
+
+
+# The pass-through's decode is DCT-scaled to the thumbnail's size (1/2 for 512 px, 1/8 for 2048 px):
+# libjpeg still Huffman-decodes every block, so what a full decode refuses is refused all the same.
+
+
+def smooth_jpeg(size: tuple[int, int]) -> bytes:
+    """A photo-like JPEG that decodes fast (smooth fields, a little noise)."""
+    rng = np.random.default_rng(5)
+    w, h = size
+    x = np.linspace(0, 1, w)[None, :, None]
+    y = np.linspace(0, 1, h)[:, None, None]
+    rgb = np.array([200, 150, 130]) + 30 * x - 20 * y + rng.normal(0, 2, (h, w, 3))
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(rgb, 0, 255).astype("uint8")).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def scan_start(data: bytes) -> int:
+    """Where the entropy-coded data begins (after the start-of-scan header)."""
+    sos = data.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+
+
+def libjpeg_only_segments(data: bytes) -> list[int]:
+    """Positions inside the Huffman tables and the scan header: parsed by libjpeg alone, not Pillow."""
+    out, pos = [], 2
+    while True:
+        marker, length = data[pos + 1], int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in (0xC4, 0xDA):
+            out += range(pos + 2, pos + 2 + length)
+        if marker == 0xDA:
+            return out
+        pos += 2 + length
+
+
+def full_decode_error(data: bytes) -> str | None:
+    """What a plain full-size decode says about the bytes (None: it decodes)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        return str(e)
+    return None
+
+
+def outcome(data: bytes) -> str | None:
+    try:
+        process_image(data, "a.jpg")
+    except ImageRejected as e:
+        return e.reason
+    return None
+
+
+@pytest.fixture
+def drafts(monkeypatch) -> list[tuple[int, int]]:
+    """Records the size each decode was scaled to."""
+    from labeler.images import processing
+
+    seen: list[tuple[int, int]] = []
+    real = processing._draft
+
+    def spy(im, target, min_fraction):
+        real(im, target, min_fraction)
+        seen.append(im.size)
+
+    monkeypatch.setattr(processing, "_draft", spy)
+    return seen
+
+
+@pytest.mark.parametrize(("size", "scaled"), [((512, 384), (256, 192)), ((2048, 1536), (256, 192))])
+def test_the_thumbnail_comes_from_a_dct_scaled_decode(size, scaled, drafts):
+    data = smooth_jpeg(size)
+    p = process_image(data, "a.jpg")
+    assert p.display_bytes == data and p.display_size == size
+    assert drafts == [scaled] and p.thumb_size == (256, 192)
+    # the same picture as the full decode reduced to the thumbnail's size
+    with Image.open(io.BytesIO(data)) as im:
+        reference = np.asarray(im.reduce(size[0] // 256), dtype=int)
+    assert np.abs(pixels(p.thumb_bytes).astype(int) - reference).mean() < 3
+
+
+def test_an_image_needing_a_display_copy_is_not_decoded_at_the_thumbnails_scale(drafts):
+    exif = Image.Exif()
+    exif[0x010F] = "Cam"
+    p = process_image(jpeg(size=(1024, 768), exif=exif.tobytes()), "a.jpg")
+    assert drafts == [] and p.display_size == (1024, 768)
+
+
+@pytest.mark.parametrize("size", [(512, 384), (2048, 1536)])
+def test_truncated_anywhere_in_the_scan_is_refused(size):
+    data = smooth_jpeg(size)
+    start = scan_start(data)
+    cuts = [start, start + 1, len(data) - 2, len(data) - 1]
+    cuts += range(start, len(data), max(1, (len(data) - start) // 40))
+    for cut in cuts:
+        assert outcome(data[:cut]) == "truncated image", cut
+        assert full_decode_error(data[:cut]) is not None
+
+
+@pytest.mark.parametrize(("size", "every"), [((512, 384), 1), ((2048, 1536), 5)])
+def test_corrupt_data_is_refused_exactly_when_a_full_decode_refuses_it(size, every, drafts):
+    data = smooth_jpeg(size)
+    start = scan_start(data)
+    positions = libjpeg_only_segments(data)[::every]
+    positions += range(start, len(data) - 2, (len(data) - start) // 50)
+    refused = passed_through = 0
+    for pos in positions:
+        for flip in (0x01, 0x80):
+            corrupt = bytearray(data)
+            corrupt[pos] ^= flip
+            corrupt = bytes(corrupt)
+            drafts.clear()
+            try:
+                p = process_image(corrupt, "a.jpg")
+            except ImageRejected as e:
+                reason = e.reason
+            else:
+                reason = None
+                passed_through += p.display_bytes == corrupt
+            expected = full_decode_error(corrupt)
+            assert (reason is None) == (expected is None), (pos, flip, reason, expected)
+            refused += reason is not None and drafts == [(256, 192)]
+    # not vacuous: corrupt tables were refused after a scaled decode, corrupt pixels passed through
+    assert refused > 20 and passed_through > 20
