@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,13 +14,15 @@ import click
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 
 from .errors import LabelerError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SQLITE_BUSY_TIMEOUT_S = 30
+# a pooled PostgreSQL connection idle for longer than this is pinged (a round trip) before use
+PING_AFTER_IDLE_S = 10.0
 _WRITE_GATE = (
     "labeler_sqlite_write_gate"  # connection info: this connection holds its process's gate
 )
@@ -47,11 +51,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault(
             "connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
         )
-    else:
-        # a pooled connection the server has dropped (restart, failover, pg_terminate_backend, idle
-        # timeout) is found by a ping at checkout and replaced, instead of failing the request with a 500
-        kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+        _check_connections_at_checkout(engine)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -101,6 +103,43 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 gate.release()
 
     return engine
+
+
+def _check_connections_at_checkout(engine: Engine) -> None:
+    """A pooled connection the server has dropped (restart, failover, pg_terminate_backend, idle
+    timeout) is replaced at checkout instead of failing the request with a 500, without a round trip
+    on every request (``pool_pre_ping`` sent one per checkout, three per label cycle):
+
+    - the server closes its end when it drops a connection, so an idle pooled connection whose socket
+      has something to read (end of file, a termination notice) is gone: a non-blocking poll, no I/O;
+    - one idle for longer than PING_AFTER_IDLE_S (where a silent network drop could hide) is pinged.
+
+    Raising DisconnectionError makes the pool discard the connection and take another (or a new one).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _alive(dbapi_conn, record, _proxy):
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None:  # a new connection
+            return
+        pgconn = dbapi_conn.pgconn
+        try:
+            readable = bool(select.select([pgconn.socket], [], [], 0)[0])
+        except (OSError, ValueError, engine.dialect.loaded_dbapi.Error):  # closed or broken
+            readable = True
+        if readable or dbapi_conn.broken or dbapi_conn.closed:
+            raise DisconnectionError("the server closed this pooled connection")
+        if time.monotonic() - idle_since > PING_AFTER_IDLE_S:
+            try:
+                engine.dialect.do_ping(dbapi_conn)
+            except engine.dialect.loaded_dbapi.Error as exc:
+                raise DisconnectionError(
+                    f"a pooled connection did not answer a ping: {exc}"
+                ) from exc
 
 
 class _WriteGate:

@@ -20,6 +20,7 @@ from ..auth.models import User
 from ..db import utcnow
 from ..errors import NotFound
 from ..images.models import Image
+from ..labeling.models import Label
 from ..projects.models import MemberRole, Project, ProjectMember
 from .models import ItemStatus, QueueItem
 
@@ -285,6 +286,55 @@ def item_and_project(session: Session, rater: User, public_id: str) -> tuple[Que
     return row[0], row[1]
 
 
+# Submitting (PostgreSQL): the queue lock first, found from the item's public id (an item's project
+# never changes; an unknown id locks nothing: the function is strict and gets NULL), then the item, its
+# project and the rater's current label of its image read under it in one statement, the item locked
+# FOR UPDATE: two statements where reading, locking and re-reading took four.
+_LOCK_BY_PUBLIC_ID = text(
+    "SELECT pg_advisory_xact_lock_shared(:space, "
+    "(SELECT project_id FROM queue_items WHERE public_id = :public_id))"
+)
+_ITEM_PROJECT_LABEL = (
+    select(QueueItem, Project, Label)
+    .join(Project, Project.id == QueueItem.project_id)
+    .outerjoin(
+        Label, (Label.rater_id == QueueItem.rater_id) & (Label.image_id == QueueItem.image_id)
+    )
+    .where(*_MY_ITEM)
+    .execution_options(populate_existing=True)
+)
+_ITEM_PROJECT_LABEL_LOCKED = _ITEM_PROJECT_LABEL.with_for_update(of=QueueItem)
+
+
+def item_for_submit(
+    session: Session, rater: User, public_id: str
+) -> tuple[QueueItem, Project, Label | None]:
+    """The rater's own item, its project and the rater's current label of its image, read under the
+    project's queue lock (the item stays the rater's until commit: lock_item_for_rater is then free).
+
+    PostgreSQL: the shared queue lock, then one read with the item locked FOR UPDATE. SQLite: one read
+    (a write request's transaction began IMMEDIATE: it holds the database's one write lock). Anything
+    that is not the caller's item (another rater's, an unknown id, a removed rater's) is a plain 404.
+    """
+    if not isinstance(public_id, str) or not 0 < len(public_id) <= 32:
+        raise NotFound("no such item in your queue")
+    params = {"public_id": public_id, "rater": rater.id}
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        session.connection().execute(
+            _LOCK_BY_PUBLIC_ID, {"space": QUEUE_LOCK_SPACE, "public_id": public_id}
+        )
+    elif not session.connection().get_execution_options().get("sqlite_immediate"):
+        _begin_immediate(session)  # a caller outside a write request (tests, scripts)
+    stmt = _ITEM_PROJECT_LABEL_LOCKED if postgresql else _ITEM_PROJECT_LABEL
+    row = session.execute(stmt, params).first()
+    if row is None:
+        raise NotFound("no such item in your queue")
+    item, project, label = row
+    session.info[_READ_UNDER_WRITE_LOCK] = (session.get_transaction(), item.id)
+    return item, project, label
+
+
 def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> QueueItem:
     """Take the project's queue lock (shared) and re-read the item: it stays the rater's until commit.
 
@@ -293,8 +343,9 @@ def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> Queue
     says so, and nothing is written.
     """
     if session.info.get(_READ_UNDER_WRITE_LOCK) == (session.get_transaction(), item.id):
-        # SQLite: item_and_project read it in this transaction, which began IMMEDIATE (labeler/db.py), so
-        # under the database's one write lock, which no rebalance can take before we commit: still current
+        # read in this transaction under the lock that keeps rebalances out until we commit: SQLite's one
+        # write lock (item_and_project or item_for_submit in a transaction that began IMMEDIATE,
+        # labeler/db.py) or PostgreSQL's queue lock with the item FOR UPDATE (item_for_submit)
         return item
     lock_project_queues(session, item.project_id)
     locked = session.scalar(_LOCK_ITEM, {"item": item.id, "rater": rater.id})

@@ -7,7 +7,7 @@ import logging
 from flask import current_app, jsonify, request, url_for
 from flask_login import current_user
 
-from ..allocation.queue import item_and_project, serve_item
+from ..allocation.queue import item_for_submit, serve_item
 from ..assist.suggestions import item_suggestion
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
@@ -62,7 +62,8 @@ def put_label(public_id: str):
     with_next = query_int("next", default=0, lo=0, hi=1)
     body = json_body()
     db = get_session()
-    item, project = item_and_project(db, current_user, public_id)  # one query for both
+    # the item, its project and the current label, read under the queue lock (two statements at most)
+    item, project, current = item_for_submit(db, current_user, public_id)
     label = submit_label(
         db,
         current_user,
@@ -72,6 +73,7 @@ def put_label(public_id: str):
         submission_id=body.get("submission_id"),
         time_spent_ms=body.get("time_spent_ms"),
         project=project,
+        current=current,
     )
     result = {"item": item.public_id, **label_dict(label)}
     if with_next:

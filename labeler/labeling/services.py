@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import events
 from ..allocation.models import ItemStatus, QueueItem
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # One submission adds at most an hour to a label's time: longer is a tab left open, not work, and the
 # cap keeps the accumulated total (a 64-bit column) from ever overflowing.
 MAX_TIME_SPENT_MS = 3600 * 1000
+NOT_READ = object()  # submit_label's `current` when the caller has not read the current label
 
 
 def known_code(code: str) -> str | None:
@@ -155,12 +156,15 @@ def submit_label(
     time_spent_ms: int | None,
     project: Project | None = None,
     as_case: bool = False,
+    current: Label | None | object = NOT_READ,
 ) -> Label:
     """Save the rater's label of the item: validated, one current label, the change kept as a new revision.
 
     ``project``: the item's project when the caller already read it (allocation.queue.item_and_project).
     ``as_case``: written as one photo of a per-case answer (labeler/cases/services.submit_case); any
     other submission to a project that answers per case is refused.
+    ``current``: the rater's current label of the image (or None), when the caller read it with the
+    item under the queue lock (allocation.queue.item_for_submit): no second read for a first label.
 
     A retry with a submission_id already recorded returns the label unchanged. A base_version other than the
     current version (0 or None for "no label yet") is refused with 409 carrying the current value.
@@ -188,7 +192,12 @@ def submit_label(
     # that moved it before we got here answers 404 without writing (see allocation.queue)
     item = lock_item_for_rater(session, rater, item)
 
-    label = current_label(session, rater, item, for_update=True)
+    if current is NOT_READ or current is not None:
+        # a change locks the label itself: a scale migration (projects.services) rewrites labels
+        # under FOR UPDATE, and a first label has no row to lock (its insert is checked instead)
+        label = current_label(session, rater, item, for_update=True)
+    else:
+        label = None
     if label is not None and submission_id is not None and label.submission_id == submission_id:
         return label  # a retried submit of the latest version: already recorded (no query)
     if label is None:
@@ -196,30 +205,20 @@ def submit_label(
             log.info(
                 "label of item %s: base_version %s but no label yet", item.public_id, base_version
             )
-        label = Label(
-            project_id=item.project_id,
-            rater_id=rater.id,
-            image_id=item.image_id,
-            version=1,
-            time_spent_ms=spent,
-            explanations=[],
-            assisted=shown is not None,
-            suggestion_model_id=shown,
-        )
-        _apply(label, clean, submission_id, skin)
-        try:
-            with session.begin_nested():
-                session.add(label)
-                session.flush()
-        except IntegrityError:  # another request created it between our read and our insert
+        label = _insert_first_label(session, rater, item, clean, skin, submission_id, spent, shown)
+        if label.id is None:  # another request created it between our read and our insert
             existing = current_label(session, rater, item)
             if existing is None:
-                raise
+                raise Conflict("this label could not be saved; please submit it again")
             if _already_recorded(session, existing, submission_id):
                 return existing  # the same submission sent twice at once: both get the one label
             raise _conflict(
                 existing, "this image was labeled meanwhile (another tab?); review the saved answer"
-            ) from None
+            )
+        events.label_submitted(session, item, 1, item.status is not ItemStatus.done)
+        set_committed_value(item, "status", ItemStatus.done)
+        set_committed_value(item, "skip_reason", None)
+        return label
     else:
         if base_version != label.version:
             # a retry of an older submission started from an older version: find it among the
@@ -279,6 +278,136 @@ def submit_label(
     session.flush()
     events.label_submitted(session, item, label.version, newly_done)
     return label
+
+
+# -- a first label, the hot path's write, in SQLAlchemy Core ------------------------------------------
+# The label (INSERT ... ON CONFLICT DO NOTHING: a concurrent first label of the same image by the same
+# rater inserts nothing and is found afterwards, without a savepoint's two round trips), its first
+# revision and the queue item's status. PostgreSQL writes all three in one statement (data-modifying
+# CTEs); SQLite, which has none, in three.
+_LABELS, _REVISIONS, _ITEMS = Label.__table__, LabelRevision.__table__, QueueItem.__table__
+_ANSWER_COLUMNS = (
+    "decision",
+    "icd10",
+    "icd10_missing_text",
+    "explanations",
+    "grade",
+    "skin_type",
+    "assisted",
+    "suggestion_model_id",
+    "time_spent_ms",
+    "submission_id",
+)
+_FIRST_LABEL: dict[str, Any] = {}  # dialect name -> its statements, built once
+
+
+def _first_label_statements(dialect: str) -> Any:
+    if dialect in _FIRST_LABEL:
+        return _FIRST_LABEL[dialect]
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+
+    def param(name: str, table=_LABELS):
+        # bind names are prefixed: an INSERT or UPDATE would also SET any column named by a parameter
+        return bindparam("v_" + name, type_=table.c[name].type)
+
+    label_values = {
+        "project_id": param("project_id"),
+        "rater_id": param("rater_id"),
+        "image_id": param("image_id"),
+        "version": 1,
+        "created_at": param("created_at"),
+        "updated_at": param("created_at"),
+        **{c: param(c) for c in _ANSWER_COLUMNS},
+    }
+    insert_label = (
+        dialect_insert(_LABELS)
+        .values(label_values)
+        .on_conflict_do_nothing(index_elements=["rater_id", "image_id"])
+        .returning(_LABELS.c.id)
+    )
+    revision_columns = ["label_id", "version", "author_id", "created_at", *_ANSWER_COLUMNS]
+    mark_done = (
+        update(_ITEMS)
+        .where(_ITEMS.c.id == bindparam("v_item_id"))
+        .values(status=ItemStatus.done, skip_reason=None)
+    )
+    if dialect == "postgresql":
+        label = insert_label.cte("first_label")
+        revision = insert(_REVISIONS).from_select(
+            revision_columns,
+            select(
+                label.c.id,
+                literal(1),
+                param("rater_id"),
+                param("created_at"),
+                *(param(c) for c in _ANSWER_COLUMNS),
+            ),
+        )
+        done = mark_done.where(exists(select(label.c.id)))
+        stmts = select(label.c.id).add_cte(
+            revision.cte("first_revision"), done.cte("item_done"), nest_here=True
+        )
+    else:
+        revision = insert(_REVISIONS).values(
+            {
+                "label_id": bindparam("v_label_id"),
+                "version": 1,
+                "author_id": param("rater_id"),
+                "created_at": param("created_at"),
+                **{c: param(c) for c in _ANSWER_COLUMNS},
+            }
+        )
+        stmts = (insert_label, revision, mark_done)
+    _FIRST_LABEL[dialect] = stmts
+    return stmts
+
+
+def _insert_first_label(
+    session: Session,
+    rater: User,
+    item: QueueItem,
+    clean: CleanLabel,
+    skin: int | None,
+    submission_id: str | None,
+    spent: int,
+    shown: str | None,
+) -> Label:
+    """Write the rater's first label of the item's image, its revision and the item's status (Core);
+    the Label returned carries what was written, its id None if another request inserted it first."""
+    now = utcnow()
+    values = {
+        "project_id": item.project_id,
+        "rater_id": rater.id,
+        "image_id": item.image_id,
+        "created_at": now,
+        "decision": clean.decision,
+        "icd10": clean.icd10,
+        "icd10_missing_text": clean.icd10_missing_text,
+        "explanations": list(clean.explanations),
+        "grade": clean.grade,
+        "skin_type": skin,
+        "assisted": shown is not None,
+        "suggestion_model_id": shown,
+        "time_spent_ms": spent,
+        "submission_id": submission_id,
+    }
+    conn = session.connection()
+    stmts = _first_label_statements(conn.dialect.name)
+    params = {"v_" + k: v for k, v in values.items()}
+    if conn.dialect.name == "postgresql":
+        label_id = conn.execute(stmts, {**params, "v_item_id": item.id}).scalar()
+    else:
+        insert_label, revision, mark_done = stmts
+        label_id = conn.execute(insert_label, params).scalar()
+        if label_id is not None:
+            conn.execute(revision, {**params, "v_label_id": label_id})
+            conn.execute(mark_done, {"v_item_id": item.id})
+    session.info["wrote"] = True
+    values.pop("created_at")
+    return Label(id=label_id, version=1, created_at=now, updated_at=now, **values)
 
 
 def _already_recorded(session: Session, label: Label, submission_id: str | None) -> bool:

@@ -308,15 +308,30 @@ def idle_connection_killer(admin_url: str, database_name: str) -> Callable[[], i
 
     def kill() -> int:
         with engine.connect() as conn:
-            return int(
-                conn.execute(
+            pids = [
+                pid
+                for pid, killed in conn.execute(
                     text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
                         "WHERE datname = :name AND pid <> pg_backend_pid() AND state = 'idle'"
                     ),
                     {"name": database_name},
+                )
+                if killed
+            ]
+            # pg_terminate_backend only signals: wait until those backends have exited, as after a
+            # restart or failover, so that the pools hold connections the server has closed
+            deadline = time.monotonic() + 10
+            while (
+                pids
+                and conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                    {"pids": pids},
                 ).scalar()
-            )
+            ):
+                assert time.monotonic() < deadline, "terminated backends did not exit in 10 s"
+                time.sleep(0.01)
+            return len(pids)
 
     kill.engine = engine  # type: ignore[attr-defined]  (disposed by the caller)
     return kill

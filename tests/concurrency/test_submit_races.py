@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 
 import pytest
@@ -190,6 +191,19 @@ def test_a_request_after_the_servers_connections_were_terminated_succeeds(tmp_pa
                     {"name": name},
                 ).scalar()
             assert killed >= 1  # the pool held the connection of the request above
+            # pg_terminate_backend only signals: wait until the backends have exited (as after a
+            # restart or failover), so that the app's pooled connections are closed at the server's end
+            deadline = time.monotonic() + 10
+            with killer.connect() as conn:
+                while conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                ).scalar():
+                    assert time.monotonic() < deadline, "terminated backends did not exit in 10 s"
+                    time.sleep(0.02)
             for _ in range(3):  # every stale pooled connection, not only the first
                 resp = client.get(url_next)
                 assert resp.status_code == 200, resp.get_data(as_text=True)
