@@ -13,6 +13,7 @@ import time
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import OperationalError
@@ -32,6 +33,26 @@ GENERATION_KEY = "gen"  # the user's session_generation when this session signed
 SEEN_AT_RESOLUTION = 60
 
 
+class _HeaderAuthSession(SecureCookieSession):
+    """The session of a request authenticated by its Authorization header: empty, never saved."""
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, except for requests with an Authorization header: their cookie
+    is neither verified nor re-sent (the header alone authenticates them), which also spares the API's
+    hot path the signature check and the save on every request."""
+
+    def open_session(self, app, request):
+        if "Authorization" in request.headers:
+            return _HeaderAuthSession()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if isinstance(session, _HeaderAuthSession):
+            return
+        super().save_session(app, session, response)
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault(
         "WTF_CSRF_CHECK_DEFAULT", False
@@ -39,6 +60,7 @@ def init_app(app: Flask) -> None:
     # the cookie is sent only when the session changed (sign-in, the idle stamp, CSRF token), not
     # re-signed on every request; the timeouts are enforced here from the stamps, not by the cookie's expiry
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+    app.session_interface = _SessionInterface()
     login_manager.init_app(app)
     csrf.init_app(app)
     login_manager.login_view = "auth.login"

@@ -224,6 +224,36 @@ def test_bearer_only_requests_still_work_without_a_cookie(client, db, make_user)
     assert resp.status_code == 401 and resp.json["error"]["message"] == "Unknown API token."
 
 
+def test_a_header_request_neither_reads_nor_sends_the_session_cookie(
+    app, db, make_user, login_as, monkeypatch
+):
+    """The cookie of a request with an Authorization header is not even verified (a forged one changes
+    nothing), and the answer sets no cookie: the header is its only credential."""
+    lead = make_user("lead@example.test", "lead")
+    client = login_as(lead)
+    headers = bearer(db, make_user("other@example.test", "rater"))
+    signing = []
+    interface = type(app.session_interface)
+    original = interface.get_signing_serializer
+    monkeypatch.setattr(
+        interface,
+        "get_signing_serializer",
+        lambda self, a: signing.append(1) or original(self, a),
+    )
+    assert client.get("/api/v1/projects", headers=headers).status_code == 200
+    assert signing == []  # the cookie was not opened
+    assert (
+        client.get("/api/v1/projects").status_code == 200 and signing
+    )  # a cookie request opens it
+    for _ in range(2):  # the second time too: nothing was stored by the first
+        resp = client.get("/api/v1/projects", headers=headers)
+        assert resp.status_code == 200 and "Set-Cookie" not in resp.headers
+    client.set_cookie("session", "forged.value.xyz")
+    resp = client.get("/api/v1/projects", headers=headers)
+    assert resp.status_code == 200 and "Set-Cookie" not in resp.headers
+    assert not signed_in(client)  # the forged cookie is no session for cookie requests either
+
+
 def test_sign_in_page_csrf_still_guards_cookie_writes(client, make_user, login_as):
     """Without an Authorization header, a write needs the CSRF token as before."""
     login_as(make_user("lead@example.test", "lead"))
