@@ -28,8 +28,9 @@ Policy decisions (documented here because the import service relies on them):
   scaling). When that lands within ``display_min_fraction`` of ``display_max``
   the scaled decode is used as is, so a 4000x3000 photo gives a 2000x1500
   display image from a half-size decode instead of a full decode plus resize.
-* A JPEG within ``display_max`` that is upright RGB and carries nothing but its pixels (see
-  ``_clean_jpeg_prefix``) is its own display copy, cut at its end-of-image marker; it is then
+* A single-scan JPEG within ``display_max`` that is upright RGB without an ICC profile is its own
+  display copy without its metadata segments, cut at its end-of-image marker (see
+  ``_clean_jpeg_prefix``: the same entropy-coded data, so the same pixels); it is then
   decoded DCT-scaled to the thumbnail's size only. libjpeg Huffman-decodes every block at any
   scale, so truncated or corrupt data is refused exactly as a full decode refuses it.
 """
@@ -417,12 +418,13 @@ def _sniff_unsupported(data: bytes) -> str | None:
 def _passthrough(im: ImageFile.ImageFile, data: bytes, limits: ImageLimits) -> bytes | None:
     """The opened JPEG's own bytes, cut at its end-of-image marker, if they can be its display copy.
 
-    A small (within display_max), upright RGB JPEG carrying nothing but its pixels qualifies. Pillow
-    parses every segment before the scan while opening, so EXIF and ICC are known before decoding.
+    A small (within display_max), upright RGB single-scan JPEG without an ICC profile qualifies; its
+    metadata is left out (see ``_clean_jpeg_prefix``). Pillow parses every segment before the scan
+    while opening, so the orientation and the profile are known before decoding.
     """
     if im.mode != "RGB" or max(im.size) > limits.display_max:
         return None
-    if "exif" in im.info or "icc_profile" in im.info or _orientation(im) != 1:
+    if "icc_profile" in im.info or _orientation(im) != 1:
         return None
     return _clean_jpeg_prefix(data)
 
@@ -592,35 +594,50 @@ def _flatten(im: Image.Image) -> Image.Image:
     return background
 
 
-# markers a passed-through JPEG may carry: start of frame (baseline, extended, progressive; no
+# segments a passed-through JPEG keeps: start of frame (baseline, extended, progressive; no
 # arithmetic or lossless), Huffman and quantization tables, restart interval, JFIF's APP0
 _PLAIN_JPEG_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC4, 0xDB, 0xDD, 0xE0})
+# segments it leaves out: APP1-APP13 and APP15 (EXIF, XMP, ICC, MPF, IPTC, ...) and comments. libjpeg
+# skips them unread, so the pixels do not change; APP14 (Adobe) says how to convert the colours and
+# is not dropped (such a file is re-encoded), nor is anything unknown.
+_DROPPED_JPEG_MARKERS = frozenset({*range(0xE1, 0xEE), 0xEF, 0xFE})
 
 
 def _clean_jpeg_prefix(data: bytes) -> bytes | None:
-    """The JPEG's bytes up to and including its end-of-image marker, if it carries no metadata.
+    """The JPEG's pixels as a JPEG of their own: its segments without metadata, up to its end of image.
 
-    Only a single-scan JPEG whose segments before the scan are frame, tables, restart interval and
-    JFIF (no EXIF, XMP, ICC, IPTC, Adobe, comments or anything unknown) qualifies; whatever follows
-    the end-of-image marker (another file appended, a payload) is cut off. None: re-encode it.
+    Only a single-scan JPEG whose segments before the scan are frame, tables, restart interval, JFIF
+    (without a thumbnail) or metadata qualifies. The metadata segments (EXIF, XMP, ICC, IPTC,
+    comments) are left out and whatever follows the end-of-image marker (another file appended, a
+    payload) is cut off; with nothing to leave out, this is the file's own prefix. None: re-encode.
     """
     if data[:2] != b"\xff\xd8":
         return None
     pos, n = 2, len(data)
+    kept: list[bytes] = [b"\xff\xd8"]
+    dropped = False
     while True:
         if pos + 4 > n or data[pos] != 0xFF:
             return None
         marker = data[pos + 1]
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return None
         if marker == 0xDA:  # start of scan: the entropy-coded data follows its header
+            scan = pos
             pos += 2 + length
             break
-        if marker not in _PLAIN_JPEG_MARKERS or length < 2:
+        if marker in _DROPPED_JPEG_MARKERS:
+            dropped = True
+            pos += 2 + length
+            continue
+        if marker not in _PLAIN_JPEG_MARKERS:
             return None
         if marker == 0xE0 and (
             data[pos + 4 : pos + 9] != b"JFIF\x00" or data[pos + 16 : pos + 18] != b"\x00\x00"
         ):
             return None  # APP0 that is not JFIF, or JFIF carrying a thumbnail of its own
+        kept.append(data[pos : pos + 2 + length])
         pos += 2 + length
     # in entropy-coded data 0xFF is followed by 0x00 (a stuffed byte) or a restart marker; the first
     # other marker must be the end of the image (another scan, or tables between scans: re-encode)
@@ -632,7 +649,9 @@ def _clean_jpeg_prefix(data: bytes) -> bytes | None:
         if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
             pos += 1 if nxt == 0xFF else 2
             continue
-        return data[: pos + 2] if nxt == 0xD9 else None
+        if nxt != 0xD9:
+            return None
+        return b"".join([*kept, data[scan : pos + 2]]) if dropped else data[: pos + 2]
 
 
 def _fit(
