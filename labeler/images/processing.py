@@ -41,6 +41,7 @@ import hashlib
 import io
 import logging
 import math
+import re
 import struct
 import threading
 import warnings
@@ -601,6 +602,8 @@ _PLAIN_JPEG_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC4, 0xDB, 0xDD, 0xE0})
 # skips them unread, so the pixels do not change; APP14 (Adobe) says how to convert the colours and
 # is not dropped (such a file is re-encoded), nor is anything unknown.
 _DROPPED_JPEG_MARKERS = frozenset({*range(0xE1, 0xEE), 0xEF, 0xFE})
+# in entropy-coded data: 0xFF that is neither a stuffed byte (0xFF 0x00) nor a restart marker
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
 def _clean_jpeg_prefix(data: bytes) -> bytes | None:
@@ -642,12 +645,13 @@ def _clean_jpeg_prefix(data: bytes) -> bytes | None:
     # in entropy-coded data 0xFF is followed by 0x00 (a stuffed byte) or a restart marker; the first
     # other marker must be the end of the image (another scan, or tables between scans: re-encode)
     while True:
-        pos = data.find(b"\xff", pos)
-        if pos < 0 or pos + 1 >= n:
+        found = _JPEG_MARKER.search(data, pos)
+        if found is None:
             return None
+        pos = found.start()
         nxt = data[pos + 1]
-        if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
-            pos += 1 if nxt == 0xFF else 2
+        if nxt == 0xFF:  # a fill byte before a marker
+            pos += 1
             continue
         if nxt != 0xD9:
             return None

@@ -299,3 +299,37 @@ def test_corrupt_data_is_refused_exactly_when_a_full_decode_refuses_it(size, eve
             refused += reason is not None and drafts == [(256, 192)]
     # not vacuous: corrupt tables were refused after a scaled decode, corrupt pixels passed through
     assert refused > 20 and passed_through > 20
+
+
+def byte_walk_end(data: bytes, pos: int) -> bytes | None:
+    """The entropy-coded data's end, walked byte by byte: the prefix up to the end-of-image marker."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return None
+        nxt = data[pos + 1]
+        if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
+            pos += 1 if nxt == 0xFF else 2
+            continue
+        return data[: pos + 2] if nxt == 0xD9 else None
+
+
+def test_the_end_of_the_scan_is_found_as_a_byte_walk_finds_it():
+    import random
+
+    from labeler.images.processing import _clean_jpeg_prefix
+
+    data = jpeg(size=(64, 48))
+    header = data[: scan_start(data)]
+    # stuffed bytes, restart markers, fill bytes, a lone 0xFF, end of image, a comment, another scan
+    pieces = [b"\xff\x00", b"\xff\xff", b"\xff", b"\xff\xd9", b"\xff\xfe", b"\xff\xda", b"\xff\xcf"]
+    pieces += [bytes((0xFF, marker)) for marker in range(0xD0, 0xD9)]  # the restarts, and SOI
+    pieces += [b"\x00", b"\xd9", b"\n", b"ab"]
+    rng = random.Random(7)
+    ends = set()
+    for _ in range(5000):
+        scan = b"".join(rng.choices(pieces, k=rng.randrange(12)))
+        expected = byte_walk_end(header + scan, len(header))
+        assert _clean_jpeg_prefix(header + scan) == expected, scan
+        ends.add(None if expected is None else len(expected) - len(header))
+    assert len(ends) > 10  # found at many places, and not found
