@@ -113,7 +113,12 @@ def start_run(
 def _fine_tune_blocks(value: Any, kind: ModelKind) -> int:
     """How many backbone blocks a run fine-tunes: 0..BACKBONE_BLOCKS, and 0 for a severity model."""
     blocks = clean_int(
-        value, "fine_tune_blocks", lo=0, hi=BACKBONE_BLOCKS, default=0, from_text=True
+        value,
+        "The number of blocks to fine-tune (fine_tune_blocks)",
+        lo=0,
+        hi=BACKBONE_BLOCKS,
+        default=0,
+        from_text=True,
     )
     if blocks and kind is not ModelKind.quality:
         raise ValidationError(

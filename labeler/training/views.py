@@ -22,6 +22,7 @@ from ..auth.permissions import role_required
 from ..db import get_session
 from ..errors import NotFound, ValidationError, on_form_error
 from ..images.storage import app_storage
+from ..ml.config import BACKBONE_BLOCKS
 from ..projects.access import authorized_project
 from ..projects.models import Project
 from ..projects.settings import read_settings
@@ -67,6 +68,7 @@ def _models_page(project: Project, error: str | None = None, status: int = 200):
         error=error,
         curve=curve,
         curve_geometry=curve_points(curve) if curve else None,
+        backbone_blocks=BACKBONE_BLOCKS,
     )
     return page, status
 
@@ -93,6 +95,7 @@ def train(project_id: int):
         kind=request.form.get("kind"),
         seed=request.form.get("seed"),
         epochs=request.form.get("epochs"),
+        fine_tune_blocks=request.form.get("fine_tune_blocks") or None,
         checkpoint=db.commit,
     )
     flash(f"Training run {run.id} started.")

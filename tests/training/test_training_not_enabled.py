@@ -86,3 +86,44 @@ def test_models_page_offers_training_when_the_packages_are_there(
     login_as(lead)
     html = client.get(f"/projects/{project.id}/models").get_data(as_text=True)
     assert 'id="train-form"' in html and 'id="training-unavailable"' not in html
+
+
+def test_the_models_page_offers_fine_tuning_for_the_quality_model(
+    app, db, make_user, make_project, login_as, monkeypatch
+):
+    """The training form takes how many backbone blocks to fine-tune (quality models only), says in
+    words that more than 0 needs a GPU worker, passes it to the run, and refuses a bad value in words."""
+    from labeler.training import views
+
+    lead = make_user(None, "lead")
+    quality, severity = make_project(lead), make_project(lead, protocol="severity")
+    db.flush()
+    client = login_as(lead)
+    html = client.get(f"/projects/{quality.id}/models").get_data(as_text=True)
+    assert 'name="fine_tune_blocks"' in html and "graphics card (GPU)" in html
+    assert 'name="fine_tune_blocks"' not in client.get(f"/projects/{severity.id}/models").get_data(
+        as_text=True
+    )
+
+    form = {"csrf_token": client.csrf, "kind": "quality", "seed": "0", "epochs": ""}
+    bad = client.post(
+        f"/projects/{quality.id}/models/train", data={**form, "fine_tune_blocks": "99"}
+    )
+    assert bad.status_code == 422
+    assert (
+        "number of blocks to fine-tune (fine_tune_blocks) must be between 0 and 16"
+        in bad.get_data(as_text=True)
+    )
+    assert db.scalar(select(func.count(TrainingRun.id))) == 0
+
+    started = {}
+
+    def launch(*_args, **kw):  # the form's values reach the one starter of runs
+        started.update(kw)
+        raise ml.MLUnavailable("stop here")
+
+    monkeypatch.setattr(views, "launch_run", launch)
+    client.post(f"/projects/{quality.id}/models/train", data={**form, "fine_tune_blocks": "2"})
+    assert started["fine_tune_blocks"] == "2" and started["kind"] == "quality"
+    client.post(f"/projects/{quality.id}/models/train", data={**form, "fine_tune_blocks": ""})
+    assert started["fine_tune_blocks"] is None  # an emptied field: the default, 0
