@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import cli, db, errors, web
     from .allocation.views import bp as allocation_bp
     from .api import bp as api_bp
+    from .assist import compute as assist_compute
     from .assist.views import bp as assist_bp
     from .auth import login
     from .auth.admin_views import bp as admin_bp
@@ -76,6 +77,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(capture_bp)
     app.register_blueprint(webhooks_bp)
     prescreen.init_app(app)  # training's step after every image import
+    assist_compute.init_app(app)  # pre-labeling's suggestions for every import's new images
     webhook_dispatch.init_app(app)  # deliveries are sent once their transaction commits
     cli.init_app(app)
     csp = content_security_policy(app.config)

@@ -5,7 +5,8 @@ and stores each answer (``suggestions``, keyed by image and model). Never in a r
 ``launch_job`` sends it to Celery (LABELER_CELERY_BROKER_URL) or starts
 ``python -m labeler.assist.compute JOB_ID`` as a detached process; ``run_job`` is the body every
 path runs (``labeler assist suggest --wait`` calls it in the foreground). A job computes only the
-images that have no suggestion of that model yet, so running it again after an import completes it.
+images that have no suggestion of that model yet, so running it again after an import completes it
+(with pre-labeling on, every import queues one for its new images: jobs.queue_for_new_images).
 """
 
 from __future__ import annotations
@@ -15,18 +16,22 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from .. import create_app, ml
 from ..db import database, utcnow
 from ..errors import LabelerError, NotFound
 from ..images.models import Image
+from ..images.services import ImportHook, register_import_hook
 from ..jobs.queue import broker_url, send_suggestions
 from ..jobs.spawn import spawn
+from ..projects.models import Project
+from ..projects.settings import read_settings
 from ..training.model_store import model_folder
 from ..training.paths import run_dir
 from ..training.prescreen import loaded_model
+from .jobs import start_job
 from .models import JobStatus, Suggestion, SuggestionJob
 from .suggestions import answer_from_prediction
 
@@ -128,6 +133,50 @@ def main(argv: list[str] | None = None) -> int:
         )
     log.info("suggestion job %s %s", job.id, job.status.value)
     return 0 if job.status is JobStatus.succeeded else 1
+
+
+def queue_for_new_images(
+    session: Session,
+    config: Mapping[str, Any],
+    project: Project,
+    image_ids: list[int],
+    _storage: Any,
+) -> dict[str, Any]:
+    """Import hook: with pre-labeling on, a job computes the new images' suggestions with the
+    project's suggestion model, started once the import has committed (a job computes only the
+    images without a suggestion of that model). Until it finishes the new images show "no
+    suggestion", golden and fold items alike. A model that can no longer be used skips, in words."""
+    model_id = read_settings(project.settings).suggestions_model_id
+    if not model_id or not image_ids:
+        return {"status": "off"}
+    try:
+        job = start_job(session, config, None, project, model_id)
+    except LabelerError as exc:  # the import stands; the lead can start a job on the page
+        return {"status": "skipped", "reason": exc.message}
+    job_id = job.id
+
+    def launch(_session: Session) -> None:
+        try:
+            launch_job(config, job_id)
+        except Exception:  # the job stays queued: the page or `labeler assist suggest` runs it
+            log.exception("suggestion job %s of project %s not started", job_id, project.id)
+
+    event.listen(session, "after_commit", launch, once=True)
+    return {"status": "queued", "job": job_id, "images": len(image_ids)}
+
+
+def describe_queued(result: dict[str, Any]) -> str | None:
+    """The suggestion job's words in an import's summary line."""
+    if result.get("status") == "queued":
+        return f"the model's suggestions for {result['images']} new images are being computed"
+    if result.get("status") == "skipped":
+        return f"suggestions not computed: {result['reason']}"
+    return None
+
+
+def init_app(_app: Any) -> None:
+    """Compute the suggestions of every import's images while pre-labeling is on."""
+    register_import_hook(ImportHook("suggestions", queue_for_new_images, describe_queued))
 
 
 if __name__ == "__main__":
