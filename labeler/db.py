@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import select
 import threading
@@ -19,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmak
 
 from .errors import LabelerError
 
+log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SQLITE_BUSY_TIMEOUT_S = 30
 # a pooled PostgreSQL connection idle for longer than this is pinged (a round trip) before use
@@ -126,12 +128,14 @@ def _check_connections_at_checkout(engine: Engine) -> None:
         idle_since = record.info.pop("idle_since", None)
         if idle_since is None:  # a new connection
             return
-        pgconn = dbapi_conn.pgconn
         try:
-            readable = bool(select.select([pgconn.socket], [], [], 0)[0])
+            poller = select.poll()  # not select.select: it refuses descriptors above 1023
+            poller.register(dbapi_conn.pgconn.socket, select.POLLIN)
+            readable = bool(poller.poll(0))
         except (OSError, ValueError, engine.dialect.loaded_dbapi.Error):  # closed or broken
             readable = True
         if readable or dbapi_conn.broken or dbapi_conn.closed:
+            log.info("a pooled database connection was closed by the server: replaced")
             raise DisconnectionError("the server closed this pooled connection")
         if time.monotonic() - idle_since > PING_AFTER_IDLE_S:
             try:

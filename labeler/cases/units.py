@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import protocols
+from ..projects.settings import read_settings
 
 
 def allows_per_case(protocol: Any) -> bool:
@@ -19,27 +20,20 @@ def allows_per_case(protocol: Any) -> bool:
     return protocols.get(protocol).per_case
 
 
-def _typed(settings: Mapping[str, Any] | None):
-    # the typed settings object (imported here: projects.settings asks allows_per_case of this module)
-    from ..projects.settings import read_settings
-
-    return read_settings(settings)
-
-
 def case_view(settings: Mapping[str, Any] | None) -> bool:
     """The project shows its raters a case's photos together."""
-    return _typed(settings).case_view
+    return read_settings(settings).case_view
 
 
 def per_case(protocol: Any, settings: Mapping[str, Any] | None) -> bool:
     """One answer labels the whole case (settings validated this; re-checked against the protocol)."""
-    typed = _typed(settings)
+    typed = read_settings(settings)
     return typed.case_view and typed.case_unit == "case" and allows_per_case(protocol)
 
 
 def shown_columns(settings: Mapping[str, Any] | None) -> list[str]:
     """The manifest columns the lead chose to show raters beside a case's photos."""
-    return list(_typed(settings).case_show)
+    return list(read_settings(settings).case_show)
 
 
 def unit_choices(protocol: Any) -> list[tuple[str, str]]:

@@ -637,9 +637,13 @@ def _clean_jpeg_prefix(data: bytes) -> bytes | None:
         if marker not in _PLAIN_JPEG_MARKERS:
             return None
         if marker == 0xE0 and (
-            data[pos + 4 : pos + 9] != b"JFIF\x00" or data[pos + 16 : pos + 18] != b"\x00\x00"
+            length != 16
+            or data[pos + 4 : pos + 9] != b"JFIF\x00"
+            or data[pos + 16 : pos + 18] != b"\x00\x00"
         ):
-            return None  # APP0 that is not JFIF, or JFIF carrying a thumbnail of its own
+            # APP0 that is not JFIF, JFIF carrying a thumbnail of its own, or bytes past JFIF's 16
+            # (libjpeg ignores them, so they could carry any text into the display copy)
+            return None
         kept.append(data[pos : pos + 2 + length])
         pos += 2 + length
     # in entropy-coded data 0xFF is followed by 0x00 (a stuffed byte) or a restart marker; the first

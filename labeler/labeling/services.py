@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -60,7 +62,10 @@ def current_label(
     """The rater's current label of the item's image, if any."""
     stmt = select(Label).where(Label.rater_id == rater.id, Label.image_id == item.image_id)
     if for_update:
-        stmt = stmt.with_for_update()
+        # the locked row's values, not the ones the session already holds: the label may have been
+        # read before another transaction changed it (allocation.queue.item_for_submit waits for the
+        # item's lock, then returns the label as it was when its statement began)
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return session.scalar(stmt)
 
 
@@ -304,10 +309,7 @@ _FIRST_LABEL: dict[str, Any] = {}  # dialect name -> its statements, built once
 def _first_label_statements(dialect: str) -> Any:
     if dialect in _FIRST_LABEL:
         return _FIRST_LABEL[dialect]
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
 
     def param(name: str, table=_LABELS):
         # bind names are prefixed: an INSERT or UPDATE would also SET any column named by a parameter

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import protocols
+from ..allocation.queue import lock_project_queues
 from ..assist.jobs import check_model
 from ..audit.services import record_event
 from ..auth.models import Role, User
@@ -327,6 +328,11 @@ def update_settings(
         mapping = None  # the settings page sends the identity mapping with every save
     if not changed:
         return {"changed": [], "labels_migrated": 0}
+    if {"scale", "allow_non_graded", "cases.unit"} & set(changed):
+        # how labels are read changes: no label is submitted while the labels are counted and
+        # migrated (submits hold the project's queue lock shared; once this commits, they read the new
+        # settings under it), so none is validated against the old scale and written after the migration
+        lock_project_queues(session, project.id, exclusive=True)
     mapping = _check_reading_changes(
         session,
         project,

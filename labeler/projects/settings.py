@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import protocols
-from ..cases.units import allows_per_case
 from ..errors import ValidationError
 from ..protocols import skin_type_question
 from ..protocols.quality import QUALITY_DECISIONS
@@ -327,7 +326,7 @@ def validate_cases(protocol: str, cases: Mapping[str, Any]) -> dict[str, Any]:
             field="cases.unit",
         )
     if cases["unit"] == "case":
-        if not allows_per_case(protocol):
+        if not protocols.get(protocol).per_case:  # the protocol's own declaration
             raise ValidationError(
                 f"a {protocol} project labels every photo on its own (each photo can be blurry on "
                 "its own); one answer per case is for protocols that judge the patient",

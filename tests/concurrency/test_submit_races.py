@@ -210,3 +210,120 @@ def test_a_request_after_the_servers_connections_were_terminated_succeeds(tmp_pa
         finally:
             killer.dispose()
             database.engine.dispose()
+
+
+def _submit_as_the_api(s, rater_id, public_id, answer, base_version, submission_id):
+    """PUT .../label's path: allocation.queue.item_for_submit, then submit_label with its reads."""
+    from labeler.allocation.queue import item_for_submit
+
+    rater = s.get(User, rater_id)
+    item, project, current = item_for_submit(s, rater, public_id)
+    return labeling.submit_label(
+        s,
+        rater,
+        item,
+        answer,
+        base_version=base_version,
+        submission_id=submission_id,
+        time_spent_ms=5,
+        project=project,
+        current=current,
+    )
+
+
+@pytest.mark.parametrize("same_submission", [False, True])
+def test_two_edits_of_one_label_at_once(world, same_submission):
+    """Edit A holds the item; edit B (from version 1 too) waits, then reads the label A committed:
+    a different submission gets a 409 with the saved answer, the same one sent twice gets it back,
+    never a 500 (the label B read before waiting is re-read under the lock)."""
+    from labeler.errors import Conflict
+
+    database, ids = world
+    rater_id = ids["raters"][0]
+    with database.write_session_factory() as s:
+        public_id = first_item(s, rater_id).public_id
+        _submit_as_the_api(s, rater_id, public_id, {"decision": "no_skin"}, 0, "v1")
+        s.commit()
+    a = database.write_session_factory()
+    assert _submit_as_the_api(a, rater_id, public_id, ANSWER, 1, "edit-a").version == 2
+    results: list = []
+
+    def edit_b():
+        with database.write_session_factory() as b:
+            try:
+                sid = "edit-a" if same_submission else "edit-b"
+                label = _submit_as_the_api(b, rater_id, public_id, ANSWER, 1, sid)
+                b.commit()
+                results.append(("saved", label.version))
+            except Exception as exc:  # noqa: BLE001  (the thread hands any failure to the test)
+                b.rollback()
+                results.append(exc)
+
+    thread = threading.Thread(target=edit_b)
+    thread.start()
+    time.sleep(0.5)  # B waits for A's item lock (PostgreSQL) or the write lock (SQLite)
+    a.commit()
+    a.close()
+    thread.join(30)
+    if same_submission:
+        assert results == [("saved", 2)]
+    else:
+        assert len(results) == 1 and isinstance(results[0], Conflict), results
+        assert results[0].extra["current"]["version"] == 2
+    with database.session_factory() as s:
+        assert s.scalar(select(func.count(LabelRevision.id))) == 2
+
+
+def test_a_scale_migration_waits_for_a_submission_in_flight(tmp_path):
+    """A rater's grade read against the 1-5 scale is written before a lead's migration to 0-4 reads
+    the labels (the migration takes the queue lock exclusively), so the migration maps it too."""
+    from labeler.projects.services import update_settings
+
+    with fresh_database(tmp_path, PG_URL) as url:
+        database = Database(url)
+        try:
+            with database.session_factory() as s:
+                lead = add_user(s, None, "lead@scale.test", "Lead", {Role.lead})
+                rater = add_user(s, None, "r@scale.test", "R", {Role.rater})
+                project = create_project(s, lead, "scale", "severity")
+                s.add_all(image_row(project.id) for _ in range(4))
+                s.flush()
+                services.allocate(s, lead, project, [rater], golden_size=0, overlap=1, seed=7)
+                s.commit()
+                lead_id, rater_id, project_id = lead.id, rater.id, project.id
+                public_id = first_item(s, rater_id).public_id
+            a = database.write_session_factory()
+            _submit_as_the_api(a, rater_id, public_id, {"decision": "graded", "grade": 5}, 0, "a")
+            done: list = []
+
+            def migrate():
+                with database.write_session_factory() as b:
+                    zero_to_four = [
+                        {"value": v, "name": n}
+                        for v, n in enumerate(["Clear", "Almost", "Mild", "Moderate", "Severe"])
+                    ]
+                    done.append(
+                        update_settings(
+                            b,
+                            b.get(User, lead_id),
+                            b.get(Project, project_id),
+                            {"scale": zero_to_four},
+                            confirm_migration=True,
+                            grade_mapping={"1": 0, "2": 1, "3": 2, "4": 3, "5": 4},
+                        )
+                    )
+                    b.commit()
+
+            thread = threading.Thread(target=migrate)
+            thread.start()
+            time.sleep(0.5)  # the migration waits for the submission's transaction
+            assert done == []
+            a.commit()
+            a.close()
+            thread.join(30)
+            assert done and done[0]["labels_migrated"] == 1
+            with database.session_factory() as s:
+                label = s.scalar(select(Label))
+                assert (label.grade, label.version) == (4.0, 2)
+        finally:
+            database.engine.dispose()

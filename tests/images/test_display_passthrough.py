@@ -176,6 +176,21 @@ def test_a_jfif_thumbnail_of_its_own_is_re_encoded():
     assert p.display_bytes != doctored
 
 
+def test_text_hidden_past_the_jfif_header_never_reaches_the_display_copy():
+    """libjpeg reads JFIF's 16 bytes and ignores the rest of the segment, so a longer APP0 could
+    carry any text (a location, a patient's name) into a passed-through copy: it is re-encoded."""
+    data = jpeg()
+    length = int.from_bytes(data[4:6], "big")
+    assert data[6:11] == b"JFIF\x00" and length == 16
+    secret = b"GPS 51.5074N 0.1278W patient=Jane Doe"
+    app0 = data[2:4] + (length + len(secret)).to_bytes(2, "big") + data[6 : 4 + length] + secret
+    doctored = data[:2] + app0 + data[4 + length :]
+    p = process_image(doctored, "a.jpg")
+    assert secret not in p.display_bytes and secret not in p.thumb_bytes
+    Image.open(io.BytesIO(p.display_bytes)).load()
+    assert process_image(data, "b.jpg").display_bytes == data  # the plain one still passes through
+
+
 # The pass-through's decode is DCT-scaled to the thumbnail's size (1/2 for 512 px, 1/8 for 2048 px):
 # libjpeg still Huffman-decodes every block, so what a full decode refuses is refused all the same.
 
