@@ -224,6 +224,7 @@ def import_images(
     try:
         for src in sources:
             name = src.name
+            result = None
             try:
                 data = src.read()
                 # the same bytes as an image of the project: a duplicate, recognised before decoding
@@ -231,15 +232,11 @@ def import_images(
                 sha256 = hashlib.sha256(data).hexdigest() if data else None
                 if sha256 is not None and known.has(sha256):
                     summary.duplicates.append({"filename": name, "sha256": sha256})
-                    _tick(progress, name)
-                    if _due(checkpoint_every_s, last_checkpoint):
-                        _flush_batch(session, batch, summary, checkpoint, storage)
-                        saved, pending = len(summary.imported), 0
-                        last_checkpoint = time.monotonic()
-                    continue
-                result = process_image(data, name, limits=limits)
+                else:
+                    result = process_image(data, name, limits=limits)
             except ImageRejected as exc:
                 summary.rejected.append({"filename": name, "error": exc.reason})
+            if result is None:  # a duplicate or a refused file: nothing to store
                 _tick(progress, name)
                 if _due(checkpoint_every_s, last_checkpoint):
                     _flush_batch(session, batch, summary, checkpoint, storage)

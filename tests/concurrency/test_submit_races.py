@@ -50,6 +50,18 @@ def world(tmp_path):
         database.engine.dispose()
 
 
+def small_project(s, protocol: str, images: int = 4):
+    """A lead, one rater holding every image of a new project of the protocol (committed)."""
+    lead = add_user(s, None, f"lead@{protocol}.test", "Lead", {Role.lead})
+    rater = add_user(s, None, f"r@{protocol}.test", "R", {Role.rater})
+    project = create_project(s, lead, protocol, protocol)
+    s.add_all(image_row(project.id) for _ in range(images))
+    s.flush()
+    services.allocate(s, lead, project, [rater], golden_size=0, overlap=1, seed=7)
+    s.commit()
+    return lead, rater, project
+
+
 def first_item(s, rater_id: int) -> QueueItem:
     return s.scalar(
         select(QueueItem)
@@ -167,13 +179,7 @@ def test_a_request_after_the_servers_connections_were_terminated_succeeds(tmp_pa
         app = create_app(make_config(tmp_path, url, TESTING=False))
         database = app.extensions["labeler_db"]
         with database.session_factory() as s:
-            rater = add_user(s, None, "r@kill.test", "R", {Role.rater})
-            lead = add_user(s, None, "l@kill.test", "L", {Role.lead})
-            project = create_project(s, lead, "kill", "quality")
-            s.add_all(image_row(project.id) for _ in range(4))
-            s.flush()
-            services.allocate(s, lead, project, [rater], seed=1)
-            s.commit()
+            _lead, rater, project = small_project(s, "quality")
             project_id = project.id
         client = app.test_client()
         login(client, rater)
@@ -283,13 +289,7 @@ def test_a_scale_migration_waits_for_a_submission_in_flight(tmp_path):
         database = Database(url)
         try:
             with database.session_factory() as s:
-                lead = add_user(s, None, "lead@scale.test", "Lead", {Role.lead})
-                rater = add_user(s, None, "r@scale.test", "R", {Role.rater})
-                project = create_project(s, lead, "scale", "severity")
-                s.add_all(image_row(project.id) for _ in range(4))
-                s.flush()
-                services.allocate(s, lead, project, [rater], golden_size=0, overlap=1, seed=7)
-                s.commit()
+                lead, rater, project = small_project(s, "severity")
                 lead_id, rater_id, project_id = lead.id, rater.id, project.id
                 public_id = first_item(s, rater_id).public_id
             a = database.write_session_factory()
