@@ -86,28 +86,17 @@ def ml_train(
         config = {**config, "ML_FINE_TUNE_ON_CPU": True}
     with CommandSession() as s:
         proj = find_project(s, project)
+        options = {
+            "kind": kind,
+            "seed": seed,
+            "epochs": epochs,
+            "fine_tune_blocks": fine_tune_blocks,
+        }
         if wait:  # trained below, in this process
-            run = start_run(
-                s,
-                None,
-                proj,
-                kind=kind,
-                seed=seed,
-                epochs=epochs,
-                fine_tune_blocks=fine_tune_blocks,
-            )
+            run = start_run(s, None, proj, **options)
         else:
-            run = launch_run(
-                s,
-                {**config, "ML_SPAWN_WORKER": True},
-                None,
-                proj,
-                kind=kind,
-                seed=seed,
-                epochs=epochs,
-                fine_tune_blocks=fine_tune_blocks,
-                checkpoint=s.commit,
-            )
+            config = {**config, "ML_SPAWN_WORKER": True}
+            run = launch_run(s, config, None, proj, **options, checkpoint=s.commit)
         run_id, pid = run.id, run.pid
     click.echo(f"training run {run_id} queued")
     if not wait:

@@ -20,6 +20,11 @@ from labeler.training.models import RunStatus, TrainingRun
 from labeler.training.worker import execute_run
 
 
+def _post_run(client, project, headers, body):
+    """POST /api/v1/projects/{id}/training-runs as the project's lead (its API token)."""
+    return client.post(f"/api/v1/projects/{project.id}/training-runs", json=body, headers=headers)
+
+
 def _lead_project(ml_app, db, make_user):
     lead = make_user(None, "lead")
     project, _ids = build_quality_project(
@@ -51,11 +56,7 @@ def test_a_background_run_fine_tunes_on_the_cpu_when_forced(
 ):
     ml_app.config["ML_FINE_TUNE_ON_CPU"] = True  # the test config's force flag (no GPU here)
     project, lead, headers = _lead_project(ml_app, db, make_user)
-    resp = client.post(
-        f"/api/v1/projects/{project.id}/training-runs",
-        json={"epochs": 1, "fine_tune_blocks": 1},
-        headers=headers,
-    )
+    resp = _post_run(client, project, headers, {"epochs": 1, "fine_tune_blocks": 1})
     assert resp.status_code == 202, resp.json
     assert resp.json["fine_tune_blocks"] == 1 and resp.json["status"] == "queued"
     run = _work(ml_app, resp.json["id"])
@@ -72,9 +73,7 @@ def test_a_background_run_fine_tunes_on_the_cpu_when_forced(
 
 def test_a_run_without_the_option_keeps_the_frozen_backbone(ml_app, db, client, make_user):
     project, _lead, headers = _lead_project(ml_app, db, make_user)
-    resp = client.post(
-        f"/api/v1/projects/{project.id}/training-runs", json={"epochs": 1}, headers=headers
-    )
+    resp = _post_run(client, project, headers, {"epochs": 1})
     assert resp.status_code == 202 and resp.json["fine_tune_blocks"] == 0
 
 
@@ -91,11 +90,7 @@ def test_a_block_count_out_of_range_is_refused_in_words(
     ml_app, db, client, make_user, value, words
 ):
     project, _lead, headers = _lead_project(ml_app, db, make_user)
-    resp = client.post(
-        f"/api/v1/projects/{project.id}/training-runs",
-        json={"fine_tune_blocks": value},
-        headers=headers,
-    )
+    resp = _post_run(client, project, headers, {"fine_tune_blocks": value})
     assert resp.status_code == 422
     message = resp.json["error"]["message"]
     assert "fine_tune_blocks" in message and words in message
@@ -107,11 +102,7 @@ def test_a_severity_model_is_not_fine_tuned(ml_app, db, client, make_user, make_
     project = make_project(lead, protocol="severity")
     headers = {"Authorization": f"Bearer {create_token(db, lead, lead, 't')[1]}"}
     db.flush()
-    resp = client.post(
-        f"/api/v1/projects/{project.id}/training-runs",
-        json={"fine_tune_blocks": 2},
-        headers=headers,
-    )
+    resp = _post_run(client, project, headers, {"fine_tune_blocks": 2})
     assert resp.status_code == 422
     assert "quality model only" in resp.json["error"]["message"]
     assert _runs(db, project) == 0
@@ -123,11 +114,7 @@ def test_a_worker_without_a_gpu_fails_the_run_saying_why(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     ml_app.config.pop("ML_FINE_TUNE_ON_CPU", None)
     project, _lead, headers = _lead_project(ml_app, db, make_user)
-    resp = client.post(
-        f"/api/v1/projects/{project.id}/training-runs",
-        json={"epochs": 1, "fine_tune_blocks": 2},
-        headers=headers,
-    )
+    resp = _post_run(client, project, headers, {"epochs": 1, "fine_tune_blocks": 2})
     assert resp.status_code == 202, resp.json
     run = _work(ml_app, resp.json["id"])
     assert run.status is RunStatus.failed and run.model_id is None and run.finished_at
