@@ -1,7 +1,7 @@
 """Benchmark the labeling loop over HTTP: gunicorn serving the app, simulated raters, SQLite then PostgreSQL.
 
 Run: .venv/bin/python bench/labeling.py [--duration 30] [--raters 16] [--images N] [--pg URL] [--only DB]
-[--submit-next] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
+[--submit-next] [--no-floor] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
 (--pg defaults to LABELER_TEST_DATABASE_URL, whose database is only the admin connection: a scratch
 database is created next to it and dropped; without it only SQLite runs.)
 
@@ -17,9 +17,16 @@ With --submit-next the submit answers with the next item (PUT .../label?next=1):
 
 Printed per phase: p50/p95 of each call, p95 of submit + the following next (what a rater waits for
 between images), labels/s and errors; server CPU per label cycle, read from /proc for gunicorn's
-process tree (user + system time, robust on a shared machine where wall times are not), split per call
-kind in the one-rater phase, and the load generator's own CPU per cycle. Goals: submit+next p95 < 25 ms
-with 16 raters on PostgreSQL; server CPU per cycle <= 3 ms on PostgreSQL, <= 2.5 ms on SQLite.
+process tree (per-thread schedstat: user + system time in nanoseconds, robust on a shared machine where
+wall times are not), split per call kind in the one-rater phase, and the load generator's own CPU per
+cycle. Goals: submit+next p95 < 25 ms with 16 raters on PostgreSQL; server CPU per cycle <= 3 ms on
+PostgreSQL, <= 2.5 ms on SQLite.
+
+Then the floor (skip with --no-floor): the same phases against bench/floor_app.py, a Flask app under
+the same gunicorn settings that answers the same calls with no work (no database, no sign-in), and
+labeler's server CPU per cycle as a ratio to it. CPU speed differs between machines (the same commit
+measured 5.5 and 11 ms per cycle on two hosts of this kind); the ratio and the difference to the floor
+travel better than the milliseconds.
 Any error (a non-2xx answer, a wrong body, a failed connection) makes the exit status 1.
 """
 
@@ -51,17 +58,24 @@ WARMUP_LOOPS = 3
 
 
 def proc_cpu(pids: list[int]) -> float:
-    """Seconds of CPU (user + system, /proc/PID/stat) the processes have used so far; gone ones count 0."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """Seconds of CPU the processes (all their threads) have used so far; gone ones count 0.
+
+    Read from /proc/PID/task/TID/schedstat (nanoseconds on CPU, user and system), not /proc/PID/stat:
+    that one counts in 10 ms ticks, too coarse to split one rater's CPU among calls of a few ms.
+    """
     total = 0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
+            tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / tick
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as fh:
+                    total += int(fh.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
 
 
 def process_tree(root: int) -> list[int]:
@@ -384,12 +398,16 @@ def start_server(
     log: Path,
     worker_class: str = "gthread",
     max_requests: int = 0,
+    app_spec: str = "wsgi:app",
 ) -> subprocess.Popen:
+    """gunicorn serving ``app_spec`` (labeler's wsgi:app, or the floor app from bench/)."""
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
-        "wsgi:app",
+        "--pythonpath",
+        str(ROOT / "bench"),
+        app_spec,
         "--bind",
         f"{HOST}:{port}",
         "--workers",
@@ -481,7 +499,9 @@ def run_phase(
     return merged
 
 
-def report(label: str, n: int, r: dict) -> None:
+def report(label: str, n: int, r: dict) -> float:
+    """Print one phase's figures; returns its server CPU per cycle in ms."""
+
     def fmt(ms: list[float]) -> str:
         return f"p50 {statistics.median(ms) if ms else float('nan'):6.2f} ms  p95 {pct(ms, 0.95):6.2f} ms"
 
@@ -511,6 +531,7 @@ def report(label: str, n: int, r: dict) -> None:
     )
     for sample in r["samples"]:
         print(f"[{label}]     error: {sample}")
+    return 1000 * r["server_cpu"] / labels
 
 
 def run(label: str, url: str, args: argparse.Namespace) -> int:
@@ -530,6 +551,7 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
             env, port, args.workers, args.threads, log, args.worker_class, args.max_requests
         )
         errors = 0
+        per_cycle: list[float] = []
         try:
             wait_ready(base, server)
             print(
@@ -544,20 +566,73 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
                 result = run_phase(
                     base, project_id, tokens_now, args.duration, server.pid, args.submit_next
                 )
-                report(label, len(tokens_now), result)
+                per_cycle.append(report(label, len(tokens_now), result))
                 errors += result["errors"]
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            if errors or server.returncode not in (0, -15):
-                print(
-                    f"[{label}] gunicorn log (last lines):\n"
-                    + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-                )
+            stop_server(label, server, log, errors)
+        if args.floor and not errors:
+            errors += floor_phases(label, args, tmp_path, project_id, tokens, per_cycle)
+    return errors
+
+
+def stop_server(label: str, server: subprocess.Popen, log: Path, errors: int) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    if errors or server.returncode not in (0, -15):
+        print(
+            f"[{label}] gunicorn log (last lines):\n"
+            + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        )
+
+
+def floor_phases(
+    label: str,
+    args: argparse.Namespace,
+    tmp_path: Path,
+    project_id: int,
+    tokens: list[str],
+    labeler_per_cycle: list[float],
+) -> int:
+    """The same phases against bench/floor_app.py (gunicorn, werkzeug and Flask doing no work), right
+    after labeler's on the same machine, and labeler's server CPU per cycle as a ratio to it."""
+    image = min((tmp_path / "src").glob("*.jpg"))
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    log = tmp_path / "gunicorn-floor.log"
+    env = {"BENCH_FLOOR_IMAGE": str(image)}
+    server = start_server(
+        env,
+        port,
+        args.workers,
+        args.threads,
+        log,
+        args.worker_class,
+        args.max_requests,
+        app_spec="floor_app:app",
+    )
+    errors = 0
+    floor: list[float] = []
+    name = f"{label} floor"
+    try:
+        wait_ready(base, server)
+        print(f"[{name}] bench/floor_app.py (no database, no sign-in), same server settings")
+        for tokens_now in ([tokens[0]], tokens[1:]):
+            result = run_phase(
+                base, project_id, tokens_now, args.duration, server.pid, args.submit_next
+            )
+            floor.append(report(name, len(tokens_now), result))
+            errors += result["errors"]
+    finally:
+        stop_server(name, server, log, errors)
+    for n, ours, base_ms in zip((1, len(tokens) - 1), labeler_per_cycle, floor, strict=False):
+        print(
+            f"[{label}] {n:2d} rater(s): server CPU per cycle {ours:.2f} ms = {ours / base_ms:.2f} x the "
+            f"floor's {base_ms:.2f} ms ({ours - base_ms:.2f} ms of labeler's own work)"
+        )
     return errors
 
 
@@ -577,6 +652,12 @@ def main() -> None:
         "--submit-next",
         action="store_true",
         help="the submit answers with the next item (PUT .../label?next=1): two requests per label",
+    )
+    ap.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the floor phases (bench/floor_app.py: the same calls answered with no work)",
     )
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=4)
