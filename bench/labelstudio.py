@@ -33,7 +33,7 @@ Measured for each server, from /proc of its process tree (uWSGI's master, http r
 gunicorn's master and workers):
 - Import: every image uploaded over HTTP in batches of --batch files per multipart request, as a
   client would. Label Studio: POST /api/projects/{id}/import (one form field per file, named by the
-  file, as its web page sends them); labeler: POST /api/v1/projects/{id}/images (field 'files'). Server
+  file, as its upload page sends them: of a repeated field name it keeps the last file); labeler: POST /api/v1/projects/{id}/images (field 'files'). Server
   CPU per uploaded image.
 - Labeling, the same driver for both (separate processes, one requests.Session and token each): one
   annotator, then --annotators at once, for --duration seconds each: next -> image -> submit.
@@ -411,6 +411,7 @@ def run_phase(
         cpu={k: sum(o["cpu"][k] for o in outs) for k in ("next", "image", "submit")},
         calls={k: sum(o["calls"][k] for o in outs) for k in ("next", "image", "submit")},
         image_bytes=max(o["image_bytes"] for o in outs),
+        loadavg=os.getloadavg()[0],
         annotators=len(tokens),
     )
     return merged
@@ -428,7 +429,8 @@ def phase_line(label: str, r: dict) -> str:
         f"[{label}] {r['annotators']} annotator(s): {r['labels'] / r['duration']:.1f} labels/s "
         f"({r['labels']} labels), {fmt('next')}, {fmt('image')}, {fmt('submit')}; server CPU "
         f"{1000 * r['server_cpu'] / labels:.2f} ms per label, load generator "
-        f"{1000 * r['client_cpu'] / labels:.2f} ms per label; errors {r['errors']}"
+        f"{1000 * r['client_cpu'] / labels:.2f} ms per label; errors {r['errors']}; machine's "
+        f"1-min load average {r['loadavg']:.1f} at the end"
     )
     if r["annotators"] == 1:
         line += " (per call: " + ", ".join(
@@ -1130,6 +1132,7 @@ def main() -> None:
         "counted and printed but do not make the exit status 1",
     )
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come, also into a file
     if not 1 <= args.batch <= 100:  # Django's DATA_UPLOAD_MAX_NUMBER_FILES is 100 in Label Studio
         ap.error("--batch must be between 1 and 100")
     if Path(args.ls_venv).resolve() == (ROOT / ".venv").resolve():
@@ -1146,7 +1149,8 @@ def main() -> None:
         kb = statistics.fmean(p.stat().st_size for p in images) / 1024
         print(
             f"{len(images)} distinct 512x512 JPEGs, {kb:.1f} KB each on average "
-            f"({time.perf_counter() - t0:.0f} s); {os.cpu_count()} CPUs"
+            f"({time.perf_counter() - t0:.0f} s); {os.cpu_count()} CPUs, 1-min load average "
+            f"{os.getloadavg()[0]:.1f}"
         )
         floor = plain_store(images, tmp / "plain")
         floor_ms = 1000 * floor / len(images)
