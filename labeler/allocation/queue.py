@@ -44,12 +44,37 @@ _LOCKS = {
 }
 
 
+# session.info: the project whose queue lock the session's innermost transaction holds, and how
+# (exclusive or not). A second request for the same lock in the same transaction (submit answering with
+# the next item stamps its first showing) is then no statement. Keyed by the transaction object itself:
+# a new transaction, or a savepoint (whose rollback releases what it took), takes the lock again.
+_HELD = "labeler_queue_lock_held"
+
+
+def _innermost(session: Session):
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _note_held(session: Session, project_id: int, exclusive: bool) -> None:
+    session.info[_HELD] = (_innermost(session), project_id, exclusive)
+
+
 def lock_project_queues(session: Session, project_id: int, *, exclusive: bool = False) -> None:
     """Hold the project's queue lock until the transaction ends: shared to submit, exclusive to rebalance."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection().execute(
-            _LOCKS[exclusive], {"space": QUEUE_LOCK_SPACE, "project": project_id}
-        )
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    held = session.info.get(_HELD)
+    if (
+        held is not None
+        and held[0] is _innermost(session)
+        and held[1] == project_id
+        and (held[2] or not exclusive)
+    ):
+        return
+    session.connection().execute(
+        _LOCKS[exclusive], {"space": QUEUE_LOCK_SPACE, "project": project_id}
+    )
+    _note_held(session, project_id, exclusive)
 
 
 def _begin_immediate(session: Session) -> None:
@@ -306,6 +331,12 @@ _ITEM_PROJECT_LABEL = (
 _ITEM_PROJECT_LABEL_LOCKED = _ITEM_PROJECT_LABEL.with_for_update(of=QueueItem)
 
 
+SUBMIT_NOT_IN_QUEUE = (
+    "This item is not in your queue: there is no such item, or it moved to another rater when the "
+    "project's allocation changed. Nothing was saved."
+)
+
+
 def item_for_submit(
     session: Session, rater: User, public_id: str
 ) -> tuple[QueueItem, Project, Label | None]:
@@ -329,9 +360,13 @@ def item_for_submit(
     stmt = _ITEM_PROJECT_LABEL_LOCKED if postgresql else _ITEM_PROJECT_LABEL
     row = session.execute(stmt, params).first()
     if row is None:
-        raise NotFound("no such item in your queue")
+        # read once, under the lock: an item a rebalance moved away before it is indistinguishable from
+        # an unknown id here (and must stay so: another rater's id is a plain 404), so say both
+        raise NotFound(SUBMIT_NOT_IN_QUEUE)
     item, project, label = row
     session.info[_READ_UNDER_WRITE_LOCK] = (session.get_transaction(), item.id)
+    if postgresql:
+        _note_held(session, item.project_id, exclusive=False)
     return item, project, label
 
 

@@ -154,6 +154,15 @@ def test_a_submit_for_an_item_moved_before_it_got_the_lock_answers_404_and_write
         assert admin.scalar(select(QueueItem.rater_id).where(QueueItem.image_id == image_id)) == (
             newcomer_id
         )
+    # the API's submit reads the item once, under the lock: its 404 says the item may have moved,
+    # in the same words as for an id that never was the rater's (another rater's stays a plain 404)
+    with database.write_session_factory() as s, pytest.raises(NotFound) as moved:
+        _submit_as_the_api(s, rater_id, item.public_id, ANSWER, 0, "api")
+    with database.write_session_factory() as s, pytest.raises(NotFound) as unknown:
+        _submit_as_the_api(s, rater_id, "no-such-item", ANSWER, 0, "api")
+    assert "moved to another rater" in moved.value.message
+    assert "Nothing was saved" in moved.value.message
+    assert moved.value.message == unknown.value.message
     try:
         with pytest.raises(NotFound, match="no longer in your queue"):
             labeling.submit_label(
