@@ -264,7 +264,7 @@ def annotator_loop(
             if kind == "next" and tool == "ls" and resp.status_code == 404:
                 return resp  # Label Studio: no task left for this annotator
             out["5xx"] += resp.status_code >= 500
-            fail(f"{method} {path}: {resp.status_code} {resp.text[:200]}")
+            fail(f"{method} {path}: {resp.status_code} {' '.join(resp.text[:400].split())[:200]}")
             return None
         return resp
 
@@ -404,7 +404,9 @@ def run_phase(
         errors=sum(o["errors"] for o in outs),
         server_errors=sum(o["5xx"] for o in outs),
         exhausted=sum(o["exhausted"] for o in outs),
-        duration=min(wall, duration) if any(o["exhausted"] for o in outs) else duration,
+        # from the barrier to the last annotator's end: the last labels started before --duration
+        # ran out and finished after it (about a second for Label Studio under load)
+        duration=wall,
         server_cpu=server_cpu,
         db_cpu=db_cpu,
         client_cpu=sum(o["client_cpu"] for o in outs),
@@ -434,7 +436,8 @@ def phase_line(label: str, r: dict) -> str:
     )
     if r["annotators"] == 1:
         line += " (per call: " + ", ".join(
-            f"{k} {1000 * r['cpu'][k] / max(1, r['calls'][k]):.2f} ms" for k in r["cpu"]
+            f"{k} {1000 * r['cpu'][k] / r['calls'][k]:.2f} ms" if r["calls"][k] else f"{k} -"
+            for k in r["cpu"]
         )
         line += ")"
     if r["db_cpu"] is not None:
