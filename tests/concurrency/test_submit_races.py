@@ -336,3 +336,132 @@ def test_a_scale_migration_waits_for_a_submission_in_flight(tmp_path):
                 assert (label.grade, label.version) == (4.0, 2)
         finally:
             database.engine.dispose()
+
+
+@pytest.mark.parametrize("failure", ["exception", "http_error"])
+def test_a_submit_that_fails_after_its_writes_leaves_no_lock_held_and_nothing_saved(
+    tmp_path, monkeypatch, failure
+):
+    """A PUT .../label?next=1 whose view fails after the queue lock and the label's flush (an
+    unexpected error: a 500, rolled back by its handler; a werkzeug HTTP error: a 400, rolled back only
+    when the request's session is closed) writes nothing and leaves nothing held: no open PostgreSQL
+    transaction, no advisory lock, SQLite's write gate free. The next submit then saves as usual."""
+    from werkzeug.exceptions import BadRequest
+
+    from labeler.api import labeling as api_labeling
+    from labeler.auth.services import create_token
+
+    with fresh_database(tmp_path, PG_URL) as url:
+        app = create_app(make_config(tmp_path, url, TESTING=False))
+        database = app.extensions["labeler_db"]
+        watcher = make_engine(url, isolation_level="AUTOCOMMIT") if PG_URL else None
+        try:
+            with database.session_factory() as s:
+                lead, rater, _project = small_project(s, "quality")
+                public_id = first_item(s, rater.id).public_id
+                _, token = create_token(s, lead, rater, "race")
+                s.commit()
+            real_submit = api_labeling.submit_label
+
+            def failing_submit(db, *args, **kwargs):
+                real_submit(db, *args, **kwargs)
+                db.flush()
+                if failure == "exception":
+                    raise RuntimeError("the view failed after writing")
+                raise BadRequest("the view refused after writing")
+
+            monkeypatch.setattr(api_labeling, "submit_label", failing_submit)
+            client = app.test_client()
+            headers = {"Authorization": f"Bearer {token}"}
+            body = {**ANSWER, "base_version": 0, "submission_id": "s1"}
+            resp = client.put(f"/api/v1/items/{public_id}/label?next=1", json=body, headers=headers)
+            assert resp.status_code == (500 if failure == "exception" else 400)
+            with database.session_factory() as s:
+                assert s.scalar(select(func.count(Label.id))) == 0
+            if watcher is not None:
+                with watcher.connect() as conn:
+                    leftovers = conn.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM pg_locks l JOIN pg_database d "
+                            "ON d.oid = l.database WHERE l.locktype = 'advisory' "
+                            "AND d.datname = current_database()), "
+                            "(SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND state LIKE 'idle in transaction%')"
+                        )
+                    ).one()
+                assert tuple(leftovers) == (0, 0)
+            else:  # the write gate is free: a writer on another thread gets through at once
+                wrote: list[int] = []
+
+                def write():
+                    with database.write_session_factory() as s:
+                        s.execute(
+                            text("UPDATE users SET name = name WHERE id = :id"), {"id": lead.id}
+                        )
+                        s.commit()
+                        wrote.append(1)
+
+                thread = threading.Thread(target=write)
+                thread.start()
+                thread.join(5)
+                assert wrote == [1], "SQLite's write gate was left held by the failed request"
+            monkeypatch.setattr(api_labeling, "submit_label", real_submit)
+            body["submission_id"] = "s2"
+            resp = client.put(f"/api/v1/items/{public_id}/label?next=1", json=body, headers=headers)
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+            with database.session_factory() as s:
+                assert s.scalar(select(func.count(Label.id))) == 1
+        finally:
+            if watcher is not None:
+                watcher.dispose()
+            database.engine.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="labeler/db.py sends BEGIN IMMEDIATE on the driver's connection (4a41c62): a refused BEGIN "
+    "raises sqlite3.OperationalError instead of SQLAlchemy's, which auth.login's handler of a busy "
+    "database no longer catches; remove this mark with the fix",
+)
+def test_a_begin_immediate_sqlite_refuses_raises_sqlalchemys_error_and_frees_the_gate(tmp_path):
+    """Another program holds SQLite's write lock past the busy timeout: the request's BEGIN IMMEDIATE
+    fails with SQLAlchemy's OperationalError (as any other statement's), and the write gate is free."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    if PG_URL:
+        pytest.skip("SQLite only: its BEGIN IMMEDIATE and write gate")
+    path = tmp_path / "begin.db"
+    engine = make_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        immediate = engine.execution_options(sqlite_immediate=True)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        refused: list[BaseException] = []
+        with Session(immediate) as s:
+            try:
+                s.execute(text("SELECT 1"))
+            except Exception as exc:  # noqa: BLE001 (its type is what is checked)
+                refused.append(exc)
+        other.execute("ROLLBACK")
+        other.close()
+        wrote: list[int] = []
+
+        def write():
+            with Session(immediate) as s:
+                s.execute(text("INSERT INTO t VALUES (1)"))
+                s.commit()
+                wrote.append(1)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join(5)
+        assert wrote == [1], "the write gate was left held by the refused BEGIN"
+        assert len(refused) == 1 and "locked" in str(refused[0])
+        assert isinstance(refused[0], OperationalError), type(refused[0])
+    finally:
+        engine.dispose()
