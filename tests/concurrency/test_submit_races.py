@@ -465,3 +465,67 @@ def test_a_begin_immediate_sqlite_refuses_raises_sqlalchemys_error_and_frees_the
         assert isinstance(refused[0], OperationalError), type(refused[0])
     finally:
         engine.dispose()
+
+
+def test_the_queue_lock_is_asked_for_again_whenever_the_transaction_may_not_hold_it():
+    """allocation.queue remembers the queue lock its transaction holds (de0f3f0): after a commit, a
+    rollback, a rolled-back savepoint, or for exclusive over shared, the lock is taken again; the one
+    request it skips is one the transaction's own lock covers (PostgreSQL's pg_locks says so)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from labeler.allocation.queue import QUEUE_LOCK_SPACE, lock_project_queues
+
+    if not PG_URL:
+        pytest.skip("PostgreSQL only: SQLite has no queue lock")
+    engine = make_engine(PG_URL)
+    asked: list[str] = []
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_a: (
+            asked.append(statement) if "pg_advisory_xact_lock" in statement else None
+        ),
+    )
+    project = 987_654_321
+    try:
+        with engine.connect() as watcher, Session(engine) as s:
+
+            def lock(exclusive: bool = False) -> int:
+                """Take the lock; how many lock statements that sent, once checked as held."""
+                pid = s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                before = len(asked)
+                lock_project_queues(s, project, exclusive=exclusive)
+                modes = set(
+                    watcher.execute(
+                        text(
+                            "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                            "AND classid = :space AND objid = :project AND pid = :pid"
+                        ),
+                        {"space": QUEUE_LOCK_SPACE, "project": project, "pid": pid},
+                    ).scalars()
+                )
+                assert "ExclusiveLock" in modes if exclusive else modes, modes
+                return len(asked) - before
+
+            assert lock() == 1
+            assert lock() == 0  # held by this transaction
+            savepoint = s.begin_nested()
+            assert lock() == 1  # a savepoint takes it on its own
+            savepoint.rollback()
+            # the transaction's own is still held: asking again (the memo names the savepoint) costs
+            # a statement, never correctness
+            assert lock() in (0, 1)
+            s.commit()
+            assert lock() == 1  # a new transaction
+            s.rollback()
+            savepoint = s.begin_nested()
+            assert lock() == 1
+            savepoint.rollback()  # released with the savepoint
+            assert lock() == 1
+            assert lock(exclusive=True) == 1  # exclusive is not covered by shared
+            assert lock() == 0  # shared is covered by exclusive
+            s.close()
+            assert lock() == 1
+    finally:
+        engine.dispose()
