@@ -1,7 +1,7 @@
 """Benchmark the labeling loop over HTTP: gunicorn serving the app, simulated raters, SQLite then PostgreSQL.
 
 Run: .venv/bin/python bench/labeling.py [--duration 30] [--raters 16] [--images N] [--pg URL] [--only DB]
-[--submit-next] [--no-floor] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
+[--submit-next] [--think-ms MS] [--no-floor] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
 (--pg defaults to LABELER_TEST_DATABASE_URL, whose database is only the admin connection: a scratch
 database is created next to it and dropped; without it only SQLite runs.)
 
@@ -14,6 +14,9 @@ next -> image -> submit for ``--duration`` seconds:
     GET /api/v1/projects/{id}/queue/next   GET /api/v1/items/{id}/image   PUT /api/v1/items/{id}/label
 
 With --submit-next the submit answers with the next item (PUT .../label?next=1): two requests per label.
+With --think-ms each rater pauses that long after each label (a person looking at the image): latency
+under a given load rather than at saturation. Without it the raters form a closed loop with no pause,
+which saturates a 2-core machine, so that p95 is mostly queueing.
 
 Printed per phase: p50/p95 of each call, p95 of submit + the following next (what a rater waits for
 between images), labels/s and errors; server CPU per label cycle, read from /proc for gunicorn's
@@ -116,6 +119,7 @@ def rater_loop(
     results,
     server_pids=None,
     submit_next: bool = False,
+    think_s: float = 0.0,
 ) -> None:
     """Label items until ``duration`` seconds after the barrier; put latencies (ms) and errors on ``results``.
 
@@ -233,6 +237,9 @@ def rater_loop(
             if last is False:
                 out["exhausted"] = True
                 break
+            if think_s:  # looking at the next image before answering (not timed)
+                time.sleep(think_s)
+                last = None  # the wait is the rater's, not part of submit + next
         out["client_cpu"] = time.process_time() - cpu0
     finally:
         http.close()
@@ -455,6 +462,7 @@ def run_phase(
     duration: float,
     server_pid: int,
     submit_next: bool = False,
+    think_s: float = 0.0,
 ) -> dict:
     """Run one simulated rater per token at once; merged latencies, counts and CPU seconds (from /proc:
     the server's process tree over the phase, the raters' own, and per call kind with one rater)."""
@@ -470,7 +478,7 @@ def run_phase(
     procs = [
         ctx.Process(
             target=rater_loop,
-            args=(base, project_id, t, duration, barrier, results, per_call, submit_next),
+            args=(base, project_id, t, duration, barrier, results, per_call, submit_next, think_s),
             daemon=True,
         )
         for t in tokens
@@ -564,7 +572,13 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
             )
             for tokens_now in ([tokens[0]], tokens[1:]):
                 result = run_phase(
-                    base, project_id, tokens_now, args.duration, server.pid, args.submit_next
+                    base,
+                    project_id,
+                    tokens_now,
+                    args.duration,
+                    server.pid,
+                    args.submit_next,
+                    args.think_ms / 1000,
                 )
                 per_cycle.append(report(label, len(tokens_now), result))
                 errors += result["errors"]
@@ -622,7 +636,13 @@ def floor_phases(
         print(f"[{name}] bench/floor_app.py (no database, no sign-in), same server settings")
         for tokens_now in ([tokens[0]], tokens[1:]):
             result = run_phase(
-                base, project_id, tokens_now, args.duration, server.pid, args.submit_next
+                base,
+                project_id,
+                tokens_now,
+                args.duration,
+                server.pid,
+                args.submit_next,
+                args.think_ms / 1000,
             )
             floor.append(report(name, len(tokens_now), result))
             errors += result["errors"]
@@ -652,6 +672,13 @@ def main() -> None:
         "--submit-next",
         action="store_true",
         help="the submit answers with the next item (PUT .../label?next=1): two requests per label",
+    )
+    ap.add_argument(
+        "--think-ms",
+        type=float,
+        default=0,
+        help="each rater waits this long after each label, as a person looks at the next image "
+        "(default 0: as fast as the server answers, a closed loop that saturates a small machine)",
     )
     ap.add_argument(
         "--no-floor",
