@@ -66,6 +66,8 @@ def proc_cpu(pids: list[int]) -> float:
     Read from /proc/PID/task/TID/schedstat (nanoseconds on CPU, user and system), not /proc/PID/stat:
     that one counts in 10 ms ticks, too coarse to split one rater's CPU among calls of a few ms.
     """
+    if not os.path.exists("/proc/self/schedstat"):  # a kernel without it: no figure, not a zero
+        raise SystemExit("bench: /proc/PID/schedstat is missing on this machine; no CPU figures")
     total = 0
     for pid in pids:
         try:
@@ -408,12 +410,10 @@ def start_server(
     app_spec: str = "wsgi:app",
 ) -> subprocess.Popen:
     """gunicorn serving ``app_spec`` (labeler's wsgi:app, or the floor app from bench/)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--pythonpath",
-        str(ROOT / "bench"),
+    cmd = [sys.executable, "-m", "gunicorn"]
+    if app_spec != "wsgi:app":  # the floor app lives in bench/ (kept off labeler's own path)
+        cmd += ["--pythonpath", str(ROOT / "bench")]
+    cmd += [
         app_spec,
         "--bind",
         f"{HOST}:{port}",

@@ -15,7 +15,7 @@ import click
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 
 from .errors import LabelerError
@@ -80,15 +80,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn):
             # IMMEDIATE takes the write lock up front (waiting out the busy timeout): a deferred transaction
             # that reads and then writes fails at once if another writer committed since its read
-            # sent to the driver directly: SQLAlchemy's statement machinery (events, an execution
-            # context, a result) cost about 4% of a label cycle's CPU for a statement with no result
-            driver = conn.connection.driver_connection
             if not conn.get_execution_options().get("sqlite_immediate"):
-                driver.execute("BEGIN")
+                _driver_begin(conn, "BEGIN")
                 return
             gate.acquire()
             try:
-                driver.execute("BEGIN IMMEDIATE")
+                _driver_begin(conn, "BEGIN IMMEDIATE")
             except BaseException:
                 gate.release()
                 raise
@@ -108,6 +105,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 gate.release()
 
     return engine
+
+
+def _driver_begin(conn: Any, statement: str) -> None:
+    """SQLite: BEGIN sent on the driver's connection, not through exec_driver_sql (SQLAlchemy's events,
+    execution context and result cost about 4% of a label cycle's CPU for a statement with no result).
+    A refusal (the database locked past the busy timeout) is raised as SQLAlchemy's error, as from any
+    other statement: callers catch sqlalchemy.exc.OperationalError."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        conn.connection.driver_connection.execute(statement)
+    except dbapi_error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi_error) from exc
 
 
 def _check_connections_at_checkout(engine: Engine) -> None:

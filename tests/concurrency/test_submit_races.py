@@ -417,12 +417,6 @@ def test_a_submit_that_fails_after_its_writes_leaves_no_lock_held_and_nothing_sa
             database.engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="labeler/db.py sends BEGIN IMMEDIATE on the driver's connection (4a41c62): a refused BEGIN "
-    "raises sqlite3.OperationalError instead of SQLAlchemy's, which auth.login's handler of a busy "
-    "database no longer catches; remove this mark with the fix",
-)
 def test_a_begin_immediate_sqlite_refuses_raises_sqlalchemys_error_and_frees_the_gate(tmp_path):
     """Another program holds SQLite's write lock past the busy timeout: the request's BEGIN IMMEDIATE
     fails with SQLAlchemy's OperationalError (as any other statement's), and the write gate is free."""
