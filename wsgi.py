@@ -8,5 +8,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from labeler import create_app
+from labeler.labeling import icd10
 
 app = create_app()
+# The ICD-10-CM index (about 2.5 s of CPU) is built while the worker boots, before it takes requests,
+# not by the first save that names a diagnosis: that rater waited seconds after every worker start,
+# and gunicorn replaces each worker after about 2000 requests (labeler serve, README). While a worker
+# boots, the others serve.
+icd10.index()

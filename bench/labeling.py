@@ -593,23 +593,37 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
                 f"{args.duration:g} s per phase"
                 + (", the submit answers with the next item" if args.submit_next else "")
             )
-            for tokens_now in ([tokens[0]], tokens[1:]):
-                result = run_phase(
-                    base,
-                    project_id,
-                    tokens_now,
-                    args.duration,
-                    server.pid,
-                    args.submit_next,
-                    args.think_ms / 1000,
-                )
-                per_cycle.append(report(label, len(tokens_now), result))
-                errors += result["errors"]
+            per_cycle, errors = both_phases(label, base, server, project_id, tokens, args)
         finally:
             stop_server(label, server, log, errors)
         if args.floor and not errors:
             errors += floor_phases(label, args, tmp_path, project_id, tokens, per_cycle)
     return errors
+
+
+def both_phases(
+    label: str,
+    base: str,
+    server: subprocess.Popen,
+    project_id: int,
+    tokens: list[str],
+    args: argparse.Namespace,
+) -> tuple[list[float], int]:
+    """One rater, then the others at once: each phase's server CPU per cycle (ms), and the errors."""
+    per_cycle, errors = [], 0
+    for tokens_now in ([tokens[0]], tokens[1:]):
+        result = run_phase(
+            base,
+            project_id,
+            tokens_now,
+            args.duration,
+            server.pid,
+            args.submit_next,
+            args.think_ms / 1000,
+        )
+        per_cycle.append(report(label, len(tokens_now), result))
+        errors += result["errors"]
+    return per_cycle, errors
 
 
 def stop_server(label: str, server: subprocess.Popen, log: Path, errors: int) -> None:
@@ -657,18 +671,7 @@ def floor_phases(
     try:
         wait_ready(base, server, workers=args.workers)
         print(f"[{name}] bench/floor_app.py (no database, no sign-in), same server settings")
-        for tokens_now in ([tokens[0]], tokens[1:]):
-            result = run_phase(
-                base,
-                project_id,
-                tokens_now,
-                args.duration,
-                server.pid,
-                args.submit_next,
-                args.think_ms / 1000,
-            )
-            floor.append(report(name, len(tokens_now), result))
-            errors += result["errors"]
+        floor, errors = both_phases(name, base, server, project_id, tokens, args)
     finally:
         stop_server(name, server, log, errors)
     for n, ours, base_ms in zip((1, len(tokens) - 1), labeler_per_cycle, floor, strict=False):
