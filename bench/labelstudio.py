@@ -920,7 +920,7 @@ def run_labeler(
     server = labeling.start_server(env, port, args.workers, args.threads, log)
     result: dict = {"errors": 0}
     try:
-        labeling.wait_ready(base, server)
+        labeling.wait_ready(base, server, workers=args.workers)
         what = f"gunicorn gthread {args.workers} workers x {args.threads} threads"
         result["server"] = what
         print(f"[{label}] {what} on {base}")
