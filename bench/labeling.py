@@ -46,7 +46,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # requests go here only
@@ -478,6 +480,42 @@ def wait_quiet(server: subprocess.Popen, workers: int | None = None, timeout: fl
     raise SystemExit(f"gunicorn did not settle within {timeout:g} s")
 
 
+def run_processes(
+    target: Callable[..., None],
+    args_for: Callable[[str, Any, Any], tuple],
+    tokens: list[str],
+    measure: Callable[[], Any],
+    *,
+    timeout: float,
+    result_timeout: float,
+) -> tuple[list[dict], Any, Any]:
+    """One simulated rater per token, each in its own process running ``target(*args_for(token,
+    barrier, results))``; they start together at a barrier and each puts one dict on ``results``.
+
+    Returns those dicts and what ``measure()`` read just after the barrier and just after the last
+    result (server CPU, a database meter, a clock). Processes are spawned: they import only what
+    ``target``'s module needs (requests), not the app or the parent's connections.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(len(tokens) + 1)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=target, args=args_for(token, barrier, results), daemon=True)
+        for token in tokens
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=timeout)
+    before = measure()
+    outs = [results.get(timeout=result_timeout) for _ in procs]
+    after = measure()
+    for p in procs:
+        p.join(timeout=10)
+    return outs, before, after
+
+
 def run_phase(
     base: str,
     project_id: int,
@@ -489,31 +527,27 @@ def run_phase(
 ) -> dict:
     """Run one simulated rater per token at once; merged latencies, counts and CPU seconds (from /proc:
     the server's process tree over the phase, the raters' own, and per call kind with one rater)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context(
-        "spawn"
-    )  # children import only requests, not the app or the parent's connections
-    barrier = ctx.Barrier(len(tokens) + 1)
-    results = ctx.Queue()
     server_pids = process_tree(server_pid)
     per_call = server_pids if len(tokens) == 1 else None
-    procs = [
-        ctx.Process(
-            target=rater_loop,
-            args=(base, project_id, t, duration, barrier, results, per_call, submit_next, think_s),
-            daemon=True,
-        )
-        for t in tokens
-    ]
-    for p in procs:
-        p.start()
-    barrier.wait(timeout=120)
-    cpu0 = proc_cpu(server_pids)
-    outs = [results.get(timeout=duration + 120) for _ in procs]
-    server_cpu = proc_cpu(server_pids) - cpu0
-    for p in procs:
-        p.join(timeout=10)
+    outs, cpu0, cpu1 = run_processes(
+        rater_loop,
+        lambda token, barrier, results: (
+            base,
+            project_id,
+            token,
+            duration,
+            barrier,
+            results,
+            per_call,
+            submit_next,
+            think_s,
+        ),
+        tokens,
+        lambda: proc_cpu(server_pids),
+        timeout=120,
+        result_timeout=duration + 120,
+    )
+    server_cpu = cpu1 - cpu0
     merged = {
         k: [v for o in outs for v in o[k]]
         for k in ("next", "image", "submit", "submit_next", "samples")

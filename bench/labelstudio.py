@@ -372,32 +372,32 @@ def run_phase(
     db_meter: DbMeter | None = None,
 ) -> dict:
     """One simulated annotator per token at once; merged latencies, counts and CPU seconds."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")  # children import requests only
-    barrier = ctx.Barrier(len(tokens) + 1)
-    results = ctx.Queue()
     per_call = server_root if len(tokens) == 1 else None
-    procs = [
-        ctx.Process(
-            target=annotator_loop,
-            args=(tool, base, project_id, t, duration, barrier, results, per_call, submit_next),
-            daemon=True,
-        )
-        for t in tokens
-    ]
-    for p in procs:
-        p.start()
-    barrier.wait(timeout=300)
-    db0 = db_meter.snapshot() if db_meter else {}
-    cpu0 = tree_cpu(server_root)
-    t0 = time.perf_counter()
-    outs = [results.get(timeout=duration + 300) for _ in procs]
-    wall = time.perf_counter() - t0
-    server_cpu = tree_cpu(server_root) - cpu0
-    db_cpu = DbMeter.used(db0, db_meter.snapshot()) if db_meter else None
-    for p in procs:
-        p.join(timeout=10)
+
+    def measure() -> tuple[dict, float, float]:
+        return (db_meter.snapshot() if db_meter else {}, tree_cpu(server_root), time.perf_counter())
+
+    outs, (db0, cpu0, t0), (db1, cpu1, t1) = labeling.run_processes(
+        annotator_loop,
+        lambda token, barrier, results: (
+            tool,
+            base,
+            project_id,
+            token,
+            duration,
+            barrier,
+            results,
+            per_call,
+            submit_next,
+        ),
+        tokens,
+        measure,
+        timeout=300,
+        result_timeout=duration + 300,
+    )
+    wall = t1 - t0
+    server_cpu = cpu1 - cpu0
+    db_cpu = DbMeter.used(db0, db1) if db_meter else None
     merged = {k: [v for o in outs for v in o[k]] for k in ("next", "image", "submit", "samples")}
     merged.update(
         labels=sum(o["labels"] for o in outs),
