@@ -46,7 +46,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -283,15 +284,28 @@ def server_env(url: str, instance: Path) -> dict[str, str]:
     }
 
 
+@contextmanager
+def environ(env: dict[str, str]) -> Iterator[None]:
+    """os.environ with ``env`` on top for the block (the app reads its settings from it), then as before."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def setup_project(
     env: dict[str, str], images: int, n_raters: int, tmp: Path
 ) -> tuple[int, list[str]]:
     """db upgrade, projects create, images import, users add + token, allocate: the CLI, in this process."""
     from labeler import create_app
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environ(env):
         app = create_app()
         runner = app.test_cli_runner()
 
@@ -334,12 +348,6 @@ def setup_project(
         print("  " + out.splitlines()[0])
         app.extensions["labeler_db"].engine.dispose()
         return project_id, tokens
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def statement_table(label: str, env: dict[str, str], project_id: int, token: str) -> None:
@@ -349,16 +357,8 @@ def statement_table(label: str, env: dict[str, str], project_id: int, token: str
 
     from labeler import create_app
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environ(env):
         app = create_app()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     engine = app.extensions["labeler_db"].engine
     seen: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))

@@ -858,28 +858,13 @@ def labeler_cli(env: dict[str, str]):
     """A function running labeler's CLI in this process with ``env``, and the app (to dispose)."""
     from labeler import create_app
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with labeling.environ(env):
         app = create_app()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     runner = app.test_cli_runner()
 
     def cli(*args: str) -> str:
-        os.environ.update(env)
-        try:
+        with labeling.environ(env):
             result = runner.invoke(args=list(args))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         if result.exit_code != 0:
             raise SystemExit(
                 f"labeler {' '.join(args)} failed: {result.output}{result.exception or ''}"
