@@ -827,15 +827,7 @@ def run_ls(args: argparse.Namespace, images: list[Path], tmp: Path) -> dict:
             check,
             proc.pid,
         )
-        result["import"] = imp
-        result["errors"] += imp["errors"]
-        print(
-            f"[ls] import: {imp['count']} uploads in batches of {args.batch}: server CPU "
-            f"{imp['cpu']:.2f} s ({1000 * imp['cpu'] / imp['count']:.2f} ms per image), "
-            f"wall {imp['wall']:.1f} s, errors {imp['errors']}"
-        )
-        for s in imp["samples"]:
-            print(f"[ls]     error: {s}")
+        report_import("ls", imp, args.batch, result)
         for name, toks in (("one", tokens["annotators"][:1]), ("load", tokens["annotators"][1:])):
             r = run_phase("ls", base, project_id, toks, args.duration, proc.pid)
             result[name] = r
@@ -849,6 +841,25 @@ def run_ls(args: argparse.Namespace, images: list[Path], tmp: Path) -> dict:
         if result["errors"] or proc.returncode not in (0, -15, 30):
             print(f"[ls] server log (last lines):\n{log_tail(log)}")
     return result
+
+
+def report_import(label: str, imp: dict, batch: int, result: dict) -> None:
+    """Print one server's import figures (and its errors) and add them to its result."""
+    result["import"] = imp
+    result["errors"] += imp["errors"]
+    db = imp.get("db_cpu")
+    print(
+        f"[{label}] import: {imp['count']} uploads in batches of {batch}: server CPU "
+        f"{imp['cpu']:.2f} s ({1000 * imp['cpu'] / imp['count']:.2f} ms per image), "
+        f"wall {imp['wall']:.1f} s, errors {imp['errors']}"
+        + (
+            f"; PostgreSQL backends {1000 * db / imp['count']:.2f} ms per image"
+            if db is not None
+            else ""
+        )
+    )
+    for sample in imp["samples"]:
+        print(f"[{label}]     error: {sample}")
 
 
 # -- labeler ---------------------------------------------------------------------------------------------
@@ -930,20 +941,7 @@ def run_labeler(
             server.pid,
             db_meter,
         )
-        result["import"] = imp
-        result["errors"] += imp["errors"]
-        print(
-            f"[{label}] import: {imp['count']} uploads in batches of {args.batch}: server CPU "
-            f"{imp['cpu']:.2f} s ({1000 * imp['cpu'] / imp['count']:.2f} ms per image), "
-            f"wall {imp['wall']:.1f} s, errors {imp['errors']}"
-            + (
-                f"; PostgreSQL backends {1000 * imp['db_cpu'] / imp['count']:.2f} ms per image"
-                if imp["db_cpu"] is not None
-                else ""
-            )
-        )
-        for s in imp["samples"]:
-            print(f"[{label}]     error: {s}")
+        report_import(label, imp, args.batch, result)
         if imp["errors"]:
             return result
         out = cli(
