@@ -1,7 +1,7 @@
 """Benchmark the labeling loop over HTTP: gunicorn serving the app, simulated raters, SQLite then PostgreSQL.
 
 Run: .venv/bin/python bench/labeling.py [--duration 30] [--raters 16] [--images N] [--pg URL] [--only DB]
-[--submit-next] [--think-ms MS] [--no-floor] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
+[--submit-next] [--think-ms MS [--think-fixed]] [--no-floor] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
 (--pg defaults to LABELER_TEST_DATABASE_URL, whose database is only the admin connection: a scratch
 database is created next to it and dropped; without it only SQLite runs.)
 
@@ -14,9 +14,12 @@ next -> image -> submit for ``--duration`` seconds:
     GET /api/v1/projects/{id}/queue/next   GET /api/v1/items/{id}/image   PUT /api/v1/items/{id}/label
 
 With --submit-next the submit answers with the next item (PUT .../label?next=1): two requests per label.
-With --think-ms each rater pauses that long after each label (a person looking at the image): latency
-under a given load rather than at saturation. Without it the raters form a closed loop with no pause,
-which saturates a 2-core machine, so that p95 is mostly queueing.
+With --think-ms each rater pauses that long on average after each label (a person looking at the
+image; exponentially distributed, and the raters start spread over one pause): latency under a given
+load rather than at saturation. --think-fixed makes every pause exactly that long with every rater
+starting together, so all submits arrive at once every cycle (a burst: the worst case, not a load
+people make). Without --think-ms the raters form a closed loop with no pause, which saturates a 2-core
+machine, so that p95 is mostly queueing.
 
 Printed per phase: p50/p95 of each call, p95 of submit + the following next (what a rater waits for
 between images), labels/s and errors; server CPU per label cycle, read from /proc for gunicorn's
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import random
 import secrets
 import socket
 import statistics
@@ -125,8 +129,14 @@ def rater_loop(
     server_pids=None,
     submit_next: bool = False,
     think_s: float = 0.0,
+    think_fixed: bool = False,
 ) -> None:
     """Label items until ``duration`` seconds after the barrier; put latencies (ms) and errors on ``results``.
+
+    ``think_s``: the rater's mean pause per label, drawn from an exponential distribution (people do not
+    look at every image for the same time), the first one before the first timed label so the raters
+    do not start in step; ``think_fixed``: exactly ``think_s`` each time, every rater released by the
+    barrier at once, so all of them send their submits together, every cycle (a burst, the worst case).
 
     With ``server_pids`` (the one-rater phase: the server does nothing else) the server's CPU is read
     from /proc before and after each call and added to that call's kind, so each kind gets its share.
@@ -232,7 +242,14 @@ def rater_loop(
     try:
         for _ in range(WARMUP_LOOPS):  # connections and caches, not timed
             one_loop(False, None)
+        rng = random.Random(token)  # a rater's own pauses, the same in every run
+
+        def pause() -> float:
+            return think_s if think_fixed else rng.expovariate(1 / think_s)
+
         barrier.wait(timeout=120)
+        if think_s and not think_fixed:
+            time.sleep(rng.uniform(0, think_s))  # arrivals spread out from the start
         recording[0] = True
         end = time.perf_counter() + duration
         cpu0 = time.process_time()
@@ -243,7 +260,7 @@ def rater_loop(
                 out["exhausted"] = True
                 break
             if think_s:  # looking at the next image before answering (not timed)
-                time.sleep(think_s)
+                time.sleep(pause())
                 last = None  # the wait is the rater's, not part of submit + next
         out["client_cpu"] = time.process_time() - cpu0
     finally:
@@ -524,6 +541,7 @@ def run_phase(
     server_pid: int,
     submit_next: bool = False,
     think_s: float = 0.0,
+    think_fixed: bool = False,
 ) -> dict:
     """Run one simulated rater per token at once; merged latencies, counts and CPU seconds (from /proc:
     the server's process tree over the phase, the raters' own, and per call kind with one rater)."""
@@ -541,6 +559,7 @@ def run_phase(
             per_call,
             submit_next,
             think_s,
+            think_fixed,
         ),
         tokens,
         lambda: proc_cpu(server_pids),
@@ -654,6 +673,7 @@ def both_phases(
             server.pid,
             args.submit_next,
             args.think_ms / 1000,
+            args.think_fixed,
         )
         per_cycle.append(report(label, len(tokens_now), result))
         errors += result["errors"]
@@ -737,8 +757,15 @@ def main() -> None:
         "--think-ms",
         type=float,
         default=0,
-        help="each rater waits this long after each label, as a person looks at the next image "
-        "(default 0: as fast as the server answers, a closed loop that saturates a small machine)",
+        help="each rater pauses this long on average after each label, as a person looks at the next "
+        "image (exponentially distributed, first pause before the first label; default 0: as fast as "
+        "the server answers, a closed loop that saturates a small machine)",
+    )
+    ap.add_argument(
+        "--think-fixed",
+        action="store_true",
+        help="every pause exactly --think-ms and every rater starting together: all submits arrive "
+        "at once, every cycle (a burst, the worst case)",
     )
     ap.add_argument(
         "--no-floor",
