@@ -25,7 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth.views import bp as auth_bp
     from .capture.views import bp as capture_bp
     from .cases.views import bp as cases_bp
-    from .config import ConfigError, content_security_policy, load_settings
+    from .config import ConfigError, load_settings, security_headers
     from .guidelines.views import bp as guidelines_bp
     from .images.storage import StorageConfigError, storage_from_config
     from .images.views import bp as images_bp
@@ -80,18 +80,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     assist_compute.init_app(app)  # pre-labeling's suggestions for every import's new images
     webhook_dispatch.init_app(app)  # deliveries are sent once their transaction commits
     cli.init_app(app)
-    csp = content_security_policy(app.config)
+    headers = [(name.lower(), (name, value)) for name, value in security_headers(app.config)]
 
     @app.after_request
     def _security_headers(resp):
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
-        resp.headers.setdefault("Content-Security-Policy", csp)
-        # cross-origin isolation on every response (a worker script without COEP hangs
-        # onnxruntime-web's threaded WASM silently): everything the pages load is same-origin
-        resp.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        resp.headers.setdefault("Cross-Origin-Embedder-Policy", "require-corp")
+        # one pass over the answer's headers (a page may set its own CSP), not one per header
+        present = {name.lower() for name, _value in resp.headers}
+        resp.headers.extend([header for lower, header in headers if lower not in present])
         return resp
 
     @app.context_processor

@@ -208,6 +208,20 @@ def content_security_policy(cfg: Mapping[str, Any]) -> str:
     )
 
 
+def security_headers(cfg: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The headers on every answer: the app's own (labeler/__init__.py) and the files nginx serves
+    (labeler/deploy/nginx.py). Cross-origin isolation everywhere: a worker script without COEP hangs
+    onnxruntime-web's threaded WASM silently, and everything the pages load is same-origin."""
+    return (
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Content-Security-Policy", content_security_policy(cfg)),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Cross-Origin-Embedder-Policy", "require-corp"),
+    )
+
+
 def _instance_secret(instance: Path) -> str:
     instance.mkdir(parents=True, exist_ok=True)
     path = instance / "secret_key"

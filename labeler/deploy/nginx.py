@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from ..config import content_security_policy
+from ..config import security_headers
 from ..images.serve import ACCEL_PREFIX
 
 # nginx's limit sits this far above the app's, so a body just over the limit is refused by the app
@@ -108,14 +108,7 @@ def render(
     # the headers the app sets on its own answers (labeler/__init__.py), for the files nginx serves
     static_headers = "\n".join(
         f'        add_header {name} "{value}" always;'
-        for name, value in (
-            ("X-Content-Type-Options", "nosniff"),
-            ("X-Frame-Options", "DENY"),
-            ("Referrer-Policy", "same-origin"),
-            ("Content-Security-Policy", content_security_policy(app.config)),
-            ("Cross-Origin-Opener-Policy", "same-origin"),
-            ("Cross-Origin-Embedder-Policy", "require-corp"),
-        )
+        for name, value in security_headers(app.config)
     )
     if hsts:
         static_headers += "\n        " + hsts
