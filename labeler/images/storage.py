@@ -17,14 +17,17 @@ blob URL or SAS link: a blob's name is its content hash, so two raters could com
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import logging
 import os
+import random
 import re
-import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
@@ -35,6 +38,10 @@ _KEY_RE = re.compile(r"[a-z0-9._-]+(?:/[a-z0-9._-]+)*")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_KEY_LEN = 512
 _TMP_PREFIX = ".tmp-"
+# temp files: created new (never an existing file or a symlink planted under the name), write-only
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+_TMP_TRIES = 100  # random 64-bit names: a clash is already unheard of
+_random_bits = random.getrandbits  # user space (no syscall); reseeded in a forked child
 CHUNK = 256 * 1024  # bytes per streamed piece (reads, copies, responses)
 
 
@@ -114,8 +121,10 @@ def validate_key(key: str) -> str:
         not isinstance(key, str)
         or len(key) > _MAX_KEY_LEN
         or not _KEY_RE.fullmatch(key)
-        # No ".", ".." or hidden segments: hidden names are reserved for temp files.
-        or any(part.startswith(".") for part in key.split("/"))
+        # No ".", ".." or hidden segments: hidden names are reserved for temp files. (The pattern
+        # allows no empty segment, so a segment starts with "." exactly where these find one.)
+        or key[0] == "."
+        or "/." in key
     ):
         raise InvalidKey(f"invalid storage key {key!r}")
     return key
@@ -135,6 +144,7 @@ class LocalStorage:
 
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = Path(root).resolve()
+        self._root = str(self.root)
         self.fsync = fsync
         self._deferred = False
 
@@ -150,24 +160,10 @@ class LocalStorage:
         """
         sync_now = self.fsync and durable
         self._deferred |= self.fsync and not durable
-        dest = self._path(key)
-        if self._same_content(dest, data):
+        dest = self._file(key)
+        if _same_content(dest, data):
             return
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                if sync_now:
-                    os.fsync(f.fileno())
-                os.fchmod(f.fileno(), 0o644)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        if sync_now:
-            _fsync_dir(dest.parent)
+        self._write_atomically(dest, partial(_write_all, data=data), sync_now)
 
     def make_durable(self) -> None:
         """Flush every write made with durable=False (files and renames) to disk."""
@@ -211,22 +207,53 @@ class LocalStorage:
 
     def put_stream(self, key: str, fh: BinaryIO) -> None:
         """Store what ``fh`` yields under ``key``, copied in pieces: all of it or nothing."""
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+        self._write_atomically(self._file(key), partial(_copy_all, fh=fh), self.fsync)
+
+    def _file(self, key: str) -> str:
+        """The blob's file as a string path (os calls on strings: no pathlib work per write)."""
+        return f"{self._root}/{validate_key(key)}"
+
+    @staticmethod
+    def _write_atomically(dest: str, write: Callable[[int], None], sync: bool) -> None:
+        """Write a hidden temp file next to ``dest`` with ``write(fd)``, then rename it into place.
+
+        The temp file is created with O_EXCL under a random name in the destination folder; the
+        folders are created only when that fails for want of them (one syscall less per write into
+        an existing folder). Mode 0644, fsynced (file, then folder) when ``sync``; on any error the
+        temp file is removed and ``dest`` is left as it was.
+        """
+        folder = dest.rpartition("/")[0]
+        tmp = fd = None
+        for _ in range(_TMP_TRIES):
+            tmp = f"{folder}/{_TMP_PREFIX}{_random_bits(64):016x}"
+            try:
+                fd = os.open(tmp, _TMP_FLAGS, 0o600)
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+                try:
+                    fd = os.open(tmp, _TMP_FLAGS, 0o600)
+                except FileExistsError:
+                    continue
+            except FileExistsError:
+                continue
+            break
+        if fd is None:
+            raise FileExistsError(errno.EEXIST, "no unused temporary name", folder)
         try:
-            with os.fdopen(fd, "wb") as f:
-                shutil.copyfileobj(fh, f, CHUNK)
-                f.flush()
-                if self.fsync:
-                    os.fsync(f.fileno())
-                os.fchmod(f.fileno(), 0o644)
+            try:
+                write(fd)
+                os.fchmod(fd, 0o644)
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, dest)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
-        if self.fsync:
-            _fsync_dir(dest.parent)
+        if sync:
+            _fsync_dir(folder)
 
     def stream(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         """The blob's bytes from ``start`` (``length`` of them, or to the end), in pieces.
@@ -251,15 +278,6 @@ class LocalStorage:
                 key = name if rel_dir == "." else f"{rel_dir}/{name}"
                 if _KEY_RE.fullmatch(key):
                     yield key
-
-    @staticmethod
-    def _same_content(dest: Path, data: bytes) -> bool:
-        try:
-            if dest.stat().st_size != len(data):
-                return False
-            return dest.read_bytes() == data
-        except FileNotFoundError:
-            return False
 
 
 class _FilePieces:
@@ -486,7 +504,36 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def _fsync_dir(path: Path) -> None:
+def _same_content(dest: str, data: bytes) -> bool:
+    """Whether ``dest`` already holds exactly ``data`` (a content-addressed blob written before)."""
+    try:
+        if os.stat(dest).st_size != len(data):
+            return False
+        with open(dest, "rb") as f:
+            return f.read() == data
+    except FileNotFoundError:
+        return False
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to ``fd`` (os.write may write less than it is given)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)
+        while written < len(view):
+            n = os.write(fd, view[written:])
+            if not n:
+                raise OSError(errno.EIO, "the file takes no more bytes")
+            written += n
+
+
+def _copy_all(fd: int, fh: BinaryIO) -> None:
+    """Copy what ``fh`` yields to ``fd``, CHUNK bytes at a time."""
+    while piece := fh.read(CHUNK):
+        _write_all(fd, piece)
+
+
+def _fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

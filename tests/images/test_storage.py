@@ -1,9 +1,11 @@
 import hashlib
+import io
 import os
 from pathlib import Path
 
 import pytest
 
+from labeler.images import storage as storage_module
 from labeler.images.storage import InvalidKey, LocalStorage, Storage, content_key, validate_key
 
 SHA = hashlib.sha256(b"x").hexdigest()
@@ -122,3 +124,61 @@ def test_iter_keys(storage: LocalStorage) -> None:
     assert list(storage.iter_keys("missing")) == []
     with pytest.raises(InvalidKey):
         list(storage.iter_keys("../"))
+
+
+def test_put_creates_missing_folders(storage: LocalStorage) -> None:
+    key = content_key("display", SHA, "jpg")
+    assert not storage.root.exists()
+    storage.put(key, b"deep")
+    storage.put_stream(content_key("thumbs", SHA, "jpg"), io.BytesIO(b"streamed"))
+    assert storage.path(key).read_bytes() == b"deep"
+    assert all_files(storage.root) == sorted([key, content_key("thumbs", SHA, "jpg")])
+    assert oct(storage.path(key).stat().st_mode & 0o777) == oct(0o644)
+
+
+@pytest.mark.parametrize("how", ["put", "put_stream"])
+@pytest.mark.parametrize("where", ["new folder", "existing folder"])
+def test_write_failing_midway_leaves_no_temp_file(
+    storage: LocalStorage, monkeypatch, how: str, where: str
+) -> None:
+    if where == "existing folder":
+        storage.put("f/old", b"old")
+    seen: list[list[str]] = []
+    real_write = os.write
+
+    def write_then_fail(fd: int, data) -> int:
+        real_write(fd, bytes(data[:3]))
+        seen.append(sorted(os.listdir(storage.root / "f")))  # the temp file, while it is written
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "write", write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        if how == "put":
+            storage.put("f/new", b"new data")
+        else:
+            storage.put_stream("f/new", io.BytesIO(b"new data"))
+    monkeypatch.undo()
+    # the temp file was a hidden .tmp- file in the destination folder (what recovery skips) ...
+    (tmp_name,) = [n for n in seen[0] if n != "old"]
+    assert tmp_name.startswith(".tmp-")
+    # ... and is gone; the folder holds what it held before
+    expected = ["f/old"] if where == "existing folder" else []
+    assert all_files(storage.root) == expected
+    assert not storage.exists("f/new")
+
+
+def test_temp_name_taken_or_planted_symlink_is_never_written_through(
+    storage: LocalStorage, tmp_path: Path, monkeypatch
+) -> None:
+    storage.put("s/first", b"1")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"precious")
+    names = iter([0xAB, 0xAB, 0xCD])  # the first two tries hit a symlink planted under the name
+    monkeypatch.setattr(storage_module, "_random_bits", lambda _bits: next(names))
+    taken = storage.root / "s" / f".tmp-{0xAB:016x}"
+    taken.symlink_to(outside)
+    storage.put("s/second", b"2")
+    assert outside.read_bytes() == b"precious"
+    assert taken.is_symlink()
+    assert storage.path("s/second").read_bytes() == b"2"
+    assert not (storage.root / "s" / f".tmp-{0xCD:016x}").exists()  # renamed into place
