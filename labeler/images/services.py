@@ -21,7 +21,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from ..audit.services import record_event
@@ -219,6 +219,7 @@ def import_images(
         journal = Journal(storage.root)
     last_checkpoint = time.monotonic()
     pending = saved = 0  # saved: images committed by the caller's checkpoints
+    rows: list[dict[str, Any]] = []  # the images since the last checkpoint, inserted at the next
     ok = False
     name = None
     try:
@@ -239,36 +240,37 @@ def import_images(
             if result is None:  # a duplicate or a refused file: nothing to store
                 _tick(progress, name)
                 if _due(checkpoint_every_s, last_checkpoint):
-                    _flush_batch(session, batch, summary, checkpoint, storage)
+                    _flush_batch(session, batch, summary, rows, checkpoint, storage)
                     saved, pending = len(summary.imported), 0
                     last_checkpoint = time.monotonic()
                 continue
             keys = _store(storage, journal, data, result)
             meta = _manifest_row(manifest, name)
-            image = Image(
-                project_id=project.id,
-                import_batch_id=batch.id,
-                sha256=result.sha256,
-                filename=name[:500],
-                width=result.width,
-                height=result.height,
-                format=result.format,
-                byte_size=len(data),
-                original_key=keys[0],
-                display_key=keys[1],
-                thumb_key=keys[2],
-                case_id=meta.get("case_id"),
-                body_site=meta.get("body_site"),
-                fitzpatrick=meta.get("fitzpatrick"),
-                meta=meta.get("meta") or {},
+            rows.append(
+                {
+                    "project_id": project.id,
+                    "import_batch_id": batch.id,
+                    "sha256": result.sha256,
+                    "filename": name[:500],
+                    "width": result.width,
+                    "height": result.height,
+                    "format": result.format,
+                    "byte_size": len(data),
+                    "original_key": keys[0],
+                    "display_key": keys[1],
+                    "thumb_key": keys[2],
+                    "case_id": meta.get("case_id"),
+                    "body_site": meta.get("body_site"),
+                    "fitzpatrick": meta.get("fitzpatrick"),
+                    "meta": meta.get("meta") or {},
+                }
             )
-            session.add(image)
             known.add(result.sha256)
             summary.imported.append({"filename": name, "sha256": result.sha256})
             pending += 1
             _tick(progress, name)
             if pending >= CHECKPOINT_EVERY or _due(checkpoint_every_s, last_checkpoint):
-                _flush_batch(session, batch, summary, checkpoint, storage)
+                _flush_batch(session, batch, summary, rows, checkpoint, storage)
                 saved, pending = len(summary.imported), 0
                 last_checkpoint = time.monotonic()
         name = None
@@ -284,7 +286,7 @@ def import_images(
             duplicates=len(summary.duplicates),
             rejected=len(summary.rejected),
         )
-        _flush_batch(session, batch, summary, last_checkpoint_commit, storage)
+        _flush_batch(session, batch, summary, rows, last_checkpoint_commit, storage)
         ok = True
     except Exception as exc:
         if not saved:
@@ -380,12 +382,26 @@ class _KnownHashes:
 
 
 def _flush_batch(
-    session: Session, batch: ImportBatch, summary: ImportSummary, checkpoint, storage
+    session: Session,
+    batch: ImportBatch,
+    summary: ImportSummary,
+    rows: list[dict[str, Any]],
+    checkpoint,
+    storage,
 ) -> None:
+    """Insert the images since the last checkpoint, then commit (the caller's checkpoint).
+
+    The rows go in as one bulk INSERT (executemany / insertmanyvalues), not one ORM object each
+    through the unit of work: nothing needs the objects (ids are read back at the end of the
+    import), and it costs a fraction of a flush. ``rows`` is emptied only once they are inserted.
+    """
     storage.make_durable()  # every file a row is about to refer to is on disk before the commit
     batch.imported_count = len(summary.imported)
     batch.duplicate_count = len(summary.duplicates)
     batch.rejected = list(summary.rejected)
+    if rows:
+        session.execute(insert(Image), rows)
+        rows.clear()
     session.flush()
     checkpoint()
 

@@ -327,3 +327,56 @@ def test_upload_failing_after_a_checkpoint_says_what_was_saved(
     saved = db.scalars(select(Image).where(Image.project_id == project.id)).all()
     assert sorted(im.filename for im in saved) == names[:25]
     assert all(storage.exists(im.original_key) for im in saved)
+
+
+def test_rows_are_inserted_before_each_checkpoint_with_ids_in_the_summary(
+    db, make_project, storage
+):
+    """The images of a checkpoint go in (bulk) before its commit; the summary has their ids."""
+    project = make_project()
+    names = [f"k{i:02d}.jpg" for i in range(30)]
+    counts: list[int] = []
+
+    def checkpoint() -> None:  # what the caller's commit would make permanent
+        counts.append(db.scalar(select(func.count(Image.id)).where(Image.project_id == project.id)))
+
+    summary = import_images(
+        db,
+        None,
+        project,
+        [MemorySource(n, jpeg(i, size=(40 + i, 30))) for i, n in enumerate(names)],
+        storage=storage,
+        source_label="t",
+        checkpoint=checkpoint,
+    )
+    assert counts == [25, 30]
+    rows = {im.sha256: im for im in db.scalars(select(Image).where(Image.project_id == project.id))}
+    assert [r["filename"] for r in summary.imported] == names
+    for entry in summary.imported:
+        image = rows[entry["sha256"]]
+        assert entry["id"] == image.id
+        assert (image.filename, image.import_batch_id) == (entry["filename"], summary.batch_id)
+        assert image.meta == {} and image.created_at is not None
+        assert image.width == 40 + names.index(entry["filename"])
+        assert storage.exists(image.original_key) and storage.exists(image.thumb_key)
+    assert len({r["id"] for r in summary.imported}) == 30
+
+
+def test_interrupted_import_keeps_its_committed_checkpoints_only(db, make_project, storage):
+    """A source failing after the first checkpoint: its 25 images are in; the two images read
+    since then were never inserted (nothing is left pending for a later flush to write)."""
+    from labeler.images.services import ImportInterrupted
+
+    project = make_project()
+
+    def sources():
+        for i in range(27):
+            yield MemorySource(f"q{i:02d}.jpg", jpeg(i, size=(50 + i, 30)))
+        raise OSError(5, "the upload stream broke")
+
+    with pytest.raises(ImportInterrupted) as info:
+        run_import(db, project, sources(), storage)
+    assert info.value.extra["saved"]["images"] == 25
+    db.flush()
+    saved = db.scalars(select(Image.filename).where(Image.project_id == project.id)).all()
+    assert sorted(saved) == [f"q{i:02d}.jpg" for i in range(25)]
