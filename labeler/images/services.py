@@ -360,9 +360,10 @@ class _KnownHashes:
     def has(self, sha256: str) -> bool:
         if sha256 in self.hashes or self.loaded:
             return sha256 in self.hashes
-        with self.session.no_autoflush:
-            params = {"project": self.project_id, "sha": sha256}
-            return self.session.scalar(_KNOWN_IMAGE, params) is not None
+        # on the session's connection (Core: no autoflush, no ORM result machinery; a third of the
+        # ORM call's CPU). This import's own rows, inserted only at its checkpoints, are in hashes.
+        params = {"project": self.project_id, "sha": sha256}
+        return self.session.connection().execute(_KNOWN_IMAGE, params).first() is not None
 
     def add(self, sha256: str) -> None:
         self.hashes.add(sha256)

@@ -97,3 +97,34 @@ def test_a_long_import_reads_the_hashes_once_at_its_first_checkpoint(app, db, ma
     # between the first checkpoint's commit and the second checkpoint: no statement at all
     after_first = per_image[services.CHECKPOINT_EVERY + 1 : services.CHECKPOINT_EVERY * 2]
     assert len(set(after_first)) == 1, after_first
+
+
+def test_an_image_repeated_before_its_rows_are_inserted_is_a_duplicate(app, db, make_project):
+    """The lookup runs on the connection (no autoflush): this import's own images, not inserted
+    until its checkpoint, are recognised from its own hashes, with no lookup of their own."""
+    project = make_project()
+    _import(app, db, project, [MemorySource("seed.jpg", _jpeg(240))])
+    statements: list[str] = []
+    record = lambda *a: statements.append(a[2])
+    event.listen(db.connection(), "before_cursor_execute", record)
+    try:
+        summary = _import(
+            app,
+            db,
+            project,
+            [
+                MemorySource("a.jpg", _jpeg(241)),
+                MemorySource("b.jpg", _jpeg(242)),
+                MemorySource("a-again.jpg", _jpeg(241)),
+                MemorySource("seed-again.jpg", _jpeg(240)),
+            ],
+        )
+    finally:
+        event.remove(db.connection(), "before_cursor_execute", record)
+    assert [d["filename"] for d in summary.imported] == ["a.jpg", "b.jpg"]
+    assert [d["filename"] for d in summary.duplicates] == ["a-again.jpg", "seed-again.jpg"]
+    lookup = re.compile(r"WHERE images\.project_id = .+ AND images\.sha256")
+    lookups = [i for i, s in enumerate(statements) if lookup.search(s)]
+    assert len(lookups) == 3  # a, b and seed-again: none for a-again
+    first_insert = next(i for i, s in enumerate(statements) if s.startswith("INSERT INTO images"))
+    assert max(lookups) < first_insert  # this import's rows went in once, at its checkpoint
