@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, inspect, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -256,6 +256,8 @@ def revoke_token(session: Session, actor: User, token_id: int) -> ApiToken:
 # a Core statement built once (no ORM query: its compile and load steps cost more than the lookup).
 _TOKENS, _USERS, _ROLES = ApiToken.__table__, User.__table__, UserRole.__table__
 _USER_COLUMNS = [(a.key, a.columns[0]) for a in inspect(User).column_attrs]
+_USER_LABELS = [(key, "user_" + key) for key, _column in _USER_COLUMNS]
+_USER_MANAGER, _ROLE_MANAGER = inspect(User).class_manager, inspect(UserRole).class_manager
 _TOKEN_USER = (
     select(
         _TOKENS.c.id.label("token_id"),
@@ -282,6 +284,17 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
+def _loaded(manager, values: dict) -> object:
+    """A mapped object built as the ORM's loader builds one from a row: a new instance (no __init__,
+    no attribute events) whose state holds ``values`` as committed, then detached with its identity.
+    Half the cost of the constructor plus make_transient_to_detached, for the same object."""
+    configure_mappers()  # the relationships exist (a no-op once configured: about 3 us)
+    obj = manager.new_instance()
+    obj.__dict__.update(values)
+    make_transient_to_detached(obj)
+    return obj
+
+
 def _attach_user(session: Session, rows: list) -> User:
     """The token's user as a persistent User of the session, built from the rows just read (no second
     query): its columns and its roles, as a query would have loaded them."""
@@ -290,15 +303,14 @@ def _attach_user(session: Session, rows: list) -> User:
     user = session.identity_map.get(identity_key(User, (user_id,)))
     if user is not None:
         return user
-    user = User(**{key: first._mapping["user_" + key] for key, _column in _USER_COLUMNS})
-    make_transient_to_detached(user)
+    mapping = first._mapping
+    user = _loaded(_USER_MANAGER, {key: mapping[label] for key, label in _USER_LABELS})
     session.add(user)
     roles = []
     for row in rows:
         if row.role_id is None:
             continue
-        role = UserRole(id=row.role_id, user_id=user_id, role=row.role)
-        make_transient_to_detached(role)
+        role = _loaded(_ROLE_MANAGER, {"id": row.role_id, "user_id": user_id, "role": row.role})
         session.add(role)
         set_committed_value(role, "user", user)
         roles.append(role)

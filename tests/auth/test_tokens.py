@@ -171,3 +171,40 @@ def test_cli_token_days_errors(runner, db, make_user, value, message):
     res = runner.invoke(args=["users", "token", "alice@example.test", "--days", value])
     assert res.exit_code != 0 and message in res.output
     assert tokens_of(db, user) == []
+
+
+def test_the_tokens_user_is_built_as_a_query_would_load_it(app, db, connection, make_user):
+    """authenticate_token builds the user from its one query's row, not with a second query: in a new
+    session, the object is persistent and clean, holds every column as stored and its roles, asks for
+    nothing more when read, and a change to it is written as a change (its history starts clean)."""
+    from sqlalchemy import event, inspect
+
+    from labeler.auth.models import Role, User
+    from labeler.auth.services import authenticate_token
+
+    stored = make_user("carol@example.test", "rater", "lead", name="Carol")
+    _token, raw = create_token(db, stored, stored, "script")
+    db.commit()  # a savepoint inside the test's transaction: the other session sees it
+    row = connection.execute(select(User.__table__).where(User.id == stored.id)).mappings().one()
+    columns = {a.key: row[a.columns[0].name] for a in inspect(User).column_attrs}  # as stored
+
+    session = app.extensions["labeler_db"].session_factory()
+    try:
+        user = authenticate_token(session, raw, stamp=False)
+        state = inspect(user)
+        assert state.persistent and not state.modified and user in session
+        assert session.get(User, stored.id) is user  # in the identity map
+        sent: list[str] = []
+        event.listen(connection, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        assert {key: getattr(user, key) for key in columns} == columns
+        assert user.roles == frozenset({Role.rater, Role.lead})
+        assert all(r.user is user for r in user.role_rows)
+        assert sent == []  # every column and the roles came with the token's row
+        assert not session.dirty
+        user.name = "Carol B."
+        session.flush()
+        assert any(s.startswith("UPDATE users") for s in sent)
+        assert list(inspect(user).attrs.name.history.unchanged) == ["Carol B."]
+    finally:
+        session.rollback()
+        session.close()
