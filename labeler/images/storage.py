@@ -26,6 +26,7 @@ import os
 import random
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -146,7 +147,12 @@ class LocalStorage:
         self.root = Path(root).resolve()
         self._root = str(self.root)
         self.fsync = fsync
-        self._deferred = False
+        # deferred writes (durable=False) in place so far, and how many of them the last sync covered:
+        # counted under a lock because a worker's threads share the store, so that a sync another
+        # thread started before this thread's write landed never stands in for it
+        self._sync_lock = threading.Lock()
+        self._deferred_writes = 0
+        self._synced_writes = 0
 
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
@@ -159,17 +165,33 @@ class LocalStorage:
         for a batch of files costs far less than two fsyncs per file.
         """
         sync_now = self.fsync and durable
-        self._deferred |= self.fsync and not durable
         dest = self._file(key)
         if _same_content(dest, data):
+            # already there, maybe from another thread's deferred write that is not synced yet
+            if sync_now:
+                self.make_durable()
+            elif self.fsync:
+                self._note_deferred()
             return
         self._write_atomically(dest, partial(_write_all, data=data), sync_now)
+        if self.fsync and not durable:
+            self._note_deferred()
+
+    def _note_deferred(self) -> None:
+        """A write made with durable=False is in place (counted after its rename)."""
+        with self._sync_lock:
+            self._deferred_writes += 1
 
     def make_durable(self) -> None:
-        """Flush every write made with durable=False (files and renames) to disk."""
-        if self._deferred:
-            os.sync()  # Linux waits for the writeback; one journal commit for the whole batch
-            self._deferred = False
+        """Flush every write made with durable=False (files and renames) to disk: every one in place
+        when this is called, whichever thread made it."""
+        with self._sync_lock:
+            target = self._deferred_writes
+            if target == self._synced_writes:
+                return
+        os.sync()  # Linux waits for the writeback; one journal commit for the whole batch
+        with self._sync_lock:
+            self._synced_writes = max(self._synced_writes, target)
 
     def open(self, key: str) -> BinaryIO:
         """Open the blob for reading; FileNotFoundError if it is missing."""
@@ -224,11 +246,13 @@ class LocalStorage:
         """
         folder = dest.rpartition("/")[0]
         tmp = fd = None
+        made: list[str] = []  # folders this write created (their entries are synced with it)
         for _ in range(_TMP_TRIES):
             tmp = f"{folder}/{_TMP_PREFIX}{_random_bits(64):016x}"
             try:
                 fd = os.open(tmp, _TMP_FLAGS, 0o600)
             except FileNotFoundError:
+                made = _missing_folders(folder)
                 os.makedirs(folder, exist_ok=True)
                 try:
                     fd = os.open(tmp, _TMP_FLAGS, 0o600)
@@ -254,6 +278,8 @@ class LocalStorage:
             raise
         if sync:
             _fsync_dir(folder)
+            for new_folder in made:  # a new folder's name is an entry in its parent
+                _fsync_dir(new_folder.rpartition("/")[0])
 
     def stream(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         """The blob's bytes from ``start`` (``length`` of them, or to the end), in pieces.
@@ -531,6 +557,15 @@ def _copy_all(fd: int, fh: BinaryIO) -> None:
     """Copy what ``fh`` yields to ``fd``, CHUNK bytes at a time."""
     while piece := fh.read(CHUNK):
         _write_all(fd, piece)
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """``folder`` and its parents that do not exist yet, deepest first."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        folder = folder.rpartition("/")[0]
+    return missing
 
 
 def _fsync_dir(path: str | Path) -> None:

@@ -182,3 +182,66 @@ def test_temp_name_taken_or_planted_symlink_is_never_written_through(
     assert taken.is_symlink()
     assert storage.path("s/second").read_bytes() == b"2"
     assert not (storage.root / "s" / f".tmp-{0xCD:016x}").exists()  # renamed into place
+
+
+def test_a_sync_another_thread_started_before_a_write_landed_does_not_count_for_it(
+    storage: LocalStorage, monkeypatch
+) -> None:
+    """A worker's threads share the store: thread B's make_durable() running while thread A's
+    deferred write is still being made must not let A's own make_durable() skip the sync its
+    checkpoint needs (A commits rows that point at the file)."""
+    syncs = []
+    monkeypatch.setattr(storage_module.os, "sync", lambda: syncs.append("sync"))
+    real_replace = os.replace
+
+    def replace_while_another_thread_syncs(src, dst):
+        storage.make_durable()  # thread B's checkpoint, before A's file is in place
+        real_replace(src, dst)
+
+    storage.put("d/b", b"b", durable=False)
+    monkeypatch.setattr(storage_module.os, "replace", replace_while_another_thread_syncs)
+    storage.put("d/a", b"a", durable=False)
+    assert syncs == ["sync"]  # B's sync covered B's file only
+    storage.make_durable()  # A's checkpoint
+    assert syncs == ["sync", "sync"]
+    storage.make_durable()  # nothing written since: no sync
+    assert len(syncs) == 2
+
+
+def test_a_durable_put_of_bytes_already_there_unsynced_syncs_them(
+    storage: LocalStorage, monkeypatch
+) -> None:
+    """put(durable=True) returns once the blob is on disk, even when the same bytes were just put
+    there by a deferred write (another thread's) that is not synced yet."""
+    syncs = []
+    monkeypatch.setattr(storage_module.os, "sync", lambda: syncs.append("sync"))
+    storage.put("d/x", b"same", durable=False)
+    storage.put("d/x", b"same")  # found in place: the deferred write is synced now
+    assert syncs == ["sync"]
+    storage.put("d/x", b"same")  # found and already synced
+    assert syncs == ["sync"]
+
+
+def test_a_durable_put_into_new_folders_syncs_their_entries(
+    storage: LocalStorage, monkeypatch
+) -> None:
+    """The new folders' names are entries in their parents: each parent is synced, up to the first
+    folder that existed, so a crash cannot lose a folder that holds a synced file."""
+    synced: list[str] = []
+    real = storage_module._fsync_dir
+    monkeypatch.setattr(
+        storage_module, "_fsync_dir", lambda path: (synced.append(str(path)), real(path))
+    )
+    storage.put("first", b"1")  # makes the root itself
+    synced.clear()
+    storage.put("thumbs/ab/cd/x.jpg", b"x")
+    root = str(storage.root)
+    assert synced == [
+        f"{root}/thumbs/ab/cd",  # the file's entry
+        f"{root}/thumbs/ab",  # cd's
+        f"{root}/thumbs",  # ab's
+        root,  # thumbs'
+    ]
+    synced.clear()
+    storage.put("thumbs/ab/cd/y.jpg", b"y")  # the folders exist: only the file's entry
+    assert synced == [f"{root}/thumbs/ab/cd"]
