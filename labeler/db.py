@@ -8,6 +8,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from .errors import LabelerError
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READS_ONLY = "labeler_reads_only"  # a view's mark and its session's info key (reads_only below)
 SQLITE_BUSY_TIMEOUT_S = 30
 # a pooled PostgreSQL connection idle for longer than this is pinged (a round trip) before use
 PING_AFTER_IDLE_S = 10.0
@@ -202,15 +204,25 @@ class Database:
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         # sessions of requests that write (PUT, POST...); on SQLite their transactions begin IMMEDIATE
         self.write_session_factory = self.session_factory
+        # sessions of views marked @reads_only; on PostgreSQL they run without a transaction
+        self.read_session_factory = self.session_factory
         if self.engine.dialect.name == "sqlite":
             self.write_session_factory = sessionmaker(
                 bind=self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
             )
+        elif self.engine.dialect.name == "postgresql":
+            self.read_session_factory = sessionmaker(
+                bind=self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+                info={READS_ONLY: True},
+            )
 
     def bind(self, bind: Any) -> None:
         """Point new sessions at a connection (tests: one transaction per test)."""
-        self.session_factory = self.write_session_factory = sessionmaker(
-            bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        self.session_factory = self.write_session_factory = self.read_session_factory = (
+            sessionmaker(
+                bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
         )
 
 
@@ -224,13 +236,56 @@ def database(app: Flask | None = None) -> Database:
     return (app or current_app).extensions["labeler_db"]
 
 
+def reads_only(view: Callable) -> Callable:
+    """Mark a view that only reads (the display image, its tiles): on PostgreSQL its request's
+    session runs without a transaction (autocommit), which spares the BEGIN and ROLLBACK round trips
+    of every such request. Each statement still sees the database as of its own start, as every
+    statement does in PostgreSQL's READ COMMITTED transactions. A write such a view needs after all
+    (an item's first showing) opens a transaction first: begin_writing(). Put it under the route and
+    permission decorators (they copy the mark)."""
+    setattr(view, READS_ONLY, True)
+    return view
+
+
 def get_session() -> Session:
     """The request's session: services flush; the request commits once, when the view has answered."""
     if "db_session" not in g:
         db = database()
-        writes = has_request_context() and request.method not in SAFE_METHODS
-        g.db_session = (db.write_session_factory if writes else db.session_factory)()
+        factory = db.session_factory
+        if has_request_context():
+            if request.method not in SAFE_METHODS:
+                factory = db.write_session_factory
+            elif getattr(current_app.view_functions.get(request.endpoint), READS_ONLY, False):
+                factory = db.read_session_factory
+        g.db_session = factory()
     return g.db_session
+
+
+def begin_writing(session: Session) -> None:
+    """Make sure the session is in a transaction that may write, before a write in a reading request.
+
+    SQLite: a reading request's transaction began deferred, and cannot take the write lock once another
+    writer has committed since its first read. PostgreSQL: a @reads_only view's session has no
+    transaction at all. Either way it has only read: it ends and a writing transaction begins (SQLite:
+    BEGIN IMMEDIATE), and the caller reads again what it needs. Writing requests already have one;
+    tests bind sessions to one shared connection: nothing to do there.
+    """
+    bind = session.get_bind()
+    if not isinstance(bind, Engine):
+        return
+    if bind.dialect.name == "sqlite":
+        if session.connection().get_execution_options().get("sqlite_immediate"):
+            return
+        session.rollback()
+        session.connection(execution_options={"sqlite_immediate": True})
+    elif session.info.get(READS_ONLY):
+        # nothing was written (a flush is refused, below): commit() ends the session's transaction
+        # without a statement and, unlike rollback(), without expiring what it loaded (the user)
+        session.commit()
+        session.info[READS_ONLY] = False
+        session.connection(
+            execution_options={"isolation_level": bind.dialect.default_isolation_level}
+        )
 
 
 def rollback_request() -> None:
@@ -256,6 +311,15 @@ class CommandSession:
         if isinstance(exc, LabelerError):
             raise click.ClickException(exc.message) from exc
         return False
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flush_without_transaction(
+    session: Session, _flush_context: Any, _instances: Any
+) -> None:
+    if session.info.get(READS_ONLY):
+        # each statement would commit on its own: a write here must begin_writing() first
+        raise RuntimeError("a @reads_only view flushed a write without begin_writing()")
 
 
 @event.listens_for(Session, "after_flush")

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import Engine, bindparam, case, exists, func, inspect, select, text, update
+from sqlalchemy import bindparam, case, exists, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
-from ..db import utcnow
+from ..db import begin_writing, utcnow
 from ..errors import NotFound
 from ..images.models import Image
 from ..labeling.models import Label
@@ -75,23 +75,6 @@ def lock_project_queues(session: Session, project_id: int, *, exclusive: bool = 
         _LOCKS[exclusive], {"space": QUEUE_LOCK_SPACE, "project": project_id}
     )
     _note_held(session, project_id, exclusive)
-
-
-def _begin_immediate(session: Session) -> None:
-    """SQLite: make sure a reading request's transaction holds the write lock (BEGIN IMMEDIATE).
-
-    Writing requests already begin IMMEDIATE. A reading request (a GET that records the first time an
-    item was shown) began a deferred transaction, which cannot take the write lock once another writer
-    has committed since its first read. It has only read, so it ends and begins again IMMEDIATE (the
-    caller re-reads what it needs). Tests bind sessions to one shared connection: nothing to do there.
-    """
-    bind = session.get_bind()
-    if bind.dialect.name != "sqlite" or not isinstance(bind, Engine):
-        return
-    if session.connection().get_execution_options().get("sqlite_immediate"):
-        return
-    session.rollback()
-    session.connection(execution_options={"sqlite_immediate": True})
 
 
 # -- the hot path in SQLAlchemy Core: statements built once, rows instead of ORM objects -------------
@@ -356,7 +339,7 @@ def item_for_submit(
             _LOCK_BY_PUBLIC_ID, {"space": QUEUE_LOCK_SPACE, "public_id": public_id}
         )
     elif not session.connection().get_execution_options().get("sqlite_immediate"):
-        _begin_immediate(session)  # a caller outside a write request (tests, scripts)
+        begin_writing(session)  # a caller outside a write request (tests, scripts)
     stmt = _ITEM_PROJECT_LABEL_LOCKED if postgresql else _ITEM_PROJECT_LABEL
     row = session.execute(stmt, params).first()
     if row is None:
@@ -413,7 +396,8 @@ def serve_item(session: Session, pick: Callable[[], Served | None]) -> Served | 
         if orm
         else {}
     )
-    _begin_immediate(session)  # SQLite: the writer lock before the write (PostgreSQL: nothing)
+    # SQLite: the writer lock before the write; PostgreSQL: a transaction (a @reads_only view has none)
+    begin_writing(session)
     lock_project_queues(session, project_id)
     now = utcnow()
     # under the lock: stamp the item if it is still this rater's and still never shown. One row

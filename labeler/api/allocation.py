@@ -23,7 +23,7 @@ from ..allocation.queue import (
 )
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
-from ..db import get_session
+from ..db import get_session, reads_only
 from ..errors import NotFound, ValidationError
 from ..images.serve import blob_response
 from ..images.storage import InvalidKey
@@ -157,6 +157,7 @@ def item_api(public_id: str):
 
 @bp.get("/items/<public_id>/image")
 @signed_in
+@reads_only
 def item_image(public_id: str):
     """The display image, streamed from storage (ranges too); no ETag, no Last-Modified, no file
     name, never cached (blinding)."""

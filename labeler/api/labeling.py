@@ -11,7 +11,7 @@ from ..allocation.queue import item_for_submit, serve_item
 from ..assist.suggestions import item_suggestion
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
-from ..db import get_session
+from ..db import get_session, reads_only
 from ..errors import NotFound
 from ..images import tiles
 from ..images.models import Image
@@ -116,6 +116,7 @@ def _item_pyramid(public_id: str) -> tuple[str, Image, tiles.Pyramid | None]:
 
 @bp.get("/items/<public_id>/tiles")
 @role_required(Role.rater)
+@reads_only
 def item_tiles(public_id: str):
     """The deep-zoom (DZI) description of the item's full-resolution image (``tile_source`` null
     while its tiles are being prepared: the viewer keeps the display copy); never cached."""
@@ -135,6 +136,7 @@ def item_tiles(public_id: str):
 
 @bp.get("/items/<public_id>/tiles/<index:level>/<index:col>_<index:row>.jpg")
 @role_required(Role.rater)
+@reads_only
 def item_tile(public_id: str, level: int, col: int, row: int):
     """One tile, authorized like the display image: no ETag, no file name, never cached."""
     _item_id, image, pyramid = _item_pyramid(public_id)

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..allocation.models import ItemStatus, QueueItem
-from ..allocation.queue import _begin_immediate, _still_a_rater, lock_project_queues, next_item
+from ..allocation.queue import _still_a_rater, lock_project_queues, next_item
 from ..auth.models import User
-from ..db import utcnow
+from ..db import begin_writing, utcnow
 from ..errors import NotFound
 from ..images.models import Image
 from ..projects.models import Project
@@ -94,7 +94,7 @@ def serve_case(
     if not rows or all(i.shown_at is not None for i, _img in rows):
         return rows
     project_id = rows[0][0].project_id
-    _begin_immediate(session)  # SQLite: the writer lock before the write (PostgreSQL: nothing)
+    begin_writing(session)  # SQLite: the writer lock before the write (PostgreSQL: a transaction)
     lock_project_queues(session, project_id)
     rows = pick(True)
     unshown = [i for i, _img in rows if i.shown_at is None]

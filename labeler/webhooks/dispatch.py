@@ -49,7 +49,9 @@ def init_app(app: Flask) -> None:
     if app.config.get("WEBHOOK_DELIVERY", "auto") not in ("auto", "off"):
         raise ConfigError("LABELER_WEBHOOK_DELIVERY must be 'auto' or 'off'")
     db = database(app)
-    factories = {id(f): f for f in (db.session_factory, db.write_session_factory)}
+    factories = {
+        id(f): f for f in (db.session_factory, db.write_session_factory, db.read_session_factory)
+    }
     for factory in factories.values():
         event.listen(factory, "after_commit", partial(_after_commit, app))
         event.listen(factory, "after_rollback", _forget)
