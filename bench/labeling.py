@@ -446,6 +446,11 @@ def start_server(
         "warning",
         "--timeout",
         "60",
+        # the raters stand in for nginx, whose upstream connections stay open while idle; with pauses
+        # (--think-ms, exponential) some outlast gunicorn's 2 s default, and a request sent just as
+        # gunicorn closes such a connection is reset (nginx retries it; requests does not)
+        "--keep-alive",
+        "75",
     ]
     if max_requests:  # a worker is replaced after about this many requests (jitter: 10%)
         cmd += [
