@@ -261,6 +261,15 @@ def get_session() -> Session:
     return g.db_session
 
 
+def require_transaction(session: Session, what: str) -> None:
+    """Refuse, loudly, what needs a transaction in a @reads_only session that has none yet: each
+    statement there commits on its own, so a write would not be undone with the request, and a
+    transaction-scoped lock (the queue lock) would be released by the statement that took it.
+    (The bearer token's last-use stamp is the one write sent there on purpose: a single statement.)"""
+    if session.info.get(READS_ONLY):
+        raise RuntimeError(f"{what} in a @reads_only view before begin_writing()")
+
+
 def begin_writing(session: Session) -> None:
     """Make sure the session is in a transaction that may write, before a write in a reading request.
 
@@ -279,7 +288,11 @@ def begin_writing(session: Session) -> None:
         session.rollback()
         session.connection(execution_options={"sqlite_immediate": True})
     elif session.info.get(READS_ONLY):
-        # nothing was written (a flush is refused, below): commit() ends the session's transaction
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError(
+                "begin_writing() after a change in a @reads_only session: call it first"
+            )
+        # nothing was written (writes are refused, below): commit() ends the session's transaction
         # without a statement and, unlike rollback(), without expiring what it loaded (the user)
         session.commit()
         session.info[READS_ONLY] = False
@@ -317,9 +330,7 @@ class CommandSession:
 def _refuse_flush_without_transaction(
     session: Session, _flush_context: Any, _instances: Any
 ) -> None:
-    if session.info.get(READS_ONLY):
-        # each statement would commit on its own: a write here must begin_writing() first
-        raise RuntimeError("a @reads_only view flushed a write without begin_writing()")
+    require_transaction(session, "a flush")
 
 
 @event.listens_for(Session, "after_flush")
@@ -330,6 +341,7 @@ def _note_write(session: Session, _flush_context: Any) -> None:
 @event.listens_for(Session, "do_orm_execute")
 def _note_statement_write(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:  # session.execute(update(...))
+        require_transaction(state.session, "a write")
         state.session.info["wrote"] = True
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
-from ..db import begin_writing, utcnow
+from ..db import begin_writing, require_transaction, utcnow
 from ..errors import NotFound
 from ..images.models import Image
 from ..labeling.models import Label
@@ -71,6 +71,7 @@ def lock_project_queues(session: Session, project_id: int, *, exclusive: bool = 
         and (held[2] or not exclusive)
     ):
         return
+    require_transaction(session, "the queue lock")
     session.connection().execute(
         _LOCKS[exclusive], {"space": QUEUE_LOCK_SPACE, "project": project_id}
     )
@@ -335,6 +336,7 @@ def item_for_submit(
     params = {"public_id": public_id, "rater": rater.id}
     postgresql = session.get_bind().dialect.name == "postgresql"
     if postgresql:
+        require_transaction(session, "the queue lock")
         session.connection().execute(
             _LOCK_BY_PUBLIC_ID, {"space": QUEUE_LOCK_SPACE, "public_id": public_id}
         )

@@ -344,7 +344,8 @@ def authenticate_token(session: Session, raw: str, *, stamp: bool = True) -> Use
         raise TokenRefused("This account has been deactivated.", code="account_deactivated")
     last = _as_utc(token.last_used_at)
     if stamp and (last is None or now - last > LAST_USED_RESOLUTION):
-        # a minute's resolution: no write on every scripted request
+        # a minute's resolution: no write on every scripted request. One statement, so it may also
+        # run where a @reads_only view's session has no transaction (it commits on its own there)
         session.connection().execute(_STAMP_TOKEN, {"token_id": token.token_id, "now": now})
         session.info["wrote"] = True
     return _attach_user(session, rows)

@@ -45,19 +45,28 @@ def world(tmp_path):
         cli("users", "add", "r@reads.test", "--name", "R", "--role", "rater")
         token = cli("users", "token", "r@reads.test", "--name", "t").strip().splitlines()[-1]
         cli("allocate", str(project_id), "--raters", "r@reads.test", "--golden-size", "0")
-        statements: list[tuple[str, bool, str]] = []  # (statement, autocommit, transaction status)
+        # PostgreSQL: (statement, autocommit, transaction status, driver connection) as each was sent,
+        # and ("COMMIT", ...) for each commit
+        statements: list[tuple[str, bool, str, int]] = []
 
         def record(conn, _cursor, statement, _params, _context, _executemany):
             driver = conn.connection.driver_connection
             if conn.dialect.name == "postgresql":
                 statements.append(
-                    (statement, driver.autocommit, driver.info.transaction_status.name)
+                    (statement, driver.autocommit, driver.info.transaction_status.name, id(driver))
                 )
+
+        def record_commit(conn):
+            if conn.dialect.name == "postgresql":
+                statements.append(("COMMIT", False, "", id(conn.connection.driver_connection)))
 
         engine = app.extensions["labeler_db"].engine
         event.listen(engine, "before_cursor_execute", record)
+        event.listen(engine, "commit", record_commit)
+        app.config["TEST_CLI"] = cli  # another token, for a first use
         yield app, {"Authorization": f"Bearer {token}"}, project_id, statements
         event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", record_commit)
         engine.dispose()
 
 
@@ -88,47 +97,105 @@ def test_the_image_of_a_never_shown_item_is_stamped_in_a_transaction(world):
     assert resp.status_code == 200 and resp.get_data().startswith(b"\xff\xd8")
     assert _shown_at(app, public_id) is not None
     if PG_URL:
-        writes = [
-            s for s in statements if "pg_advisory" in s[0] or s[0].startswith("UPDATE queue_items")
-        ]
-        assert len(writes) == 2, statements  # the queue lock, then the stamp
-        assert all(not autocommit for _s, autocommit, _status in writes), statements
+        # the queue lock, then the stamp, in one transaction: the stamp is sent while the
+        # transaction the lock began is open, and nothing commits between them
+        sent = [s[0] for s in statements]
+        lock = next(i for i, s in enumerate(sent) if "pg_advisory_xact_lock" in s)
+        stamp = next(i for i, s in enumerate(sent) if s.startswith("UPDATE queue_items"))
+        assert lock < stamp and "COMMIT" not in sent[lock:stamp], sent
+        assert not statements[lock][1] and not statements[stamp][1], statements
+        assert statements[stamp][2] == "INTRANS", statements
+        assert "COMMIT" in sent[stamp:], sent
 
 
 @POSTGRESQL_ONLY
 def test_an_image_request_runs_without_a_transaction(world):
-    """An item already served: the token lookup and the authorized read run in autocommit (no BEGIN
-    and no ROLLBACK around them); the answer is the same image, and another rater's id is still a 404."""
+    """An item already served: the token lookup (and its last-use stamp, a token's first use in a
+    minute) and the authorized read run in autocommit, with no BEGIN and no ROLLBACK around them; the
+    answer is the same image, and another rater's id is still a 404. A write request that gets one of
+    those pooled connections back runs in a transaction again."""
     app, headers, project_id, statements = world
     client = app.test_client()
     item = client.get(f"/api/v1/projects/{project_id}/queue/next", headers=headers).json["item"]
-    for _ in range(2):  # the second one after the token's last-use stamp was written
+    fresh = app.config["TEST_CLI"]("users", "token", "r@reads.test", "--name", "t2")
+    for auth in ({"Authorization": f"Bearer {fresh.strip().splitlines()[-1]}"}, headers):
         statements.clear()
-        resp = client.get(item["image_url"], headers=headers)
+        resp = client.get(item["image_url"], headers=auth)
         assert resp.status_code == 200 and resp.get_data().startswith(b"\xff\xd8")
         assert resp.headers["Cache-Control"] == "private, no-store"
-        assert statements and all(autocommit for _s, autocommit, _status in statements), statements
-        assert all(status == "IDLE" for _s, _a, status in statements), statements
-    refused = client.get("/api/v1/items/not-an-item-of-yours/image", headers=headers)
-    assert refused.status_code == 404
-    # and a request that writes still begins a transaction
+        # (the token stamp's commit is an event with no statement: psycopg sends nothing when idle)
+        sent = [s for s in statements if s[0] != "COMMIT"]
+        assert sent and all(s[1] and s[2] == "IDLE" for s in sent), statements
+        stamps = [s for s in statements if s[0].startswith("UPDATE api_tokens")]
+        assert len(stamps) == (1 if auth is not headers else 0), statements
+    used = {s[3] for s in statements}
+    assert (
+        client.get("/api/v1/items/not-an-item-of-yours/image", headers=headers).status_code == 404
+    )
     statements.clear()
     body = {"decision": "healthy_skin", "base_version": 0}
     assert (
         client.put(f"/api/v1/items/{item['id']}/label", json=body, headers=headers).status_code
         == 200
     )
-    assert statements and not any(autocommit for _s, autocommit, _status in statements), statements
+    assert {s[3] for s in statements} & used, "the write request did not reuse a pooled connection"
+    assert statements and not any(s[1] for s in statements), statements
 
 
 @POSTGRESQL_ONLY
-def test_a_flush_without_a_transaction_is_refused(world):
-    """A @reads_only view's session refuses an ORM flush (each statement would commit on its own)
-    until begin_writing() has opened a transaction; then the flush is committed as one."""
+def test_the_first_showing_by_the_image_waits_for_a_rebalance(world):
+    """While a rebalance holds the project's queue lock, an image request that must record its
+    item's first showing waits for it (the lock is held for the stamp's whole transaction, not
+    released by its own statement), then records it."""
+    import threading
+
+    from sqlalchemy import text
+
+    from labeler.allocation.models import QueueItem
+    from labeler.allocation.queue import QUEUE_LOCK_SPACE
+
+    app, headers, project_id, _statements = world
+    db = app.extensions["labeler_db"]
+    with app.app_context(), db.session_factory() as session:
+        public_id = session.scalar(
+            select(QueueItem.public_id).where(QueueItem.project_id == project_id).limit(1)
+        )
+    answers: list[int] = []
+    with db.engine.connect() as rebalance:
+        rebalance.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :project)"),
+            {"space": QUEUE_LOCK_SPACE, "project": project_id},
+        )
+
+        def ask() -> None:
+            resp = app.test_client().get(f"/api/v1/items/{public_id}/image", headers=headers)
+            resp.get_data()
+            resp.close()
+            answers.append(resp.status_code)
+
+        worker = threading.Thread(target=ask)
+        worker.start()
+        worker.join(1.5)
+        assert worker.is_alive() and not answers  # waiting for the lock
+        assert _shown_at(app, public_id) is None
+        rebalance.commit()  # releases the lock
+    worker.join(10)
+    assert answers == [200]
+    assert _shown_at(app, public_id) is not None
+
+
+@POSTGRESQL_ONLY
+def test_writes_and_locks_without_a_transaction_are_refused(world):
+    """A @reads_only view's session refuses an ORM flush, a write statement and the queue lock (each
+    would be committed or released by its own statement) until begin_writing() has opened a
+    transaction; then they run in it."""
+    from sqlalchemy import update
+
+    from labeler.allocation.queue import lock_project_queues
     from labeler.auth.models import User
     from labeler.db import begin_writing
 
-    app, _headers, _project_id, _statements = world
+    app, _headers, project_id, _statements = world
     factory = app.extensions["labeler_db"].read_session_factory
     with app.app_context():
         with factory() as session:
@@ -137,11 +204,16 @@ def test_a_flush_without_a_transaction_is_refused(world):
             with pytest.raises(RuntimeError, match="reads_only"):
                 session.flush()
             session.rollback()
+            with pytest.raises(RuntimeError, match="reads_only"):
+                session.execute(update(User).where(User.id == user.id).values(name="Refused"))
+            with pytest.raises(RuntimeError, match="reads_only"):
+                lock_project_queues(session, project_id)  # would be released at once
         with factory() as session:
             user = session.scalar(select(User).where(User.email == "r@reads.test"))
             begin_writing(session)
             assert "name" in user.__dict__  # nothing loaded was expired by the switch
             user.name = "Renamed"
+            lock_project_queues(session, project_id)
             session.commit()
         with app.extensions["labeler_db"].session_factory() as other:
             assert other.scalar(select(User.name).where(User.email == "r@reads.test")) == "Renamed"
