@@ -369,7 +369,9 @@ def setup_project(
 
 def statement_table(label: str, env: dict[str, str], project_id: int, token: str) -> None:
     """SQL statements per call of one cycle, counted in-process (the app on the same database, a
-    before_cursor_execute listener on its engine): the bearer-token lookup included."""
+    before_cursor_execute listener on its engine): the bearer-token lookup included. PostgreSQL: also
+    the round trips, each statement plus the BEGIN, COMMIT and ROLLBACK psycopg actually sends (none
+    on a connection in autocommit, nor to end a transaction it never began)."""
     from sqlalchemy import event
 
     from labeler import create_app
@@ -377,14 +379,36 @@ def statement_table(label: str, env: dict[str, str], project_id: int, token: str
     with environ(env):
         app = create_app()
     engine = app.extensions["labeler_db"].engine
+    postgresql = engine.dialect.name == "postgresql"
     seen: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    control: list[str] = []  # PostgreSQL: BEGIN / COMMIT / ROLLBACK sent
+
+    def statement(conn, _cursor, sql, *_args):
+        seen.append(sql)
+        driver = conn.connection.driver_connection
+        if postgresql and not driver.autocommit and driver.info.transaction_status.name == "IDLE":
+            control.append("BEGIN")  # psycopg sends it before the statement
+
+    def end(name: str):
+        def ended(conn):
+            if (
+                postgresql
+                and conn.connection.driver_connection.info.transaction_status.name != "IDLE"
+            ):
+                control.append(name)
+
+        return ended
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", end("COMMIT"))
+    event.listen(engine, "rollback", end("ROLLBACK"))
     client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
     client.get("/api/v1/icd10?q=acne", headers=headers)  # the token's once-a-minute last-use stamp
-    counts = {}
+    counts, trips = {}, {}
 
     def count(name: str, method: str, url: str, **kw):
         seen.clear()
+        control.clear()
         resp = client.open(url, method=method, headers=headers, **kw)
         if resp.status_code != 200:
             raise SystemExit(
@@ -392,6 +416,7 @@ def statement_table(label: str, env: dict[str, str], project_id: int, token: str
             )
         resp.close()
         counts[name] = len(seen)
+        trips[name] = len(seen) + len(control)
         return resp
 
     item = count("next", "GET", f"/api/v1/projects/{project_id}/queue/next").json["item"]
@@ -407,6 +432,11 @@ def statement_table(label: str, env: dict[str, str], project_id: int, token: str
         f"[{label}] SQL statements per call (bearer lookup included; first showing stamped): "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
+    if postgresql:
+        print(
+            f"[{label}] round trips per call (statements + BEGIN/COMMIT/ROLLBACK sent): "
+            + ", ".join(f"{k} {v}" for k, v in trips.items())
+        )
 
 
 # -- server and phases --------------------------------------------------------------------------------
