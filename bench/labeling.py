@@ -109,6 +109,23 @@ def process_tree(root: int) -> list[int]:
     return out
 
 
+def tree_cpu(pids: list[int]) -> float:
+    """Seconds of CPU gunicorn's tree (``pids``, from process_tree: the master first) has used so far:
+    its live processes' threads, plus its workers that exited and were reaped (the master's cutime and
+    cstime, in clock ticks), so that a worker replaced during a phase (--max-requests) neither takes
+    its CPU away with it nor leaves the phase's figure below zero. ``pids`` is read again, in place,
+    when one of them is gone (its replacement is then counted too)."""
+    if any(not os.path.exists(f"/proc/{pid}") for pid in pids):
+        pids[:] = process_tree(pids[0])
+    try:
+        with open(f"/proc/{pids[0]}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):  # the master itself is gone: the phase failed anyway
+        reaped = 0.0
+    return proc_cpu(pids) + reaped
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -171,7 +188,7 @@ def rater_loop(
         kind = kind_of[
             "PUT" if method == "PUT" else ("GET queue" if "/queue/" in path else "GET image")
         ]
-        c0 = proc_cpu(server_pids) if server_pids else 0.0
+        c0 = tree_cpu(server_pids) if server_pids else 0.0
         t0 = time.perf_counter()
         try:
             resp = http.request(method, base + path, timeout=10, **kw)
@@ -182,7 +199,7 @@ def rater_loop(
             return None, (time.perf_counter() - t0) * 1000
         ms = (time.perf_counter() - t0) * 1000
         if server_pids and recording[0]:
-            out["cpu"][kind] += proc_cpu(server_pids) - c0
+            out["cpu"][kind] += tree_cpu(server_pids) - c0
         if resp.status_code != 200:
             fail(f"{method} {path}: {resp.status_code} {resp.text[:200]}")
             return None, ms
@@ -597,7 +614,7 @@ def run_phase(
             think_fixed,
         ),
         tokens,
-        lambda: proc_cpu(server_pids),
+        lambda: tree_cpu(server_pids),
         timeout=120,
         result_timeout=duration + 120,
     )
