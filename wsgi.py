@@ -13,6 +13,6 @@ from labeler.labeling import icd10
 app = create_app()
 # The ICD-10-CM index (about 2.5 s of CPU) is built while the worker boots, before it takes requests,
 # not by the first save that names a diagnosis: that rater waited seconds after every worker start,
-# and gunicorn replaces each worker after about 2000 requests (labeler serve, README). While a worker
+# and gunicorn replaces each worker after about 20000 requests (labeler serve, README). While a worker
 # boots, the others serve.
 icd10.index()

@@ -147,7 +147,7 @@ server {{
 # nginx reads whole requests before an app thread sees them (request buffering), so slow clients
 # (one header line every few seconds, a body trickling in) tie up nginx's cheap connections, not
 # gunicorn's few threads. Measured app-server settings (README, Production): gunicorn wsgi:app
-# --worker-class gthread --workers <cores> --threads 8 --max-requests 2000 --max-requests-jitter 200.
+# --worker-class gthread --workers <cores> --threads 8 --max-requests 20000 --max-requests-jitter 2000.
 
 upstream labeler_app {{
 {upstream_lines}
