@@ -23,6 +23,10 @@ let enlarged = null;      // index of the enlarged photo, or null (all side by s
 const answers = new Map(); // per image: photo id -> answer changed on this page
 let pendingSubmission = null;
 let busy = false;
+// An S within this long of the case a skip brought up is that S pressed twice, not a decision about
+// a case nobody has looked at yet (a fast server shows the next case within a double press's gap).
+const SKIP_KEY_DWELL_MS = 300;
+let skipShownAt = -Infinity;  // when the case the last skip brought up appeared
 const cache = new Map();  // case id -> Promise<{data, srcs, imgs}>
 const timings = (window.caseTimings = []); // submit key -> next case painted, ms (tests, bench)
 const clock = { start: performance.now(), spent: 0, visible: !document.hidden };
@@ -396,13 +400,17 @@ form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
 async function skip() {
   if (busy) return;  // not while a save or another skip of this case is on its way
   busy = true;
-  const res = await fetchJson(urlFor("skip", cur.case), { method: "POST", body: "{}" })
-    .catch(() => ({ status: 0, body: null }));
-  busy = false;
-  if (res.status === 0) { setError("Could not reach the server; the case was not skipped."); return; }
-  if (res.status !== 200) { setError(res.body?.error?.message || "Could not skip."); return; }
-  setStatus("Skipped: this case comes back after the others.");
-  await next(performance.now());
+  try {  // busy until the next case is shown: an S meanwhile would skip the old case again
+    const res = await fetchJson(urlFor("skip", cur.case), { method: "POST", body: "{}" })
+      .catch(() => ({ status: 0, body: null }));
+    if (res.status === 0) { setError("Could not reach the server; the case was not skipped."); return; }
+    if (res.status !== 200) { setError(res.body?.error?.message || "Could not skip."); return; }
+    setStatus("Skipped: this case comes back after the others.");
+    await next(performance.now());
+    skipShownAt = performance.now();
+  } finally {
+    busy = false;
+  }
 }
 $("skip").addEventListener("click", skip);
 
@@ -481,7 +489,8 @@ document.addEventListener("keydown", (e) => {
       else if (document.activeElement) document.activeElement.blur();
     },
   };
-  if (key === "S" && e.repeat) { e.preventDefault(); return; }  // a held S skips one case, not the queue
+  // a held S, or S pressed twice as the next case appears, skips one case, not the queue
+  if (key === "S" && (e.repeat || performance.now() - skipShownAt < SKIP_KEY_DWELL_MS)) { e.preventDefault(); return; }
   if (actions[key]) { e.preventDefault(); actions[key](); }
 });
 

@@ -270,17 +270,28 @@ def test_a_case_saves_where_the_browser_has_no_random_uuid(chromium_browser, liv
 
 
 def test_a_held_s_skips_one_case(chromium_browser, live_server):
-    """S skips at once (no reason form): a held key's repeats, or S pressed again while the skip is
-    on its way, must not skip the cases that follow unseen."""
+    """S skips at once (no reason form): a held key's repeats, S pressed again while the skip is on
+    its way, or again as the next case appears, must not skip the cases that follow unseen."""
     pid = seed(live_server, "severity", "case", {"a": 2, "b": 2, "c": 2})
     for page in open_page(chromium_browser):
         sign_in(page, live_server, RATER)
         page.goto(f"{live_server.url}/projects/{pid}/next-case")
         wait_case(page)
         first = case_id(page)
+        # and once more the moment the next case appears: a double press that a fast server outran
+        page.evaluate(
+            """(first) => { window.lateS = (async () => {
+                while (location.pathname.endsWith('/' + first))
+                    await new Promise((r) => requestAnimationFrame(r));
+                document.dispatchEvent(new KeyboardEvent('keydown',
+                    {key: 's', code: 'KeyS', bubbles: true}));
+            })(); }""",
+            first,
+        )
         page.keyboard.press("s")
         page.keyboard.press("s")  # again while the first skip is on its way
         next_case_in_url(page, first)
+        page.evaluate("() => window.lateS")
         second = case_id(page)
         for _ in range(5):  # what a held key sends after its first press
             page.evaluate(
