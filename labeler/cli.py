@@ -13,6 +13,7 @@ from . import ROOT, create_app
 from .allocation.cli import allocate_cmd
 from .assist.cli import assist_cli
 from .auth.cli import users_cli
+from .config import GUNICORN_MAX_REQUESTS, GUNICORN_MAX_REQUESTS_JITTER, GUNICORN_THREADS
 from .demo import demo_cmd
 from .deploy.cli import deploy_cli
 from .images.cli import images_cli
@@ -44,11 +45,11 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", default=GUNICORN_THREADS, show_default=True, type=int)
 def serve_cmd(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the app with gunicorn (wsgi:app): gthread workers, as measured by bench/labeling.py
-    (README, Production); each worker is replaced after about 20000 requests (jittered): a worker's
-    boot (about 2.5 s of CPU) spread over 2000 requests added 1.1 ms per label."""
+    (README, Production); each worker is replaced after about GUNICORN_MAX_REQUESTS requests, jittered
+    (labeler/config.py)."""
     os.chdir(ROOT)
     args = [
         sys.executable,
@@ -64,9 +65,9 @@ def serve_cmd(host: str, port: int, workers: int, threads: int) -> None:
         "--worker-class",
         "gthread",
         "--max-requests",
-        "20000",
+        str(GUNICORN_MAX_REQUESTS),
         "--max-requests-jitter",
-        "2000",
+        str(GUNICORN_MAX_REQUESTS_JITTER),
         "--timeout",
         "300",
         "--access-logfile",

@@ -208,6 +208,15 @@ def content_security_policy(cfg: Mapping[str, Any]) -> str:
     )
 
 
+# The app server's measured settings (README, Production; bench/labeling.py), used by `labeler serve`
+# and stated in the nginx configuration: gthread workers with 8 threads, each replaced after about
+# GUNICORN_MAX_REQUESTS requests (a worker's boot, about 2.5 s of CPU, spread over 2000 added 1.1 ms
+# per label), jittered so that they are replaced one at a time.
+GUNICORN_THREADS = 8
+GUNICORN_MAX_REQUESTS = 20000
+GUNICORN_MAX_REQUESTS_JITTER = 2000
+
+
 def security_headers(cfg: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """The headers on every answer: the app's own (labeler/__init__.py) and the files nginx serves
     (labeler/deploy/nginx.py). Cross-origin isolation everywhere: a worker script without COEP hangs

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from flask import Flask
 
-from ..config import security_headers
+from ..config import (
+    GUNICORN_MAX_REQUESTS,
+    GUNICORN_MAX_REQUESTS_JITTER,
+    GUNICORN_THREADS,
+    security_headers,
+)
 from ..images.serve import ACCEL_PREFIX
 
 # nginx's limit sits this far above the app's, so a body just over the limit is refused by the app
@@ -147,7 +152,7 @@ server {{
 # nginx reads whole requests before an app thread sees them (request buffering), so slow clients
 # (one header line every few seconds, a body trickling in) tie up nginx's cheap connections, not
 # gunicorn's few threads. Measured app-server settings (README, Production): gunicorn wsgi:app
-# --worker-class gthread --workers <cores> --threads 8 --max-requests 20000 --max-requests-jitter 2000.
+# --worker-class gthread --workers <cores> --threads {GUNICORN_THREADS} --max-requests {GUNICORN_MAX_REQUESTS} --max-requests-jitter {GUNICORN_MAX_REQUESTS_JITTER}.
 
 upstream labeler_app {{
 {upstream_lines}
