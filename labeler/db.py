@@ -365,6 +365,11 @@ def _commit_request(response: Response) -> Response:
     return response
 
 
+def end_request_session() -> None:
+    """Discard the request's session (a rollback of anything uncommitted); get_session() starts a new one."""
+    _close_session(None)
+
+
 def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
+from ..auth.token_grants import TOKEN_STILL_VALID, checked, confirmed
 from ..db import begin_writing, require_transaction, utcnow
 from ..errors import NotFound
 from ..images.models import Image
@@ -144,6 +145,9 @@ _ITEM_IMAGE_ROW = (
         _core_still_a_rater(_Q.c.project_id),
     )
 )
+# the same, also checking a bearer token taken on trust (auth.token_grants): the request's first read
+_NEXT_ROW_CHECKED = _NEXT_ROW.where(TOKEN_STILL_VALID)
+_ITEM_IMAGE_ROW_CHECKED = _ITEM_IMAGE_ROW.where(TOKEN_STILL_VALID)
 # the first showing, stamped only while the item is still the rater's and was never shown
 _STAMP_FIRST_SHOWING = (
     update(_Q)
@@ -159,11 +163,13 @@ _STAMP_FIRST_SHOWING = (
 
 def next_item_row(session: Session, rater_id: int, project_id: int) -> ItemRow | None:
     """The rater's next item in the project (pending by position, then skipped) with the queue's size,
-    or None when nothing is left; NotFound unless the caller is one of the project's raters."""
+    or None when nothing is left; NotFound unless the caller is one of the project's raters.
+    The first read also checks a bearer token taken on trust (auth.token_grants)."""
     conn = session.connection()
     params = {"rater": rater_id, "project": project_id}
     for status in (ItemStatus.pending, ItemStatus.skipped):
-        row = conn.execute(_NEXT_ROW, {**params, "status": status}).first()
+        stmt, args = checked(session, _NEXT_ROW, _NEXT_ROW_CHECKED, {**params, "status": status})
+        row = confirmed(session, conn.execute(stmt, args).first())
         if row is not None:
             return ItemRow(*row)
     if not conn.execute(_IS_RATER, params).scalar():
@@ -176,12 +182,10 @@ def item_image_row(session: Session, rater_id: int, public_id: str) -> ItemRow:
     (another rater's item, an unknown id, a project the rater was removed from) is a plain 404."""
     row = None
     if isinstance(public_id, str) and 0 < len(public_id) <= 32:
-        row = (
-            session.connection()
-            .execute(_ITEM_IMAGE_ROW, {"public_id": public_id, "rater": rater_id})
-            .first()
-        )
-    if row is None:
+        params = {"public_id": public_id, "rater": rater_id}
+        stmt, args = checked(session, _ITEM_IMAGE_ROW, _ITEM_IMAGE_ROW_CHECKED, params)
+        row = session.connection().execute(stmt, args).first()
+    if confirmed(session, row) is None:
         raise NotFound("no such item in your queue")
     return ItemRow(*row[:6], display_key=row[6])
 
@@ -317,6 +321,8 @@ _ITEM_PROJECT_LABEL = (
     .execution_options(populate_existing=True)
 )
 _ITEM_PROJECT_LABEL_LOCKED = _ITEM_PROJECT_LABEL.with_for_update(of=QueueItem)
+_ITEM_PROJECT_LABEL_CHECKED = _ITEM_PROJECT_LABEL.where(TOKEN_STILL_VALID)
+_ITEM_PROJECT_LABEL_LOCKED_CHECKED = _ITEM_PROJECT_LABEL_LOCKED.where(TOKEN_STILL_VALID)
 
 
 SUBMIT_NOT_IN_QUEUE = (
@@ -346,8 +352,12 @@ def item_for_submit(
         )
     elif not session.connection().get_execution_options().get("sqlite_immediate"):
         begin_writing(session)  # a caller outside a write request (tests, scripts)
-    stmt = _ITEM_PROJECT_LABEL_LOCKED if postgresql else _ITEM_PROJECT_LABEL
-    row = session.execute(stmt, params).first()
+    stmt, args = (
+        checked(session, _ITEM_PROJECT_LABEL_LOCKED, _ITEM_PROJECT_LABEL_LOCKED_CHECKED, params)
+        if postgresql
+        else checked(session, _ITEM_PROJECT_LABEL, _ITEM_PROJECT_LABEL_CHECKED, params)
+    )
+    row = confirmed(session, session.execute(stmt, args).first())
     if row is None:
         # read once, under the lock: an item a rebalance moved away before it is indistinguishable from
         # an unknown id here (and must stay so: another rater's id is a plain 404), so say both

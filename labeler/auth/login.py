@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
@@ -17,13 +20,26 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
 
-from ..db import get_session
-from ..errors import error_response, wants_json
+from ..db import end_request_session, get_session, utcnow
+from ..errors import LabelerError, error_response, wants_json
 from .models import User
-from .services import TokenRefused, authenticate_token, end_sessions
+from .services import (
+    LAST_USED_RESOLUTION,
+    TokenRefused,
+    authenticate_token,
+    end_sessions,
+    grant_user,
+    token_hash,
+)
+from .token_grants import PENDING, PendingCheck, StaleGrant, TokenGrants
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable)
+GRANTS = "labeler_token_grants"  # app.extensions: the TokenGrants of this process
+CHECKS_TOKEN = "checks_token_in_query"  # the mark token_checked_in_query sets on a view
+FULL_TOKEN_CHECK = "labeler_full_token_check"  # g: this request's token gets the full check
 login_manager = LoginManager()
 csrf = CSRFProtect()
 clock = time.time  # seconds; the session-timeout tests replace it
@@ -61,6 +77,7 @@ def init_app(app: Flask) -> None:
     # re-signed on every request; the timeouts are enforced here from the stamps, not by the cookie's expiry
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     app.session_interface = _SessionInterface()
+    app.extensions[GRANTS] = TokenGrants()  # tokens this process checked (token_grants.py)
     login_manager.init_app(app)
     csrf.init_app(app)
     login_manager.login_view = "auth.login"
@@ -99,9 +116,17 @@ def _load_bearer(req) -> User | None:
             "Send the API token as 'Authorization: Bearer <token>'.", code="unauthorized"
         )
         return None
+    raw = credentials.strip()
     db = get_session()
+    grants = current_app.extensions[GRANTS]
+    if _view_checks_token():
+        grant = grants.get(token_hash(raw))
+        if grant is not None and grant.trusted_at(utcnow(), LAST_USED_RESOLUTION):
+            # taken on trust until the view's first read has checked it (token_grants.py)
+            db.info[PENDING] = PendingCheck(grant)
+            return grant_user(db, grant)
     try:
-        user = authenticate_token(db, credentials.strip())
+        user = authenticate_token(db, raw, grants=grants)
         if db.info.pop("wrote", False):
             db.commit()  # the last-used stamp
     except TokenRefused as exc:
@@ -113,9 +138,58 @@ def _load_bearer(req) -> User | None:
         if db.get_bind().dialect.name != "sqlite" or "locked" not in str(exc.orig):
             raise
         db.rollback()
+        grants.drop(token_hash(raw))  # its stamp was not written: the next request checks in full
         log.info("token last-use stamp deferred: the SQLite database was busy")
-        user = authenticate_token(db, credentials.strip(), stamp=False)
+        user = authenticate_token(db, raw, stamp=False)
     return user
+
+
+def _view_checks_token() -> bool:
+    """This request's view checks a token taken on trust in its first read, and this is not
+    its second answer (token_checked_in_query). OPTIONS never reaches the view (Flask answers it)."""
+    if request.method == "OPTIONS" or g.get(FULL_TOKEN_CHECK, False):
+        return False
+    return getattr(current_app.view_functions.get(request.endpoint), CHECKS_TOKEN, False)
+
+
+def token_checked_in_query(view: F) -> F:
+    """Mark a hot-path view whose first read checks a bearer token taken on trust
+    (token_grants.checked/confirmed): the token's own query is skipped when this process checked it
+    less than a minute ago. Put it right under the route decorator, above the permission check.
+
+    If the token no longer passes (StaleGrant), or the view answered or was refused (a 4xx) before
+    any checked statement ran, nothing of that attempt is kept: the request's session is discarded,
+    the token gets the full check (a refusal answers 401) and the view, permission check included,
+    runs again. Any other failure (the database's) is not retried: a 500 says nothing about the token.
+    """
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        current_user.is_authenticated  # noqa: B018  (the loader runs now, taking the token on trust)
+        check = get_session().info.get(PENDING)
+        if check is None:
+            return view(*args, **kwargs)
+        try:
+            answer = view(*args, **kwargs)
+        except StaleGrant:
+            pass
+        except (LabelerError, HTTPException):
+            if check.confirmed:
+                raise
+        else:
+            if check.confirmed:
+                return answer
+        # again, from the start: a new session, the token's full check, the permission check
+        current_app.extensions[GRANTS].drop(check.grant.token_hash)
+        end_request_session()
+        g.pop("_login_user", None)
+        g.setdefault(FULL_TOKEN_CHECK, True)
+        if not current_user.is_authenticated:
+            return _refused_authorization()
+        return view(*args, **kwargs)
+
+    setattr(wrapped, CHECKS_TOKEN, True)
+    return wrapped  # type: ignore[return-value]
 
 
 def _refused_authorization():

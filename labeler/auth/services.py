@@ -18,6 +18,7 @@ from ..db import utcnow
 from ..errors import Conflict, Forbidden, LabelerError, NotFound, ValidationError
 from ..validation import clean_text
 from .models import ApiToken, Role, User, UserRole
+from .token_grants import TokenGrant, TokenGrants
 
 TOKEN_PREFIX = "lbl_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -318,15 +319,30 @@ def _attach_user(session: Session, rows: list) -> User:
     return user
 
 
-def authenticate_token(session: Session, raw: str, *, stamp: bool = True) -> User:
+def token_hash(raw: str) -> str:
+    """The key a token is stored (and its grant remembered) under."""
+    return _hash_token(raw)
+
+
+def grant_user(session: Session, grant: TokenGrant) -> User:
+    """The user of a token taken on trust, built from its last full check (no query): the request's
+    first read checks the token again (labeler/auth/token_grants.py)."""
+    return _attach_user(session, list(grant.rows))
+
+
+def authenticate_token(
+    session: Session, raw: str, *, stamp: bool = True, grants: TokenGrants | None = None
+) -> User:
     """The active user a bearer token belongs to (stamps last use); TokenRefused says why not.
 
     The last-use stamp (a minute's resolution; ``stamp=False`` skips it) is written with the
     session's connection and noted in ``session.info["wrote"]``: the caller commits it.
+    ``grants``: where this check is remembered (a token that passed), for the hot path's views.
     """
     if not raw.startswith(TOKEN_PREFIX):
         raise TokenRefused("This is not a labeler API token.")
-    rows = session.connection().execute(_TOKEN_USER, {"token_hash": _hash_token(raw)}).all()
+    hashed = _hash_token(raw)
+    rows = session.connection().execute(_TOKEN_USER, {"token_hash": hashed}).all()
     if not rows:
         raise TokenRefused("Unknown API token.")
     token = rows[0]
@@ -348,6 +364,20 @@ def authenticate_token(session: Session, raw: str, *, stamp: bool = True) -> Use
         # run where a @reads_only view's session has no transaction (it commits on its own there)
         session.connection().execute(_STAMP_TOKEN, {"token_id": token.token_id, "now": now})
         session.info["wrote"] = True
+        last = now
+    # remembered only for a rater: the hot path's views take nothing else on trust (TOKEN_STILL_VALID)
+    if grants is not None and last is not None and any(r.role == Role.rater for r in rows):
+        grants.put(
+            TokenGrant(
+                token_hash=hashed,
+                token_id=token.token_id,
+                user_id=token.user_id,
+                generation=token.user_session_generation,
+                expires_at=expires_at,
+                stamped_at=last,
+                rows=tuple(rows),
+            )
+        )
     return _attach_user(session, rows)
 
 

@@ -1,0 +1,151 @@
+"""Bearer tokens on the labeling hot path: checked inside the request's first read, not by a query of
+their own.
+
+Every scripted request used to begin with the token's query (the token, its user and the user's roles),
+a quarter of a label cycle's CPU. A process now remembers what its last full check of a token found (a
+TokenGrant: the token, its user and roles, the user's session generation) and, on the few views marked
+``@token_checked_in_query`` (the queue's next item, the display image, the label's save), takes the token
+on trust only until the view's first read has checked it again: that statement carries
+``TOKEN_STILL_VALID``, an EXISTS over the token and its user (not revoked, the user active and at the same
+session generation, which sign-out, deactivation, reactivation and every role change bump). So no cache
+ever answers for a revoked token, a deactivated user or changed roles, not for a single request: the
+check runs on every request, in the database, in the statement the view sends anyway. (On PostgreSQL
+the label's save takes the project's shared queue lock before that read; a refused token's
+transaction, lock included, is discarded, and nothing was written or answered under it.)
+
+A statement that finds no row cannot say whether the token failed its check or the row does not exist
+(another rater's item, an empty queue): the check then runs alone, and if the token no longer passes,
+StaleGrant is raised and the view is answered again from the start, in a new session, after the full
+check (labeler/auth/login.py). So is a view that answers, or is refused, before any checked statement
+ran (a malformed body): nothing is answered under a token that was not checked in this request. The expiry and the once-a-minute last-use stamp are decided by the full
+check: a grant is trusted only until the token expires and while its stamp is less than a minute old.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, exists, select, true
+from sqlalchemy.orm import Session
+
+from .models import ApiToken, Role, User, UserRole
+
+PENDING = "labeler_token_check"  # session.info: the PendingCheck of a token taken on trust
+GRANT_LIMIT = 10_000  # tokens remembered per process; past it the memory starts afresh
+
+_TOKENS, _USERS, _ROLES = ApiToken.__table__, User.__table__, UserRole.__table__
+# Parameters :auth_token, :auth_user, :auth_generation (PendingCheck.params). Uncorrelated: none of
+# the tables is in the statements it is added to. The marked views all serve a rater's own queue: the
+# check also requires the rater role, which passes each one's permission check (signed_in: any role;
+# the label's save: rater), even if a role row was taken away without the generation's bump. A user
+# without it (a lead whose project counts them as a rater) always gets the full check instead.
+TOKEN_STILL_VALID = (
+    exists()
+    .where(
+        _TOKENS.c.id == bindparam("auth_token"),
+        _TOKENS.c.revoked_at.is_(None),
+        _TOKENS.c.user_id == _USERS.c.id,
+        _USERS.c.id == bindparam("auth_user"),
+        _USERS.c.active == true(),
+        _USERS.c.session_generation == bindparam("auth_generation"),
+        exists().where(_ROLES.c.user_id == bindparam("auth_user"), _ROLES.c.role == Role.rater),
+    )
+    .correlate(None)
+)  # never bound to a table of the statement it is added to
+# the check alone: run when a checked statement found no row, to tell "no such row" from "refused"
+_TOKEN_STILL_VALID_ALONE = select(TOKEN_STILL_VALID)
+
+
+class StaleGrant(Exception):
+    """A checked statement found no row: the token may no longer admit its user (or the row is not
+    there). The view is answered again after the full check."""
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What the last full check of a token found (auth.services.authenticate_token)."""
+
+    token_hash: str
+    token_id: int
+    user_id: int
+    generation: int
+    expires_at: datetime | None  # aware UTC
+    stamped_at: datetime  # the token's last-use stamp as of that check (aware UTC)
+    rows: tuple  # the token query's rows: the user and roles are built from them, as by the check
+
+    def trusted_at(self, now: datetime, resolution: timedelta) -> bool:
+        """Usable until the token expires, and while its last-use stamp needs no update."""
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        return now - self.stamped_at <= resolution
+
+
+class TokenGrants:
+    """One app's grants in this process, by token hash (threads share it)."""
+
+    def __init__(self) -> None:
+        self._grants: dict[str, TokenGrant] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str) -> TokenGrant | None:
+        return self._grants.get(token_hash)
+
+    def put(self, grant: TokenGrant) -> None:
+        with self._lock:
+            if len(self._grants) >= GRANT_LIMIT and grant.token_hash not in self._grants:
+                self._grants.clear()
+            self._grants[grant.token_hash] = grant
+
+    def drop(self, token_hash: str) -> None:
+        with self._lock:
+            self._grants.pop(token_hash, None)
+
+
+@dataclass
+class PendingCheck:
+    """A token taken on trust in this request; ``confirmed`` once a checked statement found its row."""
+
+    grant: TokenGrant
+    confirmed: bool = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        grant = self.grant
+        return {
+            "auth_token": grant.token_id,
+            "auth_user": grant.user_id,
+            "auth_generation": grant.generation,
+        }
+
+
+def pending_check(session: Session) -> PendingCheck | None:
+    """The session's token still to be checked, if any."""
+    check = session.info.get(PENDING)
+    return None if check is None or check.confirmed else check
+
+
+def checked(session: Session, stmt: Any, checked_stmt: Any, params: dict) -> tuple[Any, dict]:
+    """The statement to run and its parameters: ``checked_stmt`` (``stmt`` with TOKEN_STILL_VALID)
+    while the session's token is still to be checked, else ``stmt``. Pass its first row to confirmed()."""
+    check = pending_check(session)
+    if check is None:
+        return stmt, params
+    return checked_stmt, {**params, **check.params}
+
+
+def confirmed(session: Session, row: Any) -> Any:
+    """The row a statement from checked() found. If the token was still to be checked and no row came
+    back, the check runs alone (one more statement): the token still admits its user, and the miss is
+    an answer (an empty queue, another rater's item); or StaleGrant (see the module's docstring)."""
+    check = pending_check(session)
+    if check is not None:
+        if (
+            row is None
+            and not session.connection().execute(_TOKEN_STILL_VALID_ALONE, check.params).scalar()
+        ):
+            raise StaleGrant
+        check.confirmed = True
+    return row
