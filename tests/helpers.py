@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from labeler.db import make_engine
 from labeler.images.models import Image
@@ -144,3 +144,25 @@ def image_row(project_id: int, *, size: int = 8, filename: str | None = None, **
         original_key=content_key("originals", sha, "jpg"),
         **fields,
     )
+
+
+_SAVEPOINTS = re.compile(
+    r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.IGNORECASE
+)
+
+
+@contextlib.contextmanager
+def recorded_statements(connection) -> Iterator[list[str]]:
+    """The SQL statements sent on the test's connection inside the block, in order (the tests' own
+    savepoint bookkeeping, each request's session being a savepoint, left out)."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if not _SAVEPOINTS.match(statement):
+            seen.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(connection, "before_cursor_execute", record)

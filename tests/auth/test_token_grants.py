@@ -6,7 +6,6 @@ taken role is refused by the very next request, and nothing is answered under a 
 # ruff: noqa: F811  (fixtures imported from labeling_fixtures are used as arguments)
 from __future__ import annotations
 
-import re
 import sys
 import uuid
 from datetime import timedelta
@@ -14,17 +13,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "labeling"))
-from labeling_fixtures import make_item  # noqa: F401  (fixture)
+from helpers import recorded_statements
+from labeling_fixtures import make_item, rater_queue  # noqa: F401  (fixtures)
 
 from labeler.auth.models import ApiToken, Role
 from labeler.db import utcnow
-
-_SAVEPOINTS = re.compile(
-    r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.IGNORECASE
-)
 
 
 def full_checks(statements: list[str]) -> int:
@@ -38,41 +34,20 @@ def checked_reads(statements: list[str]) -> int:
 
 
 @pytest.fixture()
-def hot(app, db, connection, make_user, make_project, make_item):
-    from labeler.auth.services import create_token
-    from labeler.images.models import Image
-
-    rater = make_user(None, "rater")
-    project = make_project()
-    items = [make_item(rater, project) for _ in range(3)]
-    storage = app.extensions["labeler_storage"]
-    for item in items:
-        storage.put(db.get(Image, item.image_id).display_key, b"\xff\xd8 jpeg \xff\xd9")
-    token, raw = create_token(db, None, rater, "script")
-    db.flush()
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        if not _SAVEPOINTS.match(statement):
-            seen.append(statement)
-
-    event.listen(connection, "before_cursor_execute", record)
-    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
-    # the first request of a token in this process checks it in full (any view)
-    assert client.get("/api/v1/icd10?q=acne", headers=headers).status_code == 200
-    assert full_checks(seen) == 1
-    seen.clear()
-    yield SimpleNamespace(
-        client=client,
-        headers=headers,
-        rater=rater,
-        project=project,
-        items=items,
-        token=token,
-        seen=seen,
-        next_url=f"/api/v1/projects/{project.id}/queue/next",
-    )
-    event.remove(connection, "before_cursor_execute", record)
+def hot(app, connection, rater_queue):
+    client, headers = app.test_client(), {"Authorization": f"Bearer {rater_queue.raw}"}
+    with recorded_statements(connection) as seen:
+        # the first request of a token in this process checks it in full (any view)
+        assert client.get("/api/v1/icd10?q=acne", headers=headers).status_code == 200
+        assert full_checks(seen) == 1
+        seen.clear()
+        yield SimpleNamespace(
+            client=client,
+            headers=headers,
+            seen=seen,
+            next_url=f"/api/v1/projects/{rater_queue.project.id}/queue/next",
+            **vars(rater_queue),
+        )
 
 
 def _label_of(db, item):
@@ -248,23 +223,15 @@ def test_a_token_without_the_rater_role_gets_the_full_check_every_time(
     lead = make_user(None, "lead")
     _token, raw = create_token(db, None, lead, "script")
     db.flush()
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(connection, "before_cursor_execute", record)
     client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
-    try:
+    with recorded_statements(connection) as seen:
         for _ in range(2):
             seen.clear()
             resp = client.get("/api/v1/projects/999999/queue/next", headers=headers)
             assert resp.status_code == 404
             assert full_checks(seen) == 1
             assert checked_reads(seen) == 0, "\n".join(seen)  # nothing taken on trust
-        assert app.extensions[GRANTS].get(token_hash(raw)) is None
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
+    assert app.extensions[GRANTS].get(token_hash(raw)) is None
 
 
 def test_options_is_not_answered_under_a_revoked_token(hot, db):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,3 +67,23 @@ def severity_project(db, make_project):
     project.settings = {**project.settings, "allow_non_graded": True}
     db.flush()
     return project
+
+
+@pytest.fixture()
+def rater_queue(app, db, make_user, make_project, make_item):
+    """A rater with three items in a new project (their display copies stored) and an API token:
+    rater, project, items, token and its raw value."""
+    from labeler.auth.services import create_token
+    from labeler.images.models import Image
+
+    rater = make_user(None, "rater")
+    project = make_project()
+    items = [make_item(rater, project) for _ in range(3)]
+    storage = app.extensions["labeler_storage"]
+    for item in items:
+        storage.put(
+            db.get(Image, item.image_id).display_key, b"\xff\xd8 not really a jpeg \xff\xd9"
+        )
+    token, raw = create_token(db, None, rater, "script")
+    db.flush()
+    return SimpleNamespace(rater=rater, project=project, items=items, token=token, raw=raw)

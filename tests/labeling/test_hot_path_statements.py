@@ -11,12 +11,11 @@ listed with each budget.
 # ruff: noqa: F811  (fixtures imported from labeling_fixtures are used as arguments)
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
-from labeling_fixtures import make_item  # noqa: F401  (fixtures)
-from sqlalchemy import event
+from helpers import recorded_statements
+from labeling_fixtures import make_item, rater_queue  # noqa: F401  (fixtures)
 
 # The bearer token: on the hot path's views, checked inside their first read (auth.token_grants)
 # once this process has checked it in full less than a minute ago, so no query of its own. The full
@@ -41,47 +40,23 @@ SUBMIT = 4
 # its revision and its audit event (label.change); the item's status is already done (no write)
 SUBMIT_CHANGE = 5  # + the queue lock on PostgreSQL
 
-_SAVEPOINTS = re.compile(
-    r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.IGNORECASE
-)
-
 
 @pytest.fixture()
 def counter(connection):
     """Statements sent on the test's connection (savepoint bookkeeping left out)."""
-    seen: list[str] = []
-
-    def _record(_conn, _cursor, statement, _params, _context, _executemany):
-        if not _SAVEPOINTS.match(statement):
-            seen.append(statement)
-
-    event.listen(connection, "before_cursor_execute", _record)
-    yield seen
-    event.remove(connection, "before_cursor_execute", _record)
+    with recorded_statements(connection) as seen:
+        yield seen
 
 
 @pytest.fixture()
-def cycle(app, db, connection, make_user, make_project, make_item):
-    from labeler.auth.services import create_token
-    from labeler.images.models import Image
-
-    rater = make_user(None, "rater")
-    project = make_project()
-    items = [make_item(rater, project) for _ in range(3)]
-    storage = app.extensions["labeler_storage"]
-    for item in items:
-        storage.put(
-            db.get(Image, item.image_id).display_key, b"\xff\xd8 not really a jpeg \xff\xd9"
-        )
-    _token, raw = create_token(db, None, rater, "bench")
-    db.flush()
+def cycle(app, connection, rater_queue):
     if connection.dialect.name == "sqlite":
         # as a production write request's connection: its transaction began IMMEDIATE (labeler/db.py)
         connection.execution_options(sqlite_immediate=True)
-    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    client, headers = app.test_client(), {"Authorization": f"Bearer {rater_queue.raw}"}
     # the token's first use stamps last_used_at (once a minute): not part of the measured cycles
     assert client.get("/api/v1/icd10?q=acne", headers=headers).status_code == 200
-    return client, headers, project, items
+    return client, headers, rater_queue.project, rater_queue.items
 
 
 def _count(counter, client, method, url, **kw):

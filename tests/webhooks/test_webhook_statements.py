@@ -7,11 +7,10 @@ project's webhook_events); one that listens pays four statements: its endpoints,
 # ruff: noqa: F811  (fixtures imported from webhook_fixtures are used as arguments)
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
-from sqlalchemy import event
+from helpers import recorded_statements
 from webhook_fixtures import (  # noqa: F401  (fixtures)
     endpoint_factory,
     loopback_allowed,
@@ -23,27 +22,14 @@ from labeler.allocation.models import QueueItem
 from labeler.allocation.services import allocate
 from labeler.auth.services import create_token
 
-_SAVEPOINTS = re.compile(
-    r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.IGNORECASE
-)
-
 
 def _submit_statements(app, connection, token, item) -> list[str]:
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        if not _SAVEPOINTS.match(statement):
-            seen.append(statement)
-
-    event.listen(connection, "before_cursor_execute", record)
-    try:
+    with recorded_statements(connection) as seen:
         resp = app.test_client().put(
             f"/api/v1/items/{item.public_id}/label",
             json={"decision": "no_skin", "base_version": 0, "submission_id": uuid.uuid4().hex},
             headers={"Authorization": f"Bearer {token}"},
         )
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     return seen
 
