@@ -157,6 +157,10 @@ server {{
 upstream labeler_app {{
 {upstream_lines}
     keepalive 16;
+    # idle connections to the app servers are closed by nginx first: gunicorn closes one idle for its
+    # --keep-alive (2 s by default), and a request nginx sent on a connection gunicorn had just closed
+    # fails; a POST is never retried (see below) and would answer 502
+    keepalive_timeout 1s;
 }}
 {redirect}
 server {{

@@ -56,6 +56,19 @@ def test_upload_locations_come_from_the_url_map(app):
     assert f"alias {app.static_folder}/;" in text
 
 
+def test_nginx_closes_idle_upstream_connections_before_gunicorn_does(app):
+    """A request nginx sends on a kept-alive connection that gunicorn closes at that moment fails,
+    and a POST is not retried (502: CI saw one on a 2 MB upload). nginx must give up idle upstream
+    connections before gunicorn's own keep-alive (its default: the README's command sets none)."""
+    from gunicorn.config import Keepalive
+
+    text = render(app, upstreams=["127.0.0.1:8001"], server_name="labeler.test")
+    upstream = re.search(r"upstream labeler_app \{(.*?)\}", text, re.DOTALL).group(1)
+    assert re.search(r"\n    keepalive \d+;", upstream)
+    idle = re.search(r"keepalive_timeout (\d+)s;", upstream)
+    assert idle and int(idle.group(1)) < Keepalive.default
+
+
 def test_upload_limit_follows_the_setting(tmp_path, database_url):
     app = create_app(
         {
