@@ -352,11 +352,12 @@ def item_for_submit(
         )
     elif not session.connection().get_execution_options().get("sqlite_immediate"):
         begin_writing(session)  # a caller outside a write request (tests, scripts)
-    stmt, args = (
-        checked(session, _ITEM_PROJECT_LABEL_LOCKED, _ITEM_PROJECT_LABEL_LOCKED_CHECKED, params)
+    plain, with_check = (
+        (_ITEM_PROJECT_LABEL_LOCKED, _ITEM_PROJECT_LABEL_LOCKED_CHECKED)
         if postgresql
-        else checked(session, _ITEM_PROJECT_LABEL, _ITEM_PROJECT_LABEL_CHECKED, params)
+        else (_ITEM_PROJECT_LABEL, _ITEM_PROJECT_LABEL_CHECKED)
     )
+    stmt, args = checked(session, plain, with_check, params)
     row = confirmed(session, session.execute(stmt, args).first())
     if row is None:
         # read once, under the lock: an item a rebalance moved away before it is indistinguishable from

@@ -186,7 +186,8 @@ def admit(session: Session, identity: SignInIdentity, *, use_role_claims: bool) 
     return user
 
 
-def _hash_token(raw: str) -> str:
+def token_hash(raw: str) -> str:
+    """What a token is stored (and its check remembered) under: only the hash is kept."""
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -224,7 +225,7 @@ def create_token(
         user_id=user.id,
         name=name[:100],
         prefix=raw[:12],
-        token_hash=_hash_token(raw),
+        token_hash=token_hash(raw),
         created_at=now,
         expires_at=now + lifetime if lifetime else None,
     )
@@ -319,11 +320,6 @@ def _attach_user(session: Session, rows: list) -> User:
     return user
 
 
-def token_hash(raw: str) -> str:
-    """The key a token is stored (and its grant remembered) under."""
-    return _hash_token(raw)
-
-
 def grant_user(session: Session, grant: TokenGrant) -> User:
     """The user of a token taken on trust, built from its last full check (no query): the request's
     first read checks the token again (labeler/auth/token_grants.py)."""
@@ -341,7 +337,7 @@ def authenticate_token(
     """
     if not raw.startswith(TOKEN_PREFIX):
         raise TokenRefused("This is not a labeler API token.")
-    hashed = _hash_token(raw)
+    hashed = token_hash(raw)
     rows = session.connection().execute(_TOKEN_USER, {"token_hash": hashed}).all()
     if not rows:
         raise TokenRefused("Unknown API token.")
