@@ -305,14 +305,16 @@ def item_and_project(session: Session, rater: User, public_id: str) -> tuple[Que
 
 # Submitting (PostgreSQL): the queue lock first, found from the item's public id (an item's project
 # never changes; an unknown id locks nothing: the function is strict and gets NULL), then the item, its
-# project and the rater's current label of its image read under it in one statement, the item locked
-# FOR UPDATE: two statements where reading, locking and re-reading took four.
+# project and the id of the rater's current label of its image read under it in one statement, the item
+# locked FOR UPDATE: two statements where reading, locking and re-reading took four. Only the label's id:
+# a label that exists is read again FOR UPDATE before it is changed (labeling.services.submit_label), so
+# its 26 columns here were converted and loaded for nothing on every first label.
 _LOCK_BY_PUBLIC_ID = text(
     "SELECT pg_advisory_xact_lock_shared(:space, "
     "(SELECT project_id FROM queue_items WHERE public_id = :public_id))"
 )
 _ITEM_PROJECT_LABEL = (
-    select(QueueItem, Project, Label)
+    select(QueueItem, Project, Label.id)
     .join(Project, Project.id == QueueItem.project_id)
     .outerjoin(
         Label, (Label.rater_id == QueueItem.rater_id) & (Label.image_id == QueueItem.image_id)
@@ -333,9 +335,10 @@ SUBMIT_NOT_IN_QUEUE = (
 
 def item_for_submit(
     session: Session, rater: User, public_id: str
-) -> tuple[QueueItem, Project, Label | None]:
-    """The rater's own item, its project and the rater's current label of its image, read under the
-    project's queue lock (the item stays the rater's until commit: lock_item_for_rater is then free).
+) -> tuple[QueueItem, Project, int | None]:
+    """The rater's own item, its project and the id of the rater's current label of its image (None:
+    no label yet), read under the project's queue lock (the item stays the rater's until commit:
+    lock_item_for_rater is then free).
 
     PostgreSQL: the shared queue lock, then one read with the item locked FOR UPDATE. SQLite: one read
     (a write request's transaction began IMMEDIATE: it holds the database's one write lock). Anything
@@ -363,11 +366,11 @@ def item_for_submit(
         # read once, under the lock: an item a rebalance moved away before it is indistinguishable from
         # an unknown id here (and must stay so: another rater's id is a plain 404), so say both
         raise NotFound(SUBMIT_NOT_IN_QUEUE)
-    item, project, label = row
+    item, project, label_id = row
     session.info[_READ_UNDER_WRITE_LOCK] = (session.get_transaction(), item.id)
     if postgresql:
         _note_held(session, item.project_id, exclusive=False)
-    return item, project, label
+    return item, project, label_id
 
 
 def lock_item_for_rater(session: Session, rater: User, item: QueueItem) -> QueueItem:

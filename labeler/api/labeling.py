@@ -64,8 +64,8 @@ def put_label(public_id: str):
     with_next = query_int("next", default=0, lo=0, hi=1)
     body = json_body()
     db = get_session()
-    # the item, its project and the current label, read under the queue lock (two statements at most)
-    item, project, current = item_for_submit(db, current_user, public_id)
+    # the item, its project and whether it is labeled, read under the queue lock (two statements at most)
+    item, project, label_id = item_for_submit(db, current_user, public_id)
     label = submit_label(
         db,
         current_user,
@@ -75,7 +75,7 @@ def put_label(public_id: str):
         submission_id=body.get("submission_id"),
         time_spent_ms=body.get("time_spent_ms"),
         project=project,
-        current=current,
+        labeled=label_id is not None,
     )
     result = {"item": item.public_id, **label_dict(label)}
     if with_next:

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 # One submission adds at most an hour to a label's time: longer is a tab left open, not work, and the
 # cap keeps the accumulated total (a 64-bit column) from ever overflowing.
 MAX_TIME_SPENT_MS = 3600 * 1000
-NOT_READ = object()  # submit_label's `current` when the caller has not read the current label
 
 
 def known_code(code: str) -> str | None:
@@ -161,15 +160,16 @@ def submit_label(
     time_spent_ms: int | None,
     project: Project | None = None,
     as_case: bool = False,
-    current: Label | None | object = NOT_READ,
+    labeled: bool | None = None,
 ) -> Label:
     """Save the rater's label of the item: validated, one current label, the change kept as a new revision.
 
     ``project``: the item's project when the caller already read it (allocation.queue.item_and_project).
     ``as_case``: written as one photo of a per-case answer (labeler/cases/services.submit_case); any
     other submission to a project that answers per case is refused.
-    ``current``: the rater's current label of the image (or None), when the caller read it with the
-    item under the queue lock (allocation.queue.item_for_submit): no second read for a first label.
+    ``labeled``: whether the rater has a label of the image, when the caller read that with the item
+    under the queue lock (allocation.queue.item_for_submit): no second read for a first label. None:
+    not read (a label that exists is read FOR UPDATE either way).
 
     A retry with a submission_id already recorded returns the label unchanged. A base_version other than the
     current version (0 or None for "no label yet") is refused with 409 carrying the current value.
@@ -197,7 +197,7 @@ def submit_label(
     # that moved it before we got here answers 404 without writing (see allocation.queue)
     item = lock_item_for_rater(session, rater, item)
 
-    if current is NOT_READ or current is not None:
+    if labeled is not False:
         # a change locks the label itself: a scale migration (projects.services) rewrites labels
         # under FOR UPDATE, and a first label has no row to lock (its insert is checked instead)
         label = current_label(session, rater, item, for_update=True)

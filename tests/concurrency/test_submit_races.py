@@ -232,7 +232,7 @@ def _submit_as_the_api(s, rater_id, public_id, answer, base_version, submission_
     from labeler.allocation.queue import item_for_submit
 
     rater = s.get(User, rater_id)
-    item, project, current = item_for_submit(s, rater, public_id)
+    item, project, label_id = item_for_submit(s, rater, public_id)
     return labeling.submit_label(
         s,
         rater,
@@ -242,7 +242,7 @@ def _submit_as_the_api(s, rater_id, public_id, answer, base_version, submission_
         submission_id=submission_id,
         time_spent_ms=5,
         project=project,
-        current=current,
+        labeled=label_id is not None,
     )
 
 

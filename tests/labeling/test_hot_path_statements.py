@@ -253,10 +253,10 @@ def test_a_first_label_written_meanwhile_is_found_not_duplicated(
 
     first = submit("no_skin", "first")
     assert first.id is not None and first.version == 1
-    again = submit("no_skin", "first", current=None)  # read before the first one committed
+    again = submit("no_skin", "first", labeled=False)  # read before the first one committed
     assert (again.id, again.version, again.decision) == (first.id, 1, "no_skin")
     with pytest.raises(Conflict) as refused:
-        submit("healthy_skin", "second", current=None)
+        submit("healthy_skin", "second", labeled=False)
     assert refused.value.extra["current"]["decision"] == "no_skin"
     assert db.scalar(select(func.count(Label.id))) == 1
     assert db.scalar(select(func.count(LabelRevision.id))) == 1
