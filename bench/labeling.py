@@ -333,6 +333,26 @@ def environ(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A new PostgreSQL database on the server of ``admin_url`` (a connection to create and drop it):
+    its URL for the block, then dropped."""
+    from sqlalchemy import text
+
+    from labeler.db import make_engine
+
+    name = f"labeler_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def setup_project(
     env: dict[str, str], images: int, n_raters: int, tmp: Path
 ) -> tuple[int, list[str]]:
@@ -853,20 +873,8 @@ def main() -> None:
     elif not args.pg:
         print("[postgresql] skipped: pass --pg URL or set LABELER_TEST_DATABASE_URL")
     else:
-        from sqlalchemy import text
-
-        from labeler.db import make_engine
-
-        name = f"labeler_bench_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            errors += run("postgresql", args.pg.rsplit("/", 1)[0] + "/" + name, args)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        with scratch_database(args.pg) as url:
+            errors += run("postgresql", url, args)
     if errors:
         print(f"FAILED: {errors} errors")
         sys.exit(1)

@@ -1,0 +1,237 @@
+"""Instructions per label cycle, counted by Valgrind's cachegrind: the hot path's cost without the noise.
+
+Run: .venv/bin/python bench/instructions.py [--cycles 100] [--images 400] [--pg URL] [--only DB]
+(--pg defaults to LABELER_TEST_DATABASE_URL; a scratch database is created next to it and dropped.
+Needs Valgrind: Debian's package valgrind.)
+
+CPU milliseconds read from /proc (bench/labeling.py) are the figure the goals are set in, but on a
+shared 2-core host the same commit measures 30-40% apart from one run to the next, so a change of a
+few percent cannot be told from noise. The number of instructions a process executes hardly moves
+between runs. Here the app serves the label cycle in-process (the WSGI app called with a built
+request, no HTTP server, no network), under ``valgrind --tool=cachegrind --cache-sim=no``:
+
+    GET /api/v1/items/{id}/image    PUT /api/v1/items/{id}/label?next=1   (the submit answers with the next item)
+
+A child process sets up nothing: it loads the app on a project set up beforehand (the CLI, as
+bench/labeling.py does), labels WARMUP cycles, then ``--cycles`` more, as a rater of its own (every
+rater is on every image, so each child labels a queue of its own); the same child with no measured
+cycles is subtracted, so the app's start, imports and warm-up cancel out. A third child leaves out the
+image requests, which splits the cycle into image and submit+next. bench/floor_app.py (Flask answering
+the same calls with no work) is counted the same way: labeler's figures as a ratio to it.
+
+What this does not count: the HTTP server (gunicorn), the kernel, the database server's own process
+(PostgreSQL), and the effect of cold caches when requests interleave with other processes; bench/
+labeling.py measures all of those. Instructions are not time: a cache miss costs many cycles; use this
+to compare two commits, bench/labeling.py to say how fast a machine serves raters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import nullcontext
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+WARMUP = 10
+
+
+# -- the child: one process counted by cachegrind -------------------------------------------------------
+
+
+def child(state_file: str, rater: int, cycles: int, with_image: bool) -> None:
+    """Label WARMUP + ``cycles`` cycles in-process with the app described in ``state_file``, as its
+    ``rater``-th rater (each child has its own queue: all raters are on every image)."""
+    from labeling import ANSWERS
+    from werkzeug.test import EnvironBuilder
+
+    state = json.loads(Path(state_file).read_text())
+    os.environ.update(state["env"])
+    if state["app"] == "floor":
+        from floor_app import app
+    else:
+        from labeler import create_app
+
+        app = create_app()
+    headers = {"Authorization": f"Bearer {state['tokens'][rater]}"}
+
+    def call(method: str, path: str, body: dict | None = None) -> bytes:
+        path, _, query = path.partition("?")
+        environ = EnvironBuilder(
+            path=path,
+            query_string=query,
+            method=method,
+            headers=headers,
+            json=body,
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        ).get_environ()
+        status: list[str] = []
+        answer = app(environ, lambda s, _h, _e=None: status.append(s))
+        data = b"".join(answer)
+        getattr(answer, "close", lambda: None)()
+        if not status[0].startswith("200"):
+            raise SystemExit(f"{method} {path}: {status[0]} {data[:200]!r}")
+        return data
+
+    item = json.loads(call("GET", f"/api/v1/projects/{state['project']}/queue/next"))["item"]
+
+    def label(n: int) -> None:
+        nonlocal item
+        if with_image:
+            call("GET", item["image_url"])
+        body = {**ANSWERS[n % len(ANSWERS)], "base_version": 0, "submission_id": uuid.uuid4().hex}
+        item = json.loads(call("PUT", f"/api/v1/items/{item['id']}/label?next=1", body))["next"]
+        if item is None:
+            raise SystemExit("the queue ran out: set up more images (--images)")
+
+    for n in range(WARMUP):
+        label(n)
+    # a full collection now, in every child (the one with no cycles too): the warm-up built the
+    # ICD-10 index (a quarter of a million objects), and whether the next full collection fell
+    # among the measured cycles moved a child's count by a fifth
+    gc.collect()
+    for n in range(WARMUP, WARMUP + cycles):
+        label(n)
+
+
+# -- the parent: set up, count, print ------------------------------------------------------------------
+
+
+def count(state_file: Path, rater: int, cycles: int, with_image: bool) -> int:
+    """Instructions the child executed (all of its process)."""
+    cmd = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--child",
+        str(state_file),
+        str(rater),
+        str(cycles),
+        "1" if with_image else "0",
+    ]
+    # one hash seed for every child: with random ones, dictionaries and sets differ from process to
+    # process, and so does the count
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"the counted process failed (exit {done.returncode}):\n{done.stderr[-2000:]}"
+        )
+    for line in done.stderr.splitlines():
+        if "I" in line and "refs:" in line:
+            return int(line.rsplit(":", 1)[1].replace(",", "").strip())
+    raise SystemExit(f"cachegrind gave no count (exit {done.returncode}):\n{done.stderr[-2000:]}")
+
+
+def measure(state_file: Path, cycles: int) -> dict[str, float]:
+    """Instructions per cycle, per image request and per submit+next; the three children run two at
+    a time (each is one process on one core)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        none = pool.submit(count, state_file, 0, 0, True)
+        full = pool.submit(count, state_file, 1, cycles, True)
+        submit_only = pool.submit(count, state_file, 2, cycles, False)
+        base, with_image, without = none.result(), full.result(), submit_only.result()
+    return {
+        "cycle": (with_image - base) / cycles,
+        "image": (with_image - without) / cycles,
+        "submit+next": (without - base) / cycles,
+    }
+
+
+def show(label: str, figures: dict[str, float], cycles: int) -> None:
+    print(
+        f"[{label}] instructions per call ({cycles} cycles, less the same process with none): "
+        f"image {figures['image'] / 1e6:.2f} M, submit+next {figures['submit+next'] / 1e6:.2f} M, "
+        f"cycle {figures['cycle'] / 1e6:.2f} M"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cycles", type=int, default=100, help="measured label cycles (default 100)")
+    ap.add_argument("--images", type=int, default=400, help="images in the project (default 400)")
+    ap.add_argument("--pg", default=os.environ.get("LABELER_TEST_DATABASE_URL"))
+    ap.add_argument("--only", choices=("sqlite", "postgresql"), help="one database only")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        state_file, rater, cycles, with_image = args.child
+        child(state_file, int(rater), int(cycles), with_image == "1")
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench: valgrind is not installed (Debian: apt-get install valgrind)")
+    if args.images <= args.cycles + WARMUP:  # each child labels its own queue of every image
+        raise SystemExit(f"bench: --images must be more than {args.cycles + WARMUP}")
+    import logging
+
+    from labeling import scratch_database, server_env, setup_project
+
+    logging.disable(logging.INFO)  # the CLI's and alembic's progress lines
+
+    databases = [("sqlite", None)] if args.only != "postgresql" else []
+    if args.only != "sqlite":
+        if args.pg:
+            databases.append(("postgresql", args.pg))
+        elif args.only == "postgresql":
+            raise SystemExit("bench: --only postgresql needs --pg or LABELER_TEST_DATABASE_URL")
+        else:
+            print("[postgresql] skipped: no --pg URL and no LABELER_TEST_DATABASE_URL")
+    with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        ours: dict[str, dict[str, float]] = {}
+        image = None
+        for name, admin_url in databases:
+            work = tmp / name
+            (work / "instance").mkdir(parents=True)
+            with (
+                scratch_database(admin_url)
+                if admin_url
+                else nullcontext(f"sqlite:///{work}/bench.db")
+            ) as url:
+                env = server_env(url, work / "instance")
+                print(f"[{name}] setting up {args.images} images, 3 raters (all on every image)")
+                project_id, tokens = setup_project(env, args.images, 3, work)
+                state = work / "state.json"
+                state.write_text(
+                    json.dumps(
+                        {"app": "labeler", "env": env, "project": project_id, "tokens": tokens}
+                    )
+                )
+                ours[name] = measure(state, args.cycles)
+                show(name, ours[name], args.cycles)
+                image = image or str(min((work / "src").glob("*.jpg")))
+        floor_state = tmp / "floor.json"
+        floor_state.write_text(
+            json.dumps(
+                {
+                    "app": "floor",
+                    "env": {"BENCH_FLOOR_IMAGE": image},
+                    "project": 1,
+                    "tokens": ["-"] * 3,
+                }
+            )
+        )
+        floor = measure(floor_state, args.cycles)
+        show("floor", floor, args.cycles)
+        for name, figures in ours.items():
+            print(
+                f"[{name}] a label cycle executes {figures['cycle'] / floor['cycle']:.1f} x the floor's "
+                f"instructions ({(figures['cycle'] - floor['cycle']) / 1e6:.2f} M of labeler's own work)"
+            )
+
+
+if __name__ == "__main__":
+    main()
