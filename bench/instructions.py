@@ -177,7 +177,9 @@ def main() -> None:
         raise SystemExit(f"bench: --images must be more than {args.cycles + WARMUP}")
     import logging
 
-    from labeling import scratch_database, server_env, setup_project
+    from labeling import server_env, setup_project
+
+    from tests.helpers import empty_pg_database  # the tests' scratch database
 
     logging.disable(logging.INFO)  # the CLI's and alembic's progress lines
 
@@ -197,7 +199,7 @@ def main() -> None:
             work = tmp / name
             (work / "instance").mkdir(parents=True)
             with (
-                scratch_database(admin_url)
+                empty_pg_database(admin_url, "labeler_bench")
                 if admin_url
                 else nullcontext(f"sqlite:///{work}/bench.db")
             ) as url:

@@ -333,26 +333,6 @@ def environ(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A new PostgreSQL database on the server of ``admin_url`` (a connection to create and drop it):
-    its URL for the block, then dropped."""
-    from sqlalchemy import text
-
-    from labeler.db import make_engine
-
-    name = f"labeler_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def setup_project(
     env: dict[str, str], images: int, n_raters: int, tmp: Path
 ) -> tuple[int, list[str]]:
@@ -873,7 +853,9 @@ def main() -> None:
     elif not args.pg:
         print("[postgresql] skipped: pass --pg URL or set LABELER_TEST_DATABASE_URL")
     else:
-        with scratch_database(args.pg) as url:
+        from tests.helpers import empty_pg_database  # the tests' scratch database
+
+        with empty_pg_database(args.pg, "labeler_bench") as url:
             errors += run("postgresql", url, args)
     if errors:
         print(f"FAILED: {errors} errors")
