@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 from flask import Flask, Response, current_app, g, has_request_context, request
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, lambda_stmt
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
@@ -158,16 +158,6 @@ def _check_connections_at_checkout(engine: Engine) -> None:
                 raise DisconnectionError(
                     f"a pooled connection did not answer a ping: {exc}"
                 ) from exc
-
-
-def prebuilt(statement: Any) -> Any:
-    """``statement``, a module constant run on every label (its only varying parts bindparam()
-    placeholders), made ready to run many times. To find a statement's compiled form in its cache,
-    SQLAlchemy walks the statement's whole tree on every execution to make the cache key: 35-45 us
-    for the queue's reads. A lambda statement made once (SQLAlchemy's lambda_stmt) walks it once,
-    when it is made, and keeps that key: about 2 us per execution. Same SQL, same parameters, same
-    results; the statement itself must not be changed afterwards (compose first, then prebuild)."""
-    return lambda_stmt(lambda: statement)
 
 
 class _WriteGate:

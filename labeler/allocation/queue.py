@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
 from ..auth.token_grants import TOKEN_STILL_VALID, checked, confirmed
-from ..db import begin_writing, prebuilt, require_transaction, utcnow
+from ..db import begin_writing, require_transaction, utcnow
 from ..errors import NotFound
 from ..images.models import Image
 from ..labeling.models import Label
@@ -121,7 +121,7 @@ def _core_still_a_rater(project_column):
 _MINE = (_Q.c.rater_id == bindparam("rater"), _Q.c.project_id == bindparam("project"))
 # the first item of a status by position, with the queue's size and progress riding along (scalar
 # subqueries), only while the caller is one of the project's raters: one statement for the common case
-_NEXT_ROW_SQL = (
+_NEXT_ROW = (
     select(
         *_ROW_COLUMNS,
         # count(*): read from the queue-order index alone, a third cheaper than count(id) on SQLite
@@ -136,7 +136,7 @@ _NEXT_ROW_SQL = (
     .limit(1)
 )
 _IS_RATER = select(_core_still_a_rater(bindparam("project")))
-_ITEM_IMAGE_ROW_SQL = (
+_ITEM_IMAGE_ROW = (
     select(*_ROW_COLUMNS, _IMAGES.c.display_key)
     .join(_IMAGES, _IMAGES.c.id == _Q.c.image_id)
     .where(
@@ -145,17 +145,11 @@ _ITEM_IMAGE_ROW_SQL = (
         _core_still_a_rater(_Q.c.project_id),
     )
 )
-# each also checking a bearer token taken on trust (auth.token_grants): the request's first read
-_NEXT_ROW, _NEXT_ROW_CHECKED = (
-    prebuilt(_NEXT_ROW_SQL),
-    prebuilt(_NEXT_ROW_SQL.where(TOKEN_STILL_VALID)),
-)
-_ITEM_IMAGE_ROW, _ITEM_IMAGE_ROW_CHECKED = (
-    prebuilt(_ITEM_IMAGE_ROW_SQL),
-    prebuilt(_ITEM_IMAGE_ROW_SQL.where(TOKEN_STILL_VALID)),
-)
+# the same, also checking a bearer token taken on trust (auth.token_grants): the request's first read
+_NEXT_ROW_CHECKED = _NEXT_ROW.where(TOKEN_STILL_VALID)
+_ITEM_IMAGE_ROW_CHECKED = _ITEM_IMAGE_ROW.where(TOKEN_STILL_VALID)
 # the first showing, stamped only while the item is still the rater's and was never shown
-_STAMP_FIRST_SHOWING = prebuilt(
+_STAMP_FIRST_SHOWING = (
     update(_Q)
     .where(
         _Q.c.id == bindparam("item"),
@@ -319,7 +313,7 @@ _LOCK_BY_PUBLIC_ID = text(
     "SELECT pg_advisory_xact_lock_shared(:space, "
     "(SELECT project_id FROM queue_items WHERE public_id = :public_id))"
 )
-_ITEM_PROJECT_LABEL_SQL = (
+_ITEM_PROJECT_LABEL = (
     select(QueueItem, Project, Label.id)
     .join(Project, Project.id == QueueItem.project_id)
     .outerjoin(
@@ -328,14 +322,9 @@ _ITEM_PROJECT_LABEL_SQL = (
     .where(*_MY_ITEM)
     .execution_options(populate_existing=True)
 )
-_ITEM_PROJECT_LABEL, _ITEM_PROJECT_LABEL_CHECKED = (
-    prebuilt(_ITEM_PROJECT_LABEL_SQL),
-    prebuilt(_ITEM_PROJECT_LABEL_SQL.where(TOKEN_STILL_VALID)),
-)
-_ITEM_PROJECT_LABEL_LOCKED, _ITEM_PROJECT_LABEL_LOCKED_CHECKED = (
-    prebuilt(_ITEM_PROJECT_LABEL_SQL.with_for_update(of=QueueItem)),
-    prebuilt(_ITEM_PROJECT_LABEL_SQL.with_for_update(of=QueueItem).where(TOKEN_STILL_VALID)),
-)
+_ITEM_PROJECT_LABEL_LOCKED = _ITEM_PROJECT_LABEL.with_for_update(of=QueueItem)
+_ITEM_PROJECT_LABEL_CHECKED = _ITEM_PROJECT_LABEL.where(TOKEN_STILL_VALID)
+_ITEM_PROJECT_LABEL_LOCKED_CHECKED = _ITEM_PROJECT_LABEL_LOCKED.where(TOKEN_STILL_VALID)
 
 
 SUBMIT_NOT_IN_QUEUE = (

@@ -24,7 +24,7 @@ from ..assist.suggestions import prelabel_model
 from ..audit.services import record_event
 from ..auth.models import User
 from ..cases.units import per_case
-from ..db import prebuilt, utcnow
+from ..db import utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..projects.models import MemberRole, Project, ProjectMember
 from ..projects.settings import read_settings
@@ -349,10 +349,8 @@ def _first_label_statements(dialect: str) -> Any:
             ),
         )
         done = mark_done.where(exists(select(label.c.id)))
-        stmts = prebuilt(
-            select(label.c.id).add_cte(
-                revision.cte("first_revision"), done.cte("item_done"), nest_here=True
-            )
+        stmts = select(label.c.id).add_cte(
+            revision.cte("first_revision"), done.cte("item_done"), nest_here=True
         )
     else:
         revision = insert(_REVISIONS).values(
@@ -364,7 +362,7 @@ def _first_label_statements(dialect: str) -> Any:
                 **{c: param(c) for c in _ANSWER_COLUMNS},
             }
         )
-        stmts = (prebuilt(insert_label), prebuilt(revision), prebuilt(mark_done))
+        stmts = (insert_label, revision, mark_done)
     _FIRST_LABEL[dialect] = stmts
     return stmts
 
