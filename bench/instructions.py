@@ -6,8 +6,14 @@ Needs Valgrind: Debian's package valgrind.)
 
 CPU milliseconds read from /proc (bench/labeling.py) are the figure the goals are set in, but on a
 shared 2-core host the same commit measures 30-40% apart from one run to the next, so a change of a
-few percent cannot be told from noise. The number of instructions a process executes hardly moves
-between runs. Here the app serves the label cycle in-process (the WSGI app called with a built
+few percent cannot be told from noise. The number of instructions a process executes moves less:
+two runs of one commit alone on that host gave 8.42 and 8.55 M per SQLite cycle (2%), the floor
+1.79 M both times. It is not exact: two runs at once on that host (eight children on two cores), of
+two commits that differ by one read's column list, gave 7.5 M per SQLite cycle to the one doing more
+work and 8.5 M to the other; so run it alone, repeat it, and trust only differences well past the
+spread of the repeats. Not yet pinned down: which of the app's time-bound
+work (a token's once-a-minute recheck, SQLite's WAL checkpoints, done by whichever process commits)
+makes the rest of the spread. Here the app serves the label cycle in-process (the WSGI app called with a built
 request, no HTTP server, no network), under ``valgrind --tool=cachegrind --cache-sim=no``:
 
     GET /api/v1/items/{id}/image    PUT /api/v1/items/{id}/label?next=1   (the submit answers with the next item)
@@ -15,8 +21,8 @@ request, no HTTP server, no network), under ``valgrind --tool=cachegrind --cache
 A child process sets up nothing: it loads the app on a project set up beforehand (the CLI, as
 bench/labeling.py does), labels WARMUP cycles, then ``--cycles`` more, as a rater of its own (every
 rater is on every image, so each child labels a queue of its own); the same child with no measured
-cycles is subtracted, so the app's start, imports and warm-up cancel out. A third child leaves out the
-image requests, which splits the cycle into image and submit+next. bench/floor_app.py (Flask answering
+cycles is subtracted, so the app's start, imports and warm-up cancel out. The same pair without the
+image requests splits the cycle into image and submit+next. bench/floor_app.py (Flask answering
 the same calls with no work) is counted the same way: labeler's figures as a ratio to it.
 
 What this does not count: the HTTP server (gunicorn), the kernel, the database server's own process
@@ -135,20 +141,21 @@ def count(state_file: Path, rater: int, cycles: int, with_image: bool) -> int:
 
 
 def measure(state_file: Path, cycles: int) -> dict[str, float]:
-    """Instructions per cycle, per image request and per submit+next; the three children run two at
-    a time (each is one process on one core)."""
+    """Instructions per cycle, per image request and per submit+next. Four children, two at a time
+    (each is one process on one core): with and without the image requests, each once with no
+    measured cycles (its warm-up the same as the measured one's) and once with them."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        none = pool.submit(count, state_file, 0, 0, True)
-        full = pool.submit(count, state_file, 1, cycles, True)
-        submit_only = pool.submit(count, state_file, 2, cycles, False)
-        base, with_image, without = none.result(), full.result(), submit_only.result()
-    return {
-        "cycle": (with_image - base) / cycles,
-        "image": (with_image - without) / cycles,
-        "submit+next": (without - base) / cycles,
-    }
+        runs = [
+            pool.submit(count, state_file, rater, n, with_image)
+            for rater, (n, with_image) in enumerate(
+                ((0, True), (cycles, True), (0, False), (cycles, False))
+            )
+        ]
+        none, full, none_submit, submit_only = (run.result() for run in runs)
+    cycle, submit = (full - none) / cycles, (submit_only - none_submit) / cycles
+    return {"cycle": cycle, "image": cycle - submit, "submit+next": submit}
 
 
 def show(label: str, figures: dict[str, float], cycles: int) -> None:
@@ -204,8 +211,8 @@ def main() -> None:
                 else nullcontext(f"sqlite:///{work}/bench.db")
             ) as url:
                 env = server_env(url, work / "instance")
-                print(f"[{name}] setting up {args.images} images, 3 raters (all on every image)")
-                project_id, tokens = setup_project(env, args.images, 3, work)
+                print(f"[{name}] setting up {args.images} images, 4 raters (all on every image)")
+                project_id, tokens = setup_project(env, args.images, 4, work)
                 state = work / "state.json"
                 state.write_text(
                     json.dumps(
@@ -222,7 +229,7 @@ def main() -> None:
                     "app": "floor",
                     "env": {"BENCH_FLOOR_IMAGE": image},
                     "project": 1,
-                    "tokens": ["-"] * 3,
+                    "tokens": ["-"] * 4,
                 }
             )
         )
