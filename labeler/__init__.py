@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import cli, db, errors, web
     from .allocation.views import bp as allocation_bp
     from .api import bp as api_bp
+    from .api import hot_image
     from .assist import compute as assist_compute
     from .assist.views import bp as assist_bp
     from .auth import login
@@ -81,6 +82,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     webhook_dispatch.init_app(app)  # deliveries are sent once their transaction commits
     cli.init_app(app)
     headers = [(name.lower(), (name, value)) for name, value in security_headers(app.config)]
+    app.extensions[hot_image.SECURITY_HEADERS] = headers
 
     @app.after_request
     def _security_headers(resp):
@@ -95,4 +97,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         return {"Role": Role}
 
+    hot_image.install(app)  # the display image below Flask when it can be (after every route)
     return app

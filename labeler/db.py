@@ -9,13 +9,14 @@ import select
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 
@@ -216,6 +217,12 @@ class Database:
                 expire_on_commit=False,
                 info={READS_ONLY: True},
             )
+
+    def read_connection(self) -> AbstractContextManager[Connection]:
+        """A connection for reads outside any request session (api/hot_image.py), on the bind of
+        @reads_only sessions (PostgreSQL: no transaction); the tests' own connection once bound."""
+        bind = self.read_session_factory.kw["bind"]
+        return nullcontext(bind) if isinstance(bind, Connection) else bind.connect()
 
     def bind(self, bind: Any) -> None:
         """Point new sessions at a connection (tests: one transaction per test)."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import bindparam, case, exists, func, inspect, select, text, update
+from sqlalchemy import Connection, bindparam, case, exists, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -188,6 +188,20 @@ def item_image_row(session: Session, rater_id: int, public_id: str) -> ItemRow:
     if confirmed(session, row) is None:
         raise NotFound("no such item in your queue")
     return ItemRow(*row[:6], display_key=row[6])
+
+
+def trusted_item_image_row(
+    conn: Connection, rater_id: int, public_id: str, token_check: dict[str, Any]
+) -> ItemRow | None:
+    """item_image_row for a bearer token taken on trust, read outside any request session
+    (api/hot_image.py): the same statement with TOKEN_STILL_VALID (``token_check``:
+    PendingCheck.params). None says only that no row came back: not the rater's item, or the token no
+    longer passes; the caller answers neither and leaves the request to the full check."""
+    if not (isinstance(public_id, str) and 0 < len(public_id) <= 32):
+        return None
+    params = {"public_id": public_id, "rater": rater_id, **token_check}
+    row = conn.execute(_ITEM_IMAGE_ROW_CHECKED, params).first()
+    return None if row is None else ItemRow(*row[:6], display_key=row[6])
 
 
 @dataclass(frozen=True)

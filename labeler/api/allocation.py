@@ -39,6 +39,12 @@ DISPLAY_TYPES = {
     "png": "image/png",
     "webp": "image/webp",
 }
+RATER_IMAGE_CACHE = "private, no-store"  # an item's image is never cached (blinding)
+
+
+def display_type(key: str) -> str:
+    """The media type of a stored display copy, by its key's extension."""
+    return DISPLAY_TYPES.get(key.rsplit(".", 1)[-1].lower(), "application/octet-stream")
 
 
 def allocation_params(body: dict) -> dict[str, Any]:
@@ -167,13 +173,12 @@ def item_image(public_id: str):
     db = get_session()
     # one query: the rater's own item and its image's display key
     display_key = serve_item(db, lambda: item_image_row(db, current_user.id, public_id)).display_key
-    ext = display_key.rsplit(".", 1)[-1].lower()
     try:
         return blob_response(
             current_app.extensions["labeler_storage"],
             display_key,
-            DISPLAY_TYPES.get(ext, "application/octet-stream"),
-            cache_control="private, no-store",
+            display_type(display_key),
+            cache_control=RATER_IMAGE_CACHE,
         )
     except (FileNotFoundError, InvalidKey):
         raise NotFound("the image of this item is missing from storage") from None

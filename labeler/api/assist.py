@@ -35,7 +35,7 @@ from ..images.models import Image
 from ..images.serve import blob_response
 from ..images.storage import InvalidKey
 from ..projects.access import authorized_project
-from .allocation import DISPLAY_TYPES
+from .allocation import RATER_IMAGE_CACHE, display_type
 from .blueprint import bp
 from .params import json_body
 
@@ -169,13 +169,12 @@ def reading_image(reading_id: str):
     db = get_session()
     reading, _study = own_reading(db, current_user, reading_id)
     key = db.scalar(select(Image.display_key).where(Image.id == reading.image_id))
-    ext = (key or "").rsplit(".", 1)[-1].lower()
     try:
         return blob_response(
             current_app.extensions["labeler_storage"],
             key,
-            DISPLAY_TYPES.get(ext, "application/octet-stream"),
-            cache_control="private, no-store",
+            display_type(key or ""),
+            cache_control=RATER_IMAGE_CACHE,
         )
     except (FileNotFoundError, InvalidKey):
         raise NotFound("the image of this reading is missing from storage") from None

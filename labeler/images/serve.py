@@ -8,6 +8,7 @@ answered with 206 and exactly those bytes, read from the store as a range.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
@@ -78,15 +79,9 @@ def blob_response(
     """
     size = storage.size(key)
     if etag is None and current_app.config.get("X_ACCEL_REDIRECT"):
-        path = storage.path(key)
-        if path is not None:
-            # authorized above by the caller: nginx sends the local file itself (ranges too) from its
-            # internal location; the header never reaches the client. Leads' routes (with an ETag,
-            # conditional requests) and remote stores stream through the app as below.
-            resp = Response(status=200, mimetype=mimetype)
-            resp.headers["X-Accel-Redirect"] = ACCEL_PREFIX + quote(key)
-            resp.headers["Cache-Control"] = cache_control
-            return resp
+        accel = accel_headers(storage, key, mimetype, cache_control=cache_control)
+        if accel is not None:
+            return Response(status=200, headers=accel)
     if etag is not None and request.if_none_match.contains(etag):
         resp = Response(status=304)
         resp.set_etag(etag)
@@ -103,17 +98,47 @@ def blob_response(
         length, status = stop - start, 206
     path = storage.path(key) if status == 200 else None
     if path is not None:
-        # a whole local file: handed to the server's wsgi.file_wrapper (gunicorn sends it with
-        # sendfile(2), no copy through Python); the size was read above, so a missing blob raised there
-        body = wrap_file(request.environ, _LazyFile(path))
+        body = local_body(request.environ, path)
     else:
         body = storage.stream(key, start, length)  # opens the blob now: a missing one raises here
-    resp = Response(body, status=status, mimetype=mimetype, direct_passthrough=True)
-    resp.content_length = length
-    resp.headers["Accept-Ranges"] = "bytes"
+    headers = blob_headers(mimetype, length, cache_control=cache_control)
     if status == 206:
-        resp.headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-    resp.headers["Cache-Control"] = cache_control
+        headers.append(("Content-Range", f"bytes {start}-{start + length - 1}/{size}"))
+    resp = Response(body, status=status, headers=headers, direct_passthrough=True)
     if etag is not None:
         resp.set_etag(etag)
     return resp
+
+
+def local_body(environ: dict, path: Path) -> Iterable[bytes]:
+    """A whole local file as a WSGI body: handed to the server's wsgi.file_wrapper (gunicorn sends
+    it with sendfile(2), no copy through Python); opened only once the server reads it."""
+    return wrap_file(environ, _LazyFile(path))
+
+
+def accel_headers(
+    storage: Storage, key: str, mimetype: str, *, cache_control: str
+) -> list[tuple[str, str]] | None:
+    """The headers that have nginx send a local blob the caller has authorized (ranges too) from its
+    internal location, X-Accel-Redirect (the header never reaches the client); None for a remote
+    store, which streams through the app. Raters' routes only: leads' (an ETag, conditional
+    requests) always stream through the app."""
+    if storage.path(key) is None:
+        return None
+    return [
+        ("Content-Type", mimetype),
+        ("Content-Length", "0"),
+        ("X-Accel-Redirect", ACCEL_PREFIX + quote(key)),
+        ("Cache-Control", cache_control),
+    ]
+
+
+def blob_headers(mimetype: str, length: int, *, cache_control: str) -> list[tuple[str, str]]:
+    """The headers of the blob's bytes sent (all of them, or a range's ``length``): no Last-Modified,
+    no file name; an ETag only where the caller adds one (leads' routes)."""
+    return [
+        ("Content-Type", mimetype),
+        ("Content-Length", str(length)),
+        ("Accept-Ranges", "bytes"),
+        ("Cache-Control", cache_control),
+    ]

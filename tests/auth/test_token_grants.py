@@ -192,8 +192,11 @@ def test_a_removed_rater_gets_a_plain_404_without_a_rerun(hot, db):
     db.flush()
     seen.clear()
     assert client.get(item["image_url"], headers=headers).status_code == 404
-    assert full_checks(seen) == 0 and len(seen) == 2, seen  # the checked read, then the check alone
-    assert checked_reads(seen[1:]) == 1 and "queue_items" not in seen[1]
+    # the image layer below Flask (api/hot_image.py) finds no row and leaves the request to the
+    # route: its checked read (the same statement), then the check alone
+    assert full_checks(seen) == 0 and len(seen) == 3, seen
+    assert seen[0] == seen[1] and checked_reads(seen[:1]) == 1
+    assert checked_reads(seen[2:]) == 1 and "queue_items" not in seen[2]
     resp = client.put(f"/api/v1/items/{item['id']}/label", json=_body(), headers=headers)
     assert resp.status_code == 404
     assert _label_of(db, hot.items[0]) == 0
@@ -264,3 +267,97 @@ def test_a_database_failure_before_the_check_is_not_retried(hot, db, monkeypatch
     resp = hot.client.get(hot.next_url, headers=hot.headers)
     assert resp.status_code == 500
     assert len(calls) == 1
+
+
+# -- the display image below Flask (labeler/api/hot_image.py) ----------------------------------------
+
+
+@pytest.fixture()
+def dispatched(app, monkeypatch):
+    """The requests Flask dispatched to a view (the rest were answered by the image layer)."""
+    calls: list[str] = []
+    dispatch = app.full_dispatch_request
+
+    def counting():
+        from flask import request
+
+        calls.append(request.path)
+        return dispatch()
+
+    monkeypatch.setattr(app, "full_dispatch_request", counting)
+    return calls
+
+
+def _route_answer(app, monkeypatch, client, url, headers):
+    """The Flask route's own answer, the layer set aside for one request."""
+    from labeler.api.hot_image import HotImage
+
+    layer = app.wsgi_app
+    assert isinstance(layer, HotImage)
+    monkeypatch.setattr(app, "wsgi_app", layer.wsgi_app)
+    try:
+        resp = client.get(url, headers=headers)
+        return resp.status_code, sorted(resp.headers.items()), resp.get_data()
+    finally:
+        monkeypatch.setattr(app, "wsgi_app", layer)
+
+
+@pytest.mark.parametrize("accel", [False, True], ids=["file", "x-accel-redirect"])
+def test_the_display_image_is_answered_below_flask_as_the_route_answers_it(
+    app, hot, dispatched, monkeypatch, accel
+):
+    client, headers, seen = hot.client, hot.headers, hot.seen
+    monkeypatch.setitem(app.config, "X_ACCEL_REDIRECT", accel)
+    monkeypatch.setattr(app.wsgi_app, "_accel", accel)
+    item = client.get(hot.next_url, headers=headers).json["item"]  # served: its first showing
+    routed = _route_answer(app, monkeypatch, client, item["image_url"], headers)
+    assert routed[0] == 200
+    dispatched.clear()
+    seen.clear()
+    resp = client.get(item["image_url"], headers=headers)
+    assert dispatched == [], "the image layer left the request to Flask"
+    assert (resp.status_code, sorted(resp.headers.items()), resp.get_data()) == routed
+    # one statement: the route's read with the token's check in it
+    assert len(seen) == 1 and checked_reads(seen) == 1 and "queue_items" in seen[0], seen
+    assert resp.headers["Cache-Control"] == "private, no-store"
+    assert not {"ETag", "Last-Modified", "Content-Disposition"} & set(resp.headers.keys())
+    assert resp.headers["Content-Security-Policy"] and resp.headers["X-Frame-Options"] == "DENY"
+    if accel:
+        assert resp.headers["X-Accel-Redirect"].startswith("/_labeler_files/") and not resp.data
+    else:
+        assert resp.data == b"\xff\xd8 not really a jpeg \xff\xd9"
+        assert resp.headers["Content-Length"] == str(len(resp.data))
+
+
+def test_what_the_image_layer_does_not_answer_goes_to_the_route(app, hot, db, dispatched):
+    from labeler.allocation.models import QueueItem
+    from labeler.images.models import Image
+
+    client, headers = hot.client, hot.headers
+    item = client.get(hot.next_url, headers=headers).json["item"]
+    url = item["image_url"]
+    dispatched.clear()
+    ranged = client.get(url, headers={**headers, "Range": "bytes=0-3"})
+    assert ranged.status_code == 206 and ranged.data == b"\xff\xd8 n"
+    head = client.head(url, headers=headers)
+    assert head.status_code == 200 and not head.data
+    assert client.get(url).status_code == 401  # no token: the route refuses
+    assert client.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert dispatched == [url] * 4
+    # never shown yet: the route stamps its first showing
+    unshown = hot.items[2]
+    db.expire_all()
+    assert db.get(QueueItem, unshown.id).shown_at is None
+    dispatched.clear()
+    unshown_url = url.replace(item["id"], unshown.public_id)
+    shown = client.get(unshown_url, headers=headers)
+    assert shown.status_code == 200 and shown.data.startswith(b"\xff\xd8")
+    assert dispatched == [unshown_url]
+    db.expire_all()
+    assert db.get(QueueItem, unshown.id).shown_at is not None
+    # its display copy gone from storage: the route's 404, not an empty 200
+    app.extensions["labeler_storage"].delete(db.get(Image, unshown.image_id).display_key)
+    dispatched.clear()
+    missing = client.get(unshown_url, headers=headers)
+    assert missing.status_code == 404 and "missing from storage" in missing.json["error"]["message"]
+    assert dispatched == [unshown_url]

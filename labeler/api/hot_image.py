@@ -1,0 +1,117 @@
+"""The display image of a rater's item, answered below Flask when it can be: one statement, no
+request session, no Flask request.
+
+The image is the label cycle's one request that only reads, and Flask's dispatch, flask-login and an
+ORM session cost more CPU than the read and the sendfile(2) together (bench/labeling.py). A WSGI layer
+in front of the app answers ``GET /api/v1/items/<id>/image`` itself only when all of this holds:
+
+- the request carries ``Authorization: Bearer <token>`` whose full check this process remembers and
+  still trusts (auth/token_grants.py: not expired, its last-use stamp less than a minute old);
+- no Range or If-Range header (ranges stay with blob_response), an id of the usual characters;
+- one statement, the image route's own (allocation/queue.py), with the token's check in it
+  (TOKEN_STILL_VALID: not revoked, the user active at the same session generation, a rater) finds
+  the rater's item in a project they still rate, already shown (the first showing is a write: the
+  route stamps it), and its display copy is a local file.
+
+Anything else, a row not found included, goes to the Flask route unchanged, which checks the token in
+full and answers (401, 404, the first showing, a range, a remote store). So no answer comes from a
+token or membership that no longer passes, and every answer, from here or from the route, has the same
+headers: blob_response's (no ETag, no Last-Modified, no file name, never cached) and the app's
+security headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..allocation.queue import trusted_item_image_row
+from ..auth.login import GRANTS
+from ..auth.services import LAST_USED_RESOLUTION, token_hash
+from ..auth.token_grants import PendingCheck
+from ..db import database, utcnow
+from ..images.serve import accel_headers, blob_headers, local_body
+from ..images.storage import InvalidKey
+from .allocation import RATER_IMAGE_CACHE, display_type
+
+log = logging.getLogger(__name__)
+SECURITY_HEADERS = "labeler_security_headers"  # app.extensions: the headers every answer carries
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+class HotImage:
+    """The WSGI layer (install() puts it in front of the app)."""
+
+    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
+        self.wsgi_app = wsgi_app
+        self._app = app
+        rule = next(app.url_map.iter_rules("api.item_image")).rule
+        self._prefix, _, self._suffix = rule.partition("<public_id>")
+        self._accel = bool(app.config.get("X_ACCEL_REDIRECT"))
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        answer = self._answer(environ)
+        if answer is None:
+            return self.wsgi_app(environ, start_response)
+        headers, body = answer
+        start_response("200 OK", headers)
+        return body
+
+    def _answer(self, environ: dict[str, Any]) -> tuple[list, Iterable[bytes]] | None:
+        """The headers and body of the image, or None: the Flask route answers."""
+        path = environ.get("PATH_INFO", "")
+        if (
+            environ.get("REQUEST_METHOD") != "GET"
+            or not path.startswith(self._prefix)
+            or not path.endswith(self._suffix)
+            or "HTTP_RANGE" in environ
+            or "HTTP_IF_RANGE" in environ
+        ):
+            return None
+        public_id = path[len(self._prefix) : len(path) - len(self._suffix)]
+        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not _PUBLIC_ID.fullmatch(public_id):
+            return None
+        app = self._app
+        grant = app.extensions[GRANTS].get(token_hash(credentials.strip()))
+        if grant is None or not grant.trusted_at(utcnow(), LAST_USED_RESOLUTION):
+            return None
+        try:
+            with database(app).read_connection() as conn:
+                row = trusted_item_image_row(
+                    conn, grant.user_id, public_id, PendingCheck(grant).params
+                )
+        except SQLAlchemyError as exc:  # the route meets it again and answers it as any request's
+            log.warning("display image read below Flask failed, the route answers: %s", exc)
+            return None
+        if row is None or row.shown_at is None:
+            return None
+        storage = app.extensions["labeler_storage"]
+        key, mimetype = row.display_key, display_type(row.display_key)
+        try:
+            file, size = storage.path(key), storage.size(key)  # a missing blob raises here
+            if file is None:  # a remote store: the route streams it
+                return None
+            if self._accel:
+                headers = accel_headers(storage, key, mimetype, cache_control=RATER_IMAGE_CACHE)
+                body: Iterable[bytes] = []
+            else:
+                headers = blob_headers(mimetype, size, cache_control=RATER_IMAGE_CACHE)
+                body = local_body(environ, file)
+        except (FileNotFoundError, InvalidKey):  # the route answers its 404
+            return None
+        assert headers is not None  # a local file
+        present = {name.lower() for name, _value in headers}
+        headers.extend(h for lower, h in app.extensions[SECURITY_HEADERS] if lower not in present)
+        return headers, body
+
+
+def install(app: Flask) -> None:
+    """Put the layer in front of the app (after every route is registered)."""
+    app.wsgi_app = HotImage(app, app.wsgi_app)  # type: ignore[method-assign]
