@@ -169,7 +169,8 @@ def item_api(public_id: str):
 @reads_only
 def item_image(public_id: str):
     """The display image, streamed from storage (ranges too); no ETag, no Last-Modified, no file
-    name, never cached (blinding)."""
+    name, never cached (blinding). api/hot_image.py answers the common case below Flask with this
+    route's statement and headers: a check or header added here must be added there too."""
     db = get_session()
     # one query: the rater's own item and its image's display key
     display_key = serve_item(db, lambda: item_image_row(db, current_user.id, public_id)).display_key

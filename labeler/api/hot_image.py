@@ -53,7 +53,6 @@ class HotImage:
         self._app = app
         rule = next(app.url_map.iter_rules("api.item_image")).rule
         self._prefix, _, self._suffix = rule.partition("<public_id>")
-        self._accel = bool(app.config.get("X_ACCEL_REDIRECT"))
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         answer = self._answer(environ)
@@ -95,16 +94,20 @@ class HotImage:
         storage = app.extensions["labeler_storage"]
         key, mimetype = row.display_key, display_type(row.display_key)
         try:
-            file, size = storage.path(key), storage.size(key)  # a missing blob raises here
+            file = storage.path(key)
             if file is None:  # a remote store: the route streams it
                 return None
-            if self._accel:
+            size = storage.size(key)  # a missing blob raises here
+            if app.config.get("X_ACCEL_REDIRECT"):
                 headers = accel_headers(storage, key, mimetype, cache_control=RATER_IMAGE_CACHE)
                 body: Iterable[bytes] = []
             else:
                 headers = blob_headers(mimetype, size, cache_control=RATER_IMAGE_CACHE)
                 body = local_body(environ, file)
         except (FileNotFoundError, InvalidKey):  # the route answers its 404
+            return None
+        except Exception as exc:  # noqa: BLE001  the route meets it again: its error page and log
+            log.warning("display image below Flask: the store failed, the route answers: %r", exc)
             return None
         assert headers is not None  # a local file
         present = {name.lower() for name, _value in headers}

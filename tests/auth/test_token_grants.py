@@ -308,7 +308,6 @@ def test_the_display_image_is_answered_below_flask_as_the_route_answers_it(
 ):
     client, headers, seen = hot.client, hot.headers, hot.seen
     monkeypatch.setitem(app.config, "X_ACCEL_REDIRECT", accel)
-    monkeypatch.setattr(app.wsgi_app, "_accel", accel)
     item = client.get(hot.next_url, headers=headers).json["item"]  # served: its first showing
     routed = _route_answer(app, monkeypatch, client, item["image_url"], headers)
     assert routed[0] == 200
@@ -361,3 +360,40 @@ def test_what_the_image_layer_does_not_answer_goes_to_the_route(app, hot, db, di
     missing = client.get(unshown_url, headers=headers)
     assert missing.status_code == 404 and "missing from storage" in missing.json["error"]["message"]
     assert dispatched == [unshown_url]
+
+
+def _image_status(client, url, headers):
+    """The image's status, its body read and the response closed (its file with it)."""
+    resp = client.get(url, headers=headers)
+    resp.get_data()
+    resp.close()
+    return resp.status_code
+
+
+def test_the_image_layer_trusts_a_token_no_longer_than_the_full_check_does(
+    hot, db, dispatched, monkeypatch
+):
+    """Expiry and the last-use stamp's minute are decided by the full check (the layer's statement
+    checks neither): past them the image goes to the route, which checks in full."""
+    from labeler.api import hot_image
+    from labeler.auth import login, services
+
+    client, headers, seen = hot.client, hot.headers, hot.seen
+    item = client.get(hot.next_url, headers=headers).json["item"]
+    dispatched.clear()
+    assert _image_status(client, item["image_url"], headers) == 200
+    assert dispatched == []  # trusted: answered below Flask
+
+    def at(moment):
+        for module in (login, services, hot_image):
+            monkeypatch.setattr(module, "utcnow", lambda: moment)
+
+    at(utcnow() + timedelta(minutes=2))  # the stamp is more than a minute old
+    seen.clear()
+    assert _image_status(client, item["image_url"], headers) == 200
+    assert dispatched == [item["image_url"]] and full_checks(seen) == 1  # checked in full, stamped
+    at(hot.token.expires_at_utc + timedelta(seconds=1))
+    dispatched.clear()
+    refused = client.get(item["image_url"], headers=headers)
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "token_expired"
+    assert dispatched == [item["image_url"]]
