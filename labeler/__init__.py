@@ -26,7 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth.views import bp as auth_bp
     from .capture.views import bp as capture_bp
     from .cases.views import bp as cases_bp
-    from .config import ConfigError, load_settings, security_headers
+    from .config import ConfigError, add_security_headers, load_settings, security_headers
     from .guidelines.views import bp as guidelines_bp
     from .images.storage import StorageConfigError, storage_from_config
     from .images.views import bp as images_bp
@@ -86,9 +86,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def _security_headers(resp):
-        # one pass over the answer's headers (a page may set its own CSP), not one per header
-        present = {name.lower() for name, _value in resp.headers}
-        resp.headers.extend([header for lower, header in headers if lower not in present])
+        add_security_headers(resp.headers, headers)
         return resp
 
     @app.context_processor

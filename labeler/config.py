@@ -231,6 +231,14 @@ def security_headers(cfg: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     )
 
 
+def add_security_headers(headers: Any, prepared: list[tuple[str, tuple[str, str]]]) -> None:
+    """Add to an answer's headers (werkzeug Headers or a WSGI list) each of ``prepared`` (the
+    security headers as (lowercase name, (name, value))) it does not set itself (a page may set its
+    own CSP): one pass over the answer's headers, not one per header."""
+    present = {name.lower() for name, _value in headers}
+    headers.extend([header for lower, header in prepared if lower not in present])
+
+
 def _instance_secret(instance: Path) -> str:
     instance.mkdir(parents=True, exist_ok=True)
     path = instance / "secret_key"

@@ -180,14 +180,12 @@ def next_item_row(session: Session, rater_id: int, project_id: int) -> ItemRow |
 def item_image_row(session: Session, rater_id: int, public_id: str) -> ItemRow:
     """One of the rater's own items with its image's display key (one statement); anything else
     (another rater's item, an unknown id, a project the rater was removed from) is a plain 404."""
-    row = None
-    if isinstance(public_id, str) and 0 < len(public_id) <= 32:
-        params = {"public_id": public_id, "rater": rater_id}
-        stmt, args = checked(session, _ITEM_IMAGE_ROW, _ITEM_IMAGE_ROW_CHECKED, params)
-        row = session.connection().execute(stmt, args).first()
-    if confirmed(session, row) is None:
+    params = {"public_id": public_id, "rater": rater_id}
+    stmt, args = checked(session, _ITEM_IMAGE_ROW, _ITEM_IMAGE_ROW_CHECKED, params)
+    row = confirmed(session, _image_row(session.connection(), stmt, args))
+    if row is None:
         raise NotFound("no such item in your queue")
-    return ItemRow(*row[:6], display_key=row[6])
+    return row
 
 
 def trusted_item_image_row(
@@ -197,10 +195,16 @@ def trusted_item_image_row(
     (api/hot_image.py): the same statement with TOKEN_STILL_VALID (``token_check``:
     PendingCheck.params). None says only that no row came back: not the rater's item, or the token no
     longer passes; the caller answers neither and leaves the request to the full check."""
+    params = {"public_id": public_id, "rater": rater_id, **token_check}
+    return _image_row(conn, _ITEM_IMAGE_ROW_CHECKED, params)
+
+
+def _image_row(conn: Connection, stmt, params: dict[str, Any]) -> ItemRow | None:
+    """The item-and-display-key row, or None (none found, or an id no item can have: no statement)."""
+    public_id = params["public_id"]
     if not (isinstance(public_id, str) and 0 < len(public_id) <= 32):
         return None
-    params = {"public_id": public_id, "rater": rater_id, **token_check}
-    row = conn.execute(_ITEM_IMAGE_ROW_CHECKED, params).first()
+    row = conn.execute(stmt, params).first()
     return None if row is None else ItemRow(*row[:6], display_key=row[6])
 
 

@@ -34,6 +34,7 @@ from ..allocation.queue import trusted_item_image_row
 from ..auth.login import GRANTS
 from ..auth.services import LAST_USED_RESOLUTION, token_hash
 from ..auth.token_grants import PendingCheck
+from ..config import add_security_headers
 from ..db import database, utcnow
 from ..images.serve import accel_headers, blob_headers, local_body
 from ..images.storage import InvalidKey
@@ -99,7 +100,7 @@ class HotImage:
                 return None
             size = storage.size(key)  # a missing blob raises here
             if app.config.get("X_ACCEL_REDIRECT"):
-                headers = accel_headers(storage, key, mimetype, cache_control=RATER_IMAGE_CACHE)
+                headers = accel_headers(key, mimetype, cache_control=RATER_IMAGE_CACHE)
                 body: Iterable[bytes] = []
             else:
                 headers = blob_headers(mimetype, size, cache_control=RATER_IMAGE_CACHE)
@@ -109,9 +110,7 @@ class HotImage:
         except Exception as exc:  # noqa: BLE001  the route meets it again: its error page and log
             log.warning("display image below Flask: the store failed, the route answers: %r", exc)
             return None
-        assert headers is not None  # a local file
-        present = {name.lower() for name, _value in headers}
-        headers.extend(h for lower, h in app.extensions[SECURITY_HEADERS] if lower not in present)
+        add_security_headers(headers, app.extensions[SECURITY_HEADERS])
         return headers, body
 
 

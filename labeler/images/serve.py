@@ -78,10 +78,14 @@ def blob_response(
     conditional range request (If-Range) gets the whole blob, as HTTP says.
     """
     size = storage.size(key)
-    if etag is None and current_app.config.get("X_ACCEL_REDIRECT"):
-        accel = accel_headers(storage, key, mimetype, cache_control=cache_control)
-        if accel is not None:
-            return Response(status=200, headers=accel)
+    if (
+        etag is None
+        and current_app.config.get("X_ACCEL_REDIRECT")
+        and storage.path(key) is not None  # a remote store streams through the app, as below
+    ):
+        return Response(
+            status=200, headers=accel_headers(key, mimetype, cache_control=cache_control)
+        )
     if etag is not None and request.if_none_match.contains(etag):
         resp = Response(status=304)
         resp.set_etag(etag)
@@ -116,15 +120,10 @@ def local_body(environ: dict, path: Path) -> Iterable[bytes]:
     return wrap_file(environ, _LazyFile(path))
 
 
-def accel_headers(
-    storage: Storage, key: str, mimetype: str, *, cache_control: str
-) -> list[tuple[str, str]] | None:
+def accel_headers(key: str, mimetype: str, *, cache_control: str) -> list[tuple[str, str]]:
     """The headers that have nginx send a local blob the caller has authorized (ranges too) from its
-    internal location, X-Accel-Redirect (the header never reaches the client); None for a remote
-    store, which streams through the app. Raters' routes only: leads' (an ETag, conditional
-    requests) always stream through the app."""
-    if storage.path(key) is None:
-        return None
+    internal location, X-Accel-Redirect (the header never reaches the client). Raters' routes only:
+    leads' (an ETag, conditional requests) and remote stores stream through the app."""
     return [
         ("Content-Type", mimetype),
         ("Content-Length", "0"),
