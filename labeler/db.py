@@ -11,18 +11,29 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    ORMExecuteState,
+    Session,
+    configure_mappers,
+    make_transient_to_detached,
+    sessionmaker,
+)
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlalchemy.orm.util import identity_key
 
 from .errors import LabelerError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READS_ONLY = "labeler_reads_only"  # a view's mark and its session's info key (reads_only below)
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -43,6 +54,42 @@ NAMING_CONVENTION = {
 def utcnow() -> datetime:
     """Timezone-aware now, stored as UTC."""
     return datetime.now(UTC)
+
+
+# -- mapped objects built from a Core row (the hot path reads in Core: an ORM query's compile and
+# load steps cost more than the read) -------------------------------------------------------------
+
+
+def built(cls: type[T], values: dict[str, Any]) -> T:
+    """A transient instance of the mapped ``cls`` holding ``values``, built as the ORM's loader builds
+    one (no __init__, no attribute events): a third of the constructor's cost for the same object."""
+    configure_mappers()  # the relationships exist (a no-op once configured: about 3 us)
+    obj = manager_of_class(cls).new_instance()
+    obj.__dict__.update(values)
+    return obj
+
+
+def loaded(cls: type[T], values: dict[str, Any]) -> T:
+    """built(), detached with the identity its primary key gives: what session.add makes persistent,
+    as if a query of this session had loaded it."""
+    obj = built(cls, values)
+    make_transient_to_detached(obj)
+    return obj
+
+
+def attach_row(session: Session, cls: type[T], values: dict[str, Any]) -> T:
+    """The session's instance of ``cls`` with the primary key ``values["id"]``, holding every column
+    in ``values`` as just read: one the session already holds gets them as its committed values (an
+    unflushed change to one of them is dropped, as a query with populate_existing drops it), else a
+    new one is added to the session as persistent."""
+    existing = session.identity_map.get(identity_key(cls, (values["id"],)))
+    if existing is not None:
+        for key, value in values.items():
+            set_committed_value(existing, key, value)
+        return existing
+    obj = loaded(cls, values)
+    session.add(obj)
+    return obj
 
 
 class Base(DeclarativeBase):

@@ -24,7 +24,7 @@ from ..assist.suggestions import prelabel_model
 from ..audit.services import record_event
 from ..auth.models import User
 from ..cases.units import per_case
-from ..db import utcnow
+from ..db import built, utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..projects.models import MemberRole, Project, ProjectMember
 from ..projects.settings import read_settings
@@ -408,8 +408,8 @@ def _insert_first_label(
             conn.execute(revision, {**params, "v_label_id": label_id})
             conn.execute(mark_done, {"v_item_id": item.id})
     session.info["wrote"] = True
-    values.pop("created_at")
-    return Label(id=label_id, version=1, created_at=now, updated_at=now, **values)
+    # built as a query's loader builds it (no constructor, no attribute events): nothing flushes it
+    return built(Label, {**values, "id": label_id, "version": 1, "updated_at": now})
 
 
 def _already_recorded(session: Session, label: Label, submission_id: str | None) -> bool:
