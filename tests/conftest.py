@@ -6,7 +6,8 @@ import os
 import uuid
 
 import pytest
-from helpers import fresh_database, login, make_config
+from helpers import fresh_database, login, make_config, queue_tally_mismatches
+from sqlalchemy.exc import DBAPIError
 
 from labeler import create_app
 from labeler.db import make_engine
@@ -39,8 +40,14 @@ def connection(engine):
     conn = engine.connect()
     outer = conn.begin()
     yield conn
+    try:
+        # every test that wrote queue items also checks the triggers that keep their tallies
+        mismatches = queue_tally_mismatches(conn)
+    except DBAPIError:  # the test left its transaction failed (PostgreSQL): nothing to read
+        mismatches = []
     outer.rollback()
     conn.close()
+    assert not mismatches, "queue tallies disagree with the queue items: " + "; ".join(mismatches)
 
 
 @pytest.fixture()

@@ -166,3 +166,30 @@ def recorded_statements(connection) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(connection, "before_cursor_execute", record)
+
+
+def queue_tally_mismatches(connection) -> list[str]:
+    """Where queue_tallies (kept by triggers) disagrees with counting queue_items: one line per
+    (project, rater) whose tally is not its count of items and of done items (none: they agree)."""
+    counted = {
+        (p, r): (total, done)
+        for p, r, total, done in connection.execute(
+            text(
+                "SELECT project_id, rater_id, count(*), "
+                "sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END) "
+                "FROM queue_items GROUP BY project_id, rater_id"
+            )
+        )
+    }
+    tallied = {
+        (p, r): (total, done)
+        for p, r, total, done in connection.execute(
+            text("SELECT project_id, rater_id, total, done FROM queue_tallies")
+        )
+        if (total, done) != (0, 0)
+    }
+    return [
+        f"project {key[0]} rater {key[1]}: counted {counted.get(key)}, tallied {tallied.get(key)}"
+        for key in sorted(counted.keys() | tallied.keys())
+        if counted.get(key) != tallied.get(key)
+    ]

@@ -73,3 +73,28 @@ class QueueItem(Base):
     @property
     def is_done(self) -> bool:
         return self.status is ItemStatus.done
+
+
+class QueueTally(Base):
+    """How many items a rater has in a project's queue, and how many are done: what every served item
+    carries as its queue's size and progress, read by primary key instead of counted (a count reads
+    the rater's whole queue index, once per served item).
+
+    Kept by the database itself: triggers on queue_items (migrations/versions/..._0012_queue_tallies)
+    count every insert, delete and change of status, rater or project, whatever statement makes it
+    (allocation, rebalance, labeling, a cascade), in the same transaction. Nothing in the app writes it.
+    On PostgreSQL inserts and deletes are tallied once per statement (many row triggers updating one
+    tally row in one transaction slow down quadratically): an allocation's items go in as one
+    statement (services.insert_items); status and rater change one item at a time in the app.
+    """
+
+    __tablename__ = "queue_tallies"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    rater_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer)

@@ -23,7 +23,7 @@ from ..errors import NotFound
 from ..images.models import Image
 from ..labeling.models import Label
 from ..projects.models import MemberRole, Project, ProjectMember
-from .models import ItemStatus, QueueItem
+from .models import ItemStatus, QueueItem, QueueTally
 
 # The queue lock (PostgreSQL): one transaction-scoped advisory lock per project, keyed
 # (QUEUE_LOCK_SPACE, project id). Rebalancing (add/remove a rater) holds it exclusively; submitting,
@@ -83,6 +83,7 @@ def lock_project_queues(session: Session, project_id: int, *, exclusive: bool = 
 # (GET .../queue/next and GET .../image run on every label; an ORM query's compile and load steps
 # cost more than the indexed reads themselves)
 _Q, _MEMBERS, _IMAGES = QueueItem.__table__, ProjectMember.__table__, Image.__table__
+_TALLY = QueueTally.__table__
 
 
 class ItemRow(NamedTuple):
@@ -119,17 +120,14 @@ def _core_still_a_rater(project_column):
 
 
 _MINE = (_Q.c.rater_id == bindparam("rater"), _Q.c.project_id == bindparam("project"))
-# the first item of a status by position, with the queue's size and progress riding along (scalar
-# subqueries), only while the caller is one of the project's raters: one statement for the common case
+# the first item of a status by position, with the queue's size and progress riding along (the
+# queue's tally, read by primary key: counting read the rater's whole queue index on every serve),
+# only while the caller is one of the project's raters: one statement for the common case
 _NEXT_ROW = (
-    select(
-        *_ROW_COLUMNS,
-        # count(*): read from the queue-order index alone, a third cheaper than count(id) on SQLite
-        select(func.count()).select_from(_Q).where(*_MINE).scalar_subquery(),
-        select(func.count())
-        .select_from(_Q)
-        .where(*_MINE, _Q.c.status == ItemStatus.done)
-        .scalar_subquery(),
+    select(*_ROW_COLUMNS, _TALLY.c.total, _TALLY.c.done)
+    .outerjoin(  # outer: a missing tally (never: see QueueTally) hides no item
+        _TALLY,
+        (_TALLY.c.project_id == _Q.c.project_id) & (_TALLY.c.rater_id == _Q.c.rater_id),
     )
     .where(*_MINE, _Q.c.status == bindparam("status"), _core_still_a_rater(_Q.c.project_id))
     .order_by(_Q.c.position)

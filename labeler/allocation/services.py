@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -268,8 +268,7 @@ def allocate(
         for rater_id, queue in plan.queues.items()
         for pos, image_id in enumerate(queue, start=1)
     ]
-    if rows:  # Core executemany: the ORM's per-row bookkeeping would double the time at 10^5 rows
-        session.execute(insert(QueueItem.__table__), rows)
+    insert_items(session, rows)
     record_event(
         session,
         actor,
@@ -443,8 +442,42 @@ def _reorder(
             updates.append({"id": entry.id, "position": pos})
     if updates:
         session.execute(update(QueueItem), updates)
-    if inserts:
-        session.execute(insert(QueueItem), inserts)
+    insert_items(session, inserts)
+
+
+# PostgreSQL: every new item of an allocation or a rebalance in one INSERT from arrays (the
+# driver's executemany would send one statement per row, and the trigger that tallies the queues,
+# models.QueueTally, runs once per statement there: once per allocation, not once per item)
+_ITEM_ARRAYS = (
+    ("public_id", "varchar"),
+    ("project_id", "integer"),
+    ("rater_id", "integer"),
+    ("image_id", "integer"),
+    ("position", "integer"),
+    ("is_golden", "boolean"),
+    ("status", "varchar"),
+    ("created_at", "timestamptz"),
+)
+_INSERT_ITEMS_BATCHED = insert(QueueItem.__table__).returning(QueueItem.__table__.c.id)
+_INSERT_FROM_ARRAYS = text(
+    f"INSERT INTO queue_items ({', '.join(name for name, _type in _ITEM_ARRAYS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{n} AS {t}[])' for n, t in _ITEM_ARRAYS)})"
+)
+
+
+def insert_items(session: Session, rows: list[dict]) -> None:
+    """New queue items (``rows``: a value for each of _ITEM_ARRAYS' columns), in Core: the ORM's
+    per-row bookkeeping would double the time at 10^5 rows. SQLite: multi-row INSERTs of a thousand
+    rows, which SQLAlchemy sends for an executemany with RETURNING (its "insertmanyvalues"; the ids
+    are not used): a quarter faster than the driver's executemany with the tally's row triggers."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(_INSERT_ITEMS_BATCHED, rows).close()
+        return
+    arrays = {name: [row[name] for row in rows] for name, _type in _ITEM_ARRAYS}
+    arrays["status"] = [ItemStatus(status).value for status in arrays["status"]]
+    session.execute(_INSERT_FROM_ARRAYS, arrays)
 
 
 def _delete_items(session: Session, ids: set[int]) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from helpers import empty_pg_database
+from helpers import empty_pg_database, queue_tally_mismatches
 from sqlalchemy import inspect, text
 
 from labeler.db import make_engine
@@ -207,6 +207,12 @@ def _roundtrip(url: str) -> None:
             assert _read(conn) == snapshot, "a migration changed existing rows"
             added = _check_new_columns(conn, base_columns)
             assert {"labels.skin_type", "label_revisions.skin_type"} <= set(added)
+            # the queue tallies (0012) counted from the items there were, then kept by triggers
+            tallies = conn.execute(
+                text("SELECT project_id, rater_id, total, done FROM queue_tallies ORDER BY 1, 2")
+            ).all()
+            assert [tuple(t) for t in tallies] == [(1, 2, 2, 1), (1, 3, 1, 1), (2, 2, 1, 1)]
+            assert queue_tally_mismatches(conn) == []
 
         downgrade(url, BASE)
         with engine.connect() as conn:
