@@ -31,7 +31,10 @@ def case_of(
     session: Session, rater: User, item: QueueItem, *, fresh: bool = False
 ) -> list[tuple[QueueItem, Image]]:
     """The rater's items (with their images) of the item's case, in queue order; [] if the rater
-    no longer holds the item. ``fresh`` re-reads rows already loaded (under the queue lock)."""
+    no longer holds the item. ``fresh``: for a write under the queue lock, the rows are read again
+    and locked FOR UPDATE (PostgreSQL), all of them before any is changed: each status change also
+    locks the rater's queue tally (allocation.models.QueueTally), so a case locking its photos one at
+    a time would deadlock against a single-photo skip or label of a later photo by the same rater."""
     image_case = select(Image.case_id).where(Image.id == item.image_id).scalar_subquery()
     stmt = (
         select(QueueItem, Image)
@@ -48,7 +51,7 @@ def case_of(
         .order_by(QueueItem.position, QueueItem.id)
     )
     if fresh:
-        stmt = stmt.execution_options(populate_existing=True)
+        stmt = stmt.with_for_update(of=QueueItem).execution_options(populate_existing=True)
     rows = [(i, img) for i, img in session.execute(stmt)]
     if not any(i.id == item.id for i, _img in rows):
         return []

@@ -14,15 +14,18 @@ import uuid
 import pytest
 from concurrency_harness import image_row
 from helpers import fresh_database, login, make_config
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from labeler import create_app
 from labeler.allocation import services
 from labeler.allocation.models import ItemStatus, QueueItem
 from labeler.auth.models import Role, User
 from labeler.auth.services import add_user
+from labeler.cases.queue import case_of
 from labeler.db import Database, make_engine
 from labeler.errors import NotFound
+from labeler.images.models import Image
 from labeler.labeling import services as labeling
 from labeler.labeling.models import Label, LabelRevision
 from labeler.projects.models import Project
@@ -523,3 +526,39 @@ def test_the_queue_lock_is_asked_for_again_whenever_the_transaction_may_not_hold
             assert lock() == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: SQLite has no row locks")
+def test_a_case_write_locks_all_its_photos_before_it_changes_one(tmp_path):
+    """Each status change also updates the rater's queue tally (one row). A case submit or skip that
+    locked its photos one at a time would hold the tally after its first photo while waiting for a
+    later one, which a single-photo skip of that later photo by the same rater (holding it, waiting
+    for the tally) could hold: a deadlock. case_of(fresh=True) locks every photo of the case first."""
+    with fresh_database(tmp_path, PG_URL) as url:
+        database = Database(url)
+        try:
+            with database.session_factory() as s:
+                _lead, rater, project = small_project(s, "quality", images=3)
+                s.execute(update(Image).where(Image.project_id == project.id).values(case_id="c1"))
+                s.commit()
+                rater_id = rater.id
+                ids = list(
+                    s.scalars(
+                        select(QueueItem.id)
+                        .where(QueueItem.rater_id == rater_id)
+                        .order_by(QueueItem.position)
+                    )
+                )
+            with database.session_factory() as s, database.engine.connect() as other:
+                rows = case_of(s, s.get(User, rater_id), s.get(QueueItem, ids[0]), fresh=True)
+                assert [item.id for item, _image in rows] == ids
+                for item_id in ids:  # every photo is held by the case's transaction
+                    with pytest.raises(OperationalError, match="could not obtain lock"):
+                        other.execute(
+                            text("SELECT id FROM queue_items WHERE id = :id FOR UPDATE NOWAIT"),
+                            {"id": item_id},
+                        )
+                    other.rollback()
+                s.rollback()
+        finally:
+            database.engine.dispose()
