@@ -67,7 +67,13 @@ def child(state_file: str, rater: int, cycles: int, with_image: bool) -> None:
         from labeler import create_app
 
         app = create_app()
-    headers = {"Authorization": f"Bearer {state['tokens'][rater]}"}
+    if state.get("cookie"):  # the labeling page's requests: a signed-in session and its CSRF token
+        headers, cookie_name = (
+            sign_in(app, state["emails"][rater]),
+            app.config["SESSION_COOKIE_NAME"],
+        )
+    else:
+        headers, cookie_name = {"Authorization": f"Bearer {state['tokens'][rater]}"}, None
 
     def call(method: str, path: str, body: dict | None = None) -> bytes:
         path, _, query = path.partition("?")
@@ -80,11 +86,15 @@ def child(state_file: str, rater: int, cycles: int, with_image: bool) -> None:
             environ_base={"REMOTE_ADDR": "127.0.0.1"},
         ).get_environ()
         status: list[str] = []
-        answer = app(environ, lambda s, _h, _e=None: status.append(s))
+        sent: list = []
+        answer = app(environ, lambda s, h, _e=None: (status.append(s), sent.extend(h)))
         data = b"".join(answer)
         getattr(answer, "close", lambda: None)()
         if not status[0].startswith("200"):
             raise SystemExit(f"{method} {path}: {status[0]} {data[:200]!r}")
+        for name, value in sent:  # the session renewed (its idle stamp, once a minute): keep it
+            if cookie_name and name == "Set-Cookie" and value.startswith(f"{cookie_name}="):
+                headers["Cookie"] = value.split(";", 1)[0]
         return data
 
     item = json.loads(call("GET", f"/api/v1/projects/{state['project']}/queue/next"))["item"]
@@ -106,6 +116,26 @@ def child(state_file: str, rater: int, cycles: int, with_image: bool) -> None:
     gc.collect()
     for n in range(WARMUP, WARMUP + cycles):
         label(n)
+
+
+def sign_in(app, email: str) -> dict[str, str]:
+    """The headers of the labeling page's requests for ``email`` signed in through the development
+    sign-in form (LABELER_AUTH=dev): the session cookie, the CSRF token its saves carry, JSON."""
+    import re
+
+    client = app.test_client()
+    page = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+    csrf = page.search(client.get("/auth/login").get_data(as_text=True)).group(1)
+    signed_in = client.post("/auth/dev-login", data={"email": email, "csrf_token": csrf})
+    if signed_in.status_code != 302:
+        raise SystemExit(f"bench: signing in as {email} failed ({signed_in.status_code})")
+    csrf = page.search(client.get("/").get_data(as_text=True)).group(1)
+    name = app.config["SESSION_COOKIE_NAME"]
+    return {
+        "Cookie": f"{name}={client.get_cookie(name).value}",
+        "X-CSRFToken": csrf,
+        "Accept": "application/json",
+    }
 
 
 # -- the parent: set up, count, print ------------------------------------------------------------------
@@ -172,6 +202,12 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=400, help="images in the project (default 400)")
     ap.add_argument("--pg", default=os.environ.get("LABELER_TEST_DATABASE_URL"))
     ap.add_argument("--only", choices=("sqlite", "postgresql"), help="one database only")
+    ap.add_argument(
+        "--cookie",
+        action="store_true",
+        help="the raters are the labeling page's: a signed-in session cookie (and CSRF token on the "
+        "save) instead of an API token",
+    )
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -184,7 +220,7 @@ def main() -> None:
         raise SystemExit(f"bench: --images must be more than {args.cycles + WARMUP}")
     import logging
 
-    from labeling import server_env, setup_project
+    from labeling import rater_email, server_env, setup_project
 
     from tests.helpers import empty_pg_database  # the tests' scratch database
 
@@ -216,7 +252,14 @@ def main() -> None:
                 state = work / "state.json"
                 state.write_text(
                     json.dumps(
-                        {"app": "labeler", "env": env, "project": project_id, "tokens": tokens}
+                        {
+                            "app": "labeler",
+                            "env": env,
+                            "project": project_id,
+                            "tokens": tokens,
+                            "emails": [rater_email(i) for i in range(len(tokens))],
+                            "cookie": args.cookie,
+                        }
                     )
                 )
                 ours[name] = measure(state, args.cycles)

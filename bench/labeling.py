@@ -333,6 +333,11 @@ def environ(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def rater_email(i: int) -> str:
+    """The ``i``-th bench rater's account (setup_project makes them)."""
+    return f"rater{i:02d}@bench.test"
+
+
 def setup_project(
     env: dict[str, str], images: int, n_raters: int, tmp: Path
 ) -> tuple[int, list[str]]:
@@ -362,7 +367,7 @@ def setup_project(
             + cli("images", "import", str(project_id), str(tmp / "src")).strip().splitlines()[-1]
             + f" ({time.perf_counter() - t0:.1f} s)"
         )
-        emails = [f"rater{i:02d}@bench.test" for i in range(n_raters)]
+        emails = [rater_email(i) for i in range(n_raters)]
         tokens = []
         for email in emails:
             cli("users", "add", email, "--name", email.split("@")[0], "--role", "rater")

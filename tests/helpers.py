@@ -193,3 +193,28 @@ def queue_tally_mismatches(connection) -> list[str]:
         for key in sorted(counted.keys() | tallied.keys())
         if counted.get(key) != tallied.get(key)
     ]
+
+
+def route_answer(app, monkeypatch, client, url, headers=None):
+    """The Flask route's own answer (status, sorted headers, body), the display-image layer below
+    Flask (labeler/api/hot_image.py) set aside for one request."""
+    from labeler.api.hot_image import HotImage
+
+    layer = app.wsgi_app
+    assert isinstance(layer, HotImage)
+    monkeypatch.setattr(app, "wsgi_app", layer.wsgi_app)
+    try:
+        resp = client.get(url, headers=headers)
+        return resp.status_code, sorted(resp.headers.items()), resp.get_data()
+    finally:
+        monkeypatch.setattr(app, "wsgi_app", layer)
+
+
+class Clock:
+    """A clock that stands still until a test moves it (``now``): auth.login's session clock."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

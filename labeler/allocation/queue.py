@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
-from ..auth.token_grants import TOKEN_STILL_VALID, checked, confirmed
+from ..auth.token_grants import SESSION_STILL_VALID, TOKEN_STILL_VALID, checked, confirmed
 from ..db import attach_row, begin_writing, require_transaction, utcnow
 from ..errors import NotFound
 from ..images.models import Image
@@ -146,6 +146,7 @@ _ITEM_IMAGE_ROW = (
 # the same, also checking a bearer token taken on trust (auth.token_grants): the request's first read
 _NEXT_ROW_CHECKED = _NEXT_ROW.where(TOKEN_STILL_VALID)
 _ITEM_IMAGE_ROW_CHECKED = _ITEM_IMAGE_ROW.where(TOKEN_STILL_VALID)
+_ITEM_IMAGE_ROW_SESSION_CHECKED = _ITEM_IMAGE_ROW.where(SESSION_STILL_VALID)
 # the first showing, stamped only while the item is still the rater's and was never shown
 _STAMP_FIRST_SHOWING = (
     update(_Q)
@@ -187,14 +188,16 @@ def item_image_row(session: Session, rater_id: int, public_id: str) -> ItemRow:
 
 
 def trusted_item_image_row(
-    conn: Connection, rater_id: int, public_id: str, token_check: dict[str, Any]
+    conn: Connection, rater_id: int, public_id: str, check: dict[str, Any]
 ) -> ItemRow | None:
-    """item_image_row for a bearer token taken on trust, read outside any request session
-    (api/hot_image.py): the same statement with TOKEN_STILL_VALID (``token_check``:
-    PendingCheck.params). None says only that no row came back: not the rater's item, or the token no
-    longer passes; the caller answers neither and leaves the request to the full check."""
-    params = {"public_id": public_id, "rater": rater_id, **token_check}
-    return _image_row(conn, _ITEM_IMAGE_ROW_CHECKED, params)
+    """item_image_row for a caller taken on trust, read outside any request session
+    (api/hot_image.py): the same statement with the caller's check in it. ``check``: a bearer
+    token's (PendingCheck.params: TOKEN_STILL_VALID) or a cookie session's (:auth_user and
+    :auth_generation alone: SESSION_STILL_VALID). None says only that no row came back: not the
+    rater's item, or the caller no longer passes; the caller answers neither and leaves the request to
+    the route's full check."""
+    stmt = _ITEM_IMAGE_ROW_CHECKED if "auth_token" in check else _ITEM_IMAGE_ROW_SESSION_CHECKED
+    return _image_row(conn, stmt, {"public_id": public_id, "rater": rater_id, **check})
 
 
 def _image_row(conn: Connection, stmt, params: dict[str, Any]) -> ItemRow | None:

@@ -5,19 +5,23 @@ The image is the label cycle's one request that only reads, and Flask's dispatch
 ORM session cost more CPU than the read and the sendfile(2) together (bench/labeling.py). A WSGI layer
 in front of the app answers ``GET /api/v1/items/<id>/image`` itself only when all of this holds:
 
-- the request carries ``Authorization: Bearer <token>`` whose full check this process remembers and
-  still trusts (auth/token_grants.py: not expired, its last-use stamp less than a minute old);
+- the caller is one the route would take as is, without a write or a new cookie:
+  - a script: ``Authorization: Bearer <token>`` whose full check this process remembers and still
+    trusts (auth/token_grants.py: not expired, its last-use stamp less than a minute old);
+  - the labeling page: no Authorization header, and a signed session cookie that passes Flask's
+    check, neither timeout, with its idle stamp not due and nothing for flask-login's session
+    protection to mark (auth/login.py trusted_session);
 - no Range or If-Range header (ranges stay with blob_response), an id of the usual characters;
-- one statement, the image route's own (allocation/queue.py), with the token's check in it
-  (TOKEN_STILL_VALID: not revoked, the user active at the same session generation, a rater) finds
-  the rater's item in a project they still rate, already shown (the first showing is a write: the
-  route stamps it), and its display copy is a local file.
+- one statement, the image route's own (allocation/queue.py), with the caller's check in it (a token:
+  TOKEN_STILL_VALID, not revoked; both: the user active at the same session generation, a rater)
+  finds the rater's item in a project they still rate, already shown (the first showing is a write:
+  the route stamps it), and its display copy is a local file.
 
-Anything else, a row not found included, goes to the Flask route unchanged, which checks the token in
-full and answers (401, 404, the first showing, a range, a remote store). So no answer comes from a
-token or membership that no longer passes, and every answer, from here or from the route, has the same
-headers: blob_response's (no ETag, no Last-Modified, no file name, never cached) and the app's
-security headers.
+Anything else, a row not found included, goes to the Flask route unchanged, which checks the caller
+in full and answers (401, a sign-in, 404, the first showing, a range, a remote store). So no answer
+comes from a token, a session or a membership that no longer passes, and every answer, from here or
+from the route, has the same headers: blob_response's (no ETag, no Last-Modified, no file name, never
+cached), the app's security headers, and for a cookie session Flask's ``Vary: Cookie``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..allocation.queue import trusted_item_image_row
-from ..auth.login import GRANTS
+from ..auth.login import GRANTS, trusted_session
 from ..auth.services import LAST_USED_RESOLUTION, token_hash
 from ..auth.token_grants import PendingCheck
 from ..config import add_security_headers
@@ -75,18 +79,16 @@ class HotImage:
         ):
             return None
         public_id = path[len(self._prefix) : len(path) - len(self._suffix)]
-        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not _PUBLIC_ID.fullmatch(public_id):
+        if not _PUBLIC_ID.fullmatch(public_id):
             return None
         app = self._app
-        grant = app.extensions[GRANTS].get(token_hash(credentials.strip()))
-        if grant is None or not grant.trusted_at(utcnow(), LAST_USED_RESOLUTION):
+        caller = self._caller(environ)
+        if caller is None:
             return None
+        rater_id, check, vary = caller
         try:
             with database(app).read_connection() as conn:
-                row = trusted_item_image_row(
-                    conn, grant.user_id, public_id, PendingCheck(grant).params
-                )
+                row = trusted_item_image_row(conn, rater_id, public_id, check)
         except SQLAlchemyError as exc:  # the route meets it again and answers it as any request's
             log.warning("display image read below Flask failed, the route answers: %s", exc)
             return None
@@ -110,8 +112,28 @@ class HotImage:
         except Exception as exc:  # noqa: BLE001  the route meets it again: its error page and log
             log.warning("display image below Flask: the store failed, the route answers: %r", exc)
             return None
+        if vary:
+            headers.append(("Vary", "Cookie"))  # as Flask adds to an answer that read the session
         add_security_headers(headers, app.extensions[SECURITY_HEADERS])
         return headers, body
+
+    def _caller(self, environ: dict[str, Any]) -> tuple[int, dict[str, Any], bool] | None:
+        """The rater, the parameters of the check the read carries, and whether the answer varies
+        with the cookie; None: the route authenticates this request."""
+        app = self._app
+        if "HTTP_AUTHORIZATION" not in environ:  # a browser's: its signed session cookie
+            trusted = trusted_session(app, environ)
+            if trusted is None:
+                return None
+            user_id, generation = trusted
+            return user_id, {"auth_user": user_id, "auth_generation": generation}, True
+        scheme, _, credentials = environ["HTTP_AUTHORIZATION"].strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        grant = app.extensions[GRANTS].get(token_hash(credentials.strip()))
+        if grant is None or not grant.trusted_at(utcnow(), LAST_USED_RESOLUTION):
+            return None
+        return grant.user_id, PendingCheck(grant).params, False
 
 
 def install(app: Flask) -> None:

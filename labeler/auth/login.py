@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
+from hashlib import sha512
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request
 
 from ..db import end_request_session, get_session, utcnow
 from ..errors import LabelerError, error_response, wants_json
@@ -222,22 +224,64 @@ def _enforce_session_rules():
         csrf.protect()
     if "_user_id" in session:
         now = clock()
-        idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
-        absolute = current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600
-        # a session without the stamps sign_in() sets did not come from sign_in(): treat it as expired
-        expired = (
-            now - session.get("seen_at", 0) > idle or now - session.get("auth_at", 0) > absolute
-        )
         # not authenticated: the user was deactivated, or the session was revoked (older generation)
-        if expired or not current_user.is_authenticated:
+        if _session_expired(session, now, current_app.config) or not current_user.is_authenticated:
             logout_user()
             session.clear()
             return None
-        if now - session.get("seen_at", 0) >= SEEN_AT_RESOLUTION:
-            session["seen_at"] = (
-                now  # a changed session is re-signed and re-sent: once a minute at most
-            )
+        if _seen_at_due(session, now):  # a changed session is re-signed and re-sent: once a minute
+            session["seen_at"] = now
     return None
+
+
+def _session_expired(sess: Mapping, now: float, config: Mapping) -> bool:
+    """Past the idle or the absolute timeout. A session without the stamps sign_in() sets did not
+    come from sign_in(): it is expired."""
+    idle = config["SESSION_IDLE_MINUTES"] * 60
+    absolute = config["SESSION_ABSOLUTE_HOURS"] * 3600
+    return now - sess.get("seen_at", 0) > idle or now - sess.get("auth_at", 0) > absolute
+
+
+def _seen_at_due(sess: Mapping, now: float) -> bool:
+    """The idle stamp is renewed (and the cookie re-sent) at most once a minute."""
+    return now - sess.get("seen_at", 0) >= SEEN_AT_RESOLUTION
+
+
+def session_identifier(environ: Mapping) -> str:
+    """flask-login's session identifier (flask_login.utils._create_identifier: the first
+    X-Forwarded-For address, else the remote address, and the User-Agent, hashed) from a WSGI environ,
+    for a request answered outside Flask; a test holds the two equal."""
+    address = environ.get("HTTP_X_FORWARDED_FOR", environ.get("REMOTE_ADDR"))
+    if address is not None:
+        address = address.encode("utf-8").split(b",")[0].strip()
+    agent = environ.get("HTTP_USER_AGENT")
+    return sha512(f"{address}|{None if agent is None else agent.encode()}".encode()).hexdigest()
+
+
+def trusted_session(app: Flask, environ: dict) -> tuple[int, int] | None:
+    """The user id and session generation of a signed-in browser session that this request's route
+    would take as it is, for a request answered outside Flask (api/hot_image.py): its cookie is
+    Flask's own check's (signed, not older than the session lifetime), neither timeout has passed, the
+    idle stamp is not due, and flask-login's session protection would not mark it. None otherwise:
+    the route decides (renews, ends or refuses the session). The user's row is not read here: the
+    caller's statement checks it (token_grants.SESSION_STILL_VALID: active, at this generation, a
+    rater), as _load_user does for the route."""
+    if "HTTP_AUTHORIZATION" in environ:
+        return None  # such a request is authenticated by its header alone
+    sess = app.session_interface.open_session(app, Request(environ))
+    if not sess:
+        return None
+    user_id, generation = sess.get("_user_id"), sess.get(GENERATION_KEY)
+    if not (isinstance(user_id, str) and user_id.isdigit()) or type(generation) is not int:
+        return None
+    now = clock()
+    if _session_expired(sess, now, app.config) or _seen_at_due(sess, now):
+        return None
+    # "basic" protection marks a session seen from another address or browser as not fresh (a change
+    # to the session, so a new cookie): the route does that
+    if sess.get("_fresh") is not False and sess.get("_id") != session_identifier(environ):
+        return None
+    return int(user_id), generation
 
 
 def sign_in(user: User) -> None:

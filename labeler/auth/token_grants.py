@@ -37,24 +37,32 @@ PENDING = "labeler_token_check"  # session.info: the PendingCheck of a token tak
 GRANT_LIMIT = 10_000  # tokens remembered per process; past it the memory starts afresh
 
 _TOKENS, _USERS, _ROLES = ApiToken.__table__, User.__table__, UserRole.__table__
-# Parameters :auth_token, :auth_user, :auth_generation (PendingCheck.params). Uncorrelated: none of
-# the tables is in the statements it is added to. The marked views all serve a rater's own queue: the
-# check also requires the rater role, which passes each one's permission check (signed_in: any role;
+# Parameters :auth_user, :auth_generation: the user is active, at the same session generation (which
+# sign-out, deactivation, reactivation and every role change bump) and a rater. The marked views all
+# serve a rater's own queue: the rater role passes each one's permission check (signed_in: any role;
 # the label's save: rater), even if a role row was taken away without the generation's bump. A user
 # without it (a lead whose project counts them as a rater) always gets the full check instead.
+_STILL_A_RATER = (
+    _USERS.c.id == bindparam("auth_user"),
+    _USERS.c.active == true(),
+    _USERS.c.session_generation == bindparam("auth_generation"),
+    exists().where(_ROLES.c.user_id == bindparam("auth_user"), _ROLES.c.role == Role.rater),
+)
+# ... and :auth_token (PendingCheck.params), not revoked, is that user's. Uncorrelated: none of the
+# tables is in the statements it is added to.
 TOKEN_STILL_VALID = (
     exists()
     .where(
         _TOKENS.c.id == bindparam("auth_token"),
         _TOKENS.c.revoked_at.is_(None),
         _TOKENS.c.user_id == _USERS.c.id,
-        _USERS.c.id == bindparam("auth_user"),
-        _USERS.c.active == true(),
-        _USERS.c.session_generation == bindparam("auth_generation"),
-        exists().where(_ROLES.c.user_id == bindparam("auth_user"), _ROLES.c.role == Role.rater),
+        *_STILL_A_RATER,
     )
     .correlate(None)
 )  # never bound to a table of the statement it is added to
+# A signed-in browser session's user, by the session cookie's user id and generation
+# (auth.login.trusted_session): the image layer below Flask (api/hot_image.py) reads with it
+SESSION_STILL_VALID = exists().where(*_STILL_A_RATER).correlate(None)
 # the check alone: run when a checked statement found no row, to tell "no such row" from "refused"
 _TOKEN_STILL_VALID_ALONE = select(TOKEN_STILL_VALID)
 

@@ -7,7 +7,7 @@ deactivation, reactivation and a role change each end every copy of the cookies 
 from __future__ import annotations
 
 import pytest
-from helpers import CSRF_META, login
+from helpers import CSRF_META, Clock, login
 from sqlalchemy import select
 
 from labeler.auth import login as login_module
@@ -190,14 +190,6 @@ def test_valid_bearer_runs_as_the_tokens_user_not_the_cookies(db, make_user, log
     assert [p["name"] for p in listing] == ["by token"]
     own = client.get("/api/v1/projects").json["projects"]  # the cookie alone: the lead's view
     assert "by token" not in [p["name"] for p in own]
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_authorization_header_neither_skips_nor_renews_the_idle_timeout(

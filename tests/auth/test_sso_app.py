@@ -17,7 +17,7 @@ import pytest
 import requests
 from flask import session as flask_session
 from flask.testing import FlaskClient
-from helpers import CSRF_META, make_config
+from helpers import CSRF_META, Clock, make_config
 from sqlalchemy import func, select
 from sso_support.fixtures import app_sso_config
 from sso_support.provider import DEFAULT_TENANT, OTHER_TENANT, REFUSED_TOKENS, OIDCProvider
@@ -442,14 +442,6 @@ def test_session_cookie_is_secure_outside_development(tmp_path, database_url, oi
         assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     finally:
         production.extensions["labeler_db"].engine.dispose()
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture()

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "labeling"))
-from helpers import recorded_statements
-from labeling_fixtures import make_item, rater_queue  # noqa: F401  (fixtures)
+from helpers import recorded_statements, route_answer
+from labeling_fixtures import dispatched, make_item, rater_queue  # noqa: F401  (fixtures)
 
 from labeler.auth.models import ApiToken, Role
 from labeler.db import utcnow
@@ -272,36 +272,6 @@ def test_a_database_failure_before_the_check_is_not_retried(hot, db, monkeypatch
 # -- the display image below Flask (labeler/api/hot_image.py) ----------------------------------------
 
 
-@pytest.fixture()
-def dispatched(app, monkeypatch):
-    """The requests Flask dispatched to a view (the rest were answered by the image layer)."""
-    calls: list[str] = []
-    dispatch = app.full_dispatch_request
-
-    def counting():
-        from flask import request
-
-        calls.append(request.path)
-        return dispatch()
-
-    monkeypatch.setattr(app, "full_dispatch_request", counting)
-    return calls
-
-
-def _route_answer(app, monkeypatch, client, url, headers):
-    """The Flask route's own answer, the layer set aside for one request."""
-    from labeler.api.hot_image import HotImage
-
-    layer = app.wsgi_app
-    assert isinstance(layer, HotImage)
-    monkeypatch.setattr(app, "wsgi_app", layer.wsgi_app)
-    try:
-        resp = client.get(url, headers=headers)
-        return resp.status_code, sorted(resp.headers.items()), resp.get_data()
-    finally:
-        monkeypatch.setattr(app, "wsgi_app", layer)
-
-
 @pytest.mark.parametrize("accel", [False, True], ids=["file", "x-accel-redirect"])
 def test_the_display_image_is_answered_below_flask_as_the_route_answers_it(
     app, hot, dispatched, monkeypatch, accel
@@ -309,7 +279,7 @@ def test_the_display_image_is_answered_below_flask_as_the_route_answers_it(
     client, headers, seen = hot.client, hot.headers, hot.seen
     monkeypatch.setitem(app.config, "X_ACCEL_REDIRECT", accel)
     item = client.get(hot.next_url, headers=headers).json["item"]  # served: its first showing
-    routed = _route_answer(app, monkeypatch, client, item["image_url"], headers)
+    routed = route_answer(app, monkeypatch, client, item["image_url"], headers)
     assert routed[0] == 200
     dispatched.clear()
     seen.clear()

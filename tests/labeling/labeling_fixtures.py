@@ -87,3 +87,20 @@ def rater_queue(app, db, make_user, make_project, make_item):
     token, raw = create_token(db, None, rater, "script")
     db.flush()
     return SimpleNamespace(rater=rater, project=project, items=items, token=token, raw=raw)
+
+
+@pytest.fixture()
+def dispatched(app, monkeypatch):
+    """The requests Flask dispatched to a view (the rest were answered by the image layer below it,
+    labeler/api/hot_image.py)."""
+    calls: list[str] = []
+    dispatch = app.full_dispatch_request
+
+    def counting():
+        from flask import request
+
+        calls.append(request.path)
+        return dispatch()
+
+    monkeypatch.setattr(app, "full_dispatch_request", counting)
+    return calls
