@@ -34,6 +34,7 @@ from .services import (
     end_sessions,
     grant_user,
     token_hash,
+    user_with_roles,
 )
 from .token_grants import PENDING, PendingCheck, StaleGrant, TokenGrants
 
@@ -98,7 +99,7 @@ def has_authorization_header() -> bool:
 def _load_user(user_id: str) -> User | None:
     if has_authorization_header():
         return None  # the cookie is ignored; the request loader decides
-    user = get_session().get(User, int(user_id)) if user_id.isdigit() else None
+    user = user_with_roles(get_session(), int(user_id)) if user_id.isdigit() else None
     if user is None or not user.active:
         return None
     # the generation is on the row just loaded: revocation costs no extra query

@@ -273,6 +273,18 @@ _TOKEN_USER = (
     .outerjoin(_ROLES, _ROLES.c.user_id == _USERS.c.id)
     .where(_TOKENS.c.token_hash == bindparam("token_hash"))
 )
+# Every signed-in page and browser request runs this (auth.login's user loader): the user and roles in
+# one statement, where session.get(User) sends two (the roles are loaded "selectin")
+_USER_AND_ROLES = (
+    select(
+        _ROLES.c.id.label("role_id"),
+        _ROLES.c.role,
+        *(column.label("user_" + key) for key, column in _USER_COLUMNS),
+    )
+    .select_from(_USERS)
+    .outerjoin(_ROLES, _ROLES.c.user_id == _USERS.c.id)
+    .where(_USERS.c.id == bindparam("user_id"))
+)
 _STAMP_TOKEN = (
     update(_TOKENS)
     .where(_TOKENS.c.id == bindparam("token_id"))
@@ -306,6 +318,16 @@ def _attach_user(session: Session, rows: list) -> User:
         roles.append(role)
     set_committed_value(user, "role_rows", roles)
     return user
+
+
+def user_with_roles(session: Session, user_id: int) -> User | None:
+    """session.get(User, user_id) in one statement: the user and its roles, attached to the session
+    as loaded (None: no such user)."""
+    user = session.identity_map.get(identity_key(User, (user_id,)))
+    if user is not None:
+        return user
+    rows = session.connection().execute(_USER_AND_ROLES, {"user_id": user_id}).all()
+    return _attach_user(session, rows) if rows else None
 
 
 def grant_user(session: Session, grant: TokenGrant) -> User:

@@ -169,3 +169,14 @@ def test_the_session_identifier_is_flask_logins(app, headers):
         from flask import request
 
         assert session_identifier(request.environ) == _create_identifier()
+
+
+def test_a_signed_in_request_loads_its_user_and_roles_in_one_statement(page, rater_queue):
+    """The cookie's user loader (auth.login._load_user) reads the user and the roles together, where
+    session.get(User) sent a second statement for the roles."""
+    page.seen.clear()
+    resp = page.client.get(f"/api/v1/projects/{rater_queue.project.id}/queue/next")
+    assert resp.status_code == 200
+    about_the_user = [s for s in page.seen if "FROM users" in s or "FROM user_roles" in s]
+    assert len(about_the_user) == 1, about_the_user
+    assert "LEFT OUTER JOIN user_roles" in about_the_user[0]

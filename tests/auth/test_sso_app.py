@@ -499,28 +499,31 @@ def test_deactivation_ends_an_open_session_at_once(client, db, make_user, sign_i
     assert api.status_code == 401
 
 
+def _load(app, user_id: str, generation: int | None):
+    """The cookie's user loader in a request of its own (its own session, as every request has)."""
+    with app.test_request_context():
+        if generation is not None:
+            flask_session[login_module.GENERATION_KEY] = generation
+        return app.login_manager._user_callback(user_id)
+
+
 def test_user_loader_returns_none_for_inactive_users(app, db, make_user):
     user = make_user("inactive@example.test", "rater")
-    loader = app.login_manager._user_callback
-    with app.test_request_context():
-        flask_session[login_module.GENERATION_KEY] = user.session_generation
-        assert loader(str(user.id)).id == user.id
-        set_active(db, None, user, False)
-        db.flush()
-        assert loader(str(user.id)) is None
-        assert loader("not-a-number") is None
+    generation = user.session_generation
+    assert _load(app, str(user.id), generation).id == user.id
+    set_active(db, None, user, False)
+    db.flush()
+    assert _load(app, str(user.id), generation) is None
+    assert _load(app, "not-a-number", generation) is None
 
 
 def test_user_loader_refuses_a_session_of_an_older_generation(app, db, make_user):
     user = make_user("alice@example.test", "rater")
-    loader = app.login_manager._user_callback
-    with app.test_request_context():
-        flask_session[login_module.GENERATION_KEY] = user.session_generation
-        assert loader(str(user.id)).id == user.id
-        end_sessions(db, user)
-        assert loader(str(user.id)) is None
-        flask_session.pop(login_module.GENERATION_KEY)  # a cookie from before generations existed
-        assert loader(str(user.id)) is None
+    generation = user.session_generation
+    assert _load(app, str(user.id), generation).id == user.id
+    end_sessions(db, user)
+    assert _load(app, str(user.id), generation) is None
+    assert _load(app, str(user.id), None) is None  # a cookie from before generations existed
 
 
 def test_sign_out_clears_the_session_and_ends_the_provider_session(

@@ -173,14 +173,16 @@ def test_cli_token_days_errors(runner, db, make_user, value, message):
     assert tokens_of(db, user) == []
 
 
-def test_the_tokens_user_is_built_as_a_query_would_load_it(app, db, connection, make_user):
-    """authenticate_token builds the user from its one query's row, not with a second query: in a new
-    session, the object is persistent and clean, holds every column as stored and its roles, asks for
-    nothing more when read, and a change to it is written as a change (its history starts clean)."""
+@pytest.mark.parametrize("loader", ["token", "session"])
+def test_the_tokens_user_is_built_as_a_query_would_load_it(app, db, connection, make_user, loader):
+    """authenticate_token (a bearer token's user) and user_with_roles (a session cookie's) build the
+    user from one query's rows, not with a second query for the roles: in a new session, the object
+    is persistent and clean, holds every column as stored and its roles, asks for nothing more when
+    read, and a change to it is written as a change (its history starts clean)."""
     from sqlalchemy import event, inspect
 
     from labeler.auth.models import Role, User
-    from labeler.auth.services import authenticate_token
+    from labeler.auth.services import authenticate_token, user_with_roles
 
     stored = make_user("carol@example.test", "rater", "lead", name="Carol")
     _token, raw = create_token(db, stored, stored, "script")
@@ -190,12 +192,18 @@ def test_the_tokens_user_is_built_as_a_query_would_load_it(app, db, connection, 
 
     session = app.extensions["labeler_db"].session_factory()
     try:
-        user = authenticate_token(session, raw, stamp=False)
+        sent: list[str] = []
+        event.listen(connection, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        if loader == "token":
+            user = authenticate_token(session, raw, stamp=False)
+        else:
+            user = user_with_roles(session, stored.id)
+        reads = [s for s in sent if not s.startswith("SAVEPOINT")]  # the session's own
+        assert len(reads) == 1, reads  # the user and the roles in one statement
+        sent.clear()
         state = inspect(user)
         assert state.persistent and not state.modified and user in session
         assert session.get(User, stored.id) is user  # in the identity map
-        sent: list[str] = []
-        event.listen(connection, "before_cursor_execute", lambda *a: sent.append(a[2]))
         assert {key: getattr(user, key) for key in columns} == columns
         assert user.roles == frozenset({Role.rater, Role.lead})
         assert all(r.user is user for r in user.role_rows)
@@ -205,6 +213,21 @@ def test_the_tokens_user_is_built_as_a_query_would_load_it(app, db, connection, 
         session.flush()
         assert any(s.startswith("UPDATE users") for s in sent)
         assert list(inspect(user).attrs.name.history.unchanged) == ["Carol B."]
+    finally:
+        session.rollback()
+        session.close()
+
+
+def test_a_session_user_without_roles_or_gone(app, db):
+    from labeler.auth.services import add_user, user_with_roles
+
+    stored = add_user(db, None, "dora@example.test", "Dora", set())
+    db.commit()
+    session = app.extensions["labeler_db"].session_factory()
+    try:
+        user = user_with_roles(session, stored.id)
+        assert user.email == "dora@example.test" and user.roles == frozenset()
+        assert user_with_roles(session, stored.id + 1000) is None
     finally:
         session.rollback()
         session.close()
