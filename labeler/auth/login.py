@@ -269,6 +269,8 @@ def trusted_session(app: Flask, environ: dict) -> tuple[int, int] | None:
     rater), as _load_user does for the route."""
     if "HTTP_AUTHORIZATION" in environ:
         return None  # such a request is authenticated by its header alone
+    if app.config.get("SESSION_PROTECTION", login_manager.session_protection) != "basic":
+        return None  # the protection mirrored below is "basic"'s (init_app): any other, the route
     sess = app.session_interface.open_session(app, Request(environ))
     if not sess:
         return None

@@ -322,10 +322,9 @@ def _attach_user(session: Session, rows: list) -> User:
 
 def user_with_roles(session: Session, user_id: int) -> User | None:
     """session.get(User, user_id) in one statement: the user and its roles, attached to the session
-    as loaded (None: no such user)."""
-    user = session.identity_map.get(identity_key(User, (user_id,)))
-    if user is not None:
-        return user
+    as loaded (None: no such user). A user the session already holds is session.get's answer."""
+    if identity_key(User, (user_id,)) in session.identity_map:
+        return session.get(User, user_id)  # as it answers an object it holds (expired: reloaded)
     rows = session.connection().execute(_USER_AND_ROLES, {"user_id": user_id}).all()
     return _attach_user(session, rows) if rows else None
 

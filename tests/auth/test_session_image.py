@@ -180,3 +180,24 @@ def test_a_signed_in_request_loads_its_user_and_roles_in_one_statement(page, rat
     about_the_user = [s for s in page.seen if "FROM users" in s or "FROM user_roles" in s]
     assert len(about_the_user) == 1, about_the_user
     assert "LEFT OUTER JOIN user_roles" in about_the_user[0]
+
+
+def test_another_session_protection_or_a_failing_check_goes_to_the_route(
+    app, page, dispatched, monkeypatch
+):
+    """The layer mirrors flask-login's "basic" protection (the app's): under any other mode, and
+    whenever its own check of the caller fails unexpectedly, the route answers."""
+    from labeler.api import hot_image
+
+    client, url = page.client, page.item["image_url"]
+    monkeypatch.setitem(app.config, "SESSION_PROTECTION", "strong")
+    assert _status(client, url)[0] == 200 and dispatched == [url]
+    monkeypatch.delitem(app.config, "SESSION_PROTECTION")
+    dispatched.clear()
+    assert _status(client, url) == (200, None) and dispatched == []
+
+    def broken(_app, _environ):
+        raise ValueError("an unexpected cookie")
+
+    monkeypatch.setattr(hot_image, "trusted_session", broken)
+    assert _status(client, url)[0] == 200 and dispatched == [url]

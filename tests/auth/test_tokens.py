@@ -231,3 +231,24 @@ def test_a_session_user_without_roles_or_gone(app, db):
     finally:
         session.rollback()
         session.close()
+
+
+def test_a_session_user_held_and_expired_is_read_again(app, db, make_user):
+    """user_with_roles answers a user its session already holds as session.get does: an expired one
+    is read again, so one deleted in between is None (not an object whose next read fails)."""
+    from labeler.auth.models import User
+    from labeler.auth.services import user_with_roles
+
+    stored = make_user("erin@example.test")
+    db.commit()
+    session = app.extensions["labeler_db"].session_factory()
+    try:
+        held = user_with_roles(session, stored.id)
+        assert held.active
+        db.delete(db.get(User, stored.id))
+        db.commit()
+        session.expire(held)
+        assert user_with_roles(session, stored.id) is None
+    finally:
+        session.rollback()
+        session.close()
