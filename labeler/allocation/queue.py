@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, bindparam, case, exists, func, inspect, select, text, update
+from sqlalchemy import Connection, bindparam, exists, inspect, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -483,24 +483,22 @@ def _shown(item: Served, now: datetime, loaded: dict) -> Served:
 
 
 def queue_total(session: Session, item: QueueItem) -> int:
-    """How many items the item's rater has in its project."""
-    return (
-        session.scalar(
-            select(func.count(QueueItem.id)).where(
-                QueueItem.rater_id == item.rater_id, QueueItem.project_id == item.project_id
-            )
+    """How many items the item's rater has in its project (its queue tally, read by primary key)."""
+    total = session.scalar(  # a column, not the object: triggers change the row behind the ORM
+        select(QueueTally.total).where(
+            QueueTally.project_id == item.project_id, QueueTally.rater_id == item.rater_id
         )
-        or 0
     )
+    return total or 0
 
 
 def queue_progress(session: Session, rater: User) -> dict[int, QueueProgress]:
-    """Done/total and the next item for every project in which the rater has a queue."""
-    done = func.sum(case((QueueItem.status == ItemStatus.done, 1), else_=0))
+    """Done/total and the next item for every project in which the rater has a queue (their queue
+    tallies: one row per project, not their every item)."""
     rows = session.execute(
-        select(QueueItem.project_id, done, func.count(QueueItem.id))
-        .where(QueueItem.rater_id == rater.id)
-        .group_by(QueueItem.project_id)
+        select(QueueTally.project_id, QueueTally.done, QueueTally.total).where(
+            QueueTally.rater_id == rater.id, QueueTally.total > 0
+        )
     ).all()
     out: dict[int, QueueProgress] = {}
     for project_id, n_done, n_total in rows:

@@ -105,3 +105,32 @@ def test_the_mismatch_check_sees_a_tally_left_behind(db, make_project, make_user
     ]
     savepoint.rollback()  # the trigger and the item as they were
     assert queue_tally_mismatches(db.connection()) == []
+
+
+def test_home_progress_and_an_items_queue_size_read_the_tallies(db, make_project, make_user):
+    """The rater's home page (queue_progress) and an item's queue size (queue_total) come from the
+    tallies, not from counting the queue: a tally changed behind the items shows (the conftest's
+    check would fail on that, so it is put back), and a queue whose items all moved away is gone."""
+    from labeler.allocation.queue import queue_progress, queue_total
+
+    project, other, rater, b = make_project(), make_project(), make_user(), make_user()
+    for p in (project, other):
+        add_member(db, None, p, rater, MemberRole.rater)
+    items = _items(db, project, rater, 3)
+    moved = _items(db, other, rater, 2)
+    items[0].status = ItemStatus.done
+    db.flush()
+    progress = queue_progress(db, rater)
+    assert {p: (q.done, q.total) for p, q in progress.items()} == {
+        project.id: (1, 3),
+        other.id: (0, 2),
+    }
+    assert queue_total(db, items[1]) == 3
+    savepoint = db.begin_nested()
+    db.execute(update(QueueTally).where(QueueTally.project_id == project.id).values(total=30))
+    assert queue_progress(db, rater)[project.id].total == 30 and queue_total(db, items[1]) == 30
+    savepoint.rollback()
+    db.execute(
+        update(QueueItem).where(QueueItem.id.in_([m.id for m in moved])).values(rater_id=b.id)
+    )
+    assert set(queue_progress(db, rater)) == {project.id}  # its tally row stays, at 0
