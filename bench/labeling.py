@@ -1,7 +1,7 @@
 """Benchmark the labeling loop over HTTP: gunicorn serving the app, simulated raters, SQLite then PostgreSQL.
 
 Run: .venv/bin/python bench/labeling.py [--duration 30] [--raters 16] [--images N] [--pg URL] [--only DB]
-[--submit-next] [--think-ms MS [--think-fixed]] [--no-floor] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
+[--submit-next] [--cookie] [--think-ms MS [--think-fixed]] [--no-floor] [--workers 4] [--threads 4] [--worker-class gthread|sync] [--max-requests N]
 (--pg defaults to LABELER_TEST_DATABASE_URL, whose database is only the admin connection: a scratch
 database is created next to it and dropped; without it only SQLite runs.)
 
@@ -14,6 +14,9 @@ next -> image -> submit for ``--duration`` seconds:
     GET /api/v1/projects/{id}/queue/next   GET /api/v1/items/{id}/image   PUT /api/v1/items/{id}/label
 
 With --submit-next the submit answers with the next item (PUT .../label?next=1): two requests per label.
+With --cookie the raters are the labeling page's users: signed in through the development form, their
+requests carry the session cookie and the save a CSRF header, as the browser's do (the floor app's
+phases stay as they are: it checks nothing).
 With --think-ms each rater pauses that long on average after each label (a person looking at the
 image; exponentially distributed, and the raters start spread over one pause): latency under a given
 load rather than at saturation. --think-fixed makes every pause exactly that long with every rater
@@ -147,6 +150,7 @@ def rater_loop(
     submit_next: bool = False,
     think_s: float = 0.0,
     think_fixed: bool = False,
+    email: str | None = None,
 ) -> None:
     """Label items until ``duration`` seconds after the barrier; put latencies (ms) and errors on ``results``.
 
@@ -157,11 +161,29 @@ def rater_loop(
 
     With ``server_pids`` (the one-rater phase: the server does nothing else) the server's CPU is read
     from /proc before and after each call and added to that call's kind, so each kind gets its share.
+
+    ``email``: the rater is the labeling page's, not a script: signed in through the development form,
+    every request carries the session cookie (renewed as the server sends it) and the save its CSRF
+    header, instead of the token.
     """
+    import re
+
     import requests
 
     http = requests.Session()
-    http.headers["Authorization"] = f"Bearer {token}"
+    if email is None:
+        http.headers["Authorization"] = f"Bearer {token}"
+    else:
+        page = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+        csrf = page.search(http.get(base + "/auth/login", timeout=10).text).group(1)
+        form = {"email": email, "csrf_token": csrf}
+        signed_in = http.post(
+            base + "/auth/dev-login", data=form, allow_redirects=False, timeout=10
+        )
+        if signed_in.status_code != 302:
+            raise SystemExit(f"bench: signing in as {email} failed ({signed_in.status_code})")
+        csrf = page.search(http.get(base + "/", timeout=10).text).group(1)
+        http.headers.update({"X-CSRFToken": csrf, "Accept": "application/json"})
     out = {
         "next": [],
         "image": [],
@@ -599,8 +621,9 @@ def run_phase(
     submit_next: bool = False,
     think_s: float = 0.0,
     think_fixed: bool = False,
+    emails: dict[str, str] | None = None,
 ) -> dict:
-    """Run one simulated rater per token at once; merged latencies, counts and CPU seconds (from /proc:
+    """Run one simulated rater per token at once (``emails``: as the labeling page's signed-in users); merged latencies, counts and CPU seconds (from /proc:
     the server's process tree over the phase, the raters' own, and per call kind with one rater)."""
     server_pids = process_tree(server_pid)
     per_call = server_pids if len(tokens) == 1 else None
@@ -617,6 +640,7 @@ def run_phase(
             submit_next,
             think_s,
             think_fixed,
+            emails[token] if emails else None,
         ),
         tokens,
         lambda: tree_cpu(server_pids),
@@ -702,8 +726,10 @@ def run(label: str, url: str, args: argparse.Namespace) -> int:
                 + ", "
                 f"{args.duration:g} s per phase"
                 + (", the submit answers with the next item" if args.submit_next else "")
+                + (", raters signed in with the session cookie" if args.cookie else "")
             )
-            per_cycle, errors = both_phases(label, base, server, project_id, tokens, args)
+            emails = {t: rater_email(i) for i, t in enumerate(tokens)} if args.cookie else None
+            per_cycle, errors = both_phases(label, base, server, project_id, tokens, args, emails)
         finally:
             stop_server(label, server, log, errors)
         if args.floor and not errors:
@@ -718,8 +744,10 @@ def both_phases(
     project_id: int,
     tokens: list[str],
     args: argparse.Namespace,
+    emails: dict[str, str] | None = None,
 ) -> tuple[list[float], int]:
-    """One rater, then the others at once: each phase's server CPU per cycle (ms), and the errors."""
+    """One rater, then the others at once: each phase's server CPU per cycle (ms), and the errors
+    (``emails``: the raters sign in as the labeling page's users)."""
     per_cycle, errors = [], 0
     for tokens_now in ([tokens[0]], tokens[1:]):
         result = run_phase(
@@ -731,6 +759,7 @@ def both_phases(
             args.submit_next,
             args.think_ms / 1000,
             args.think_fixed,
+            emails,
         )
         per_cycle.append(report(label, len(tokens_now), result))
         errors += result["errors"]
@@ -842,6 +871,12 @@ def main() -> None:
         help="admin URL of a PostgreSQL server (a scratch database is created next to it)",
     )
     ap.add_argument("--only", choices=("sqlite", "postgresql"), help="run one database only")
+    ap.add_argument(
+        "--cookie",
+        action="store_true",
+        help="the raters are the labeling page's: signed in, with the session cookie (and the CSRF "
+        "header on the save) instead of an API token (the floor app needs neither)",
+    )
     args = ap.parse_args()
     args.images = args.images or max(200, int(args.duration * 120))  # one rater labels < 100/s here
     sys.path.insert(0, str(ROOT))
