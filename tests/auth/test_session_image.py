@@ -201,3 +201,31 @@ def test_another_session_protection_or_a_failing_check_goes_to_the_route(
 
     monkeypatch.setattr(hot_image, "trusted_session", broken)
     assert _status(client, url)[0] == 200 and dispatched == [url]
+
+
+def test_behind_a_trusted_proxy_the_layer_answers_as_the_route(
+    app, login_as, rater_queue, dispatched, monkeypatch
+):
+    """Behind nginx (TRUSTED_PROXIES) ProxyFix rewrites the client's address for the app, below the
+    layer (labeler/__init__.py installs the layer last): flask-login's identifier reads the raw
+    X-Forwarded-For either way, so the same client is answered below Flask and another address goes
+    to the route once, as without a proxy."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    layer = app.wsgi_app
+    monkeypatch.setattr(layer, "wsgi_app", ProxyFix(layer.wsgi_app, x_for=1, x_proto=1, x_host=1))
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", 1)
+    client = app.test_client()
+    client.environ_base.update(HTTP_X_FORWARDED_FOR="203.0.113.9", REMOTE_ADDR="10.0.0.2")
+    login(client, rater_queue.rater)
+    item = client.get(f"/api/v1/projects/{rater_queue.project.id}/queue/next").json["item"]
+    url = item["image_url"]
+    routed = route_answer(app, monkeypatch, client, url)
+    dispatched.clear()
+    resp = client.get(url)
+    answer = (resp.status_code, sorted(resp.headers.items()), resp.get_data())
+    resp.close()
+    assert dispatched == [] and answer == routed
+    moved = {"X-Forwarded-For": "198.51.100.7"}  # the same proxy, another client address
+    status, cookie = _status(client, url, headers=moved)
+    assert status == 200 and cookie and dispatched == [url]
