@@ -259,15 +259,19 @@ def revoke_token(session: Session, actor: User, token_id: int) -> ApiToken:
 _TOKENS, _USERS, _ROLES = ApiToken.__table__, User.__table__, UserRole.__table__
 _USER_COLUMNS = [(a.key, a.columns[0]) for a in inspect(User).column_attrs]
 _USER_LABELS = [(key, "user_" + key) for key, _column in _USER_COLUMNS]
+# what _attach_user builds a user and its roles from: one row per role (none: NULLs)
+_USER_ROLE_COLUMNS = (
+    _ROLES.c.id.label("role_id"),
+    _ROLES.c.role,
+    *(column.label("user_" + key) for key, column in _USER_COLUMNS),
+)
 _TOKEN_USER = (
     select(
         _TOKENS.c.id.label("token_id"),
         _TOKENS.c.revoked_at,
         _TOKENS.c.expires_at,
         _TOKENS.c.last_used_at,
-        _ROLES.c.id.label("role_id"),
-        _ROLES.c.role,
-        *(column.label("user_" + key) for key, column in _USER_COLUMNS),
+        *_USER_ROLE_COLUMNS,
     )
     .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
     .outerjoin(_ROLES, _ROLES.c.user_id == _USERS.c.id)
@@ -276,11 +280,7 @@ _TOKEN_USER = (
 # Every signed-in page and browser request runs this (auth.login's user loader): the user and roles in
 # one statement, where session.get(User) sends two (the roles are loaded "selectin")
 _USER_AND_ROLES = (
-    select(
-        _ROLES.c.id.label("role_id"),
-        _ROLES.c.role,
-        *(column.label("user_" + key) for key, column in _USER_COLUMNS),
-    )
+    select(*_USER_ROLE_COLUMNS)
     .select_from(_USERS)
     .outerjoin(_ROLES, _ROLES.c.user_id == _USERS.c.id)
     .where(_USERS.c.id == bindparam("user_id"))
