@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
-from ..auth.token_grants import SESSION_STILL_VALID, TOKEN_STILL_VALID, checked, confirmed
+from ..auth.token_grants import checked, confirmed, with_caller_check
 from ..db import attach_row, begin_writing, require_transaction, utcnow
 from ..errors import NotFound
 from ..images.models import Image
@@ -143,10 +143,9 @@ _ITEM_IMAGE_ROW = (
         _core_still_a_rater(_Q.c.project_id),
     )
 )
-# the same, also checking a bearer token taken on trust (auth.token_grants): the request's first read
-_NEXT_ROW_CHECKED = _NEXT_ROW.where(TOKEN_STILL_VALID)
-_ITEM_IMAGE_ROW_CHECKED = _ITEM_IMAGE_ROW.where(TOKEN_STILL_VALID)
-_ITEM_IMAGE_ROW_SESSION_CHECKED = _ITEM_IMAGE_ROW.where(SESSION_STILL_VALID)
+# each also in the forms that check a caller taken on trust (auth.token_grants): the request's first read
+_NEXT = with_caller_check(_NEXT_ROW)
+_ITEM_IMAGE = with_caller_check(_ITEM_IMAGE_ROW)
 # the first showing, stamped only while the item is still the rater's and was never shown
 _STAMP_FIRST_SHOWING = (
     update(_Q)
@@ -167,7 +166,7 @@ def next_item_row(session: Session, rater_id: int, project_id: int) -> ItemRow |
     conn = session.connection()
     params = {"rater": rater_id, "project": project_id}
     for status in (ItemStatus.pending, ItemStatus.skipped):
-        stmt, args = checked(session, _NEXT_ROW, _NEXT_ROW_CHECKED, {**params, "status": status})
+        stmt, args = checked(session, _NEXT, {**params, "status": status})
         row = confirmed(session, conn.execute(stmt, args).first())
         if row is not None:
             return ItemRow(*row)
@@ -180,7 +179,7 @@ def item_image_row(session: Session, rater_id: int, public_id: str) -> ItemRow:
     """One of the rater's own items with its image's display key (one statement); anything else
     (another rater's item, an unknown id, a project the rater was removed from) is a plain 404."""
     params = {"public_id": public_id, "rater": rater_id}
-    stmt, args = checked(session, _ITEM_IMAGE_ROW, _ITEM_IMAGE_ROW_CHECKED, params)
+    stmt, args = checked(session, _ITEM_IMAGE, params)
     row = confirmed(session, _image_row(session.connection(), stmt, args))
     if row is None:
         raise NotFound("no such item in your queue")
@@ -196,7 +195,7 @@ def trusted_item_image_row(
     :auth_generation alone: SESSION_STILL_VALID). None says only that no row came back: not the
     rater's item, or the caller no longer passes; the caller answers neither and leaves the request to
     the route's full check."""
-    stmt = _ITEM_IMAGE_ROW_CHECKED if "auth_token" in check else _ITEM_IMAGE_ROW_SESSION_CHECKED
+    stmt = _ITEM_IMAGE.token if "auth_token" in check else _ITEM_IMAGE.session
     return _image_row(conn, stmt, {"public_id": public_id, "rater": rater_id, **check})
 
 
@@ -350,8 +349,8 @@ _ITEM_PROJECT_LABEL = (
     .where(*_MY_ITEM)
 )
 _ITEM_PROJECT_LABEL_LOCKED = _ITEM_PROJECT_LABEL.with_for_update(of=QueueItem.__table__)
-_ITEM_PROJECT_LABEL_CHECKED = _ITEM_PROJECT_LABEL.where(TOKEN_STILL_VALID)
-_ITEM_PROJECT_LABEL_LOCKED_CHECKED = _ITEM_PROJECT_LABEL_LOCKED.where(TOKEN_STILL_VALID)
+_ITEM_PROJECT = with_caller_check(_ITEM_PROJECT_LABEL)
+_ITEM_PROJECT_LOCKED = with_caller_check(_ITEM_PROJECT_LABEL_LOCKED)
 
 
 SUBMIT_NOT_IN_QUEUE = (
@@ -382,12 +381,7 @@ def item_for_submit(
         )
     elif not session.connection().get_execution_options().get("sqlite_immediate"):
         begin_writing(session)  # a caller outside a write request (tests, scripts)
-    plain, with_check = (
-        (_ITEM_PROJECT_LABEL_LOCKED, _ITEM_PROJECT_LABEL_LOCKED_CHECKED)
-        if postgresql
-        else (_ITEM_PROJECT_LABEL, _ITEM_PROJECT_LABEL_CHECKED)
-    )
-    stmt, args = checked(session, plain, with_check, params)
+    stmt, args = checked(session, _ITEM_PROJECT_LOCKED if postgresql else _ITEM_PROJECT, params)
     row = confirmed(session, session.connection().execute(stmt, args).first())
     if row is None:
         # read once, under the lock: an item a rebalance moved away before it is indistinguishable from

@@ -21,7 +21,7 @@ from ..allocation.queue import (
     queue_total,
     serve_item,
 )
-from ..auth.login import token_checked_in_query
+from ..auth.login import caller_checked_in_query
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session, reads_only
@@ -140,7 +140,7 @@ def item_json(item: QueueItem | ItemRow, total: int) -> dict[str, Any]:
 
 
 @bp.get("/projects/<int:project_id>/queue/next")
-@token_checked_in_query
+@caller_checked_in_query
 @signed_in
 def queue_next_api(project_id: int):
     # a 404 unless the caller is one of the project's raters (see next_item_row)
@@ -164,7 +164,7 @@ def item_api(public_id: str):
 
 
 @bp.get("/items/<public_id>/image")
-@token_checked_in_query
+@caller_checked_in_query
 @signed_in
 @reads_only
 def item_image(public_id: str):

@@ -37,7 +37,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..allocation.queue import trusted_item_image_row
 from ..auth.login import GRANTS, trusted_session
 from ..auth.services import LAST_USED_RESOLUTION, token_hash
-from ..auth.token_grants import PendingCheck
 from ..config import add_security_headers
 from ..db import database, utcnow
 from ..images.serve import accel_headers, blob_headers, local_body
@@ -137,9 +136,13 @@ class HotImage:
         if scheme.lower() != "bearer":
             return None
         grant = app.extensions[GRANTS].get(token_hash(credentials.strip()))
-        if grant is None or not grant.trusted_at(utcnow(), LAST_USED_RESOLUTION):
+        if (
+            grant is None
+            or grant.kind != "token"
+            or not grant.trusted_at(utcnow(), LAST_USED_RESOLUTION)
+        ):
             return None
-        return grant.user_id, PendingCheck(grant).params, False
+        return grant.user_id, grant.params, False
 
 
 def install(app: Flask) -> None:

@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from ..allocation.queue import item_for_submit, serve_item
 from ..assist.suggestions import item_suggestion
-from ..auth.login import token_checked_in_query
+from ..auth.login import caller_checked_in_query
 from ..auth.models import Role
 from ..auth.permissions import role_required, signed_in
 from ..db import get_session, reads_only
@@ -56,7 +56,7 @@ def get_label(public_id: str):
 
 
 @bp.put("/items/<public_id>/label")
-@token_checked_in_query
+@caller_checked_in_query
 @role_required(Role.rater)
 def put_label(public_id: str):
     # ?next=1: the answer also carries the next item to label, served (and its first showing stamped)

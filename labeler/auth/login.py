@@ -36,13 +36,13 @@ from .services import (
     token_hash,
     user_with_roles,
 )
-from .token_grants import PENDING, PendingCheck, StaleGrant, TokenGrants
+from .token_grants import PENDING, Grants, PendingCheck, StaleGrant, session_key
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
-GRANTS = "labeler_token_grants"  # app.extensions: the TokenGrants of this process
-CHECKS_TOKEN = "checks_token_in_query"  # the mark token_checked_in_query sets on a view
-FULL_TOKEN_CHECK = "labeler_full_token_check"  # g: this request's token gets the full check
+GRANTS = "labeler_grants"  # app.extensions: the Grants (tokens and sessions) of this process
+CHECKS_CALLER = "checks_caller_in_query"  # the mark caller_checked_in_query sets on a view
+FULL_CHECK = "labeler_full_caller_check"  # g: this request's caller gets the full check
 login_manager = LoginManager()
 csrf = CSRFProtect()
 clock = time.time  # seconds; the session-timeout tests replace it
@@ -80,7 +80,7 @@ def init_app(app: Flask) -> None:
     # re-signed on every request; the timeouts are enforced here from the stamps, not by the cookie's expiry
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     app.session_interface = _SessionInterface()
-    app.extensions[GRANTS] = TokenGrants()  # tokens this process checked (token_grants.py)
+    app.extensions[GRANTS] = Grants()  # tokens and sessions this process checked (token_grants.py)
     login_manager.init_app(app)
     csrf.init_app(app)
     login_manager.login_view = "auth.login"
@@ -99,7 +99,16 @@ def has_authorization_header() -> bool:
 def _load_user(user_id: str) -> User | None:
     if has_authorization_header():
         return None  # the cookie is ignored; the request loader decides
-    user = user_with_roles(get_session(), int(user_id)) if user_id.isdigit() else None
+    if not user_id.isdigit():
+        return None
+    db, grants = get_session(), current_app.extensions[GRANTS]
+    if _view_checks_in_query():
+        grant = grants.get(session_key(int(user_id)))
+        if grant is not None and grant.trusted_for(session.get(GENERATION_KEY), utcnow()):
+            # taken on trust until the view's first read has checked it (token_grants.py)
+            db.info[PENDING] = PendingCheck(grant)
+            return grant_user(db, grant)
+    user = user_with_roles(db, int(user_id), grants=grants)
     if user is None or not user.active:
         return None
     # the generation is on the row just loaded: revocation costs no extra query
@@ -122,7 +131,7 @@ def _load_bearer(req) -> User | None:
     raw = credentials.strip()
     db = get_session()
     grants = current_app.extensions[GRANTS]
-    if _view_checks_token():
+    if _view_checks_in_query():
         grant = grants.get(token_hash(raw))
         if grant is not None and grant.trusted_at(utcnow(), LAST_USED_RESOLUTION):
             # taken on trust until the view's first read has checked it (token_grants.py)
@@ -147,23 +156,25 @@ def _load_bearer(req) -> User | None:
     return user
 
 
-def _view_checks_token() -> bool:
-    """This request's view checks a token taken on trust in its first read, and this is not
-    its second answer (token_checked_in_query). OPTIONS never reaches the view (Flask answers it)."""
-    if request.method == "OPTIONS" or g.get(FULL_TOKEN_CHECK, False):
+def _view_checks_in_query() -> bool:
+    """This request's view checks a caller taken on trust in its first read, and this is not
+    its second answer (caller_checked_in_query). OPTIONS never reaches the view (Flask answers it)."""
+    if request.method == "OPTIONS" or g.get(FULL_CHECK, False):
         return False
-    return getattr(current_app.view_functions.get(request.endpoint), CHECKS_TOKEN, False)
+    return getattr(current_app.view_functions.get(request.endpoint), CHECKS_CALLER, False)
 
 
-def token_checked_in_query(view: F) -> F:
-    """Mark a hot-path view whose first read checks a bearer token taken on trust
-    (token_grants.checked/confirmed): the token's own query is skipped when this process checked it
-    less than a minute ago. Put it right under the route decorator, above the permission check.
+def caller_checked_in_query(view: F) -> F:
+    """Mark a hot-path view whose first read checks a caller taken on trust, a bearer token or a
+    session cookie's user (token_grants.checked/confirmed): the caller's own query is skipped when
+    this process checked it in full less than a minute ago. Put it right under the route decorator,
+    above the permission check.
 
-    If the token no longer passes (StaleGrant), or the view answered or was refused (a 4xx) before
+    If the caller no longer passes (StaleGrant), or the view answered or was refused (a 4xx) before
     any checked statement ran, nothing of that attempt is kept: the request's session is discarded,
-    the token gets the full check (a refusal answers 401) and the view, permission check included,
-    runs again. Any other failure (the database's) is not retried: a 500 says nothing about the token.
+    the caller gets the full check (a token's refusal answers 401; a session no longer valid is
+    ended, as _enforce_session_rules ends it, and the permission check refuses it) and the view runs
+    again. Any other failure (the database's) is not retried: a 500 says nothing about the caller.
     """
 
     @wraps(view)
@@ -182,16 +193,18 @@ def token_checked_in_query(view: F) -> F:
         else:
             if check.confirmed:
                 return answer
-        # again, from the start: a new session, the token's full check, the permission check
-        current_app.extensions[GRANTS].drop(check.grant.token_hash)
+        # again, from the start: a new session, the caller's full check, the permission check
+        current_app.extensions[GRANTS].drop(check.grant.key)
         end_request_session()
         g.pop("_login_user", None)
-        g.setdefault(FULL_TOKEN_CHECK, True)
+        g.setdefault(FULL_CHECK, True)
         if not current_user.is_authenticated:
-            return _refused_authorization()
+            if has_authorization_header():
+                return _refused_authorization()
+            _end_session()  # signed out elsewhere, deactivated, roles changed: the view refuses it
         return view(*args, **kwargs)
 
-    setattr(wrapped, CHECKS_TOKEN, True)
+    setattr(wrapped, CHECKS_CALLER, True)
     return wrapped  # type: ignore[return-value]
 
 
@@ -227,12 +240,17 @@ def _enforce_session_rules():
         now = clock()
         # not authenticated: the user was deactivated, or the session was revoked (older generation)
         if _session_expired(session, now, current_app.config) or not current_user.is_authenticated:
-            logout_user()
-            session.clear()
+            _end_session()
             return None
         if _seen_at_due(session, now):  # a changed session is re-signed and re-sent: once a minute
             session["seen_at"] = now
     return None
+
+
+def _end_session() -> None:
+    """This request's cookie session no longer signs anyone in: signed out, its cookie cleared."""
+    logout_user()
+    session.clear()
 
 
 def _session_expired(sess: Mapping, now: float, config: Mapping) -> bool:

@@ -18,7 +18,7 @@ from ..db import loaded, utcnow
 from ..errors import Conflict, Forbidden, LabelerError, NotFound, ValidationError
 from ..validation import clean_text
 from .models import ApiToken, Role, User, UserRole
-from .token_grants import TokenGrant, TokenGrants
+from .token_grants import Grant, Grants, SessionGrant, TokenGrant
 
 TOKEN_PREFIX = "lbl_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -320,23 +320,31 @@ def _attach_user(session: Session, rows: list) -> User:
     return user
 
 
-def user_with_roles(session: Session, user_id: int) -> User | None:
+def user_with_roles(session: Session, user_id: int, *, grants: Grants | None = None) -> User | None:
     """session.get(User, user_id) in one statement: the user and its roles, attached to the session
-    as loaded (None: no such user). A user the session already holds is session.get's answer."""
+    as loaded (None: no such user). A user the session already holds is session.get's answer.
+    ``grants``: where an active rater read here is remembered, for the hot path's views to take a
+    session of this user and generation on trust (token_grants.SessionGrant)."""
     if identity_key(User, (user_id,)) in session.identity_map:
         return session.get(User, user_id)  # as it answers an object it holds (expired: reloaded)
     rows = session.connection().execute(_USER_AND_ROLES, {"user_id": user_id}).all()
-    return _attach_user(session, rows) if rows else None
+    if not rows:
+        return None
+    first = rows[0]
+    # remembered only for an active rater: the hot path's views take nothing else on trust
+    if grants is not None and first.user_active and any(r.role == Role.rater for r in rows):
+        grants.put(SessionGrant(user_id, first.user_session_generation, utcnow(), tuple(rows)))
+    return _attach_user(session, rows)
 
 
-def grant_user(session: Session, grant: TokenGrant) -> User:
-    """The user of a token taken on trust, built from its last full check (no query): the request's
-    first read checks the token again (labeler/auth/token_grants.py)."""
+def grant_user(session: Session, grant: Grant) -> User:
+    """The user of a token or session taken on trust, built from its last full check (no query):
+    the request's first read checks the caller again (labeler/auth/token_grants.py)."""
     return _attach_user(session, list(grant.rows))
 
 
 def authenticate_token(
-    session: Session, raw: str, *, stamp: bool = True, grants: TokenGrants | None = None
+    session: Session, raw: str, *, stamp: bool = True, grants: Grants | None = None
 ) -> User:
     """The active user a bearer token belongs to (stamps last use); TokenRefused says why not.
 

@@ -173,9 +173,10 @@ def test_the_session_identifier_is_flask_logins(app, headers):
 
 def test_a_signed_in_request_loads_its_user_and_roles_in_one_statement(page, rater_queue):
     """The cookie's user loader (auth.login._load_user) reads the user and the roles together, where
-    session.get(User) sent a second statement for the roles."""
+    session.get(User) sent a second statement for the roles (a view the session is not checked in:
+    tests/auth/test_session_grants.py has those)."""
     page.seen.clear()
-    resp = page.client.get(f"/api/v1/projects/{rater_queue.project.id}/queue/next")
+    resp = page.client.get(f"/api/v1/items/{page.item['id']}/label")
     assert resp.status_code == 200
     about_the_user = [s for s in page.seen if "FROM users" in s or "FROM user_roles" in s]
     assert len(about_the_user) == 1, about_the_user
