@@ -133,7 +133,11 @@ def _load_bearer(req) -> User | None:
     grants = current_app.extensions[GRANTS]
     if _view_checks_in_query():
         grant = grants.get(token_hash(raw))
-        if grant is not None and grant.trusted_at(utcnow(), LAST_USED_RESOLUTION):
+        if (
+            grant is not None
+            and grant.kind == "token"
+            and grant.trusted_at(utcnow(), LAST_USED_RESOLUTION)
+        ):
             # taken on trust until the view's first read has checked it (token_grants.py)
             db.info[PENDING] = PendingCheck(grant)
             return grant_user(db, grant)
@@ -175,6 +179,9 @@ def caller_checked_in_query(view: F) -> F:
     the caller gets the full check (a token's refusal answers 401; a session no longer valid is
     ended, as _enforce_session_rules ends it, and the permission check refuses it) and the view runs
     again. Any other failure (the database's) is not retried: a 500 says nothing about the caller.
+
+    Such a view may use the caller's id and roles (the check covers both), not its name or e-mail:
+    those are up to a minute old (token_grants.SESSION_GRANT_LIFETIME, a token's last full check).
     """
 
     @wraps(view)

@@ -108,7 +108,8 @@ def test_a_changed_user_is_refused_by_the_next_request_and_the_session_ended(bro
     assert refused.status_code == 401, refused.get_data(as_text=True)
     assert refused.json["error"]["code"] == "unauthorized"
     # the checked read found nothing, the check alone refused, then the full read: signed out
-    assert full_loads(browser.seen) == 1, browser.seen
+    assert checked_reads(browser.seen) == 2 and full_loads(browser.seen) == 1, browser.seen
+    assert browser.seen.index(next(s for s in browser.seen if "user_roles.id AS role_id" in s)) > 0
     assert "session=;" in refused.headers.get("Set-Cookie", ""), refused.headers
     assert _labels_of(db, browser.items[0]) == 0
     assert client.get(browser.next_url).status_code == 401  # the session is gone
@@ -216,3 +217,42 @@ def test_a_token_and_a_session_of_one_user_are_remembered_apart(browser, app, db
     browser.seen.clear()
     assert client.get(browser.next_url).status_code == 200
     assert full_loads(browser.seen) == 0 and checked_reads(browser.seen[:1]) == 1
+
+
+@pytest.mark.parametrize("view", ["queue next", "display image"])
+def test_the_other_hot_views_refuse_a_session_ended_elsewhere_at_once(
+    browser, app, db, monkeypatch, view
+):
+    from labeler.auth.services import end_sessions
+
+    client = browser.client
+    item = client.get(browser.next_url).json["item"]
+    url = browser.next_url if view == "queue next" else item["image_url"]
+    monkeypatch.setattr(app, "wsgi_app", app.wsgi_app.wsgi_app)  # the route, not the image layer
+    end_sessions(db, browser.rater)
+    db.flush()
+    browser.seen.clear()
+    refused = client.get(url)
+    assert refused.status_code == 401, refused.get_data(as_text=True)
+    assert checked_reads(browser.seen) == 2 and full_loads(browser.seen) == 1, browser.seen
+    assert "session=;" in refused.headers.get("Set-Cookie", "")
+
+
+def test_a_rater_role_row_gone_without_a_new_generation_is_refused_by_the_permission(browser, db):
+    """The check requires the rater role itself, not only the generation: a role row deleted
+    behind the services' back fails the checked read, the full read keeps the session (the
+    generation still matches) and the permission check refuses the save (403); nothing is written."""
+    from sqlalchemy import delete
+
+    from labeler.auth.models import Role, UserRole
+
+    item = browser.client.get(browser.next_url).json["item"]
+    db.execute(
+        delete(UserRole).where(UserRole.user_id == browser.rater.id, UserRole.role == Role.rater)
+    )
+    db.flush()
+    browser.seen.clear()
+    refused = _save(browser, item["id"])
+    assert refused.status_code == 403, refused.get_data(as_text=True)
+    assert checked_reads(browser.seen) == 2 and full_loads(browser.seen) == 1, browser.seen
+    assert _labels_of(db, browser.items[0]) == 0
