@@ -135,12 +135,10 @@ class HotImage:
         scheme, _, credentials = environ["HTTP_AUTHORIZATION"].strip().partition(" ")
         if scheme.lower() != "bearer":
             return None
-        grant = app.extensions[GRANTS].get(token_hash(credentials.strip()))
-        if (
-            grant is None
-            or grant.kind != "token"
-            or not grant.trusted_at(utcnow(), LAST_USED_RESOLUTION)
-        ):
+        grant = app.extensions[GRANTS].trusted_token(
+            token_hash(credentials.strip()), utcnow(), LAST_USED_RESOLUTION
+        )
+        if grant is None:
             return None
         return grant.user_id, grant.params, False
 

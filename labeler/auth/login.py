@@ -132,12 +132,8 @@ def _load_bearer(req) -> User | None:
     db = get_session()
     grants = current_app.extensions[GRANTS]
     if _view_checks_in_query():
-        grant = grants.get(token_hash(raw))
-        if (
-            grant is not None
-            and grant.kind == "token"
-            and grant.trusted_at(utcnow(), LAST_USED_RESOLUTION)
-        ):
+        grant = grants.trusted_token(token_hash(raw), utcnow(), LAST_USED_RESOLUTION)
+        if grant is not None:
             # taken on trust until the view's first read has checked it (token_grants.py)
             db.info[PENDING] = PendingCheck(grant)
             return grant_user(db, grant)

@@ -172,6 +172,15 @@ class Grants:
     def get(self, key: str) -> Grant | None:
         return self._grants.get(key)
 
+    def trusted_token(
+        self, token_hash: str, now: datetime, resolution: timedelta
+    ) -> TokenGrant | None:
+        """The token's grant if it may be taken on trust now (TokenGrant.trusted_at), else None."""
+        grant = self._grants.get(token_hash)
+        if isinstance(grant, TokenGrant) and grant.trusted_at(now, resolution):
+            return grant
+        return None
+
     def put(self, grant: Grant) -> None:
         with self._lock:
             if len(self._grants) >= GRANT_LIMIT and grant.key not in self._grants:
