@@ -9,6 +9,7 @@ row (signed out, deactivated, reactivated, roles changed) is refused.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import wraps
@@ -20,6 +21,7 @@ from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
+from itsdangerous import BadSignature
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
@@ -56,15 +58,57 @@ class _HeaderAuthSession(SecureCookieSession):
     """The session of a request authenticated by its Authorization header: empty, never saved."""
 
 
+# a cookie value whose signature this process verified: the keys it was checked with, the second it
+# was signed at, and what it holds (scalars only: nothing a request could change in place)
+_Verified = tuple[tuple, int, dict]
+VERIFIED_COOKIES = 4096  # the most remembered per process (a few hundred bytes each)
+_SCALARS = (str, int, float, bool, type(None))
+
+
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, except for requests with an Authorization header: their cookie
     is neither verified nor re-sent (the header alone authenticates them), which also spares the API's
-    hot path the signature check and the save on every request."""
+    hot path the signature check and the save on every request.
+
+    A cookie value verified once is not verified again: a browser sends the same value with every
+    request until its session changes (the idle stamp, at most once a minute), and the signature check,
+    decompression and tagged-JSON decoding cost as much as the rest of the request's authentication.
+    Only the exact string that passed is remembered, with the keys it passed under and the second it
+    was signed at, so the lifetime is still enforced as itsdangerous enforces it; a session's
+    revocation is the user row's business (its generation), not the cookie's, and is unchanged."""
+
+    def __init__(self) -> None:
+        self._verified: dict[str, _Verified] = {}
+        self._lock = threading.Lock()
 
     def open_session(self, app, request):
         if "Authorization" in request.headers:
             return _HeaderAuthSession()
-        return super().open_session(app, request)
+        value = request.cookies.get(self.get_cookie_name(app))
+        if not value or not app.secret_key:
+            return super().open_session(app, request)
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        known = self._verified.get(value)
+        if known is not None and known[0] == keys:
+            age = int(time.time()) - known[1]  # itsdangerous's own test (TimestampSigner.unsign)
+            if 0 <= age <= max_age:
+                return self.session_class(known[2])
+        try:
+            data, signed_at = self.get_signing_serializer(app).loads(
+                value, max_age=max_age, return_timestamp=True
+            )
+        except BadSignature:
+            return self.session_class()
+        if all(isinstance(item, _SCALARS) for item in data.values()):
+            self._remember(value, (keys, int(signed_at.timestamp()), dict(data)))
+        return self.session_class(data)
+
+    def _remember(self, value: str, verified: _Verified) -> None:
+        with self._lock:
+            if len(self._verified) >= VERIFIED_COOKIES:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[value] = verified
 
     def save_session(self, app, session, response):
         if isinstance(session, _HeaderAuthSession):
