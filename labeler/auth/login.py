@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import wraps
 from hashlib import sha512
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
@@ -52,17 +52,24 @@ GENERATION_KEY = "gen"  # the user's session_generation when this session signed
 # the idle stamp's resolution: a session is re-signed and its cookie re-sent at most once a minute, not on
 # every request (an idle timeout may end up to this many seconds early)
 SEEN_AT_RESOLUTION = 60
+VERIFIED_COOKIES = (
+    4096  # signed-in session cookies remembered as verified, per process (about 1 KB each)
+)
 
 
 class _HeaderAuthSession(SecureCookieSession):
     """The session of a request authenticated by its Authorization header: empty, never saved."""
 
 
-# a cookie value whose signature this process verified: the keys it was checked with, the second it
-# was signed at, and what it holds (scalars only: nothing a request could change in place)
-_Verified = tuple[tuple, int, dict]
-VERIFIED_COOKIES = 4096  # the most remembered per process (a few hundred bytes each)
-_SCALARS = (str, int, float, bool, type(None))
+class _Verified(NamedTuple):
+    """A session cookie value whose signature this process verified."""
+
+    keys: tuple  # the secret key and fallbacks it was checked with
+    signed_at: int  # the second it was signed at (itsdangerous's timestamp)
+    data: dict  # what it holds: plain values only, nothing a request could change in place
+
+
+_PLAIN = (str, int, float, bool, type(None))
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -70,12 +77,14 @@ class _SessionInterface(SecureCookieSessionInterface):
     is neither verified nor re-sent (the header alone authenticates them), which also spares the API's
     hot path the signature check and the save on every request.
 
-    A cookie value verified once is not verified again: a browser sends the same value with every
-    request until its session changes (the idle stamp, at most once a minute), and the signature check,
-    decompression and tagged-JSON decoding cost as much as the rest of the request's authentication.
-    Only the exact string that passed is remembered, with the keys it passed under and the second it
-    was signed at, so the lifetime is still enforced as itsdangerous enforces it; a session's
-    revocation is the user row's business (its generation), not the cookie's, and is unchanged."""
+    A signed-in session's cookie verified once is not verified again: a browser sends the same value
+    with every request until its session changes (the idle stamp, at most once a minute), and the
+    signature check, decompression and tagged-JSON decoding cost as much as the rest of the request's
+    authentication. Only the exact string that passed is remembered, with the keys it passed under and
+    the second it was signed at, so the lifetime is still enforced as itsdangerous enforces it; a
+    session's revocation is the user row's business (its generation), not the cookie's, and is
+    unchanged. Anonymous sessions (anyone can have one signed) are not remembered, so they cannot push
+    the signed-in ones out."""
 
     def __init__(self) -> None:
         self._verified: dict[str, _Verified] = {}
@@ -90,23 +99,27 @@ class _SessionInterface(SecureCookieSessionInterface):
         keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
         max_age = int(app.permanent_session_lifetime.total_seconds())
         known = self._verified.get(value)
-        if known is not None and known[0] == keys:
-            age = int(time.time()) - known[1]  # itsdangerous's own test (TimestampSigner.unsign)
+        if known is not None and known.keys == keys:
+            age = int(time.time()) - known.signed_at  # itsdangerous's test (TimestampSigner.unsign)
             if 0 <= age <= max_age:
-                return self.session_class(known[2])
+                return self.session_class(known.data)  # a copy: the request may change it
         try:
             data, signed_at = self.get_signing_serializer(app).loads(
                 value, max_age=max_age, return_timestamp=True
             )
         except BadSignature:
             return self.session_class()
-        if all(isinstance(item, _SCALARS) for item in data.values()):
-            self._remember(value, (keys, int(signed_at.timestamp()), dict(data)))
+        if (
+            isinstance(data, dict)
+            and "_user_id" in data
+            and all(isinstance(item, _PLAIN) for item in data.values())
+        ):
+            self._remember(value, _Verified(keys, int(signed_at.timestamp()), data))
         return self.session_class(data)
 
     def _remember(self, value: str, verified: _Verified) -> None:
         with self._lock:
-            if len(self._verified) >= VERIFIED_COOKIES:
+            if value not in self._verified and len(self._verified) >= VERIFIED_COOKIES:
                 del self._verified[next(iter(self._verified))]  # the oldest
             self._verified[value] = verified
 
