@@ -52,9 +52,8 @@ GENERATION_KEY = "gen"  # the user's session_generation when this session signed
 # the idle stamp's resolution: a session is re-signed and its cookie re-sent at most once a minute, not on
 # every request (an idle timeout may end up to this many seconds early)
 SEEN_AT_RESOLUTION = 60
-VERIFIED_COOKIES = (
-    4096  # signed-in session cookies remembered as verified, per process (about 1 KB each)
-)
+# signed-in session cookies remembered as verified, per process (about 1 KB each: _SessionInterface)
+VERIFIED_COOKIES = 4096
 
 
 class _HeaderAuthSession(SecureCookieSession):
