@@ -7,11 +7,15 @@ the same settings and driven by the same simulated raters, its server CPU per cy
 werkzeug and Flask cost on this machine before any of labeler's work: the bench prints labeler's
 figures as ratios to it, so runs on different machines can be compared.
 
+``bare`` answers the same calls as a plain WSGI callable (no Flask, no werkzeug): what gunicorn
+itself costs per cycle, so that the floor splits into the server's share and Flask's.
+
 The image's path comes from BENCH_FLOOR_IMAGE (bench/labeling.py sets it to one of the project's JPEGs).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 from flask import Flask, jsonify, request, send_file
@@ -43,3 +47,29 @@ def label(item_id: str):
     if request.args.get("next") == "1":
         answer["next"] = _ITEM
     return jsonify(answer)
+
+
+def bare(environ, start_response):
+    """The same calls with nothing but WSGI: the image through wsgi.file_wrapper, JSON by hand."""
+    method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+    if method == "GET" and path == "/floor/image":
+        start_response("200 OK", [("Content-Type", "image/jpeg"), ("Cache-Control", "no-cache")])
+        handle = open(_IMAGE, "rb")  # noqa: SIM115 (the server closes it through the wrapper)
+        return environ["wsgi.file_wrapper"](handle, 8192)
+    if method == "GET" and path == "/auth/login":
+        body = b"ok"
+    elif method == "GET" and path.endswith("/queue/next"):
+        body = json.dumps({"item": _ITEM, "queue": {"project": path.split("/")[4]}}).encode()
+    elif method == "PUT" and path.endswith("/label"):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        answer = json.loads(environ["wsgi.input"].read(length))
+        body = {"item": path.split("/")[4], "version": 1, "decision": answer.get("decision")}
+        if "next=1" in environ.get("QUERY_STRING", "").split("&"):
+            body["next"] = _ITEM
+        body = json.dumps(body).encode()
+    else:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found"]
+    kind = "text/plain" if path == "/auth/login" else "application/json"
+    start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(body)))])
+    return [body]

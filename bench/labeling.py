@@ -33,9 +33,10 @@ PostgreSQL, <= 2.5 ms on SQLite.
 
 Then the floor (skip with --no-floor): the same phases against bench/floor_app.py, a Flask app under
 the same gunicorn settings that answers the same calls with no work (no database, no sign-in), and
-labeler's server CPU per cycle as a ratio to it. CPU speed differs between machines (the same commit
-measured 5.5 and 11 ms per cycle on two hosts of this kind); the ratio and the difference to the floor
-travel better than the milliseconds.
+labeler's server CPU per cycle as a ratio to it; and the same calls answered by a plain WSGI
+callable (floor_app.bare), which splits that floor into gunicorn's own share and Flask's. CPU speed
+differs between machines (the same commit measured 5.5 and 11 ms per cycle on two hosts of this kind);
+the ratio and the difference to the floor travel better than the milliseconds.
 Any error (a non-2xx answer, a wrong body, a failed connection) makes the exit status 1.
 """
 
@@ -789,35 +790,51 @@ def floor_phases(
     labeler_per_cycle: list[float],
 ) -> int:
     """The same phases against bench/floor_app.py (gunicorn, werkzeug and Flask doing no work), right
-    after labeler's on the same machine, and labeler's server CPU per cycle as a ratio to it."""
+    after labeler's on the same machine, and labeler's server CPU per cycle as a ratio to it; then
+    against its bare WSGI callable (gunicorn alone), which splits the floor into gunicorn's and
+    Flask's shares."""
     image = min((tmp_path / "src").glob("*.jpg"))
-    port = free_port()
-    base = f"http://{HOST}:{port}"
-    log = tmp_path / "gunicorn-floor.log"
-    env = {"BENCH_FLOOR_IMAGE": str(image)}
-    server = start_server(
-        env,
-        port,
-        args.workers,
-        args.threads,
-        log,
-        args.worker_class,
-        args.max_requests,
-        app_spec="floor_app:app",
-    )
+    floors: dict[str, list[float]] = {}
     errors = 0
-    floor: list[float] = []
-    name = f"{label} floor"
-    try:
-        wait_ready(base, server, workers=args.workers)
-        print(f"[{name}] bench/floor_app.py (no database, no sign-in), same server settings")
-        floor, errors = both_phases(name, base, server, project_id, tokens, args)
-    finally:
-        stop_server(name, server, log, errors)
-    for n, ours, base_ms in zip((1, len(tokens) - 1), labeler_per_cycle, floor, strict=False):
+    for spec, name, what in (
+        ("floor_app:app", f"{label} floor", "bench/floor_app.py (no database, no sign-in)"),
+        (
+            "floor_app:bare",
+            f"{label} bare floor",
+            "floor_app.bare (plain WSGI: no Flask, no werkzeug)",
+        ),
+    ):
+        port = free_port()
+        base = f"http://{HOST}:{port}"
+        log = tmp_path / f"gunicorn-{spec.replace(':', '-')}.log"
+        server = start_server(
+            {"BENCH_FLOOR_IMAGE": str(image)},
+            port,
+            args.workers,
+            args.threads,
+            log,
+            args.worker_class,
+            args.max_requests,
+            app_spec=spec,
+        )
+        failed = 0
+        try:
+            wait_ready(base, server, workers=args.workers)
+            print(f"[{name}] {what}, same server settings")
+            floors[spec], failed = both_phases(name, base, server, project_id, tokens, args)
+        finally:
+            stop_server(name, server, log, failed)
+        errors += failed
+        if failed:
+            return errors
+    flask, bare = floors["floor_app:app"], floors["floor_app:bare"]
+    for n, ours, base_ms, bare_ms in zip(
+        (1, len(tokens) - 1), labeler_per_cycle, flask, bare, strict=False
+    ):
         print(
             f"[{label}] {n:2d} rater(s): server CPU per cycle {ours:.2f} ms = {ours / base_ms:.2f} x the "
-            f"floor's {base_ms:.2f} ms ({ours - base_ms:.2f} ms of labeler's own work)"
+            f"floor's {base_ms:.2f} ms ({ours - base_ms:.2f} ms of labeler's own work); of the floor, "
+            f"gunicorn alone {bare_ms:.2f} ms, Flask and werkzeug {base_ms - bare_ms:.2f} ms"
         )
     return errors
 
